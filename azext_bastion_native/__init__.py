@@ -1,0 +1,29 @@
+# --------------------------------------------------------------------------------------------
+# bastion-native: Azure Bastion native client commands for the Azure CLI.
+# --------------------------------------------------------------------------------------------
+# Start-up matters: nothing heavy (websockets, asyncio, requests, azure.mgmt.network) is imported here or in
+# commands.py / _params.py / _help.py; command functions import what they need when they run.
+
+from azure.cli.core import AzCommandsLoader
+
+from azext_bastion_native._help import helps  # pylint: disable=unused-import
+
+
+class BastionNativeCommandsLoader(AzCommandsLoader):
+
+    def __init__(self, cli_ctx=None):
+        from azure.cli.core.commands import CliCommandType
+        custom_command_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}')
+        super().__init__(cli_ctx=cli_ctx, custom_command_type=custom_command_type)
+
+    def load_command_table(self, args):
+        from azext_bastion_native.commands import load_command_table
+        load_command_table(self, args)
+        return self.command_table
+
+    def load_arguments(self, command):
+        from azext_bastion_native._params import load_arguments
+        load_arguments(self, command)
+
+
+COMMAND_LOADER_CLS = BastionNativeCommandsLoader

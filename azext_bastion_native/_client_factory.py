@@ -1,0 +1,15 @@
+# --------------------------------------------------------------------------------------------
+# SDK clients, created when a command runs (never at command-table load).
+# --------------------------------------------------------------------------------------------
+
+
+def cf_network(cli_ctx, subscription_id=None):
+    from azure.cli.core.commands.client_factory import get_mgmt_service_client
+    from azure.mgmt.network import NetworkManagementClient
+    return get_mgmt_service_client(cli_ctx, NetworkManagementClient, subscription_id=subscription_id)
+
+
+def cf_compute(cli_ctx, subscription_id=None):
+    from azure.cli.core.commands.client_factory import get_mgmt_service_client
+    from azure.cli.core.profiles import ResourceType
+    return get_mgmt_service_client(cli_ctx, ResourceType.MGMT_COMPUTE, subscription_id=subscription_id)
