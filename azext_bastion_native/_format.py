@@ -4,6 +4,57 @@
 from collections import OrderedDict
 
 
+def _resource_group(resource_id):
+    parts = (resource_id or '').split('/')
+    lowered = [part.lower() for part in parts]
+    return parts[lowered.index('resourcegroups') + 1] if 'resourcegroups' in lowered else ''
+
+
+def bastion_host_table_row(result):
+    if not result:
+        return result
+    props = result.get('properties', result)
+    return OrderedDict([
+        ('Name', result.get('name')),
+        ('ResourceGroup', _resource_group(result.get('id'))),
+        ('Location', result.get('location')),
+        ('Sku', (result.get('sku') or {}).get('name')),
+        ('NativeClient', 'on' if props.get('enableTunneling') else 'off'),
+        ('IpConnect', 'on' if props.get('enableIpConnect') else 'off'),
+        ('ProvisioningState', props.get('provisioningState')),
+    ])
+
+
+def bastion_hosts_table(result):
+    return [bastion_host_table_row(host) for host in result]
+
+
+def native_client_table(result):
+    rows = [OrderedDict([
+        ('Host', result['name']), ('Sku', result['sku']), ('NativeClient', result['nativeClient']),
+        ('ClientOs', result['clientOs']), ('Target', ''), ('Method', ''), ('EntraAuth', ''), ('FileTransfer', ''),
+        ('ConcurrentSessions', ''), ('CustomPort', '')])]
+    for method in result.get('methods', []):
+        rows.append(OrderedDict([
+            ('Host', ''), ('Sku', ''), ('NativeClient', ''), ('ClientOs', ''),
+            ('Target', method['targetOs']), ('Method', method['method']),
+            ('EntraAuth', _yes_no(method['entraAuth'])), ('FileTransfer', _yes_no(method['fileTransfer'])),
+            ('ConcurrentSessions', _yes_no(method['concurrentSessions'])),
+            ('CustomPort', _yes_no(method['customPort']))]))
+    return rows
+
+
+def _yes_no(value):
+    return 'yes' if value else 'no'
+
+
+def sessions_table(result):
+    return [OrderedDict([
+        ('SessionId', s.get('sessionId')), ('User', s.get('userName')), ('Protocol', s.get('protocol')),
+        ('Target', s.get('targetHostName') or s.get('targetIpAddress')), ('Started', s.get('startTime')),
+        ('Minutes', s.get('sessionDurationInMins'))]) for s in result]
+
+
 def nsg_rules_table(result):
     return [OrderedDict([
         ('Name', row['name']),
