@@ -1,0 +1,170 @@
+# --------------------------------------------------------------------------------------------
+# The seed's limitations as guards (DESIGN.md section 4): refuse early, with the fix, before any
+# network call. azclierror is imported inside the functions that raise, so the pure checks load fast.
+# --------------------------------------------------------------------------------------------
+"""Cloud Shell, Key Vault key references, SSH key files, and capability checks."""
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+
+# Key Vault and Managed HSM DNS suffixes of the public, China, US Government and (retired) German clouds.
+# The active cloud's own suffixes come in through extra_suffixes (see cloud_vault_suffixes).
+VAULT_SUFFIXES = (
+    'vault.azure.net', 'vault.azure.cn', 'vault.usgovcloudapi.net', 'vault.microsoftazure.de',
+    'managedhsm.azure.net', 'managedhsm.azure.cn', 'managedhsm.usgovcloudapi.net',
+)
+_OBJECT_KINDS = ('secrets', 'keys', 'certificates')
+_URL = re.compile(r'^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>[^/\\\s:@]+)(?::\d+)?(?P<path>/[^?#]*)?',
+                  re.IGNORECASE)
+_APP_SERVICE = re.compile(r'^@microsoft\.keyvault\((?P<body>.*)\)\s*$', re.IGNORECASE | re.DOTALL)
+# ssh refuses a private key that group or others may read or write (OpenSSH checks mode & 077).
+_TOO_OPEN = stat.S_IRWXG | stat.S_IRWXO
+
+
+@dataclass(frozen=True)
+class KeyVaultReference:
+    vault: str = ''     # vault (or Managed HSM) name, when the reference names it
+    kind: str = ''      # 'secrets' | 'keys' | 'certificates' | ''
+    name: str = ''      # object name, when the reference names it
+
+
+def in_cloud_shell():
+    # The same test as azure.cli.core.util.in_cloud_console(); kept here so this module loads without azure.cli.
+    return bool(os.environ.get('ACC_CLOUD'))
+
+
+def refuse_in_cloud_shell(command_name):
+    """Connecting commands do not work in Cloud Shell (the seed); configuration commands do."""
+    if not in_cloud_shell():
+        return
+    from azure.cli.core.azclierror import ValidationError
+    raise ValidationError(
+        f'`az {command_name}` cannot run in Azure Cloud Shell: native client connections are not supported there.',
+        recommendation='Connect from the Azure portal instead (Bastion > Connect, browser connection), or run this '
+                       'command from your own computer with the Azure CLI and this extension installed.')
+
+
+def cloud_vault_suffixes(cli_ctx):
+    """The active cloud's Key Vault and Managed HSM DNS suffixes (e.g. '.vault.azure.net'), for extra_suffixes."""
+    suffixes = getattr(getattr(cli_ctx, 'cloud', None), 'suffixes', None)
+    found = []
+    for attribute in ('keyvault_dns', 'mhsm_dns'):
+        try:
+            value = getattr(suffixes, attribute, None)
+        except Exception:  # pylint: disable=broad-except
+            # azure-cli raises CloudSuffixNotSetException for a suffix a custom cloud does not define
+            value = None
+        if value:
+            found.append(value)
+    return tuple(found)
+
+
+def _vault_host(host, suffixes):
+    host = host.lower()
+    for suffix in suffixes:
+        suffix = suffix.strip().lstrip('.').lower()
+        if suffix and host.endswith('.' + suffix) and len(host) > len(suffix) + 1:
+            return host[:-len(suffix) - 1]
+    return None
+
+
+def _parse_url(value, suffixes, require_scheme_or_object=True):
+    match = _URL.match(value)
+    if not match:
+        return None
+    scheme = (match.group('scheme') or '').lower()
+    if scheme and scheme not in ('https', 'http'):
+        return None
+    vault = _vault_host(match.group('host'), suffixes)
+    if vault is None:
+        return None
+    parts = [part for part in (match.group('path') or '').split('/') if part]
+    has_object = len(parts) >= 2 and parts[0].lower() in _OBJECT_KINDS
+    if not scheme and require_scheme_or_object and not has_object:
+        # "myhost.vault.azure.net" with no scheme and no /secrets/NAME is more likely a file name
+        return None
+    if has_object:
+        return KeyVaultReference(vault.split('.')[0], parts[0].lower(), parts[1])
+    return KeyVaultReference(vault.split('.')[0])
+
+
+def _parse_app_service(body, suffixes):
+    fields = {}
+    for item in body.split(';'):
+        key, _, val = item.partition('=')
+        if key.strip():
+            fields[key.strip().lower()] = val.strip()
+    if 'secreturi' in fields:
+        parsed = _parse_url(fields['secreturi'], suffixes, require_scheme_or_object=False)
+        if parsed:
+            return parsed
+    return KeyVaultReference(fields.get('vaultname', ''), 'secrets', fields.get('secretname', ''))
+
+
+def parse_key_vault_reference(value, extra_suffixes=()):
+    """The Key Vault reference that `value` is, or None when it is not one (e.g. a local file path)."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    suffixes = tuple(extra_suffixes) + VAULT_SUFFIXES
+    app_service = _APP_SERVICE.match(text)
+    if app_service:
+        return _parse_app_service(app_service.group('body'), suffixes)
+    return _parse_url(text, suffixes)
+
+
+def is_key_vault_reference(value, extra_suffixes=()):
+    return parse_key_vault_reference(value, extra_suffixes) is not None
+
+
+def _has_scheme_or_app_service(value):
+    text = value.strip()
+    return bool(_APP_SERVICE.match(text)) or '://' in text
+
+
+def check_ssh_key_file(path, extra_suffixes=()):
+    """The usable local private key path, or InvalidArgumentValueError saying how to fix it.
+
+    A scheme-less value that looks like a vault host but exists as a local file is a file: the user meant it."""
+    from azure.cli.core.azclierror import InvalidArgumentValueError
+    expanded = os.path.expanduser(path)
+    reference = parse_key_vault_reference(path, extra_suffixes)
+    if reference is not None and (_has_scheme_or_app_service(path) or not os.path.lexists(expanded)):
+        vault = reference.vault or 'VAULT'
+        name = reference.name or 'SECRET_NAME'
+        raise InvalidArgumentValueError(
+            f"--ssh-key '{path}' is an Azure Key Vault reference: signing in with an SSH private key stored in "
+            'Key Vault is not supported by Bastion native client.',
+            recommendation=f'Download the key to a local file first: az keyvault secret download --vault-name {vault} '
+                           f'-n {name} --file KEY && chmod 600 KEY, then pass --ssh-key KEY.')
+    if not os.path.exists(expanded):
+        raise InvalidArgumentValueError(f"--ssh-key '{path}': no such file.",
+                                        recommendation='Give the path of your private key file, e.g. ~/.ssh/id_rsa.')
+    if os.path.isdir(expanded):
+        raise InvalidArgumentValueError(f"--ssh-key '{path}' is a directory, not a private key file.",
+                                        recommendation='Give the key file itself, e.g. ~/.ssh/id_rsa.')
+    if not os.access(expanded, os.R_OK):
+        raise InvalidArgumentValueError(f"--ssh-key '{path}' is not readable by you.",
+                                        recommendation=f'Check its owner and permissions: chmod 600 {path}')
+    if os.name != 'nt':
+        mode = os.stat(expanded).st_mode
+        if mode & _TOO_OPEN:
+            raise InvalidArgumentValueError(
+                f"--ssh-key '{path}' is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
+                'ssh refuses such a private key.',
+                recommendation=f'chmod 600 {path}')
+    return expanded
+
+
+def require_capability(client, target_os, method, **options):
+    """capabilities.decide(), with a refusal turned into the CLI's typed error."""
+    from azext_bastion_native.capabilities import CapabilityRefused, decide
+    try:
+        return decide(client, target_os, method, **options)
+    except CapabilityRefused as refused:
+        from azure.cli.core.azclierror import ValidationError
+        raise ValidationError(refused.message, recommendation=refused.recommendation) from None
