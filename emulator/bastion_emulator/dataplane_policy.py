@@ -1,0 +1,181 @@
+"""What the Bastion data plane enforces before it opens a tunnel: SKU and feature flags, IP connect, NSG rules.
+
+Pure functions over ARM JSON (no I/O, no aiohttp), so the rules read in one place and unit-test alone.
+Every refusal is an :class:`AccessRefused` carrying the HTTP status and the message Bastion would give.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+# Ports that IP-based connect accepts (upstream `az network bastion tunnel`/`ssh --target-ip-address`).
+IP_CONNECT_PORTS = (22, 3389)
+
+# Azure's default outbound security rules, used when an NSG document does not carry `defaultSecurityRules`.
+DEFAULT_OUTBOUND_RULES = (
+    {"name": "AllowVnetOutBound", "properties": {
+        "priority": 65000, "direction": "Outbound", "access": "Allow", "protocol": "*",
+        "sourceAddressPrefix": "VirtualNetwork", "destinationAddressPrefix": "VirtualNetwork",
+        "destinationPortRange": "*"}},
+    {"name": "AllowInternetOutBound", "properties": {
+        "priority": 65001, "direction": "Outbound", "access": "Allow", "protocol": "*",
+        "sourceAddressPrefix": "*", "destinationAddressPrefix": "Internet", "destinationPortRange": "*"}},
+    {"name": "DenyAllOutBound", "properties": {
+        "priority": 65500, "direction": "Outbound", "access": "Deny", "protocol": "*",
+        "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "destinationPortRange": "*"}},
+)
+
+_HOST_CONNECT_RE = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Network/"
+    r"bh-hostConnect/(?P<ip>[^/]+)$", re.IGNORECASE)
+_VM_ID_RE = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachines/[^/]+$",
+    re.IGNORECASE)
+
+
+class AccessRefused(Exception):
+    """A request the data plane refuses; `status` is the HTTP status, the text is Bastion's message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NsgVerdict:
+    allowed: bool
+    rule_name: str      # the rule that decided ('' when there is no NSG)
+    nsg_name: str
+
+
+def host_connect_ip(resource_id: str) -> str | None:
+    """The target IP of an IP-connect resource id (`.../Microsoft.Network/bh-hostConnect/{ip}`), else None."""
+    match = _HOST_CONNECT_RE.match(resource_id or "")
+    return match.group("ip") if match else None
+
+
+def is_vm_id(resource_id: str) -> bool:
+    return bool(_VM_ID_RE.match(resource_id or ""))
+
+
+def sku_name(bastion: dict) -> str:
+    return ((bastion.get("sku") or {}).get("name") or "Standard")
+
+
+def is_developer_sku(bastion: dict) -> bool:
+    return sku_name(bastion).lower() in ("developer", "quickconnect")
+
+
+def check_native_client(bastion: dict) -> None:
+    """Refuse hosts whose SKU or settings do not allow native-client tunnels (Developer has its own path)."""
+    sku = sku_name(bastion)
+    if is_developer_sku(bastion):
+        return
+    if sku.lower() == "basic":
+        raise AccessRefused(403, f"Native client is not supported on the Bastion {sku} SKU. Upgrade the host "
+                                 "to Standard or Premium and enable native client support (enableTunneling).")
+    if not (bastion.get("properties") or {}).get("enableTunneling"):
+        raise AccessRefused(403, "Tunneling is not enabled for this Bastion host. Enable native client support "
+                                 "(enableTunneling) on the host's configuration to connect with a native client.")
+
+
+def check_ip_connect(bastion: dict, port: int) -> None:
+    if is_developer_sku(bastion) or not (bastion.get("properties") or {}).get("enableIpConnect"):
+        raise AccessRefused(403, "IP-based connection is not enabled for this Bastion host (enableIpConnect). "
+                                 "Enable IP-based connection or connect by the virtual machine's resource id.")
+    if port not in IP_CONNECT_PORTS:
+        raise AccessRefused(403, f"IP-based connection supports only ports 22 and 3389; port {port} was "
+                                 "requested.")
+
+
+def parse_port(value) -> int:
+    try:
+        port = int(str(value).strip())
+    except (TypeError, ValueError):
+        port = 0
+    if not 1 <= port <= 65535:
+        raise AccessRefused(400, f"Invalid workload host port '{value}'. Give a port number between 1 and 65535.")
+    return port
+
+
+def check_power_state(vm_name: str, power_state: str) -> None:
+    if (power_state or "").lower() != "running":
+        raise AccessRefused(409, f"The virtual machine '{vm_name}' is not running (power state: {power_state}). "
+                                 "Start the virtual machine and try again.")
+
+
+def _as_list(props: dict, single: str, plural: str) -> list[str]:
+    values = list(props.get(plural) or [])
+    if props.get(single):
+        values.append(props[single])
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
+def _port_matches(spec: str, port: int) -> bool:
+    if spec in ("*", "Any"):
+        return True
+    if "-" in spec:
+        low, _, high = spec.partition("-")
+        return int(low) <= port <= int(high)
+    return int(spec) == port
+
+
+def _address_matches(prefix: str, ip: str | None, *, default_for_cidr: bool = False) -> bool:
+    """Does an NSG address prefix cover `ip`? Service tags other than VirtualNetwork never cover a VM."""
+    if prefix in ("*", "Any", "0.0.0.0/0"):
+        return True
+    if prefix.lower() == "virtualnetwork":
+        return True     # the target VM sits in the Bastion's VNet (or a peered one) by construction
+    try:
+        network = ipaddress.ip_network(prefix, strict=False)
+    except ValueError:
+        return False    # Internet, AzureCloud, other service tags
+    if ip is None:
+        return default_for_cidr
+    try:
+        return ipaddress.ip_address(ip) in network
+    except ValueError:
+        return False
+
+
+def outbound_rules(nsg: dict) -> list[dict]:
+    props = nsg.get("properties") or {}
+    rules = list(props.get("securityRules") or []) + list(props.get("defaultSecurityRules") or DEFAULT_OUTBOUND_RULES)
+    rules = [r for r in rules if ((r.get("properties") or {}).get("direction") or "").lower() == "outbound"]
+    return sorted(rules, key=lambda r: int((r.get("properties") or {}).get("priority") or 65535))
+
+
+def evaluate_outbound(nsg: dict | None, dest_ip: str | None, port: int) -> NsgVerdict:
+    """First outbound rule (by priority) matching TCP to dest_ip:port decides, as Azure evaluates NSGs.
+
+    Sources: the Bastion subnet is inside the VNet, so `*`, `VirtualNetwork` and any CIDR (assumed to be the
+    subnet's range) match; other service tags do not. Application security groups are not modelled.
+    """
+    if not nsg:
+        return NsgVerdict(True, "", "")
+    nsg_name = nsg.get("name", "")
+    for rule in outbound_rules(nsg):
+        props = rule.get("properties") or {}
+        if (props.get("protocol") or "*").lower() not in ("*", "tcp", "any"):
+            continue
+        sources = _as_list(props, "sourceAddressPrefix", "sourceAddressPrefixes") or ["*"]
+        if not any(_address_matches(s, None, default_for_cidr=True) for s in sources):
+            continue
+        dests = _as_list(props, "destinationAddressPrefix", "destinationAddressPrefixes") or ["*"]
+        if not any(_address_matches(d, dest_ip) for d in dests):
+            continue
+        ports = _as_list(props, "destinationPortRange", "destinationPortRanges") or ["*"]
+        if not any(_port_matches(p, port) for p in ports):
+            continue
+        return NsgVerdict((props.get("access") or "").lower() == "allow", rule.get("name", ""), nsg_name)
+    return NsgVerdict(False, "(no matching rule)", nsg_name)
+
+
+def check_nsg(nsg: dict | None, dest_ip: str | None, port: int) -> None:
+    verdict = evaluate_outbound(nsg, dest_ip, port)
+    if not verdict.allowed:
+        raise AccessRefused(403, f"Port {port} on the target virtual machine is not reachable from Bastion: "
+                                 f"outbound rule '{verdict.rule_name}' of network security group "
+                                 f"'{verdict.nsg_name}' on AzureBastionSubnet denies it.")

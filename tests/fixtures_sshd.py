@@ -1,0 +1,74 @@
+"""pytest fixtures around a real sshd and loopback TCP backends; imported by tests/conftest.py.
+
+- ``sshd`` (session): a real OpenSSH server on a loopback port (see ``bastion_emulator.sshd``) that trusts the
+  emulator's SSH user CA; the password/key user is ``sshd.user``, the certificate user is ``sshd.cert_user``
+  (the emulator's login name). Skipped when sshd is not installed.
+- ``sshd_linux_vm`` (session): the same sshd, with the emulator's seeded ``linux-vm`` port 22 pointed at it.
+- ``echo_server`` (session): a loopback echo server (``.address``, ``.port``).
+- ``sink_source`` (function): factory ``sink_source(send_bytes=N, close_after_send=False)`` -> a server that
+  sends N deterministic bytes per connection and counts what it receives (``.connections``).
+
+``sshd`` and ``sshd_linux_vm`` need the ``emulator`` fixture (``.ready`` = ready.json) from tests/conftest.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from bastion_emulator.dataplane_backends import LoopbackServer, start_echo_server, start_sink_source
+from bastion_emulator.sshd import SshdHandle, sshd_available, start_sshd
+
+LINUX_VM = "linux-vm"
+DEFAULT_LOGIN_NAME = "azureuser"
+
+
+@dataclass
+class LinuxVmSshd:
+    sshd: SshdHandle
+    vm_id: str
+    vm_port: int = 22
+
+
+@pytest.fixture(scope="session")
+def sshd(emulator, tmp_path_factory):
+    if not sshd_available():
+        pytest.skip("OpenSSH server (sshd) is not installed: apt-get install openssh-server")
+    ready = emulator.ready
+    handle = start_sshd(tmp_path_factory.mktemp("sshd"), user_ca_pub=ready.get("user_ca_pub"),
+                        login_user=ready.get("login_name", DEFAULT_LOGIN_NAME))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd_linux_vm(emulator, sshd):
+    ready = emulator.ready
+    vm_id = f"/subscriptions/{ready['subscription']}/resourceGroups/demo-rg/providers/Microsoft.Compute/" \
+            f"virtualMachines/{LINUX_VM}"
+    answer = requests.post(f"{ready['arm'].rstrip('/')}/_emulator/vm-endpoints", verify=ready["ca_bundle"],
+                           json={"vm_id": vm_id, "port": 22, "host": sshd.host, "target_port": sshd.port},
+                           timeout=10)
+    answer.raise_for_status()
+    return LinuxVmSshd(sshd=sshd, vm_id=vm_id)
+
+
+@pytest.fixture(scope="session")
+def echo_server():
+    server = start_echo_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sink_source():
+    servers: list[LoopbackServer] = []
+
+    def make(send_bytes: int = 0, close_after_send: bool = False) -> LoopbackServer:
+        server = start_sink_source(send_bytes=send_bytes, close_after_send=close_after_send)
+        servers.append(server)
+        return server
+    yield make
+    for server in servers:
+        server.stop()
