@@ -1,0 +1,278 @@
+"""What ARM checks before it accepts a PUT: one ``prepare_*`` per resource type.
+
+Each takes the state, the resource id, the request body and the existing resource (or None), raises
+``ArmError`` when Azure would refuse the request, and returns the body to store (read-only fields
+filled in the way the service fills them).
+"""
+from __future__ import annotations
+
+# every prepare_* has the same signature (a dispatch table calls them); not all need every argument
+# pylint: disable=unused-argument
+
+import copy
+import ipaddress
+
+from .responses import ArmError
+from .state import EmulatorState, new_etag, parse_resource_id
+
+SKU_RANK = {"Developer": 0, "Basic": 1, "Standard": 2, "Premium": 3}
+STANDARD_ONLY_FEATURES = ("enableTunneling", "enableIpConnect", "enableFileCopy", "enableShareableLink",
+                          "enableKerberos")
+PREMIUM_ONLY_FEATURES = ("enableSessionRecording", "enablePrivateOnlyBastion")
+BASTION_FEATURE_DEFAULTS = {name: False for name in ("disableCopyPaste",) + STANDARD_ONLY_FEATURES
+                            + PREMIUM_ONLY_FEATURES}
+MAX_BASTION_SUBNET_PREFIX = 26
+SECURITY_RULE_PROTOCOLS = {"tcp": "Tcp", "udp": "Udp", "icmp": "Icmp", "esp": "Esp", "ah": "Ah", "*": "*"}
+
+
+def _bad_request(code: str, message: str) -> ArmError:
+    return ArmError(400, code, message)
+
+
+def _ref_id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else None
+
+
+def _require_reference(state: EmulatorState, ref: str | None, owner_id: str, what: str) -> dict:
+    target = state.get_resource(ref) if ref else None
+    if target is None:
+        raise _bad_request("InvalidResourceReference",
+                           f"Resource {ref or '(none)'} referenced by resource {owner_id} was not found. "
+                           f"Please make sure that the referenced {what} exists.")
+    return target
+
+
+def _canonical_sku(name: str, resource_id: str) -> str:
+    for known in SKU_RANK:
+        if known.lower() == str(name).lower():
+            return known
+    raise _bad_request("InvalidBastionHostSku",
+                       f"SKU '{name}' of bastion host {resource_id} is not one of {', '.join(SKU_RANK)}.")
+
+
+def prepare_bastion_host(state: EmulatorState, resource_id: str, body: dict, existing: dict | None) -> dict:
+    host = copy.deepcopy(body)
+    props = host.setdefault("properties", {})
+    old_props = (existing or {}).get("properties", {})
+    old_sku = ((existing or {}).get("sku") or {}).get("name")
+    sku = _canonical_sku((host.get("sku") or {}).get("name") or old_sku or "Standard", resource_id)
+    host["sku"] = {"name": sku}
+    if old_sku and SKU_RANK[sku] < SKU_RANK[_canonical_sku(old_sku, resource_id)]:
+        raise _bad_request("BastionHostSkuDowngradeNotAllowed",
+                           f"Downgrading the SKU of bastion host {parse_resource_id(resource_id)['name']} from "
+                           f"{old_sku} to {sku} is not supported. Delete and recreate the host instead.")
+    for name, default in BASTION_FEATURE_DEFAULTS.items():
+        props.setdefault(name, old_props.get(name, default))
+    if SKU_RANK[sku] < SKU_RANK["Standard"]:
+        wanted = [name for name in STANDARD_ONLY_FEATURES if props.get(name)]
+        if wanted:
+            raise _bad_request("BastionFeatureNotSupportedForSku",
+                               f"{', '.join(wanted)} requires the Standard or Premium SKU; bastion host "
+                               f"{parse_resource_id(resource_id)['name']} would be {sku}.")
+    if sku != "Premium":
+        wanted = [name for name in PREMIUM_ONLY_FEATURES if props.get(name)]
+        if wanted:
+            raise _bad_request("BastionFeatureNotSupportedForSku",
+                               f"{', '.join(wanted)} requires the Premium SKU; the host would be {sku}.")
+    scale_units = props.get("scaleUnits", old_props.get("scaleUnits", 2))
+    if not isinstance(scale_units, int) or not 2 <= scale_units <= 50:
+        raise _bad_request("InvalidBastionHostScaleUnits", f"scaleUnits must be between 2 and 50, got {scale_units}.")
+    if scale_units != 2 and sku in ("Basic", "Developer"):
+        raise _bad_request("BastionHostScaleUnitsNotSupportedForSku",
+                           f"Host scaling needs the Standard or Premium SKU; {sku} hosts have 2 scale units.")
+    props["scaleUnits"] = scale_units
+    if old_props.get("dnsName"):
+        props["dnsName"] = old_props["dnsName"]
+    else:
+        props.pop("dnsName", None)
+    if sku == "Developer":
+        _require_reference(state, _ref_id(props.get("virtualNetwork")), resource_id, "virtual network")
+        props.pop("ipConfigurations", None)
+    else:
+        _prepare_bastion_ip_configurations(state, resource_id, props, private_only=props["enablePrivateOnlyBastion"])
+    return host
+
+
+def _prepare_bastion_ip_configurations(state: EmulatorState, resource_id: str, props: dict,
+                                       private_only: bool) -> None:
+    configs = props.get("ipConfigurations") or []
+    if len(configs) != 1:
+        raise _bad_request("BastionHostMustHaveOneIpConfiguration",
+                           f"Bastion host {resource_id} must have exactly one IP configuration.")
+    config = configs[0]
+    name = config.get("name") or "IpConf"
+    config_props = config.setdefault("properties", {})
+    subnet_id = _ref_id(config_props.get("subnet"))
+    subnet = _require_reference(state, subnet_id, resource_id, "subnet")
+    if subnet["name"] != "AzureBastionSubnet":
+        raise _bad_request("BastionHostSubnetNameMustBeAzureBastionSubnet",
+                           f"Subnet {subnet['name']} cannot be used for a bastion host: its name must be "
+                           "AzureBastionSubnet.")
+    prefix = subnet["properties"].get("addressPrefix") or (subnet["properties"].get("addressPrefixes") or [""])[0]
+    if ipaddress.ip_network(prefix, strict=False).prefixlen > MAX_BASTION_SUBNET_PREFIX:
+        raise _bad_request("AzureBastionSubnetTooSmall",
+                           f"Subnet AzureBastionSubnet ({prefix}) is too small: a bastion host needs a /26 or "
+                           "larger prefix.")
+    for other in state.list_resources("microsoft.network/bastionhosts", f"/subscriptions/{state.subscription_id}"):
+        if other["id"].lower() == resource_id.lower():
+            continue
+        for other_config in other["properties"].get("ipConfigurations", []):
+            if (_ref_id(other_config["properties"].get("subnet")) or "").lower() == subnet["id"].lower():
+                raise _bad_request("SubnetInUseByAnotherBastionHost",
+                                   f"Subnet {subnet['id']} is already used by bastion host {other['id']}; each "
+                                   "virtual network has at most one bastion host.")
+    pip_id = _ref_id(config_props.get("publicIPAddress"))
+    if pip_id or not private_only:
+        pip = _require_reference(state, pip_id, resource_id, "public IP address")
+        pip_sku = (pip.get("sku") or {}).get("name", "Basic")
+        allocation = pip["properties"].get("publicIPAllocationMethod", "Dynamic")
+        if pip_sku != "Standard" or allocation != "Static":
+            raise _bad_request("BastionHostPublicIpMustBeStandardStatic",
+                               f"Public IP address {pip['name']} is {pip_sku}/{allocation}; a bastion host needs "
+                               "a Standard SKU public IP with Static allocation.")
+    config.update(id=f"{resource_id}/bastionHostIpConfigurations/{name}", name=name,
+                  type="Microsoft.Network/bastionHosts/bastionHostIpConfigurations", etag=new_etag())
+    config_props.setdefault("privateIPAllocationMethod", "Dynamic")
+    config_props["provisioningState"] = "Succeeded"
+    props["ipConfigurations"] = [config]
+
+
+def _networks(prefixes: list[str], where: str) -> list:
+    try:
+        return [ipaddress.ip_network(p, strict=True) for p in prefixes]
+    except ValueError as exc:
+        raise _bad_request("InvalidAddressPrefixFormat", f"{where}: {exc}") from None
+
+
+def _subnet_prefixes(props: dict) -> list[str]:
+    return [props["addressPrefix"]] if props.get("addressPrefix") else list(props.get("addressPrefixes") or [])
+
+
+def _check_subnet(state: EmulatorState, subnet_id: str, props: dict, vnet_prefixes: list[str]) -> None:
+    prefixes = _subnet_prefixes(props)
+    if not prefixes:
+        raise _bad_request("InvalidRequestFormat", f"Subnet {subnet_id} needs addressPrefix.")
+    space = _networks(vnet_prefixes, "virtual network address space")
+    for net in _networks(prefixes, f"subnet {subnet_id}"):
+        if not any(net.version == s.version and net.subnet_of(s) for s in space):
+            raise _bad_request("NetcfgSubnetRangeOutsideVnet",
+                               f"Subnet '{parse_resource_id(subnet_id)['name']}' is not valid because its IP address "
+                               f"range is outside the IP address range of virtual network.")
+    nsg_id = _ref_id(props.get("networkSecurityGroup"))
+    if nsg_id:
+        nsg = _require_reference(state, nsg_id, subnet_id, "network security group")
+        props["networkSecurityGroup"] = {"id": nsg["id"]}
+
+
+def prepare_virtual_network(state: EmulatorState, resource_id: str, body: dict, existing: dict | None) -> dict:
+    vnet = copy.deepcopy(body)
+    props = vnet.setdefault("properties", {})
+    prefixes = (props.get("addressSpace") or {}).get("addressPrefixes") or []
+    if not prefixes:
+        raise _bad_request("InvalidRequestFormat", "addressSpace.addressPrefixes is required.")
+    _networks(prefixes, "virtual network address space")
+    names = set()
+    for subnet in props.get("subnets") or []:
+        if not subnet.get("name") or subnet["name"].lower() in names:
+            raise _bad_request("InvalidRequestFormat", "Each subnet needs a unique name.")
+        names.add(subnet["name"].lower())
+        _check_subnet(state, f"{resource_id}/subnets/{subnet['name']}", subnet.setdefault("properties", {}),
+                      prefixes)
+    return vnet
+
+
+def prepare_subnet(state: EmulatorState, resource_id: str, body: dict, existing: dict | None) -> dict:
+    subnet = copy.deepcopy(body)
+    vnet = state.get_resource(parse_resource_id(resource_id)["parent_id"])
+    _check_subnet(state, resource_id, subnet.setdefault("properties", {}),
+                  vnet["properties"]["addressSpace"]["addressPrefixes"])
+    return subnet
+
+
+def prepare_public_ip(state: EmulatorState, resource_id: str, body: dict, existing: dict | None) -> dict:
+    pip = copy.deepcopy(body)
+    props = pip.setdefault("properties", {})
+    sku = (pip.get("sku") or {}).get("name", "Standard")
+    if sku not in ("Basic", "Standard"):
+        raise _bad_request("InvalidPublicIpSku", f"Public IP SKU {sku} is not Basic or Standard.")
+    pip["sku"] = {"name": sku, "tier": (pip.get("sku") or {}).get("tier", "Regional")}
+    allocation = props.setdefault("publicIPAllocationMethod", "Static" if sku == "Standard" else "Dynamic")
+    if sku == "Standard" and allocation != "Static":
+        raise _bad_request("StandardSkuPublicIPCannotBeDynamic",
+                           "Standard SKU public IP addresses must use Static allocation.")
+    props.setdefault("publicIPAddressVersion", "IPv4")
+    props.setdefault("idleTimeoutInMinutes", 4)
+    old_address = (existing or {}).get("properties", {}).get("ipAddress")
+    if allocation == "Static":
+        props["ipAddress"] = old_address or _next_public_address(state)
+    return pip
+
+
+def _next_public_address(state: EmulatorState) -> str:
+    used = {p["properties"].get("ipAddress") for p in
+            state.list_resources("microsoft.network/publicipaddresses", f"/subscriptions/{state.subscription_id}")}
+    for host in ipaddress.ip_network("203.0.113.0/24").hosts():  # TEST-NET-3: never routable
+        if str(host) not in used:
+            return str(host)
+    raise ArmError(409, "PublicIPCountLimitReached", "The emulator ran out of public IP addresses.")
+
+
+def _check_security_rule(rule_id: str, props: dict) -> None:
+    priority = props.get("priority")
+    if not isinstance(priority, int) or not 100 <= priority <= 4096:
+        raise _bad_request("SecurityRuleInvalidPriority",
+                           f"Security rule {rule_id} has invalid priority {priority}. Value provided: {priority} "
+                           "Allowed range 100-4096.")
+    for name, allowed in (("direction", ("Inbound", "Outbound")), ("access", ("Allow", "Deny"))):
+        if props.get(name) not in allowed:
+            raise _bad_request("SecurityRuleParameterContainsUnsupportedValue",
+                               f"Security rule {rule_id}: {name} must be one of {', '.join(allowed)}.")
+    protocol = SECURITY_RULE_PROTOCOLS.get(str(props.get("protocol", "")).lower())
+    if protocol is None:
+        raise _bad_request("SecurityRuleParameterContainsUnsupportedValue",
+                           f"Security rule {rule_id}: protocol {props.get('protocol')} is not supported.")
+    props["protocol"] = protocol
+    for single, plural in (("sourceAddressPrefix", "sourceAddressPrefixes"),
+                           ("destinationAddressPrefix", "destinationAddressPrefixes"),
+                           ("sourcePortRange", "sourcePortRanges"),
+                           ("destinationPortRange", "destinationPortRanges")):
+        if not props.get(single) and not props.get(plural):
+            raise _bad_request("SecurityRuleParameterContainsUnsupportedValue",
+                               f"Security rule {rule_id}: {single} or {plural} is required.")
+        props.setdefault(plural, [])
+
+
+def _check_rule_priorities(rules: list[dict]) -> None:
+    seen: dict[tuple, str] = {}
+    for rule in rules:
+        key = (rule["properties"]["direction"], rule["properties"]["priority"])
+        if key in seen:
+            raise _bad_request("SecurityRuleConflict",
+                               f"Security rules {seen[key]} and {rule['name']} have the same priority {key[1]} and "
+                               f"direction {key[0]}.")
+        seen[key] = rule["name"]
+
+
+def prepare_network_security_group(state: EmulatorState, resource_id: str, body: dict,
+                                   existing: dict | None) -> dict:
+    nsg = copy.deepcopy(body)
+    props = nsg.setdefault("properties", {})
+    rules = props.get("securityRules")
+    if rules is not None:
+        for rule in rules:
+            if not rule.get("name"):
+                raise _bad_request("InvalidRequestFormat", "Each security rule needs a name.")
+            _check_security_rule(f"{resource_id}/securityRules/{rule['name']}", rule.setdefault("properties", {}))
+        _check_rule_priorities(rules)
+    return nsg
+
+
+def prepare_security_rule(state: EmulatorState, resource_id: str, body: dict, existing: dict | None) -> dict:
+    rule = copy.deepcopy(body)
+    props = rule.setdefault("properties", {})
+    _check_security_rule(resource_id, props)
+    parsed = parse_resource_id(resource_id)
+    siblings = [r for r in state.list_resources("microsoft.network/networksecuritygroups/securityrules",
+                                                parsed["parent_id"]) if r["name"].lower() != parsed["name"].lower()]
+    _check_rule_priorities(siblings + [{"name": parsed["name"], "properties": props}])
+    return rule

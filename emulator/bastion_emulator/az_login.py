@@ -1,0 +1,57 @@
+"""Point the real ``az`` (the current ``AZURE_CONFIG_DIR``) at a running emulator and log in offline."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+
+def az_executable() -> str:
+    """The ``az`` next to this interpreter (the project's venv), else the one on PATH."""
+    candidate = Path(sys.executable).parent / "az"
+    return str(candidate) if candidate.exists() else "az"
+
+
+def read_ready(state_dir: str | Path) -> dict:
+    return json.loads((Path(state_dir) / "ready.json").read_text(encoding="utf-8"))
+
+
+def login_commands(ready: dict) -> list[list[str]]:
+    """The ``az`` invocations that register the emulator as a cloud and log the service principal in."""
+    name = ready["cloud_name"]
+    return [
+        ["cloud", "register", "-n", name, "--endpoint-resource-manager", ready["arm"]],
+        ["cloud", "set", "-n", name],
+        ["config", "set", "core.instance_discovery=false", "core.collect_telemetry=false"],
+        ["login", "--service-principal", "-u", ready["client_id"], "-p", ready["client_secret"],
+         "--tenant", ready["tenant"], "--output", "none"],
+    ]
+
+
+def az_login(state_dir: str | Path, env: dict | None = None, timeout: float = 120) -> dict:
+    """Run the login commands; returns the environment additions (``REQUESTS_CA_BUNDLE``, ``AZURE_CONFIG_DIR``)."""
+    ready = read_ready(state_dir)
+    env = dict(os.environ if env is None else env)
+    env["REQUESTS_CA_BUNDLE"] = ready["ca_bundle"]
+    env.setdefault("AZURE_CORE_COLLECT_TELEMETRY", "false")
+    config_dir = env.get("AZURE_CONFIG_DIR") or str(Path.home() / ".azure")
+    az = az_executable()
+    for args in login_commands(ready):
+        if args[:2] == ["cloud", "register"]:
+            # a stale registration of the same name (earlier emulator run, other port) is replaced
+            subprocess.run([az, "cloud", "set", "-n", "AzureCloud"], env=env, capture_output=True, check=False,
+                           timeout=timeout)
+            subprocess.run([az, "cloud", "unregister", "-n", args[3]], env=env, capture_output=True, check=False,
+                           timeout=timeout)
+        result = subprocess.run([az, *args], env=env, capture_output=True, text=True, check=False, timeout=timeout)
+        if result.returncode != 0:
+            shown = " ".join(shlex.quote(a) for a in args[:2])
+            raise RuntimeError(f"az {shown} failed ({result.returncode}): {result.stderr.strip()}")
+    return {"REQUESTS_CA_BUNDLE": ready["ca_bundle"], "AZURE_CONFIG_DIR": config_dir}
+
+
+def export_lines(env_additions: dict) -> str:
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env_additions.items())

@@ -1,0 +1,30 @@
+"""Session harness: the emulator subprocess, the real `az` logged in to it, and helper B's sshd fixtures.
+
+Fixtures: ``emulator``, ``az_env``, ``az`` (see ``bastion_emulator.pytest_fixtures``); ``sshd``, ``sshd_linux_vm``,
+``echo_server``, ``sink_source`` (see ``tests/fixtures_sshd.py``); ``network`` (azure-mgmt-network against the
+emulator, for arranging resources)."""
+import time
+
+import pytest
+
+from bastion_emulator.pytest_fixtures import az, az_env, emulator  # noqa: F401  pylint: disable=unused-import
+from tests.fixtures_sshd import (  # noqa: F401  pylint: disable=unused-import
+    echo_server, sink_source, sshd, sshd_linux_vm)
+
+
+@pytest.fixture(scope='session')
+def network(az, emulator):  # noqa: F811  (pytest fixtures by parameter name)
+    """azure-mgmt-network against the emulator, for arranging what a test needs (VNets, public IPs, hosts, users'
+    NSGs) the way a user would with `az network vnet create` and friends."""
+    from azure.core.credentials import AccessToken
+    from azure.mgmt.network import NetworkManagementClient
+
+    token = az('account', 'get-access-token', '--query', 'accessToken', '-o', 'json').json
+
+    class StaticToken:  # pylint: disable=too-few-public-methods
+        def get_token(self, *_, **__):
+            return AccessToken(token, int(time.time()) + 3000)
+
+    return NetworkManagementClient(StaticToken(), emulator.ready['subscription'], base_url=emulator.ready['arm'],
+                                   connection_verify=emulator.ready['ca_bundle'],
+                                   credential_scopes=[emulator.ready['arm'] + '.default'])
