@@ -6,7 +6,7 @@
 
 from azure.cli.core import AzCommandsLoader
 
-from azext_bastion_native._help import helps  # pylint: disable=unused-import
+from azext_bastion_native._help import helps  # noqa: F401  pylint: disable=unused-import
 
 
 class BastionNativeCommandsLoader(AzCommandsLoader):

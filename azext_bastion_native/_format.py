@@ -66,3 +66,19 @@ def nsg_rules_table(result):
         ('Ports', row['ports']),
         ('Protocol', row['protocol']),
     ]) for row in result]
+
+
+# -- secure: nsg (issue 5) ---------------------------------------------------------------------
+def nsg_check_table(result):
+    return [OrderedDict([
+        ('Rule', finding['rule'] or '-'),
+        ('Finding', finding['kind']),
+        ('Detail', finding['detail']),
+    ]) for finding in result['findings']]
+
+
+def nsg_apply_table(result):
+    changes = result.get('changes') or ['no change']
+    rows = [OrderedDict([('Change', line)]) for line in changes]
+    rows += [OrderedDict([('Change', f'not changed: {item}')]) for item in result.get('unresolved') or []]
+    return rows

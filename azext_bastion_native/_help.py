@@ -15,6 +15,118 @@ long-summary: >
 """
 
 # -- configure (issue 4) -----------------------------------------------------------------------
+helps['network bastion create'] = """
+type: command
+short-summary: Deploy a Bastion host with native client support (Standard SKU by default).
+long-summary: >
+    Checked before anything is sent: the virtual network has a subnet named AzureBastionSubnet of /26 or
+    larger, the public IP is Standard SKU with Static allocation, native client features are not asked of
+    Basic or Developer, and scale units (2-50) only from Standard up. Deployment takes a while; progress is
+    shown, or use --no-wait and then `az network bastion wait --created`.
+examples:
+  - name: Deploy a Standard host with native client on.
+    text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --public-ip-address MyIp
+  - name: Also allow connecting by private IP, with 4 scale units, and return at once.
+    text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --public-ip-address MyIp --enable-ip-connect true --scale-units 4 --no-wait
+"""
+
+helps['network bastion show'] = """
+type: command
+short-summary: Show a Bastion host.
+examples:
+  - name: Show a host as a table (SKU, native client, IP connect, state).
+    text: az network bastion show -g MyRG -n MyBastion -o table
+"""
+
+helps['network bastion list'] = """
+type: command
+short-summary: List Bastion hosts in a resource group or the subscription.
+examples:
+  - name: List every host in the subscription.
+    text: az network bastion list -o table
+  - name: List the hosts of one resource group.
+    text: az network bastion list -g MyRG -o table
+"""
+
+helps['network bastion delete'] = """
+type: command
+short-summary: Delete a Bastion host.
+examples:
+  - name: Delete a host without being asked, and wait until it is gone.
+    text: az network bastion delete -g MyRG -n MyBastion --yes
+"""
+
+helps['network bastion wait'] = """
+type: command
+short-summary: Wait until a Bastion host reaches a condition.
+examples:
+  - name: Wait for a host created with --no-wait.
+    text: az network bastion wait -g MyRG -n MyBastion --created
+  - name: Wait until an update has finished.
+    text: az network bastion wait -g MyRG -n MyBastion --updated
+"""
+
+helps['network bastion native-client'] = """
+type: group
+short-summary: Native client support of a Bastion host (the enableTunneling setting, Standard SKU and up).
+"""
+
+helps['network bastion native-client show'] = """
+type: command
+short-summary: Show the native client settings of a host and what this computer can do with them.
+long-summary: >
+    SKU, enableTunneling, enableIpConnect, enableFileCopy, and the rows of the support table from Microsoft's
+    native client documentation for this client OS: each connection method with Entra ID sign-in, file
+    transfer, concurrent VM sessions and custom port support.
+examples:
+  - name: Show the settings and the methods available from this computer.
+    text: az network bastion native-client show -g MyRG -n MyBastion -o table
+"""
+
+helps['network bastion native-client enable'] = """
+type: command
+short-summary: Turn native client support on.
+long-summary: >
+    On Standard or Premium this sets enableTunneling (no write when it is already on). A Basic host needs
+    --upgrade-sku: it is upgraded to Standard in the same update, after a confirmation (pricing changes, and
+    SKUs are never downgraded). The update carries the ETag it read, so a change made meanwhile by someone
+    else is reported instead of overwritten.
+examples:
+  - name: Enable native client on a Standard host.
+    text: az network bastion native-client enable -g MyRG -n MyBastion
+  - name: Upgrade a Basic host to Standard and enable native client and IP connect, without a prompt.
+    text: az network bastion native-client enable -g MyRG -n MyBastion --upgrade-sku --enable-ip-connect --yes
+"""
+
+helps['network bastion native-client disable'] = """
+type: command
+short-summary: Turn native client support off (ssh, rdp and tunnel through this host stop working).
+examples:
+  - name: Disable native client without a prompt.
+    text: az network bastion native-client disable -g MyRG -n MyBastion --yes
+"""
+
+helps['network bastion session'] = """
+type: group
+short-summary: Active sessions of a Bastion host.
+"""
+
+helps['network bastion session list'] = """
+type: command
+short-summary: List the active sessions of a Bastion host.
+examples:
+  - name: List sessions as a table.
+    text: az network bastion session list -g MyRG -n MyBastion -o table
+"""
+
+helps['network bastion session disconnect'] = """
+type: command
+short-summary: End active sessions of a Bastion host.
+examples:
+  - name: End two sessions.
+    text: az network bastion session disconnect -g MyRG -n MyBastion --session-ids 1a2b3c 4d5e6f
+"""
+
 
 # -- secure: nsg (issue 5) ---------------------------------------------------------------------
 helps['network bastion nsg'] = """
@@ -36,6 +148,117 @@ examples:
     text: az network bastion nsg show --ports 22 8000-8010 -o table
 """
 
+helps['network bastion nsg check'] = """
+type: command
+short-summary: Compare the NSG on a host's AzureBastionSubnet with the rule set, rule by rule.
+long-summary: >
+    Finds the NSG through the host (ipConfigurations -> subnet -> networkSecurityGroup, in any resource group or
+    subscription) and reports, per required rule: present, missing, wider than needed (e.g. `*` ports or other
+    ports outbound to VirtualNetwork, `*` where a service tag belongs) or breaking (a Deny that comes first and
+    blocks what Bastion needs). No NSG at all is a finding too; warnings name VM ports native client uses that
+    would be blocked. Rules are judged by effect, whatever their names. The report is printed in the chosen
+    output format; the exit status is 3 when anything is missing or breaking (0 otherwise; wider-than-needed
+    rules and warnings do not fail), so scripts can use `-o json` and the status together.
+examples:
+  - name: Check the NSG for the default target ports 22 and 3389.
+    text: az network bastion nsg check -g MyResourceGroup -n MyBastion -o table
+  - name: Check for SSH on 22 and a custom port, and list only what needs a fix.
+    text: az network bastion nsg check -g MyResourceGroup -n MyBastion --ports 22 2222 --query "findings[?kind!='present']"
+"""
+
+helps['network bastion nsg apply'] = """
+type: command
+short-summary: Create or update the NSG on a host's AzureBastionSubnet with the rule set, and associate it.
+long-summary: >
+    Without an NSG on AzureBastionSubnet, creates one (default name <bastion>-nsg, in the virtual network's
+    resource group and location) with the whole rule set, then associates it. With one, merges the missing or
+    changed rules into it without touching your other rules; when one of our priorities is taken by your rule,
+    ours moves to the nearest free priority (shown in the changes). Your own wider rules are reported, not
+    edited. The changes are shown and confirmed before an existing NSG changes (--yes skips the question;
+    without a terminal --yes is required). Writes are ordered so Bastion keeps working after each one: allow
+    rules first, the Deny last, the subnet association after all rules; a second run reports "no change" and
+    writes nothing. --no-wait applies to the subnet association only: rules are written one after another.
+examples:
+  - name: Lock AzureBastionSubnet down to SSH and RDP (22 and 3389).
+    text: az network bastion nsg apply -g MyResourceGroup -n MyBastion --yes
+  - name: Allow only SSH on 22 and a range of custom ports, in an NSG with a chosen name.
+    text: az network bastion nsg apply -g MyResourceGroup -n MyBastion --ports 22 8000-8010 --nsg-name bastion-subnet-nsg
+"""
+
 # -- connect: tunnel and proxy (issue 6) -------------------------------------------------------
+helps['network bastion tunnel'] = """
+type: command
+short-summary: Open a local TCP port that reaches a port on a VM through Bastion.
+long-summary: >
+    Every connection to the local port gets its own Bastion session, so several clients (ssh, scp, RDP,
+    a database client) can use one tunnel at once - more than the seed's table promises for "tunnel". The
+    command prints "Tunnel is ready, connect on port N" on stderr once listening, and with -o json (the
+    default) also a JSON line {"address": ..., "port": N} on stdout for scripts. It runs until Ctrl+C or
+    SIGTERM (exit codes 130 and 143), --timeout or --idle-timeout (exit code 0); every Bastion session it
+    opened is deleted on the way out. Needs a Standard or Premium host with native client support on.
+examples:
+  - name: Tunnel local port 50022 to SSH on a VM, then connect with any SSH client.
+    text: az network bastion tunnel -g MyResourceGroup -n MyBastion --target-resource-id /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MyResourceGroup/providers/Microsoft.Compute/virtualMachines/MyVm --resource-port 22 --port 50022
+  - name: RDP to a VM by its private IP (IP connect), on a free local port, closing after an hour.
+    text: az network bastion tunnel -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 3389 --timeout 3600
+  - name: A tunnel for a script - wait for the JSON line, use the port, stop when idle for 60 seconds.
+    text: az network bastion tunnel -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22 --idle-timeout 60 -o json
+"""
+
+helps['network bastion proxy'] = """
+type: command
+short-summary: Relay stdin and stdout to a port on a VM through Bastion, for ssh's ProxyCommand.
+long-summary: >
+    Opens one Bastion session and relays bytes until either side closes; stdout carries nothing but the
+    relayed bytes (messages go to stderr), and the session is deleted at the end. With it, plain ssh, scp,
+    sftp, rsync and Ansible connect through Bastion with no local port.
+examples:
+  - name: SSH to a VM through Bastion with your own ssh.
+    text: az network bastion proxy -g MyResourceGroup -n MyBastion --target-resource-id /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MyResourceGroup/providers/Microsoft.Compute/virtualMachines/MyVm --resource-port 22
+  - name: The same as ssh sees it (in ~/.ssh/config, ProxyCommand takes the same command line).
+    text: az network bastion proxy -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22
+"""
 
 # -- connect: ssh and rdp (issue 7) ------------------------------------------------------------
+helps['network bastion ssh'] = """
+type: command
+short-summary: SSH into a Linux VM through Bastion with your own OpenSSH client.
+long-summary: >
+    The seed's table: from Windows or Linux to a Linux VM, with Entra ID sign-in and custom ports; from
+    other clients (macOS) this extension runs ssh over its tunnel too, without Entra ID. Sign-in: password
+    (ssh offers nothing else), ssh-key (a local key file; keys in Azure Key Vault are not supported -
+    download them first), or aad (a short-lived key and Entra ID certificate, deleted when ssh exits).
+    Connecting by IP address allows ports 22 and 3389 only and no Entra ID sign-in. Not in Cloud Shell:
+    use the portal's browser connection there. Host keys are remembered per VM in your known_hosts
+    (HostKeyAlias bastion.<resource id or IP>, StrictHostKeyChecking=accept-new); override with your own
+    `-- -o StrictHostKeyChecking=... -o HostKeyAlias=...`. Arguments after `--` go to ssh as they are,
+    and the command exits with ssh's exit code.
+examples:
+  - name: SSH with a key file.
+    text: az network bastion ssh -g MyRG -n MyBastion --target-resource-id /subscriptions/SUB/resourceGroups/MyRG/providers/Microsoft.Compute/virtualMachines/MyVm --auth-type ssh-key --username azureuser --ssh-key ~/.ssh/id_ed25519
+  - name: Sign in with Entra ID and run one command.
+    text: az network bastion ssh -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type aad -- uptime
+  - name: Password sign-in by private IP, forwarding a local port.
+    text: az network bastion ssh -g MyRG -n MyBastion --target-ip-address 10.0.0.4 --auth-type password --username azureuser -- -L 8080:localhost:80
+  - name: SSH to a custom port.
+    text: az network bastion ssh -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type password --username azureuser --resource-port 2222
+"""
+
+helps['network bastion rdp'] = """
+type: command
+short-summary: RDP to a Windows VM through Bastion with your own RDP client.
+long-summary: >
+    Windows: mstsc with the RDP file the Bastion gateway hands out (Entra ID sign-in with --auth-type aad),
+    or with --disable-gateway / --target-ip-address through a local tunnel (no Entra ID then). Linux and
+    macOS (beyond the seed's table, which offers them the tunnel): a local tunnel and xfreerdp/wlfreerdp
+    (macOS: the app registered for .rdp files) when installed, otherwise the tunnel stays open and the
+    command to connect is printed; no Entra ID sign-in. Temporary .rdp files are private and deleted when
+    the client exits. Not in Cloud Shell.
+examples:
+  - name: RDP to a VM (Windows, through the gateway).
+    text: az network bastion rdp -g MyRG -n MyBastion --target-resource-id VM_ID
+  - name: Sign in with Entra ID.
+    text: az network bastion rdp -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type aad
+  - name: RDP by private IP through a local tunnel (also the way on Linux, with FreeRDP).
+    text: az network bastion rdp -g MyRG -n MyBastion --target-ip-address 10.0.0.5
+"""

@@ -5,7 +5,14 @@
 
 from knack.arguments import CLIArgumentType
 
+from azure.cli.core.commands.parameters import (
+    get_enum_type, get_location_type, get_three_state_flag, resource_group_name_type, tags_type)
+
 from azext_bastion_native._validators import validate_ports
+
+bastion_name_type = CLIArgumentType(
+    options_list=['--name', '-n'], id_part='name', help='Name of the Bastion host.',
+    completer=None)
 
 ports_type = CLIArgumentType(
     nargs='+', validator=validate_ports,
@@ -13,14 +20,126 @@ ports_type = CLIArgumentType(
          'Default: 22 3389.')
 
 
-def load_arguments(self, _):
+def load_arguments(self, _):  # pylint: disable=too-many-statements
 
     # -- configure (issue 4) -------------------------------------------------------------------
+    with self.argument_context('network bastion') as c:
+        c.argument('name', bastion_name_type)
+        c.argument('location', get_location_type(self.cli_ctx))
+        c.argument('tags', tags_type)
+
+    with self.argument_context('network bastion create') as c:
+        c.argument('name', bastion_name_type, id_part=None)
+        c.argument('vnet_name', options_list=['--vnet-name'],
+                   help='Name or ID of the virtual network with an AzureBastionSubnet (/26 or larger).')
+        c.argument('public_ip_address', options_list=['--public-ip-address'],
+                   help='Name or ID of a Standard SKU, Static public IP address.')
+        c.argument('location', get_location_type(self.cli_ctx),
+                   help='Location. Default: the virtual network\'s location.')
+        c.argument('sku', arg_type=get_enum_type(['Standard', 'Premium', 'Basic', 'Developer']),
+                   help='SKU. Native client needs Standard (the default) or Premium.')
+        c.argument('enable_tunneling', arg_type=get_three_state_flag(),
+                   help='Native client support. Default: true on Standard and Premium.')
+        c.argument('enable_ip_connect', arg_type=get_three_state_flag(),
+                   help='Connect to VMs by private IP address (Standard and Premium).')
+        c.argument('enable_file_copy', arg_type=get_three_state_flag(),
+                   help='File copy in browser sessions (Standard and Premium).')
+        c.argument('scale_units', type=int, help='Instances, 2-50 (Standard and Premium). Default: 2.')
+
+    with self.argument_context('network bastion list') as c:
+        c.argument('resource_group_name', resource_group_name_type,
+                   help='Resource group. Default: every Bastion host in the subscription.')
+
+    with self.argument_context('network bastion native-client') as c:
+        c.argument('yes', options_list=['--yes', '-y'], action='store_true',
+                   help='Do not prompt for confirmation.')
+
+    with self.argument_context('network bastion native-client enable') as c:
+        c.argument('upgrade_sku', action='store_true',
+                   help='Upgrade a Basic host to Standard to enable native client (pricing changes; SKUs are never '
+                        'downgraded).')
+        c.argument('enable_ip_connect', action='store_true',
+                   help='Also enable connecting to VMs by private IP address.')
+
+    with self.argument_context('network bastion session') as c:
+        c.argument('session_ids', nargs='+', help='Session IDs, as `az network bastion session list` shows them.')
 
     # -- secure: nsg (issue 5) -----------------------------------------------------------------
     with self.argument_context('network bastion nsg') as c:
         c.argument('ports', ports_type)
 
+    with self.argument_context('network bastion nsg apply') as c:
+        c.argument('nsg_name', options_list=['--nsg-name'],
+                   help='Name of the NSG to create when AzureBastionSubnet has none (in the virtual network\'s '
+                        'resource group and location). Default: <bastion name>-nsg.')
+        c.argument('yes', options_list=['--yes', '-y'], action='store_true',
+                   help='Do not prompt before changing an existing NSG.')
+
     # -- connect: tunnel and proxy (issue 6) ---------------------------------------------------
+    # The target of a connection, shared by every connecting command (tunnel, proxy; ssh and rdp below).
+    target_resource_id_type = CLIArgumentType(
+        options_list=['--target-resource-id'],
+        help='Resource ID of the target VM (or VM scale set instance), e.g. from `az vm show -g RG -n VM --query id`. '
+             'Give this or --target-ip-address.')
+    target_ip_address_type = CLIArgumentType(
+        options_list=['--target-ip-address'],
+        help='Private IP address of the target (IP connect: the host needs it enabled; ports 22 and 3389 only). '
+             'Give this or --target-resource-id.')
+    resource_port_type = CLIArgumentType(
+        options_list=['--resource-port'], type=int, help='Port on the target to connect to, e.g. 22 or 3389.')
+    for command in ('network bastion tunnel', 'network bastion proxy'):
+        with self.argument_context(command) as c:
+            c.argument('target_resource_id', target_resource_id_type)
+            c.argument('target_ip_address', target_ip_address_type)
+            c.argument('resource_port', resource_port_type)
+            c.argument('name', bastion_name_type, id_part=None)
+
+    with self.argument_context('network bastion tunnel') as c:
+        c.argument('port', type=int, help='Local port to listen on. Default: 0, a free port (the ready line names it).')
+        c.argument('bind_address', options_list=['--bind-address'],
+                   help='Local address to listen on. Default: 127.0.0.1. Any other address lets whoever can reach it '
+                        'into the VM.')
+        c.argument('timeout', type=int,
+                   help='Stop listening after this many seconds; open connections get a short grace period to finish.')
+        c.argument('idle_timeout', options_list=['--idle-timeout'], type=int,
+                   help='Stop once no connection has been open for this many seconds.')
+        c.argument('max_connections', options_list=['--max-connections'], type=int,
+                   help='Most connections open at once; more are refused. Default: no limit.')
 
     # -- connect: ssh and rdp (issue 7) --------------------------------------------------------
+    def load_ssh_rdp_arguments():     # its own function: load_arguments stays under pylint's statement limit
+        for command in ('network bastion ssh', 'network bastion rdp'):
+            with self.argument_context(command) as c:
+                c.argument('name', bastion_name_type, id_part=None)
+                c.argument('target_resource_id', target_resource_id_type)
+                c.argument('target_ip_address', target_ip_address_type)
+
+        with self.argument_context('network bastion ssh') as c:
+            c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key', 'aad']),
+                       help='Sign-in method: password (ssh tries nothing else), ssh-key (--ssh-key), or aad '
+                            '(Entra ID: a short-lived certificate for your signed-in account; not with '
+                            '--target-ip-address).')
+            c.argument('username', help='User to sign in as. Default: the VM\'s admin user name. Not with aad.')
+            c.argument('ssh_key', options_list=['--ssh-key'],
+                       help='Path of your private key file (mode 600) for --auth-type ssh-key. Keys in Azure Key '
+                            'Vault are not supported: download them first.')
+            c.argument('resource_port', resource_port_type,
+                       help='SSH port on the VM. Default: 22. A custom port needs --target-resource-id.')
+            c.positional('ssh_args', nargs='*', help='Arguments after -- go to ssh as they are: options, then a remote '
+                                                     'command.')
+
+        with self.argument_context('network bastion rdp') as c:
+            c.argument('auth_type', arg_type=get_enum_type(['password', 'aad']),
+                       help='aad: sign in with Entra ID (Windows client, through the Bastion gateway). Default: '
+                            'the RDP client asks for credentials.')
+            c.argument('resource_port', resource_port_type,
+                       help='RDP port on the VM. Default: 3389. A custom port needs --target-resource-id.')
+            c.argument('configure', action='store_true',
+                       help='Open the connection in mstsc\'s editor first (Windows).')
+            c.argument('disable_gateway', action='store_true',
+                       help='Windows: connect mstsc through a local tunnel instead of the Bastion RD gateway (no '
+                            'Entra ID sign-in then).')
+            c.argument('enable_mfa', action='store_true',
+                       help='Windows: ask the gateway for an RDP file with Entra ID (RDS AAD) authentication.')
+
+    load_ssh_rdp_arguments()

@@ -3,17 +3,44 @@
 # --------------------------------------------------------------------------------------------
 # pylint: disable=line-too-long
 
-from azext_bastion_native._format import nsg_rules_table
+from azext_bastion_native._format import (
+    bastion_host_table_row, bastion_hosts_table, native_client_table, sessions_table, nsg_rules_table,
+    nsg_check_table, nsg_apply_table)
 
 
 def load_command_table(self, _):
 
     # -- configure: hosts, native-client, sessions (issue 4) -----------------------------------
+    with self.command_group('network bastion') as g:
+        g.custom_command('create', 'bastion_create', supports_no_wait=True)
+        g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
+        g.custom_command('list', 'bastion_list', table_transformer=bastion_hosts_table)
+        g.custom_command('delete', 'bastion_delete', supports_no_wait=True, confirmation=True)
+        g.custom_wait_command('wait', 'bastion_show')
+
+    with self.command_group('network bastion native-client') as g:
+        g.custom_show_command('show', 'native_client_show', table_transformer=native_client_table)
+        g.custom_command('enable', 'native_client_enable', supports_no_wait=True,
+                         table_transformer=bastion_host_table_row)
+        g.custom_command('disable', 'native_client_disable', supports_no_wait=True,
+                         table_transformer=bastion_host_table_row)
+
+    with self.command_group('network bastion session') as g:
+        g.custom_command('list', 'session_list', table_transformer=sessions_table)
+        g.custom_command('disconnect', 'session_disconnect')
 
     # -- secure: NSG rules for AzureBastionSubnet (issue 5) ------------------------------------
-    with self.command_group('network bastion nsg', is_preview=True) as g:
+    with self.command_group('network bastion nsg') as g:
         g.custom_command('show', 'nsg_show', table_transformer=nsg_rules_table)
+        g.custom_command('check', 'nsg_check', table_transformer=nsg_check_table)
+        g.custom_command('apply', 'nsg_apply', supports_no_wait=True, table_transformer=nsg_apply_table)
 
     # -- connect: tunnel and proxy (issue 6) ---------------------------------------------------
+    with self.command_group('network bastion') as g:
+        g.custom_command('tunnel', 'bastion_tunnel')
+        g.custom_command('proxy', 'bastion_proxy')
 
     # -- connect: ssh and rdp (issue 7) --------------------------------------------------------
+    with self.command_group('network bastion') as g:
+        g.custom_command('ssh', 'bastion_ssh')
+        g.custom_command('rdp', 'bastion_rdp')

@@ -1,32 +1,117 @@
 """The demo: what a user sees, run against the local emulator (scripts/demo.sh sets everything up first).
 
-Each step prints the command it runs and what it answered; everything it started is stopped at the end."""
+It starts the emulator and a real OpenSSH sshd (standing in for the seeded Linux VM), logs the real `az` in,
+then walks through the extension: look at the hosts, enable native client on the Basic host (upgrading it),
+lock AzureBastionSubnet down with the NSG rule set, SSH to the VM through Bastion, copy a file through a tunnel,
+and list sessions. Every command is printed before it runs; everything started is stopped at the end."""
 
+import hashlib
+import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-AZ = os.path.join(os.path.dirname(sys.executable), 'az')
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / 'emulator'))
+
+from bastion_emulator.sandbox import EmulatorProcess, az_environment  # noqa: E402
+from bastion_emulator.az_login import az_executable  # noqa: E402
+from bastion_emulator.sshd import sshd_available, start_sshd  # noqa: E402
+
+RG = 'demo-rg'
 
 
-def run(env, *args, check=True):
+def banner(text):
+    print(f'\n=== {text}', flush=True)
+
+
+def run(env, *args, check=True, capture=False):
     print(f'\n$ az {shlex.join(args)}', flush=True)
-    result = subprocess.run([AZ, *args], env=env, check=False)
+    result = subprocess.run([az_executable(), *args], env=env, check=False, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    if capture and result.stdout:
+        print(result.stdout, end='', flush=True)
     if check and result.returncode != 0:
         raise SystemExit(f'demo step failed (exit {result.returncode}): az {shlex.join(args)}')
-    return result.returncode
+    return result
+
+
+def ssh_steps(env, emulator, sshd, workdir):
+    vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
+    key = str(sshd.client_key)
+    banner('SSH to the Linux VM through Bastion with your own ssh client; the remote exit code comes back')
+    run(env, 'network', 'bastion', 'ssh', '-g', RG, '-n', 'demo-bastion', '--target-resource-id', vm_id,
+        '--auth-type', 'ssh-key', '--username', sshd.user, '--ssh-key', key, '--', '-o',
+        f'UserKnownHostsFile={workdir}/known_hosts', 'uname', '-a')
+
+    banner('A local tunnel to port 22, and scp through it (10 MB each way, hashes compared)')
+    tunnel = subprocess.Popen(  # pylint: disable=consider-using-with
+        [az_executable(), 'network', 'bastion', 'tunnel', '-g', RG, '-n', 'demo-bastion', '--target-resource-id',
+         vm_id, '--resource-port', '22', '--port', '0', '-o', 'json'], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(tunnel.stdout.readline())
+        print(f"tunnel ready: {ready}", flush=True)
+        payload = Path(workdir) / 'payload.bin'
+        payload.write_bytes(os.urandom(10 * 1024 * 1024))
+        ssh_opts = ['-P', str(ready['port']), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+                    '-o', 'StrictHostKeyChecking=accept-new', '-o', f'UserKnownHostsFile={workdir}/known_hosts_tunnel',
+                    '-o', 'HostKeyAlias=linux-vm']
+        remote = f'{sshd.user}@127.0.0.1'
+        subprocess.run(['scp', *ssh_opts, str(payload), f'{remote}:/tmp/bastion-native-demo.bin'], check=True)
+        back = Path(workdir) / 'back.bin'
+        subprocess.run(['scp', *ssh_opts, f'{remote}:/tmp/bastion-native-demo.bin', str(back)], check=True)
+        same = hashlib.sha256(payload.read_bytes()).hexdigest() == hashlib.sha256(back.read_bytes()).hexdigest()
+        print(f'scp through the tunnel: 10 MB up and down, hashes {"match" if same else "DIFFER"}', flush=True)
+        if not same:
+            raise SystemExit('demo step failed: the file came back different')
+    finally:
+        tunnel.send_signal(signal.SIGINT)
+        tunnel.wait(timeout=30)
+    print(f"Bastion sessions left open after the tunnel stopped: {len(emulator.get('sessions').json())}", flush=True)
 
 
 def main():
     with tempfile.TemporaryDirectory(prefix='bastion-native-demo-') as workdir:
-        env = dict(os.environ, AZURE_CONFIG_DIR=os.path.join(workdir, 'az'), AZURE_EXTENSION_DEV_SOURCES=REPO,
-                   AZURE_CORE_COLLECT_TELEMETRY='false')
-        run(env, 'network', 'bastion', '-h')
-        run(env, 'network', 'bastion', 'nsg', 'show', '--ports', '22', '3389', '-o', 'table')
-    print('\ndemo finished', flush=True)
+        banner('Starting the local Azure emulator (ARM, Entra token endpoint, Bastion data plane)')
+        emulator = EmulatorProcess(Path(workdir) / 'emulator').start()
+        sshd = None
+        try:
+            print(f"emulator ready at {emulator.url}", flush=True)
+            if sshd_available():
+                sshd = start_sshd(Path(workdir) / 'sshd', user_ca_pub=emulator.ready.get('user_ca_pub'),
+                                  login_user=emulator.ready.get('login_name'))
+                emulator.set_vm_endpoint('linux-vm', 22, '127.0.0.1', sshd.port)
+                print(f'sshd for linux-vm listening on 127.0.0.1:{sshd.port}', flush=True)
+            else:
+                print('sshd is not installed: the SSH steps are skipped (run as root to have it installed)')
+            banner('Logging the real az in to the emulator (az cloud register / az login --service-principal)')
+            env = az_environment(emulator, Path(workdir) / 'azure-config')
+
+            banner('Your Bastion hosts')
+            run(env, 'network', 'bastion', 'list', '-o', 'table')
+            banner('What native client allows from this computer (the support table from the docs, as data)')
+            run(env, 'network', 'bastion', 'native-client', 'show', '-g', RG, '-n', 'basic-bastion', '-o', 'table')
+            banner('Enable native client on the Basic host: upgrade to Standard, confirmed with --yes')
+            run(env, 'network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', 'basic-bastion',
+                '--upgrade-sku', '--yes', '-o', 'table')
+            banner('The NSG rule set AzureBastionSubnet needs, limited to SSH and RDP')
+            run(env, 'network', 'bastion', 'nsg', 'show', '-o', 'table')
+            banner('Apply it to demo-bastion\'s AzureBastionSubnet, then check it')
+            run(env, 'network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', 'demo-bastion', '--yes', '-o', 'table')
+            run(env, 'network', 'bastion', 'nsg', 'check', '-g', RG, '-n', 'demo-bastion', '-o', 'table')
+            if sshd is not None:
+                ssh_steps(env, emulator, sshd, workdir)
+            banner('Active sessions (none: every session was deleted when its connection ended)')
+            run(env, 'network', 'bastion', 'session', 'list', '-g', RG, '-n', 'demo-bastion', '-o', 'table')
+        finally:
+            if sshd is not None:
+                sshd.stop()
+            emulator.stop()
+    print('\ndemo finished: everything it started has stopped', flush=True)
 
 
 if __name__ == '__main__':

@@ -30,25 +30,28 @@ def get_host(client, resource_group, name):
         return client.bastion_hosts.get(resource_group, name)
 
 
-def _split_id_or_name(value, resource_group, subscription_kind):
-    """A name in `resource_group`, or a full resource ID (which may live elsewhere)."""
+def _read_by_name_or_id(value, resource_group, kind, getter, create_hint):
+    """GET a resource given by name (in `resource_group`) or by full ID (which may live elsewhere).
+
+    Returns (resource group, name, model); `create_hint` is formatted with rg and name for the not-found case."""
     from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
     if is_valid_resource_id(value):
         parts = parse_resource_id(value)
-        return parts['resource_group'], parts['name']
-    if '/' in value:
-        raise azclierror.InvalidArgumentValueError(f"'{value}' is neither a {subscription_kind} name nor a valid "
-                                                   'resource ID.')
-    return resource_group, value
+        resource_group, name = parts['resource_group'], parts['name']
+    elif '/' in value:
+        raise azclierror.InvalidArgumentValueError(f"'{value}' is neither a {kind} name nor a valid resource ID.")
+    else:
+        name = value
+    with arm_errors(f"{kind[0].upper()}{kind[1:]} '{name}' in resource group '{resource_group}'",
+                    not_found_hint=create_hint.format(rg=resource_group, name=name)):
+        return resource_group, name, getter(resource_group, name)
 
 
 def check_bastion_subnet(client, resource_group, vnet):
     """The VNet's AzureBastionSubnet, checked for existence and size; returns (vnet, subnet)."""
-    vnet_rg, vnet_name = _split_id_or_name(vnet, resource_group, 'virtual network')
-    with arm_errors(f"Virtual network '{vnet_name}' in resource group '{vnet_rg}'",
-                    not_found_hint=f'Create it first: az network vnet create -g {vnet_rg} -n {vnet_name} '
-                                   '--address-prefixes 10.0.0.0/16'):
-        vnet_model = client.virtual_networks.get(vnet_rg, vnet_name)
+    vnet_rg, vnet_name, vnet_model = _read_by_name_or_id(
+        vnet, resource_group, 'virtual network', client.virtual_networks.get,
+        'Create it first: az network vnet create -g {rg} -n {name} --address-prefixes 10.0.0.0/16')
     subnet = next((s for s in (vnet_model.subnets or []) if s.name == BASTION_SUBNET), None)
     if subnet is None:
         raise azclierror.ValidationError(
@@ -66,11 +69,9 @@ def check_bastion_subnet(client, resource_group, vnet):
 
 
 def check_public_ip(client, resource_group, public_ip):
-    pip_rg, pip_name = _split_id_or_name(public_ip, resource_group, 'public IP address')
-    with arm_errors(f"Public IP address '{pip_name}' in resource group '{pip_rg}'",
-                    not_found_hint=f'az network public-ip create -g {pip_rg} -n {pip_name} --sku Standard '
-                                   '--allocation-method Static'):
-        pip = client.public_ip_addresses.get(pip_rg, pip_name)
+    pip_rg, pip_name, pip = _read_by_name_or_id(
+        public_ip, resource_group, 'public IP address', client.public_ip_addresses.get,
+        'az network public-ip create -g {rg} -n {name} --sku Standard --allocation-method Static')
     sku = getattr(getattr(pip.sku, 'name', None), 'value', getattr(pip.sku, 'name', None)) if pip.sku else 'Basic'
     allocation = pip.public_ip_allocation_method
     allocation = getattr(allocation, 'value', allocation)

@@ -197,9 +197,11 @@ def apply(cli_ctx, resource_group, name, ports, nsg_name=None, yes=False, no_wai
         logger.warning('No change: NSG %s already carries the rule set for ports %s.', label,
                        ' '.join(plan.report.ports))
         return result
-    for line in lines:
-        logger.warning('  %s', line)
-    if nsg_json is not None and plan.writes:
+    if nsg_json is not None and plan.writes and not yes:
+        # The diff is shown where it is asked about; otherwise the command's output ('changes') carries it.
+        logger.warning('Changes to the existing NSG %s:', label)
+        for line in lines:
+            logger.warning('  %s', line)
         _confirm(lines, yes)
     location = None
     if plan.create_nsg:

@@ -1,0 +1,116 @@
+# --------------------------------------------------------------------------------------------
+# Entra ID (AAD) sign-in to Linux VMs: an ephemeral RSA key pair, and an OpenSSH user certificate for its
+# public key that Entra issues (token_type=ssh-cert). Same wire facts as the upstream `ssh` extension
+# (DESIGN.md section 6), without depending on it. The caller owns the directory and deletes it.
+# --------------------------------------------------------------------------------------------
+"""Ephemeral key pair + Entra-issued OpenSSH certificate for `--auth-type aad`."""
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from .tempfiles import write_private_file
+
+CERTIFICATE_TYPE = 'ssh-rsa-cert-v01@openssh.com'
+KEY_BITS = 3072
+# The Entra application that issues SSH certificates, per cloud (its host differs in sovereign clouds).
+_SCOPE_PATH = '/CheckMyAccess/Linux/.default'
+_SCOPE_HOSTS = {
+    'azurechinacloud': 'https://pas.chinacloudapi.cn',
+    'azureusgovernment': 'https://pasff.usgovcloudapi.net',
+}
+_DEFAULT_SCOPE_HOST = 'https://pas.windows.net'
+
+
+class CertificateError(Exception):
+    """Entra's answer was not a usable OpenSSH user certificate."""
+
+
+@dataclass(frozen=True)
+class EntraCredentials:
+    private_key_path: str
+    certificate_path: str
+    principal: str          # the login name: the certificate's first valid principal
+
+
+def ssh_certificate_scope(cloud_name):
+    """The scope to ask Entra for an SSH certificate in the cloud ``cloud_name`` (azure-cli's cloud name)."""
+    host = _SCOPE_HOSTS.get((cloud_name or '').lower(), _DEFAULT_SCOPE_HOST)
+    return host + _SCOPE_PATH
+
+
+def _b64url_uint(value):
+    raw = value.to_bytes((value.bit_length() + 7) // 8, 'big')
+    return base64.urlsafe_b64encode(raw).rstrip(b'=').decode('ascii')
+
+
+def public_jwk(public_key):
+    """The RSA public key as a JWK dict {kty, n, e, kid}; kid is a digest of the key (stable per key)."""
+    numbers = public_key.public_numbers()
+    n, e = _b64url_uint(numbers.n), _b64url_uint(numbers.e)
+    kid = hashlib.sha256(f'{n}.{e}'.encode('ascii')).hexdigest()
+    return {'kty': 'RSA', 'n': n, 'e': e, 'kid': kid}
+
+
+def certificate_request_data(jwk):
+    """The extra token-request fields that make Entra answer an SSH certificate for ``jwk``'s key."""
+    return {'token_type': 'ssh-cert', 'req_cnf': json.dumps(jwk, separators=(',', ':')), 'key_id': jwk['kid']}
+
+
+def generate_key_pair(directory):
+    """Write a fresh RSA private key (OpenSSH format, 0600) and its .pub into ``directory``.
+
+    Returns (private_key_path, public_key)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    private_path = os.path.join(directory, 'id_rsa')
+    write_private_file(private_path, key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.OpenSSH,
+                                                       serialization.NoEncryption()))
+    public_key = key.public_key()
+    write_private_file(private_path + '.pub', public_key.public_bytes(serialization.Encoding.OpenSSH,
+                                                                      serialization.PublicFormat.OpenSSH) + b'\n')
+    return private_path, public_key
+
+
+def first_principal(certificate_line, public_key=None):
+    """The certificate's first valid principal; checks it is a user certificate (for ``public_key``)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import SSHCertificateType
+    try:
+        certificate = serialization.load_ssh_public_identity(certificate_line.encode('ascii'))
+    except (ValueError, TypeError, UnicodeEncodeError) as err:
+        raise CertificateError(f'Entra ID did not answer a valid OpenSSH certificate ({type(err).__name__}).') \
+            from None
+    if not isinstance(certificate, serialization.SSHCertificate):
+        raise CertificateError('Entra ID answered a plain public key, not an OpenSSH certificate.')
+    if certificate.type is not SSHCertificateType.USER:
+        raise CertificateError('Entra ID answered a host certificate, not a user certificate.')
+    if public_key is not None and certificate.public_key().public_numbers() != public_key.public_numbers():
+        raise CertificateError('The certificate Entra ID answered is for a different key.')
+    principals = [p.decode('utf-8', 'replace') for p in certificate.valid_principals]
+    if not principals:
+        raise CertificateError('The certificate Entra ID answered names no principal (login name).')
+    return principals[0]
+
+
+def obtain_certificate(directory, fetch_certificate, cloud_name):
+    """Make a key pair in ``directory``, have Entra certify it, write the certificate next to the key.
+
+    ``fetch_certificate(scopes, data)`` returns the certificate body (Profile.get_msal_token's second value)."""
+    private_path, public_key = generate_key_pair(directory)
+    jwk = public_jwk(public_key)
+    body = fetch_certificate([ssh_certificate_scope(cloud_name)], certificate_request_data(jwk))
+    if not isinstance(body, str) or not body.strip():
+        raise CertificateError('Entra ID answered no SSH certificate.')
+    body = body.strip()
+    if body.startswith(CERTIFICATE_TYPE + ' '):
+        body = body.split()[1]
+    line = f'{CERTIFICATE_TYPE} {body}'
+    principal = first_principal(line, public_key)
+    # ssh picks "<key>-cert.pub" up by itself too; we also pass it explicitly with CertificateFile.
+    certificate_path = write_private_file(private_path + '-cert.pub', line + '\n')
+    return EntraCredentials(private_path, certificate_path, principal)

@@ -1,0 +1,89 @@
+# --------------------------------------------------------------------------------------------
+# The tunnel engine (relay.tunnel.TunnelServer) on 127.0.0.1:<free port>, run on a background thread for
+# as long as a native client runs in the foreground. In-process rather than `ssh -o ProxyCommand=az ...`:
+# one az start-up and one sign-in instead of two, and one owner for every Bastion session, so leaving the
+# `with` block - normal exit, error or Ctrl+C - deletes them all before the command returns.
+# --------------------------------------------------------------------------------------------
+"""A local Bastion tunnel for the duration of a `with` block."""
+
+import asyncio
+import logging
+import threading
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT = 15.0
+GRACE_PERIOD = 5.0
+
+
+class LocalTunnelError(Exception):
+    pass
+
+
+class LocalTunnel:
+    """``with LocalTunnel(client, target) as tunnel:`` ... connect to ``tunnel.port`` on 127.0.0.1.
+
+    ``client`` is a dataplane DataPlaneClient; the tunnel closes it (deleting live sessions) on exit."""
+
+    def __init__(self, client, target, bind_address='127.0.0.1', port=0, grace_period=GRACE_PERIOD):
+        from azext_bastion_native.relay.tunnel import TunnelServer
+        self.server = TunnelServer(client, target, bind_address=bind_address, port=port, grace_period=grace_period)
+        self.client = client
+        self.port = None
+        self._loop = None
+        self._ready = threading.Event()
+        self._failure = None
+        self._thread = threading.Thread(target=self._run, name='bastion-tunnel', daemon=True)
+
+    def _run(self):
+        try:
+            asyncio.run(self._main())
+        except Exception as err:  # pylint: disable=broad-except
+            self._failure = self._failure or err
+        finally:
+            self._ready.set()
+
+    async def _main(self):
+        self._loop = asyncio.get_running_loop()
+        try:
+            _, self.port = await self.server.start()
+        except OSError as err:
+            self._failure = LocalTunnelError(f'Could not listen on {self.server.bind_address}:{self.server.port}: '
+                                             f'{err.strerror or err}')
+            await self.client.aclose(timeout=GRACE_PERIOD)
+            return
+        self._ready.set()
+        await self.server.serve()
+
+    @property
+    def active_connections(self):
+        return self.server.active_connections
+
+    def __enter__(self):
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT):
+            self.close()
+            raise LocalTunnelError('The local tunnel did not start in time.')
+        if self._failure is not None:
+            self._thread.join(GRACE_PERIOD)
+            raise self._failure
+        logger.debug('local tunnel listening on %s:%s', self.server.bind_address, self.port)
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+    def close(self):
+        """Stop listening, end live connections, delete their Bastion sessions; wait for all of it."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.server.stop)
+            except RuntimeError:
+                pass        # the loop finished meanwhile
+        if self._thread.is_alive():
+            # serve() needs at most grace_period to end connections and as long again to delete sessions.
+            self._thread.join(self.server.grace_period * 2 + 5)
+            if self._thread.is_alive():
+                logger.warning('The local tunnel did not stop in time; some Bastion sessions may stay open '
+                               'until they expire.')

@@ -1,0 +1,115 @@
+# --------------------------------------------------------------------------------------------
+# RDP clients: the .rdp file Bastion's gateway hands out (Windows, mstsc), a .rdp file pointing at a local
+# tunnel, and the local programs that can open either. The gateway's .rdp file carries a gateway access
+# token: it is only ever written to a 0600 file in a private directory, never logged.
+# --------------------------------------------------------------------------------------------
+"""RDP file retrieval and generation, and RDP client command lines (mstsc, FreeRDP, macOS open)."""
+
+import logging
+import shutil
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import urlencode
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK = '127.0.0.1'
+RDP_FILE_TIMEOUT = (10, 30)
+FREERDP_PROGRAMS = ('xfreerdp3', 'xfreerdp', 'wlfreerdp3', 'wlfreerdp', 'sdl-freerdp3', 'sdl-freerdp')
+
+
+class RdpFileError(Exception):
+    """Bastion did not hand out an RDP file."""
+
+
+@dataclass(frozen=True)
+class RdpLauncher:
+    kind: str       # 'mstsc' | 'freerdp' | 'open' (macOS: the app registered for .rdp files)
+    program: str
+
+
+def rdp_file_url(endpoint_host, resource_id, port, enable_aad):
+    query = urlencode({'resourceId': resource_id, 'format': 'rdp', 'rdpport': str(port),
+                       'enablerdsaad': 'true' if enable_aad else 'false'})
+    return f'https://{endpoint_host}/api/rdpfile?{query}'
+
+
+def fetch_rdp_file(endpoint_host, resource_id, port, enable_aad, arm_token, verify=True, http_get=None):
+    """The .rdp file Bastion's gateway makes for ``resource_id``: GET /api/rdpfile with the ARM token.
+
+    ``http_get(url, headers=..., timeout=..., verify=...)`` is requests.get unless given."""
+    if http_get is None:
+        import requests
+        http_get = requests.get
+    url = rdp_file_url(endpoint_host, resource_id, port, enable_aad)
+    try:
+        response = http_get(url, headers={'Authorization': f'Bearer {arm_token}'}, timeout=RDP_FILE_TIMEOUT,
+                            verify=verify)
+    except Exception as err:  # pylint: disable=broad-except
+        # requests' messages can quote the request; name the failure's kind only.
+        raise RdpFileError(f'Could not reach the Bastion data plane at {endpoint_host} ({type(err).__name__}).') \
+            from None
+    if response.status_code != 200:
+        raise RdpFileError(f'Bastion did not hand out an RDP file (HTTP {response.status_code}): '
+                           f'{_error_message(response, arm_token)}')
+    text = response.content.decode('utf-8-sig', 'replace')
+    if 'full address:s:' not in text:
+        raise RdpFileError('Bastion answered /api/rdpfile with something that is not an RDP file.')
+    return text
+
+
+def _error_message(response, secret):
+    try:
+        message = response.json().get('message')
+    except (ValueError, AttributeError):
+        message = None
+    message = message or (response.text or '')[:300] or 'no details'
+    return message.replace(secret, '***') if secret else message
+
+
+def tunnel_rdp_file(port, host=LOOPBACK):
+    """A .rdp file for a local tunnel: the client connects to ``host:port`` and asks for credentials."""
+    lines = [
+        f'full address:s:{host}:{port}',
+        f'alternate full address:s:{host}:{port}',
+        'prompt for credentials:i:1',
+        'administrative session:i:0',
+        'authentication level:i:2',
+    ]
+    return '\r\n'.join(lines) + '\r\n'
+
+
+def find_launcher(client, which=shutil.which):
+    """The RDP client to start on this machine ('windows' | 'linux' | 'other'), or None when none is found."""
+    if client == 'windows':
+        program = which('mstsc') or which('mstsc.exe')
+        return RdpLauncher('mstsc', program or 'mstsc')
+    for name in FREERDP_PROGRAMS:
+        program = which(name)
+        if program:
+            return RdpLauncher('freerdp', program)
+    if client == 'other':
+        program = which('open')
+        if program:
+            return RdpLauncher('open', program)
+    return None
+
+
+def launcher_argv(launcher, port=None, rdp_file=None, configure=False, username: Optional[str] = None):
+    """argv for ``launcher``: mstsc and open take the .rdp file; FreeRDP takes the tunnel address."""
+    if launcher.kind == 'mstsc':
+        return [launcher.program] + (['/edit'] if configure else []) + [rdp_file]
+    if launcher.kind == 'open':
+        # -W: wait until the app quits, so the tunnel and the .rdp file live as long as the session.
+        return [launcher.program, '-W', rdp_file]
+    argv = [launcher.program, f'/v:{LOOPBACK}:{port}']
+    if username:
+        argv.append(f'/u:{username}')
+    return argv
+
+
+def manual_connect_hint(port):
+    """What to run by hand when no RDP client is installed."""
+    return (f'No RDP client was found. The tunnel is open on {LOOPBACK}:{port}: connect your RDP client to it, '
+            f'e.g. `xfreerdp /v:{LOOPBACK}:{port} /u:USER` (Debian/Ubuntu package freerdp2-x11 or freerdp3-x11). '
+            'Press Ctrl+C to close the tunnel.')

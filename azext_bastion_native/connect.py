@@ -1,0 +1,434 @@
+# --------------------------------------------------------------------------------------------
+# `az network bastion ssh` and `az network bastion rdp`: the seed's "Connecting to VMs" table and its
+# limitations decide what runs. Order: refusals that need no network (Cloud Shell, Key Vault keys, key
+# files, table rows we can already decide), then the host and the VM, then the table again with the
+# VM's real OS, then the native client through the tunnel engine. Everything a run creates - Bastion
+# sessions, ephemeral keys and certificates, .rdp files - is gone when the command returns.
+# --------------------------------------------------------------------------------------------
+"""Dispatch connect commands (client OS, target OS, method, options) to the ssh and RDP handlers."""
+
+import contextlib
+import dataclasses
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from azext_bastion_native.capabilities import CapabilityRefused, client_os, decide
+
+logger = logging.getLogger(__name__)
+PACKAGE_LOGGER = 'azext_bastion_native'
+
+SSH, RDP = 'ssh', 'rdp'
+# Handlers
+SSH_THROUGH_TUNNEL = 'ssh-through-tunnel'
+RDP_GATEWAY_MSTSC = 'rdp-gateway-mstsc'        # Windows: Bastion's .rdp file (RD gateway) + mstsc
+RDP_TUNNEL_MSTSC = 'rdp-tunnel-mstsc'          # Windows, --disable-gateway or IP connect: tunnel + mstsc
+RDP_TUNNEL_LOCAL_CLIENT = 'rdp-tunnel-local'   # Linux / macOS: tunnel + FreeRDP / open, or a hint
+# With IP connect the VM's OS is unknown; each method implies the only OS the table reaches with it.
+ASSUMED_TARGET_OS = {SSH: 'linux', RDP: 'windows'}
+DEFAULT_PORTS = {SSH: 22, RDP: 3389}
+
+
+@dataclass(frozen=True)
+class ConnectFacts:
+    client: str                          # capabilities.client_os(): 'windows' | 'linux' | 'other'
+    method: str                          # 'ssh' | 'rdp'
+    target_os: Optional[str] = None      # the VM's osType, lower-case; None when connecting by IP
+    auth_type: Optional[str] = None
+    port: Optional[int] = None           # --resource-port; None = the method's default
+    ip_connect: bool = False
+    disable_gateway: bool = False
+
+
+def choose_handler(facts):
+    """The handler for these facts, or CapabilityRefused naming the table row (or limitation) and what to do."""
+    target_os = facts.target_os or ASSUMED_TARGET_OS[facts.method]
+    aad = (facts.auth_type or '').lower() == 'aad'
+    if facts.method == RDP and aad and facts.disable_gateway:
+        raise CapabilityRefused(
+            'Entra ID (AAD) sign-in to RDP goes through the Bastion gateway; --disable-gateway bypasses it.',
+            'drop --disable-gateway to sign in with Entra ID, or drop --auth-type aad to use the tunnel')
+    decide(facts.client, target_os, facts.method, auth_type=facts.auth_type, custom_port=facts.port,
+           ip_connect=facts.ip_connect)
+    if facts.method == SSH:
+        return SSH_THROUGH_TUNNEL
+    if facts.client == 'windows':
+        return RDP_TUNNEL_MSTSC if (facts.disable_gateway or facts.ip_connect) else RDP_GATEWAY_MSTSC
+    return RDP_TUNNEL_LOCAL_CLIENT
+
+
+def require_handler(facts):
+    """choose_handler(), with a refusal as the CLI's typed error."""
+    try:
+        return choose_handler(facts)
+    except CapabilityRefused as refused:
+        from azure.cli.core.azclierror import ValidationError
+        raise ValidationError(refused.message, recommendation=refused.recommendation) from None
+
+
+# -- what we connect to -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Destination:
+    """Everything resolved about the connection: where the data plane is and what the tunnel reaches."""
+    endpoint: object                     # dataplane.Endpoint
+    target: object                       # dataplane.Target
+    target_label: str                    # the VM resource id or IP: names the VM for host-key pinning
+    get_arm_token: Callable[[], str] = field(repr=False)
+    target_os: Optional[str] = None
+    admin_username: Optional[str] = None
+
+
+@dataclass
+class Environment:
+    """The machine-facing parts, injectable in tests: OS, program lookup, process runner, HTTP, tunnel."""
+    system: str = field(default_factory=platform.system)
+    which: Callable = shutil.which
+    run: Optional[Callable] = None               # run(argv) -> exit code; default clients.launch.run_foreground
+    http_get: Optional[Callable] = None          # requests.get-like, for /api/rdpfile
+    open_tunnel: Optional[Callable] = None       # open_tunnel(destination) -> context manager with .port
+    wait_forever: Optional[Callable] = None      # blocks until Ctrl+C (RDP with no local client)
+
+    @property
+    def client(self):
+        return client_os(self.system)
+
+    def run_program(self, argv):
+        if self.run is not None:
+            return self.run(argv)
+        from azext_bastion_native.clients.launch import run_foreground
+        return run_foreground(argv)
+
+    def tunnel(self, destination):
+        if self.open_tunnel is not None:
+            return self.open_tunnel(destination)
+        from azext_bastion_native.clients.local_tunnel import LocalTunnel
+        from azext_bastion_native.dataplane.client import DataPlaneClient
+        return LocalTunnel(DataPlaneClient(destination.endpoint, destination.get_arm_token), destination.target)
+
+    def block_until_interrupted(self):
+        if self.wait_forever is not None:
+            return self.wait_forever()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return None
+
+
+def _parse_vm_id(resource_id):
+    """(subscription, resource group, vm name, scale-set instance or None) of a VM / VMSS instance id."""
+    from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
+    from azure.cli.core.azclierror import InvalidArgumentValueError
+    if is_valid_resource_id(resource_id):
+        parts = parse_resource_id(resource_id)
+        kind = f"{parts.get('namespace', '')}/{parts.get('type', '')}".lower()
+        if kind == 'microsoft.compute/virtualmachines' and not parts.get('child_type_1'):
+            return parts['subscription'], parts['resource_group'], parts['name'], None
+        if kind == 'microsoft.compute/virtualmachinescalesets' and \
+                (parts.get('child_type_1') or '').lower() == 'virtualmachines' and parts.get('last_child_num') == 1:
+            return parts['subscription'], parts['resource_group'], parts['name'], parts['child_name_1']
+    raise InvalidArgumentValueError(
+        f"--target-resource-id '{resource_id}' is not a virtual machine or scale set instance resource ID.",
+        recommendation='Get it with: az vm show -g RG -n VM --query id -o tsv')
+
+
+def _power_state(vm):
+    statuses = getattr(getattr(vm, 'instance_view', None), 'statuses', None) or []
+    for status in statuses:
+        code = getattr(status, 'code', '') or ''
+        if code.lower().startswith('powerstate/'):
+            return code.split('/', 1)[1]
+    return None
+
+
+def get_vm(cli_ctx, resource_id):
+    """The VM (or VMSS instance) with its instance view; refused when it is not running."""
+    from azure.cli.core.azclierror import ValidationError
+    from azext_bastion_native._client_factory import cf_compute
+    from azext_bastion_native.management.errors import arm_errors
+    subscription, group, name, instance = _parse_vm_id(resource_id)
+    compute = cf_compute(cli_ctx, subscription_id=subscription)
+    label = (f"Virtual machine '{name}'" if instance is None else f"Instance {instance} of scale set '{name}'") + \
+        f" in resource group '{group}'"
+    with arm_errors(label, not_found_hint=f'List the VMs you can see: az vm list -g {group} -o table'):
+        if instance is None:
+            vm = compute.virtual_machines.get(group, name, expand='instanceView')
+        else:
+            vm = compute.virtual_machine_scale_set_vms.get(group, name, instance, expand='instanceView')
+    power = _power_state(vm)
+    if power is not None and power.lower() != 'running':
+        start = f'az vm start -g {group} -n {name}' if instance is None else \
+            f'az vmss start -g {group} -n {name} --instance-ids {instance}'
+        raise ValidationError(f'{label} is not running (power state: {power}); Bastion cannot connect to it.',
+                              recommendation=f'Start it first: {start}')
+    return vm
+
+
+def _os_type(vm):
+    os_type = getattr(getattr(getattr(vm, 'storage_profile', None), 'os_disk', None), 'os_type', None)
+    os_type = getattr(os_type, 'value', os_type)
+    return str(os_type).lower() if os_type else None
+
+
+def _admin_username(vm):
+    return getattr(getattr(vm, 'os_profile', None), 'admin_username', None) or None
+
+
+def arm_token_getter(cli_ctx, subscription=None):
+    """A callable returning a fresh ARM access token (asked for each Bastion session, never logged)."""
+    from azure.cli.core._profile import Profile
+    profile = Profile(cli_ctx=cli_ctx)
+
+    def get_token():
+        return profile.get_raw_token(subscription=subscription)[0][1]
+    return get_token
+
+
+@contextlib.contextmanager
+def _preflight_errors():
+    """The tunnel engine's pre-flight refusals as the CLI's typed errors."""
+    from azure.cli.core import azclierror
+    from azext_bastion_native.dataplane.preflight import PreflightError
+    errors = {'missing': azclierror.RequiredArgumentMissingError,
+              'mutually-exclusive': azclierror.MutuallyExclusiveArgumentError,
+              'invalid-argument': azclierror.InvalidArgumentValueError}
+    try:
+        yield
+    except PreflightError as err:
+        raise errors.get(err.kind, azclierror.ValidationError)(err.message, recommendation=err.recommendation) \
+            from None
+
+
+def connect_request(resource_group, name, target_resource_id, target_ip_address, port):
+    """The tunnel engine's request; its argument checks (no network) run here."""
+    from azext_bastion_native.dataplane.preflight import ConnectRequest, check_arguments
+    request = ConnectRequest(resource_group, name, port, target_resource_id, target_ip_address)
+    with _preflight_errors():
+        check_arguments(request)
+    return request
+
+
+def resolve_destination(cli_ctx, request):
+    """Host (native client on, IP connect when asked), VM (running), data-plane endpoint and target."""
+    from azext_bastion_native._client_factory import cf_network
+    from azext_bastion_native.dataplane.preflight import plan_connection
+    from azext_bastion_native.management.hosts import get_host
+    host = get_host(cf_network(cli_ctx), request.resource_group, request.name)
+    with _preflight_errors():
+        endpoint, target = plan_connection(host, request)
+    parts = (host.id or '').split('/')
+    token = arm_token_getter(cli_ctx, parts[2] if len(parts) > 2 and parts[1].lower() == 'subscriptions' else None)
+    if request.target_ip_address:
+        return Destination(endpoint, target, request.target_ip_address, token)
+    vm = get_vm(cli_ctx, request.target_resource_id)
+    return Destination(endpoint, target, request.target_resource_id, token,
+                       target_os=_os_type(vm), admin_username=_admin_username(vm))
+
+
+# -- az network bastion ssh ------------------------------------------------------------------------
+def _check_ssh_login_arguments(auth_type, username, ssh_key):
+    from azure.cli.core.azclierror import ArgumentUsageError, RequiredArgumentMissingError
+    if auth_type == 'ssh-key' and not ssh_key:
+        raise RequiredArgumentMissingError('--auth-type ssh-key needs --ssh-key PATH (your private key file).')
+    if ssh_key and auth_type != 'ssh-key':
+        raise ArgumentUsageError(f'--ssh-key goes with --auth-type ssh-key, not {auth_type}.',
+                                 recommendation='Use --auth-type ssh-key --ssh-key PATH.')
+    if auth_type == 'aad' and username:
+        raise ArgumentUsageError('--username does not go with --auth-type aad: the login name is the one in '
+                                 'your Entra ID certificate.', recommendation='Drop --username.')
+
+
+def _refuse_early(command_name, facts, resource_group, name, target_resource_id, target_ip_address):
+    """Cloud Shell, then the table (its rows name why), then the target arguments; no network call."""
+    from azext_bastion_native.guards import refuse_in_cloud_shell
+    refuse_in_cloud_shell(command_name)
+    require_handler(facts)
+    return connect_request(resource_group, name, target_resource_id, target_ip_address,
+                           facts.port or DEFAULT_PORTS[facts.method])
+
+
+def _resolve_and_dispatch(cli_ctx, facts, request):
+    """Host and VM, then the table again with the VM's real OS: (handler, Destination)."""
+    destination = resolve_destination(cli_ctx, request)
+    handler = require_handler(dataclasses.replace(facts, target_os=destination.target_os))
+    return handler, destination
+
+
+def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=None, target_ip_address=None,
+                username=None, ssh_key=None, resource_port=None, ssh_args=None, environment=None):
+    """`az network bastion ssh`: ssh's exit code becomes the command's (SystemExit when non-zero)."""
+    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes
+    environment = environment or Environment()
+    auth_type = (auth_type or '').lower()
+    facts = ConnectFacts(environment.client, SSH, auth_type=auth_type,
+                         port=int(resource_port) if resource_port is not None else None,
+                         ip_connect=bool(target_ip_address))
+    # Limitations first (Cloud Shell, Key Vault keys, key files, the table), before any network call.
+    request = _refuse_early('network bastion ssh', facts, resource_group_name, name, target_resource_id,
+                            target_ip_address)
+    _check_ssh_login_arguments(auth_type, username, ssh_key)
+    key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cmd.cli_ctx)) if ssh_key else None
+    ssh_program = _find_ssh(environment)
+    _, destination = _resolve_and_dispatch(cmd.cli_ctx, facts, request)
+
+    def fetch_certificate(scopes, data):
+        from azure.cli.core._profile import Profile
+        return Profile(cli_ctx=cmd.cli_ctx).get_msal_token(scopes, data)[1]
+
+    _exit_with(lambda: run_ssh(destination, auth_type, username, key_path, ssh_args or [], ssh_program, environment,
+                               fetch_certificate=fetch_certificate, cloud_name=cmd.cli_ctx.cloud.name))
+
+
+def _exit_with(run):
+    """Run a native client session; its exit code becomes the command's (no output, no traceback).
+
+    SIGTERM/SIGHUP unwind through every clean-up, like Ctrl+C, instead of leaving sessions and keys behind."""
+    from azext_bastion_native.clients.launch import Terminated, termination_unwinds
+    try:
+        with termination_unwinds(), _warnings_shown():
+            code = run()
+    except Terminated as stop:
+        code = stop.exit_code
+    if code:
+        raise SystemExit(code)
+
+
+def _find_ssh(environment):
+    from azext_bastion_native.clients.ssh import SshClientNotFound, find_ssh
+    try:
+        return find_ssh(environment.which)
+    except SshClientNotFound as err:
+        from azure.cli.core.azclierror import UnclassifiedUserFault
+        raise UnclassifiedUserFault(str(err), recommendation='Install OpenSSH (Debian/Ubuntu: apt-get install '
+                                    'openssh-client; Windows: Settings > Optional features > OpenSSH Client).') \
+            from None
+
+
+def run_ssh(destination, auth_type, username, key_path, ssh_args, ssh_program, environment,
+            fetch_certificate=None, cloud_name=None):
+    """Sign-in material, then the tunnel, then ssh in the foreground; every piece is undone on the way out."""
+    from azext_bastion_native.clients.ssh import SshLogin, host_key_alias, ssh_argv
+    with contextlib.ExitStack() as cleanup:
+        if auth_type == 'aad':
+            login = _entra_login(cleanup, fetch_certificate, cloud_name)
+        else:
+            login = SshLogin(auth_type, username or destination.admin_username, key_path)
+        tunnel = cleanup.enter_context(_tunnel_errors(environment, destination))
+        argv = ssh_argv(ssh_program, tunnel.port, login, host_key_alias(destination.target_label), ssh_args)
+        return environment.run_program(argv)
+
+
+def _entra_login(cleanup, fetch_certificate, cloud_name):
+    from azure.cli.core.azclierror import AuthenticationError
+    from azext_bastion_native.clients.entra_cert import CertificateError, obtain_certificate
+    from azext_bastion_native.clients.ssh import SshLogin
+    from azext_bastion_native.clients.tempfiles import private_directory
+    directory = cleanup.enter_context(private_directory(prefix='az-bastion-aad-'))
+    try:
+        credentials = obtain_certificate(directory, fetch_certificate, cloud_name)
+    except CertificateError as err:
+        raise AuthenticationError(str(err), recommendation='Check that you signed in with `az login` as a user '
+                                  'who has the Virtual Machine User Login role on the VM.') from None
+    logger.debug('Entra ID certificate issued for principal %s', credentials.principal)
+    return SshLogin('aad', credentials.principal, credentials.private_key_path, credentials.certificate_path)
+
+
+@contextlib.contextmanager
+def _tunnel_errors(environment, destination):
+    """The local tunnel, with a failure to start it as the CLI's typed error."""
+    from azext_bastion_native.clients.local_tunnel import LocalTunnelError
+    try:
+        with environment.tunnel(destination) as tunnel:
+            yield tunnel
+    except LocalTunnelError as err:
+        from azure.cli.core.azclierror import ClientRequestError
+        raise ClientRequestError(str(err)) from None
+
+
+@contextlib.contextmanager
+def _warnings_shown():
+    """The tunnel engine and the clients log with plain `logging` (relay/ and dataplane/ import nothing from
+    azure.cli), but az shows warnings only from its own `cli.*` loggers unless --debug is on. While a native
+    client runs, our package's warnings (a refused session, the RDP hint) go to az's logger too."""
+    from knack.log import get_logger
+    if any(handler.level <= logging.WARNING for handler in logging.getLogger().handlers):
+        yield           # --debug / --verbose: the root handler shows them already
+        return
+    cli_logger = get_logger(PACKAGE_LOGGER)
+
+    class ToCliLogger(logging.Handler):
+        def emit(self, record):
+            cli_logger.handle(record)
+    handler = ToCliLogger(logging.WARNING)
+    package_logger = logging.getLogger(PACKAGE_LOGGER)
+    package_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+
+
+# -- az network bastion rdp ------------------------------------------------------------------------
+def rdp_command(cmd, resource_group_name, name, target_resource_id=None, target_ip_address=None, auth_type=None,
+                resource_port=None, configure=False, disable_gateway=False, enable_mfa=False, environment=None):
+    """`az network bastion rdp`: the RDP client's exit code becomes the command's (SystemExit when non-zero)."""
+    environment = environment or Environment()
+    auth_type = (auth_type or '').lower() or None
+    facts = ConnectFacts(environment.client, RDP, auth_type=auth_type,
+                         port=int(resource_port) if resource_port is not None else None,
+                         ip_connect=bool(target_ip_address), disable_gateway=disable_gateway)
+    request = _refuse_early('network bastion rdp', facts, resource_group_name, name, target_resource_id,
+                            target_ip_address)
+    if configure and facts.client != 'windows':
+        from azure.cli.core.azclierror import ArgumentUsageError
+        raise ArgumentUsageError("--configure opens mstsc's settings editor: Windows only.",
+                                 recommendation='Drop --configure.')
+    handler, destination = _resolve_and_dispatch(cmd.cli_ctx, facts, request)
+    _exit_with(lambda: run_rdp(handler, destination, environment, configure=configure,
+                               enable_aad=auth_type == 'aad' or enable_mfa))
+
+
+def run_rdp(handler, destination, environment, configure=False, enable_aad=False):
+    from azext_bastion_native.clients import rdp
+    if handler == RDP_GATEWAY_MSTSC:
+        text = _gateway_rdp_file(destination, environment, enable_aad)
+        return _run_with_rdp_file(text, rdp.find_launcher('windows', environment.which), environment, configure)
+    with _tunnel_errors(environment, destination) as tunnel:
+        if handler == RDP_TUNNEL_MSTSC:
+            return _run_with_rdp_file(rdp.tunnel_rdp_file(tunnel.port), rdp.find_launcher('windows', environment.which),
+                                      environment, configure)
+        launcher = rdp.find_launcher(environment.client, environment.which)
+        if launcher is None:
+            logger.warning(rdp.manual_connect_hint(tunnel.port))
+            environment.block_until_interrupted()
+            return 0
+        if launcher.kind == 'open':
+            return _run_with_rdp_file(rdp.tunnel_rdp_file(tunnel.port), launcher, environment, configure)
+        return environment.run_program(rdp.launcher_argv(launcher, port=tunnel.port))
+
+
+def _gateway_rdp_file(destination, environment, enable_aad):
+    from azure.cli.core.azclierror import AzureConnectionError
+    from azext_bastion_native.clients.rdp import RdpFileError, fetch_rdp_file
+    from azext_bastion_native.dataplane.settings import ConnectionSettings
+    try:
+        return fetch_rdp_file(destination.endpoint.host, destination.target.resource_id, destination.target.port,
+                              enable_aad, destination.get_arm_token(),
+                              verify=ConnectionSettings.from_environ().requests_verify(),
+                              http_get=environment.http_get)
+    except RdpFileError as err:
+        raise AzureConnectionError(str(err), recommendation='Or connect through a local tunnel: '
+                                   'add --disable-gateway.') from None
+
+
+def _run_with_rdp_file(text, launcher, environment, configure):
+    """Write ``text`` as a 0600 .rdp file in a private directory, run the client on it, delete it."""
+    from azext_bastion_native.clients.rdp import launcher_argv
+    from azext_bastion_native.clients.tempfiles import private_directory, write_private_file
+    with private_directory(prefix='az-bastion-rdp-') as directory:
+        path = write_private_file(os.path.join(directory, 'conn.rdp'), text)
+        return environment.run_program(launcher_argv(launcher, rdp_file=path, configure=configure))

@@ -1,0 +1,102 @@
+# --------------------------------------------------------------------------------------------
+# Keep tokens out of logs. Two third-party loggers would print them at --debug: websockets logs the
+# handshake path (/webtunnelv2/<websocketToken>) and every frame; urllib3 logs request paths
+# (DELETE /api/tokens/<authToken>). Both are handled here, and our own messages pass the same redaction.
+# --------------------------------------------------------------------------------------------
+"""Redaction of data-plane secrets in text and log records."""
+
+import logging
+import re
+import sys
+
+REDACTED = '<redacted>'
+
+# Token-bearing URL paths and form/query fields of the data plane, and JWTs (ARM tokens) anywhere.
+_PATTERNS = (
+    re.compile(r'(/api/tokens/|/webtunnelv2/|/omni/webtunnel/)[^\s?"\'<>]+'),
+    re.compile(r'((?:aztoken|azToken|token|authToken|websocketToken)["\']?\s*[=:]\s*["\']?)[^\s&"\',}]+'),
+    re.compile(r'(Bearer\s+)[\w\-.~+/]+=*'),
+    re.compile(r'()eyJ[\w-]+\.[\w-]+\.[\w-]*'),
+)
+
+
+def redact_text(text, secrets=()):
+    """``text`` with token-bearing paths, fields, JWTs and each of ``secrets`` replaced."""
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):  # pylint: disable=too-few-public-methods
+    """A logging filter that rewrites a record's message with :func:`redact_text` (it never drops one)."""
+
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+        except Exception:  # pylint: disable=broad-except
+            return True     # a broken record is the logging module's business, not ours
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACTOR = RedactingFilter()
+# urllib3 logs each request line ("DELETE /api/tokens/... HTTP/1.1") at DEBUG from connectionpool.
+THIRD_PARTY_LOGGERS = ('urllib3.connectionpool', 'websockets.client', 'websockets.protocol')
+
+
+def install_log_redaction():
+    """Attach the redacting filter to the third-party loggers that can see request paths (idempotent)."""
+    for name in THIRD_PARTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+
+
+class WebsocketLogger(logging.LoggerAdapter):
+    """The ``logger=`` we hand to websockets: it reports nothing below INFO (websockets would otherwise log
+    the handshake path, which holds the websocket token, and one line per frame) and redacts the rest."""
+
+    def __init__(self, logger):
+        super().__init__(logger, {})
+
+    def isEnabledFor(self, level):
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+    def log(self, level, msg, *args, **kwargs):
+        if not self.isEnabledFor(level):
+            return
+        kwargs.pop('stacklevel', None)
+        text = redact_text(str(msg) % args if args else str(msg))
+        # exc_info would print the exception's text (it may name the URL): keep only its type.
+        exc_info = kwargs.pop('exc_info', None)
+        if exc_info:
+            if isinstance(exc_info, tuple):
+                error = exc_info[1]
+            else:
+                error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+            if isinstance(error, BaseException):
+                text = f'{text} ({type(error).__name__})'
+        self.logger.log(level, '%s', text)
+
+    def debug(self, msg, *args, **kwargs):
+        self.log(logging.DEBUG, msg, *args, **kwargs)
+
+    def info(self, msg, *args, **kwargs):
+        self.log(logging.INFO, msg, *args, **kwargs)
+
+    def warning(self, msg, *args, **kwargs):
+        self.log(logging.WARNING, msg, *args, **kwargs)
+
+    def error(self, msg, *args, **kwargs):
+        self.log(logging.ERROR, msg, *args, **kwargs)
+
+    def exception(self, msg, *args, exc_info=True, **kwargs):
+        self.log(logging.ERROR, msg, *args, exc_info=exc_info, **kwargs)
+
+    def critical(self, msg, *args, **kwargs):
+        self.log(logging.CRITICAL, msg, *args, **kwargs)

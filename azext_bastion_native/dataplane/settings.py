@@ -1,0 +1,78 @@
+# --------------------------------------------------------------------------------------------
+# TLS and proxy settings, read from the environment the way azure-cli reads them, so the websocket
+# trusts exactly what az's HTTPS calls trust.
+# --------------------------------------------------------------------------------------------
+"""Connection settings for the data plane: CA bundle, verification switch, proxies."""
+
+import os
+import ssl
+import urllib.request
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+CA_BUNDLE_VARIABLE = 'REQUESTS_CA_BUNDLE'
+NO_VERIFY_VARIABLE = 'AZURE_CLI_DISABLE_CONNECTION_VERIFICATION'
+
+
+def _default_ca_bundle():
+    """requests' own default (certifi), so HTTPS calls and the websocket agree when no bundle is set."""
+    try:
+        import certifi
+        return certifi.where()
+    except ImportError:   # pragma: no cover - certifi ships with requests
+        return None
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    verify: bool = True
+    ca_bundle: Optional[str] = None
+    # The environment proxies are read from (None: os.environ at call time, like urllib and requests).
+    environ: Optional[Mapping[str, str]] = None
+
+    @classmethod
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None):
+        env = os.environ if environ is None else environ
+        verify = not env.get(NO_VERIFY_VARIABLE)
+        ca_bundle = env.get(CA_BUNDLE_VARIABLE) or env.get('CURL_CA_BUNDLE') or _default_ca_bundle()
+        return cls(verify=verify, ca_bundle=ca_bundle, environ=environ)
+
+    def requests_verify(self):
+        """The ``verify=`` value for requests."""
+        if not self.verify:
+            return False
+        return self.ca_bundle or True
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The websocket's TLS context: same CA bundle as requests, or no verification when switched off."""
+        context = ssl.create_default_context(cafile=self.ca_bundle if self.verify else None)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def proxy_for(self, host: str, port: int = 443) -> Optional[str]:
+        """The HTTPS proxy URL for ``host`` per HTTPS_PROXY/NO_PROXY, or None for a direct connection."""
+        env = os.environ if self.environ is None else self.environ
+        proxies = {}
+        bypass = ''
+        for key, value in env.items():
+            lower = key.lower()
+            if lower in ('https_proxy', 'all_proxy') and value:
+                # lower-case wins over upper-case, as in urllib; https beats all
+                rank = (lower == 'https_proxy', key.islower())
+                if lower not in proxies or rank > proxies[lower][0]:
+                    proxies[lower] = (rank, value)
+            elif lower == 'no_proxy' and value and (not bypass or key.islower()):
+                bypass = value
+        chosen = proxies.get('https_proxy') or proxies.get('all_proxy')
+        if not chosen:
+            return None
+        if bypass and _bypassed(host, port, bypass):
+            return None
+        return chosen[1]
+
+
+def _bypassed(host, port, no_proxy):
+    """NO_PROXY matching as urllib does it (``*``, domain suffixes, host:port)."""
+    return bool(urllib.request.proxy_bypass_environment(f'{host}:{port}', {'no': no_proxy}))

@@ -1,0 +1,86 @@
+# --------------------------------------------------------------------------------------------
+# The stdio proxy: one session relaying stdin/stdout, for ssh's ProxyCommand. stdout carries the
+# relayed bytes and nothing else (diagnostics go to logging, i.e. stderr).
+# --------------------------------------------------------------------------------------------
+"""Relay stdin/stdout through one Bastion session."""
+
+import asyncio
+import os
+import signal
+import stat
+import sys
+from contextlib import contextmanager
+
+from .connection import relay_connection
+from .pump import READ_SIZE
+
+
+class StdioNotSupportedError(RuntimeError):
+    """stdin/stdout are not pipes, sockets or terminals (e.g. a regular file)."""
+
+
+async def open_stdio(stdin_fd, stdout_fd):
+    """asyncio streams over the two file descriptors (pipes, sockets or terminals)."""
+    loop = asyncio.get_running_loop()
+    for fd in (stdin_fd, stdout_fd):
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+            raise StdioNotSupportedError('stdin and stdout must be pipes, sockets or a terminal '
+                                         '(as ssh ProxyCommand provides).')
+    reader = asyncio.StreamReader(limit=READ_SIZE * 4)
+    # closefd=False: the descriptors belong to the process; we only borrow them.
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                 os.fdopen(stdin_fd, 'rb', buffering=0, closefd=False))
+    transport, stream_protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+        os.fdopen(stdout_fd, 'wb', buffering=0, closefd=False))
+    writer = asyncio.StreamWriter(transport, stream_protocol, None, loop)
+    return reader, writer
+
+
+@contextmanager
+def _blocking_restored(*fds):
+    """asyncio makes the descriptors non-blocking; the parent shares them, so put them back after."""
+    saved = [(fd, os.get_blocking(fd)) for fd in fds]
+    try:
+        yield
+    finally:
+        for fd, blocking in saved:
+            try:
+                os.set_blocking(fd, blocking)
+            except OSError:
+                pass
+
+
+def run_stdio(client, target, stdin_fd=None, stdout_fd=None):
+    """Relay stdin/stdout to ``target`` until either side closes; the session is deleted on the way out.
+
+    Returns True when a session was opened and relayed, False when none could be opened."""
+    stdin_fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
+    stdout_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, 'SIGHUP', None)):
+            if signum is None:
+                continue
+            try:
+                loop.add_signal_handler(signum, task.cancel)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            reader, writer = await open_stdio(stdin_fd, stdout_fd)
+            result = await relay_connection(client, target, reader, writer, 'proxy (stdio)')
+            return result is not None
+        except asyncio.CancelledError:
+            return True
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            await client.aclose()
+
+    with _blocking_restored(stdin_fd, stdout_fd):
+        return asyncio.run(main())

@@ -1,0 +1,173 @@
+# --------------------------------------------------------------------------------------------
+# The TCP tunnel: a local listener whose every connection gets its own Bastion session.
+# --------------------------------------------------------------------------------------------
+"""TunnelServer: listen locally, relay each connection through Bastion, stop cleanly."""
+
+import asyncio
+import enum
+import logging
+import signal
+import time
+
+from .connection import relay_connection
+from .pump import READ_SIZE
+
+logger = logging.getLogger(__name__)
+
+STREAM_LIMIT = 256 * 1024       # local socket buffer before asyncio pauses reading (backpressure)
+
+
+class StopReason(enum.Enum):
+    STOPPED = 'stopped'             # stop() called
+    INTERRUPTED = 'interrupted'     # SIGINT / Ctrl+C
+    TERMINATED = 'terminated'       # SIGTERM
+    TIMEOUT = 'timeout'             # --timeout elapsed
+    IDLE = 'idle'                   # --idle-timeout elapsed with no connection open
+
+    @property
+    def exit_code(self):
+        """Shell conventions: 128 + signal number after a signal, 0 for a planned end."""
+        return {StopReason.INTERRUPTED: 130, StopReason.TERMINATED: 143}.get(self, 0)
+
+
+class TunnelServer:  # pylint: disable=too-many-instance-attributes
+    """Listen on ``bind_address:port`` (0 picks a free port) and relay each connection to ``target``.
+
+    ``max_connections``: connections beyond it are refused (closed at once, one log line).
+    ``timeout``: after that many seconds stop listening; live connections get ``grace_period`` seconds
+    to finish, then they are closed. ``idle_timeout``: stop once no connection has been open for that
+    many seconds. Any stop deletes every live session (bounded by ``grace_period``)."""
+
+    def __init__(self, client, target, bind_address='127.0.0.1', port=0, max_connections=None,
+                 timeout=None, idle_timeout=None, grace_period=10.0, read_size=READ_SIZE):
+        self.client = client
+        self.target = target
+        self.bind_address = bind_address
+        self.port = port
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.idle_timeout = idle_timeout
+        self.grace_period = grace_period
+        self.read_size = read_size
+        self._server = None
+        self._handlers = set()
+        self._accepted = 0
+        self._stop_reason = None
+        self._wake = None
+        self._last_active = 0.0
+
+    @property
+    def active_connections(self):
+        return len(self._handlers)
+
+    async def start(self):
+        """Start listening; returns (address, port) actually bound."""
+        self._wake = asyncio.Event()
+        self._server = await asyncio.start_server(self._on_connection, self.bind_address, self.port,
+                                                  limit=STREAM_LIMIT, reuse_address=True)
+        address, port = self._server.sockets[0].getsockname()[:2]
+        self.port = port
+        self._last_active = time.monotonic()
+        return address, port
+
+    def stop(self, reason=StopReason.STOPPED):
+        """Ask serve() to stop (safe from a signal handler running on the loop)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        if self._wake is not None:
+            self._wake.set()
+
+    async def serve(self):
+        """Serve until stopped, timed out or idle; then shut down cleanly. Returns the StopReason."""
+        if self._server is None:
+            await self.start()
+        started = time.monotonic()
+        reason = None
+        while reason is None:
+            reason = self._stop_reason or self._due(started, time.monotonic())
+            if reason is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._next_check(started, time.monotonic()))
+                except asyncio.TimeoutError:
+                    pass
+        await self._shut_down(reason)
+        return reason
+
+    def _due(self, started, now):
+        if self.timeout is not None and now - started >= self.timeout:
+            return StopReason.TIMEOUT
+        if self.idle_timeout is not None and not self._handlers and now - self._last_active >= self.idle_timeout:
+            return StopReason.IDLE
+        return None
+
+    def _next_check(self, started, now):
+        waits = [3600.0]
+        if self.timeout is not None:
+            waits.append(started + self.timeout - now)
+        if self.idle_timeout is not None and not self._handlers:
+            waits.append(self._last_active + self.idle_timeout - now)
+        return max(0.01, min(waits))
+
+    async def _shut_down(self, reason):
+        self._server.close()
+        handlers = set(self._handlers)
+        logger.debug('tunnel stopping (%s) with %d open connection(s)', reason.value, len(handlers))
+        if handlers and reason is StopReason.TIMEOUT:
+            # Planned end: let the live connections finish, within the grace period.
+            _, handlers = await asyncio.wait(handlers, timeout=self.grace_period)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers, timeout=self.grace_period)
+        await self.client.aclose(timeout=self.grace_period)
+
+    async def _on_connection(self, reader, writer):
+        peer = writer.get_extra_info('peername') or ('?', 0)
+        self._accepted += 1
+        label = f'connection {self._accepted} from {peer[0]}:{peer[1]}'
+        if self._stop_reason is not None or (
+                self.max_connections is not None and len(self._handlers) >= self.max_connections):
+            logger.warning('%s: refused (%s)', label, 'tunnel is stopping' if self._stop_reason
+                           else f'--max-connections {self.max_connections} reached')
+            writer.transport.abort()
+            return
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        try:
+            await relay_connection(self.client, self.target, reader, writer, label, read_size=self.read_size)
+        except asyncio.CancelledError:
+            pass                # a stop: the relay closed both sides and deleted its session
+        except Exception:  # pylint: disable=broad-except
+            logger.exception('%s: unexpected error', label)
+            writer.transport.abort()
+        finally:
+            self._handlers.discard(task)
+            self._last_active = time.monotonic()
+            self._wake.set()
+
+
+def run_tunnel(server, on_ready=None):
+    """Run ``server`` on a fresh event loop until it stops; SIGINT/SIGTERM stop it cleanly.
+
+    ``on_ready(address, port)`` is called once listening. Returns the StopReason."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum, reason in ((signal.SIGINT, StopReason.INTERRUPTED), (signal.SIGTERM, StopReason.TERMINATED)):
+            try:
+                loop.add_signal_handler(signum, server.stop, reason)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass    # Windows, or not the main thread: Ctrl+C arrives as KeyboardInterrupt instead
+        try:
+            address, port = await server.start()
+            if on_ready is not None:
+                on_ready(address, port)
+            return await server.serve()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    return asyncio.run(main())

@@ -1,0 +1,257 @@
+"""Issue 7 end to end: `az network bastion ssh` with the real az, the emulator and a real sshd.
+
+Each sign-in method runs a remote command and the command's exit code is ssh's. After success, failure and
+Ctrl+C, no Bastion session is left in the emulator and no temporary file in the run's TMPDIR. Limitations
+(Cloud Shell, Key Vault keys, key files) and the seed's table refuse before any request reaches Azure."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+RG = 'demo-rg'
+BASTION = 'demo-bastion'
+LINUX_VM_IP = '10.0.0.4'
+
+
+@pytest.fixture(scope='module')
+def vm(sshd_linux_vm):
+    if sshd_linux_vm.sshd.password is None:
+        pytest.skip('password sign-in needs the sshd fixture to run as root (it makes a password user)')
+    return sshd_linux_vm
+
+
+@pytest.fixture
+def run_dirs(tmp_path):
+    """A HOME (ssh's known_hosts) and a TMPDIR (where our private temp files go) per test."""
+    home, tmp = tmp_path / 'home', tmp_path / 'tmp'
+    home.mkdir()
+    tmp.mkdir()
+    return {'HOME': str(home), 'TMPDIR': str(tmp)}
+
+
+@pytest.fixture
+def ssh_key(vm, tmp_path):
+    key = tmp_path / 'id_ed25519'
+    shutil.copyfile(vm.sshd.client_key, key)
+    key.chmod(0o600)
+    return key
+
+
+def _ssh_args(vm, *extra, target=None):
+    target = target or ['--target-resource-id', vm.vm_id]
+    return ['network', 'bastion', 'ssh', '-g', RG, '-n', BASTION, *target, *extra]
+
+
+def _known_hosts(run_dirs):
+    """ssh args (after --) keeping host keys in the test's own file: ssh reads ~ from the passwd entry, not
+    $HOME, so without this the tests would write to the real user's known_hosts."""
+    return ['-o', f"UserKnownHostsFile={run_dirs['HOME']}/known_hosts", '-o', 'HashKnownHosts=no']
+
+
+def _env(az, run_dirs, **extra):
+    env = dict(az.env, **run_dirs)
+    env.update(extra)
+    return env
+
+
+def _run(az, args, env, prefix=(), timeout=90):
+    return subprocess.run([*prefix, az.executable, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _sessions(emulator):
+    return emulator.get('/_emulator/sessions').json()
+
+
+def _assert_clean(emulator, run_dirs):
+    assert _sessions(emulator) == []
+    assert os.listdir(run_dirs['TMPDIR']) == []
+
+
+def test_password_runs_remote_command_and_returns_its_exit_code(az, emulator, vm, run_dirs):
+    env = _env(az, run_dirs, SSHPASS=vm.sshd.password)
+    result = _run(az, _ssh_args(vm, '--auth-type', 'password', '--username', vm.sshd.user, '--',
+                                *_known_hosts(run_dirs), 'echo signed-in-as-$(whoami); exit 7'), env,
+                  prefix=['sshpass', '-e'])
+    assert result.returncode == 7, result.stderr
+    assert f'signed-in-as-{vm.sshd.user}' in result.stdout
+    _assert_clean(emulator, run_dirs)
+    # The host key is pinned under the VM's own name, not under 127.0.0.1:<this run's random port>.
+    pinned = open(os.path.join(run_dirs['HOME'], 'known_hosts'), encoding='utf-8').read()
+    assert pinned.startswith('bastion.') and 'linux-vm' in pinned and '127.0.0.1' not in pinned
+    assert vm.sshd.host_key_pub.split()[1] in pinned
+
+
+def test_changed_host_key_of_the_vm_is_refused(az, emulator, vm, run_dirs, ssh_key, tmp_path):
+    """Pinned per VM: a different key under the VM's alias stops ssh, whatever local port the tunnel has."""
+    other = tmp_path / 'other_host_key'
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(other)], check=True)
+    alias = 'bastion.' + vm.vm_id.lower().replace('/', '-').strip('-')
+    with open(os.path.join(run_dirs['HOME'], 'known_hosts'), 'w', encoding='utf-8') as handle:
+        handle.write(f"{alias} {(tmp_path / 'other_host_key.pub').read_text().split(' ')[0]} "
+                     f"{(tmp_path / 'other_host_key.pub').read_text().split(' ')[1]}\n")
+    result = _run(az, _ssh_args(vm, '--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key', str(ssh_key),
+                                '--', *_known_hosts(run_dirs), 'echo should-not-run'), _env(az, run_dirs))
+    assert result.returncode == 255
+    assert 'should-not-run' not in result.stdout
+    assert 'HOST IDENTIFICATION HAS CHANGED' in result.stderr
+    _assert_clean(emulator, run_dirs)
+
+
+def test_password_auth_offers_no_public_key(az, emulator, vm, run_dirs, ssh_key):
+    """With a key ssh would find by default, --auth-type password still signs in with the password only."""
+    ssh_dir = os.path.join(run_dirs['HOME'], '.ssh')
+    os.makedirs(ssh_dir)
+    shutil.copyfile(ssh_key, os.path.join(ssh_dir, 'id_ed25519'))
+    os.chmod(os.path.join(ssh_dir, 'id_ed25519'), 0o600)
+    env = _env(az, run_dirs, SSHPASS='wrong-password')
+    result = _run(az, _ssh_args(vm, '--auth-type', 'password', '--username', vm.sshd.user, '--',
+                                *_known_hosts(run_dirs), 'true'), env,
+                  prefix=['sshpass', '-e'])
+    assert result.returncode != 0      # the authorised default key was not offered, the wrong password failed
+    _assert_clean(emulator, run_dirs)
+
+
+def test_ssh_key_runs_remote_command(az, emulator, vm, run_dirs, ssh_key):
+    result = _run(az, _ssh_args(vm, '--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key', str(ssh_key),
+                                '--', *_known_hosts(run_dirs), 'echo key-ok; exit 3'), _env(az, run_dirs))
+    assert result.returncode == 3, result.stderr
+    assert 'key-ok' in result.stdout
+    _assert_clean(emulator, run_dirs)
+
+
+def test_ssh_key_by_ip_address(az, emulator, vm, run_dirs, ssh_key):
+    result = _run(az, _ssh_args(vm, '--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key', str(ssh_key),
+                                '--', *_known_hosts(run_dirs), 'echo ip-ok',
+                                target=['--target-ip-address', LINUX_VM_IP]),
+                  _env(az, run_dirs))
+    assert result.returncode == 0, result.stderr
+    assert 'ip-ok' in result.stdout
+    _assert_clean(emulator, run_dirs)
+
+
+def test_aad_signs_in_with_entra_certificate_and_leaks_nothing(az, emulator, vm, run_dirs):
+    result = _run(az, _ssh_args(vm, '--auth-type', 'aad', '--debug', '--', *_known_hosts(run_dirs),
+                                'echo cert-user=$(whoami); exit 5'),
+                  _env(az, run_dirs))
+    assert result.returncode == 5, result.stderr[-3000:]
+    assert f'cert-user={vm.sshd.cert_user}' in result.stdout
+    _assert_clean(emulator, run_dirs)       # ephemeral key and certificate are gone
+    secrets = emulator.get('/_emulator/secrets').json()['secrets']
+    assert secrets
+    leaked = [s for s in secrets if s in result.stderr or s in result.stdout]
+    assert leaked == []
+
+
+def test_failed_sign_in_returns_ssh_exit_code_and_cleans_up(az, emulator, vm, run_dirs, tmp_path):
+    stranger = tmp_path / 'stranger_key'
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(stranger)], check=True)
+    result = _run(az, _ssh_args(vm, '--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key',
+                                str(stranger), '--', *_known_hosts(run_dirs), 'true'), _env(az, run_dirs))
+    assert result.returncode == 255          # ssh's own code for a failed connection
+    assert 'Traceback' not in result.stderr
+    _assert_clean(emulator, run_dirs)
+
+
+@pytest.mark.parametrize('auth', ['aad', 'ssh-key'])
+def test_ctrl_c_leaves_no_session_and_no_temp_file(az, emulator, vm, run_dirs, ssh_key, auth):
+    login = ['--auth-type', 'aad'] if auth == 'aad' else \
+        ['--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key', str(ssh_key)]
+    process = subprocess.Popen([az.executable, *_ssh_args(vm, *login, '--', *_known_hosts(run_dirs), 'sleep 60')],
+                               env=_env(az, run_dirs),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _sessions(emulator) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert _sessions(emulator), 'the ssh session never started'
+        if auth == 'aad':
+            assert os.listdir(run_dirs['TMPDIR']), 'the ephemeral key should exist while ssh runs'
+        process.send_signal(signal.SIGINT)      # what Ctrl+C sends az (ssh gets it too from a terminal)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr[-2000:]
+    assert 'Traceback' not in stderr
+    _assert_clean(emulator, run_dirs)
+
+
+# -- refusals: before any request reaches Azure -----------------------------------------------------------
+def _refused_offline(az, emulator, args, env):
+    emulator.delete('/_emulator/requests')
+    result = _run(az, args, env)
+    seen = [r for r in emulator.get('/_emulator/requests').json()['requests']
+            if not r['path'].startswith('/_emulator')]
+    assert result.returncode != 0
+    assert 'Traceback' not in result.stderr
+    assert seen == [], 'a refusal must come before any network call'
+    return result.stderr
+
+
+def test_cloud_shell_is_refused_with_pointer_to_portal(az, emulator, vm, run_dirs, ssh_key):
+    stderr = _refused_offline(az, emulator, _ssh_args(vm, '--auth-type', 'ssh-key', '--ssh-key', str(ssh_key)),
+                              _env(az, run_dirs, ACC_CLOUD='1'))
+    assert 'Cloud Shell' in stderr and 'portal' in stderr
+
+
+@pytest.mark.parametrize('reference', [
+    'https://myvault.vault.azure.net/secrets/sshkey',
+    '@Microsoft.KeyVault(VaultName=myvault;SecretName=sshkey)',
+    'myhsm.managedhsm.azure.net/keys/sshkey',
+])
+def test_key_vault_key_is_refused(az, emulator, vm, run_dirs, reference):
+    stderr = _refused_offline(az, emulator, _ssh_args(vm, '--auth-type', 'ssh-key', '--ssh-key', reference),
+                              _env(az, run_dirs))
+    assert 'Key Vault' in stderr and 'az keyvault secret download' in stderr
+
+
+def test_too_open_key_file_is_refused_with_the_fix(az, emulator, vm, run_dirs, ssh_key):
+    ssh_key.chmod(0o644)
+    stderr = _refused_offline(az, emulator, _ssh_args(vm, '--auth-type', 'ssh-key', '--ssh-key', str(ssh_key)),
+                              _env(az, run_dirs))
+    assert f'chmod 600 {ssh_key}' in stderr
+
+
+def test_missing_key_file_is_refused(az, emulator, vm, run_dirs, tmp_path):
+    stderr = _refused_offline(az, emulator, _ssh_args(vm, '--auth-type', 'ssh-key', '--ssh-key',
+                                                      str(tmp_path / 'nope')), _env(az, run_dirs))
+    assert 'no such file' in stderr
+
+
+def test_aad_with_ip_connect_is_refused(az, emulator, vm, run_dirs):
+    stderr = _refused_offline(az, emulator, _ssh_args(vm, '--auth-type', 'aad',
+                                                      target=['--target-ip-address', LINUX_VM_IP]),
+                              _env(az, run_dirs))
+    assert 'Entra ID' in stderr and 'IP-based connect' in stderr and '--target-resource-id' in stderr
+
+
+def test_custom_port_with_ip_connect_is_refused(az, emulator, vm, run_dirs):
+    stderr = _refused_offline(az, emulator, _ssh_args(vm, '--auth-type', 'password', '--resource-port', '2222',
+                                                      target=['--target-ip-address', LINUX_VM_IP]),
+                              _env(az, run_dirs))
+    assert '2222' in stderr and 'IP-based connect' in stderr
+
+
+def test_ssh_to_windows_vm_is_refused_naming_the_table_row(az, emulator, run_dirs):
+    win_vm = emulator.resource_id('Microsoft.Compute/virtualMachines', 'win-vm')
+    result = _run(az, ['network', 'bastion', 'ssh', '-g', RG, '-n', BASTION, '--target-resource-id', win_vm,
+                       '--auth-type', 'password'], _env(az, run_dirs))
+    assert result.returncode != 0
+    assert 'Windows VM' in result.stderr and 'az network bastion tunnel' in result.stderr
+    assert _sessions(emulator) == []
+
+
+def test_stopped_vm_is_refused_naming_its_power_state(az, emulator, run_dirs):
+    stopped = emulator.resource_id('Microsoft.Compute/virtualMachines', 'stopped-vm')
+    result = _run(az, ['network', 'bastion', 'ssh', '-g', RG, '-n', BASTION, '--target-resource-id', stopped,
+                       '--auth-type', 'password'], _env(az, run_dirs))
+    assert result.returncode != 0
+    assert 'not running' in result.stderr and 'stopped' in result.stderr and 'az vm start' in result.stderr
+    assert _sessions(emulator) == []

@@ -1,0 +1,77 @@
+"""Test doubles for the relay engine: loopback websocket servers and a fake data-plane client."""
+
+import asyncio
+import socket
+import itertools
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+
+from azext_bastion_native.dataplane.errors import SessionRefusedError
+
+
+async def echo_handler(websocket):
+    async for message in websocket:
+        await websocket.send(message)
+
+
+class WebsocketServer:
+    """``async with WebsocketServer(handler) as server``: a ws:// server on a free loopback port."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.url = None
+        self._server = None
+
+    async def __aenter__(self):
+        self._server = await serve(self.handler, '127.0.0.1', 0, compression=None, max_size=None,
+                                   close_timeout=1)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f'ws://127.0.0.1:{port}/'
+        return self
+
+    async def __aexit__(self, *_):
+        self._server.close()
+        await self._server.wait_closed()
+
+
+class FakeDataPlane:
+    """Quacks like DataPlaneClient: sessions are names, the websocket goes to a loopback test server."""
+
+    def __init__(self, url, refuse=False, max_queue=16, write_limit=64 * 1024):
+        self.url = url
+        self.refuse = refuse
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.live = set()
+        self.minted = 0
+        self.closed = False
+        self._ids = itertools.count(1)
+
+    async def mint(self, target):
+        if self.refuse:
+            raise SessionRefusedError('Bastion refused the tunnel session (HTTP 401): not allowed', 401)
+        session = f'session-{next(self._ids)}'
+        self.minted += 1
+        self.live.add(session)
+        return session
+
+    async def connect(self, session):
+        return await connect(self.url, compression=None, max_queue=self.max_queue,
+                             write_limit=self.write_limit, close_timeout=2, max_size=None)
+
+    async def delete(self, session):
+        self.live.discard(session)
+        return True
+
+    async def aclose(self, timeout=10.0):
+        self.closed = True
+        self.live.clear()
+
+
+async def local_pair(limit=256 * 1024):
+    """(reader, writer) for the relay, and the user's end as a plain non-blocking socket."""
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours, limit=limit)
+    theirs.setblocking(False)
+    return reader, writer, theirs

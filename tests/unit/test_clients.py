@@ -1,0 +1,265 @@
+"""clients/: ssh argv, private temp files, the Entra SSH certificate, the foreground process runner."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from azext_bastion_native.clients import entra_cert, launch, ssh, tempfiles
+from azext_bastion_native.clients.ssh import SshLogin
+
+VM_ID = '/subscriptions/S1/resourceGroups/My-RG/providers/Microsoft.Compute/virtualMachines/Vm-1'
+
+
+# -- ssh argv ------------------------------------------------------------------------------------------
+def test_password_login_offers_nothing_but_password():
+    argv = ssh.ssh_argv('/usr/bin/ssh', 40022, SshLogin('password', 'azureuser'), 'bastion.vm')
+    assert argv[:5] == ['/usr/bin/ssh', '-p', '40022', '-l', 'azureuser']
+    assert 'PreferredAuthentications=password,keyboard-interactive' in argv
+    assert 'PubkeyAuthentication=no' in argv
+    assert '-i' not in argv
+    assert argv[-1] == '127.0.0.1'
+
+
+def test_key_login_uses_only_the_given_key():
+    argv = ssh.ssh_argv('ssh', 1, SshLogin('ssh-key', 'u', key_path='/k/id'), 'a')
+    assert argv[argv.index('-i') + 1] == '/k/id'
+    assert 'IdentitiesOnly=yes' in argv
+
+
+def test_aad_login_passes_key_and_certificate():
+    argv = ssh.ssh_argv('ssh', 1, SshLogin('aad', 'alice', '/t/id_rsa', '/t/id_rsa-cert.pub'), 'a')
+    assert argv[argv.index('-i') + 1] == '/t/id_rsa'
+    assert 'CertificateFile=/t/id_rsa-cert.pub' in argv
+    assert argv[argv.index('-l') + 1] == 'alice'
+
+
+def test_user_arguments_follow_the_destination_verbatim():
+    extra = ['-L', '8080:localhost:80', 'uptime', '&&', 'echo "a b"']
+    argv = ssh.ssh_argv('ssh', 1, SshLogin('password'), 'alias', extra)
+    assert argv[-len(extra) - 1:] == ['127.0.0.1'] + extra
+    assert '-l' not in argv      # no user: ssh's own default applies
+
+
+def test_host_key_options_pin_the_vm_unless_the_user_overrides_them():
+    argv = ssh.ssh_argv('ssh', 1, SshLogin('password'), 'bastion.vm')
+    assert 'HostKeyAlias=bastion.vm' in argv and 'StrictHostKeyChecking=accept-new' in argv
+    overridden = ssh.ssh_argv('ssh', 1, SshLogin('password'), 'bastion.vm',
+                              ['-o', 'stricthostkeychecking no', '-oHostKeyAlias=mine'])
+    assert 'StrictHostKeyChecking=accept-new' not in overridden
+    assert 'HostKeyAlias=bastion.vm' not in overridden
+    assert overridden[-3:] == ['-o', 'stricthostkeychecking no', '-oHostKeyAlias=mine']
+
+
+def test_host_key_alias_is_stable_per_vm_and_safe():
+    alias = ssh.host_key_alias(VM_ID)
+    assert alias == ssh.host_key_alias(VM_ID.upper())    # resource ids are case-insensitive
+    assert alias != ssh.host_key_alias(VM_ID.replace('Vm-1', 'Vm-2'))
+    assert alias.startswith('bastion.') and all(c.isalnum() or c in '.-_' for c in alias)
+    assert ssh.host_key_alias('10.0.0.4') == 'bastion.10.0.0.4'
+    assert ' ' not in ssh.host_key_alias('weird name,with comma')
+    assert ',' not in ssh.host_key_alias('weird name,with comma')
+
+
+def test_unknown_auth_type_is_an_error():
+    with pytest.raises(ValueError):
+        ssh.auth_options(SshLogin('kerberos'))
+
+
+def test_missing_ssh_client_is_reported():
+    with pytest.raises(ssh.SshClientNotFound):
+        ssh.find_ssh(which=lambda _: None)
+    assert ssh.find_ssh(which=lambda name: f'/opt/{name}') == '/opt/ssh'
+
+
+# -- private temp files ------------------------------------------------------------------------------------
+@pytest.mark.skipif(os.name == 'nt', reason='POSIX modes')
+def test_private_directory_is_0700_with_0600_files_and_is_removed():
+    with tempfiles.private_directory() as directory:
+        path = tempfiles.write_private_file(os.path.join(directory, 'secret'), 'data')
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with open(path, encoding='utf-8') as handle:
+            assert handle.read() == 'data'
+    assert not os.path.exists(directory)
+
+
+def test_private_directory_is_removed_when_interrupted():
+    with pytest.raises(KeyboardInterrupt):
+        with tempfiles.private_directory() as directory:
+            tempfiles.write_private_file(os.path.join(directory, 'key'), b'k')
+            raise KeyboardInterrupt
+    assert not os.path.exists(directory)
+
+
+def test_private_file_never_overwrites_or_follows(tmp_path):
+    existing = tmp_path / 'existing'
+    existing.write_text('keep')
+    with pytest.raises(FileExistsError):
+        tempfiles.write_private_file(str(existing), 'new')
+    assert existing.read_text() == 'keep'
+
+
+# -- Entra SSH certificate ----------------------------------------------------------------------------------
+def _ca_signing_fetcher(principals=(b'alice@contoso.com', b'second'), seen=None, cert_type=None):
+    """A stand-in for Entra: signs the JWK's key with a throwaway CA, as the token endpoint does."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import SSHCertificateBuilder, SSHCertificateType
+    import base64
+    ca = ed25519.Ed25519PrivateKey.generate()
+
+    def fetch(scopes, data):
+        if seen is not None:
+            seen.append((scopes, data))
+        jwk = json.loads(data['req_cnf'])
+
+        def number(value):
+            return int.from_bytes(base64.urlsafe_b64decode(value + '=' * (-len(value) % 4)), 'big')
+        public_key = rsa.RSAPublicNumbers(number(jwk['e']), number(jwk['n'])).public_key()
+        now = int(time.time())
+        builder = SSHCertificateBuilder().public_key(public_key).serial(1) \
+            .type(cert_type or SSHCertificateType.USER).key_id(b'k').valid_after(now - 60).valid_before(now + 600)
+        builder = builder.valid_principals(list(principals)) if principals else builder.valid_for_all_principals()
+        return builder.sign(ca).public_bytes().split()[1].decode()
+    return fetch
+
+
+@pytest.mark.skipif(os.name == 'nt', reason='POSIX modes')
+def test_certificate_is_written_next_to_an_ephemeral_key(tmp_path):
+    seen = []
+    credentials = entra_cert.obtain_certificate(str(tmp_path), _ca_signing_fetcher(seen=seen), 'AzureCloud')
+    assert credentials.principal == 'alice@contoso.com'
+    scopes, data = seen[0]
+    assert scopes == ['https://pas.windows.net/CheckMyAccess/Linux/.default']
+    assert data['token_type'] == 'ssh-cert'
+    jwk = json.loads(data['req_cnf'])
+    assert jwk['kty'] == 'RSA' and data['key_id'] == jwk['kid'] and set(jwk) == {'kty', 'n', 'e', 'kid'}
+    certificate = open(credentials.certificate_path, encoding='ascii').read()
+    assert certificate.startswith('ssh-rsa-cert-v01@openssh.com ')
+    assert credentials.certificate_path == credentials.private_key_path + '-cert.pub'
+    for path in (credentials.private_key_path, credentials.certificate_path):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    key = serialization.load_ssh_private_key(open(credentials.private_key_path, 'rb').read(), None)
+    assert key.public_key().public_numbers().n == int.from_bytes(
+        __import__('base64').urlsafe_b64decode(jwk['n'] + '=' * (-len(jwk['n']) % 4)), 'big')
+
+
+@pytest.mark.skipif(not __import__('shutil').which('ssh-keygen'), reason='ssh-keygen not installed')
+def test_openssh_accepts_the_written_certificate(tmp_path):
+    credentials = entra_cert.obtain_certificate(str(tmp_path), _ca_signing_fetcher(), 'AzureCloud')
+    listing = subprocess.run(['ssh-keygen', '-L', '-f', credentials.certificate_path], capture_output=True,
+                             text=True, check=True).stdout
+    assert 'user certificate' in listing and 'alice@contoso.com' in listing
+
+
+@pytest.mark.parametrize('cloud, host', [('AzureCloud', 'https://pas.windows.net'),
+                                         ('AzureChinaCloud', 'https://pas.chinacloudapi.cn'),
+                                         ('AzureUSGovernment', 'https://pasff.usgovcloudapi.net'),
+                                         ('Emu', 'https://pas.windows.net')])
+def test_certificate_scope_follows_the_cloud(cloud, host):
+    assert entra_cert.ssh_certificate_scope(cloud) == host + '/CheckMyAccess/Linux/.default'
+
+
+@pytest.mark.parametrize('answer', ['', 'not-base64!', 'AAAA'])
+def test_unusable_answer_is_a_certificate_error(tmp_path, answer):
+    with pytest.raises(entra_cert.CertificateError):
+        entra_cert.obtain_certificate(str(tmp_path), lambda *_: answer, 'AzureCloud')
+
+
+def test_certificate_without_principal_is_refused(tmp_path):
+    with pytest.raises(entra_cert.CertificateError, match='principal'):
+        entra_cert.obtain_certificate(str(tmp_path), _ca_signing_fetcher(principals=()), 'AzureCloud')
+
+
+def test_host_certificate_is_refused(tmp_path):
+    from cryptography.hazmat.primitives.serialization import SSHCertificateType
+    with pytest.raises(entra_cert.CertificateError, match='host certificate'):
+        entra_cert.obtain_certificate(str(tmp_path), _ca_signing_fetcher(cert_type=SSHCertificateType.HOST),
+                                      'AzureCloud')
+
+
+def test_certificate_for_another_key_is_refused(tmp_path):
+    other_dir = tmp_path / 'other'
+    other_dir.mkdir()
+    foreign = _ca_signing_fetcher()
+    stolen = {}
+
+    def fetch_for_other_key(scopes, data):
+        _, other_key = entra_cert.generate_key_pair(str(other_dir))
+        stolen['body'] = foreign(scopes, entra_cert.certificate_request_data(entra_cert.public_jwk(other_key)))
+        return stolen['body']
+    with pytest.raises(entra_cert.CertificateError, match='different key'):
+        entra_cert.obtain_certificate(str(tmp_path), fetch_for_other_key, 'AzureCloud')
+
+
+# -- foreground runner ----------------------------------------------------------------------------------------
+def test_exit_code_is_the_programs():
+    assert launch.run_foreground([sys.executable, '-c', 'raise SystemExit(42)']) == 42
+    assert launch.run_foreground([sys.executable, '-c', 'pass']) == 0
+
+
+@pytest.mark.skipif(os.name == 'nt', reason='POSIX signals')
+def test_killed_program_reports_128_plus_signal():
+    assert launch.run_foreground([sys.executable, '-c', 'import os, signal; os.kill(os.getpid(), signal.SIGKILL)']) \
+        == 128 + signal.SIGKILL
+
+
+class _FakeProcess:
+    def __init__(self, ignores_interrupt):
+        self.ignores_interrupt = ignores_interrupt
+        self.returncode = None
+        self.calls = []
+        self._first = True
+
+    def wait(self, timeout=None):
+        if self._first:
+            self._first = False
+            raise KeyboardInterrupt
+        self.calls.append(('wait', timeout))
+        if self.returncode is None and self.ignores_interrupt:
+            raise subprocess.TimeoutExpired('x', timeout)
+        self.returncode = self.returncode if self.returncode is not None else -2
+        return self.returncode
+
+    def poll(self):
+        return self.returncode
+
+    def terminate(self):
+        self.calls.append(('terminate', None))
+        self.returncode = -15
+
+    def kill(self):
+        self.calls.append(('kill', None))
+        self.returncode = -9
+
+
+def test_ctrl_c_waits_for_the_program_then_reports_130():
+    process = _FakeProcess(ignores_interrupt=False)
+    assert launch.run_foreground(['x'], popen=lambda *a, **k: process, grace=0.01) == 130
+    assert ('terminate', None) not in process.calls
+
+
+def test_ctrl_c_terminates_a_program_that_does_not_stop():
+    process = _FakeProcess(ignores_interrupt=True)
+    assert launch.run_foreground(['x'], popen=lambda *a, **k: process, grace=0.01) == 130
+    assert ('terminate', None) in process.calls
+
+
+@pytest.mark.skipif(os.name == 'nt', reason='POSIX signals')
+def test_sigterm_unwinds_instead_of_killing():
+    code = [sys.executable, '-c', 'import time; time.sleep(30)']
+    before = signal.getsignal(signal.SIGTERM)
+    with launch.termination_unwinds():
+        import threading
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.start()
+        started = time.monotonic()
+        assert launch.run_foreground(code, grace=2) == 128 + signal.SIGTERM
+        assert time.monotonic() - started < 10
+    assert signal.getsignal(signal.SIGTERM) is before

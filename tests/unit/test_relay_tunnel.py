@@ -1,0 +1,219 @@
+"""TunnelServer and the stdio proxy against a loopback websocket server and a fake data plane."""
+
+import asyncio
+import hashlib
+import os
+import signal
+import socket
+import threading
+
+from azext_bastion_native.dataplane.protocol import Target
+from azext_bastion_native.relay.stdio import run_stdio
+from azext_bastion_native.relay.tunnel import StopReason, TunnelServer, run_tunnel
+from tests.unit.relay_doubles import FakeDataPlane, WebsocketServer, echo_handler
+
+TARGET = Target('/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm', 22)
+
+
+async def _round_trip(port, payload):
+    reader, writer = await asyncio.open_connection('127.0.0.1', port)
+    writer.write(payload)
+    await writer.drain()
+    echoed = await asyncio.wait_for(reader.readexactly(len(payload)), 10)
+    writer.close()
+    return echoed
+
+
+async def _closed_promptly(reader, timeout=3):
+    try:
+        return await asyncio.wait_for(reader.read(), timeout) == b''
+    except ConnectionResetError:
+        return True
+
+
+def test_concurrent_connections_are_relayed_intact_and_every_session_deleted():
+    async def scenario():
+        async with WebsocketServer(echo_handler) as server:
+            client = FakeDataPlane(server.url)
+            tunnel = TunnelServer(client, TARGET)
+            address, port = await tunnel.start()
+            assert address == '127.0.0.1' and port > 0
+            serving = asyncio.create_task(tunnel.serve())
+            payloads = [os.urandom(200_000 + n) for n in range(24)]
+            echoed = await asyncio.gather(*(_round_trip(port, p) for p in payloads))
+            assert [hashlib.sha256(e).digest() for e in echoed] == [hashlib.sha256(p).digest() for p in payloads]
+            for _ in range(100):
+                if not client.live:
+                    break
+                await asyncio.sleep(0.02)
+            assert client.minted == 24 and not client.live     # one session per connection, all deleted
+            tunnel.stop()
+            assert await asyncio.wait_for(serving, 5) is StopReason.STOPPED
+            assert client.closed
+    asyncio.run(scenario())
+
+
+def test_a_refused_session_closes_that_connection_only():
+    async def scenario():
+        async with WebsocketServer(echo_handler) as server:
+            client = FakeDataPlane(server.url, refuse=True)
+            tunnel = TunnelServer(client, TARGET)
+            _, port = await tunnel.start()
+            serving = asyncio.create_task(tunnel.serve())
+            reader, writer = await asyncio.open_connection('127.0.0.1', port)
+            assert await _closed_promptly(reader)
+            writer.close()
+            client.refuse = False
+            assert await _round_trip(port, b'still serving') == b'still serving'
+            tunnel.stop()
+            await asyncio.wait_for(serving, 5)
+    asyncio.run(scenario())
+
+
+def test_stop_closes_live_connections_and_deletes_their_sessions():
+    async def scenario():
+        async with WebsocketServer(echo_handler) as server:
+            client = FakeDataPlane(server.url)
+            tunnel = TunnelServer(client, TARGET, grace_period=3)
+            _, port = await tunnel.start()
+            serving = asyncio.create_task(tunnel.serve())
+            connections = [await asyncio.open_connection('127.0.0.1', port) for _ in range(5)]
+            for reader, writer in connections:
+                writer.write(b'x')
+                assert await asyncio.wait_for(reader.readexactly(1), 5) == b'x'
+            assert len(client.live) == 5
+            started = asyncio.get_running_loop().time()
+            tunnel.stop(StopReason.INTERRUPTED)
+            assert await asyncio.wait_for(serving, 5) is StopReason.INTERRUPTED
+            assert asyncio.get_running_loop().time() - started < 3
+            assert not client.live
+            for reader, writer in connections:
+                assert await _closed_promptly(reader)
+                writer.close()
+    asyncio.run(scenario())
+
+
+def test_idle_timeout_waits_for_open_connections_to_end():
+    async def scenario():
+        async with WebsocketServer(echo_handler) as server:
+            tunnel = TunnelServer(FakeDataPlane(server.url), TARGET, idle_timeout=0.3)
+            _, port = await tunnel.start()
+            serving = asyncio.create_task(tunnel.serve())
+            reader, writer = await asyncio.open_connection('127.0.0.1', port)
+            writer.write(b'ping')
+            await reader.readexactly(4)
+            await asyncio.sleep(0.6)
+            assert not serving.done()                           # a connection is open: not idle
+            writer.close()
+            assert await asyncio.wait_for(serving, 3) is StopReason.IDLE
+    asyncio.run(scenario())
+
+
+def test_timeout_stops_listening_but_lets_a_live_connection_finish():
+    async def scenario():
+        async with WebsocketServer(echo_handler) as server:
+            tunnel = TunnelServer(FakeDataPlane(server.url), TARGET, timeout=0.3, grace_period=5)
+            _, port = await tunnel.start()
+            serving = asyncio.create_task(tunnel.serve())
+            reader, writer = await asyncio.open_connection('127.0.0.1', port)
+            await asyncio.sleep(0.5)                            # past the timeout
+            try:
+                await asyncio.open_connection('127.0.0.1', port)
+                refused = False
+            except OSError:
+                refused = True
+            assert refused                                      # the listener is closed
+            writer.write(b'late but fine')                      # the live connection still works
+            assert await asyncio.wait_for(reader.readexactly(13), 3) == b'late but fine'
+            writer.close()
+            assert await asyncio.wait_for(serving, 5) is StopReason.TIMEOUT
+    asyncio.run(scenario())
+
+
+def test_max_connections_refuses_the_extra_one():
+    async def scenario():
+        async with WebsocketServer(echo_handler) as server:
+            tunnel = TunnelServer(FakeDataPlane(server.url), TARGET, max_connections=1)
+            _, port = await tunnel.start()
+            serving = asyncio.create_task(tunnel.serve())
+            reader, writer = await asyncio.open_connection('127.0.0.1', port)
+            writer.write(b'1')
+            await reader.readexactly(1)
+            extra_reader, extra_writer = await asyncio.open_connection('127.0.0.1', port)
+            assert await _closed_promptly(extra_reader)
+            extra_writer.close()
+            writer.close()
+            tunnel.stop()
+            await asyncio.wait_for(serving, 5)
+    asyncio.run(scenario())
+
+
+def test_run_tunnel_stops_cleanly_on_sigterm_with_its_exit_code():
+    # The loopback websocket server runs on its own loop in a thread; run_tunnel owns the main thread.
+    ready, done = threading.Event(), threading.Event()
+    box = {}
+
+    def serve_websockets():
+        async def main():
+            async with WebsocketServer(echo_handler) as server:
+                box['url'] = server.url
+                ready.set()
+                await asyncio.get_running_loop().run_in_executor(None, done.wait)
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve_websockets, daemon=True)
+    thread.start()
+    ready.wait(5)
+    client = FakeDataPlane(box['url'])
+
+    def on_ready(address, port):
+        box['port'] = port
+        with socket.create_connection((address, port)) as sock:
+            sock.sendall(b'hi')
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        reason = run_tunnel(TunnelServer(client, TARGET), on_ready=on_ready)
+    finally:
+        done.set()
+    assert reason is StopReason.TERMINATED and reason.exit_code == 143
+    assert StopReason.INTERRUPTED.exit_code == 130 and StopReason.IDLE.exit_code == 0
+    assert client.closed and not client.live
+
+
+def test_stdio_proxy_relays_pipes_and_ends_on_stdin_eof():
+    ready, done = threading.Event(), threading.Event()
+    box = {}
+
+    def serve_websockets():
+        async def main():
+            async with WebsocketServer(echo_handler) as server:
+                box['url'] = server.url
+                ready.set()
+                await asyncio.get_running_loop().run_in_executor(None, done.wait)
+        asyncio.run(main())
+
+    threading.Thread(target=serve_websockets, daemon=True).start()
+    ready.wait(5)
+    stdin_read, stdin_write = os.pipe()
+    stdout_read, stdout_write = os.pipe()
+    client = FakeDataPlane(box['url'])
+    proxy = threading.Thread(target=lambda: box.setdefault('ok', run_stdio(client, TARGET, stdin_read, stdout_write)))
+    proxy.start()
+    payload = os.urandom(300_000)
+    writer = threading.Thread(target=lambda: os.write(stdin_write, payload) and None)
+    writer.start()
+    received = b''
+    while len(received) < len(payload):
+        chunk = os.read(stdout_read, 1 << 20)
+        assert chunk
+        received += chunk
+    writer.join()
+    os.close(stdin_write)                                       # ssh is done: EOF on our stdin
+    proxy.join(10)
+    done.set()
+    assert not proxy.is_alive() and box['ok'] is True
+    assert received == payload
+    assert not client.live and client.closed
+    for fd in (stdin_read, stdout_read, stdout_write):
+        os.close(fd)
