@@ -200,3 +200,17 @@ def test_conflict_mid_update_leaves_bastion_working_and_a_rerun_finishes(host, a
     assert az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes').json['changes'] == [
         'add DenyOtherVnetOutbound: Outbound 4000 Deny * -> VirtualNetwork ports *']
     assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
+
+
+def test_data_plane_then_refuses_a_port_outside_the_list_while_22_works(host, az, emulator, sshd_linux_vm):
+    """What the NSG is for: after `nsg apply --ports 22`, Bastion reaches the VM on 22 and nothing else."""
+    az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '22')
+    vm_id = sshd_linux_vm.vm_id
+    emulator.set_vm_endpoint('linux-vm', 2222, '127.0.0.1', sshd_linux_vm.sshd.port)   # something listens there
+    proxy = ('network', 'bastion', 'proxy', '-g', RG, '-n', host, '--target-resource-id', vm_id, '--resource-port')
+    allowed = az(*proxy, '22', input='', check=False, timeout=60)
+    assert allowed.stdout.startswith('SSH-2.0-OpenSSH'), allowed.stderr
+    refused = az(*proxy, '2222', input='', check=False, timeout=60)
+    assert refused.returncode != 0 and refused.stdout == ''
+    assert '2222' in refused.stderr and 'Traceback' not in refused.stderr
+    # (8080 and 5701 stay open to VirtualNetwork: Bastion's own instances talk on them, the rule set keeps them.)
