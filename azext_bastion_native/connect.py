@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from azext_bastion_native.access import connect_request, resolve_endpoint, route_engine_logs
 from azext_bastion_native.capabilities import CapabilityRefused, client_os, decide
 
 logger = logging.getLogger(__name__)
-PACKAGE_LOGGER = 'azext_bastion_native'
 
 SSH, RDP = 'ssh', 'rdp'
 # Handlers
@@ -178,50 +178,9 @@ def _admin_username(vm):
     return getattr(getattr(vm, 'os_profile', None), 'admin_username', None) or None
 
 
-def arm_token_getter(cli_ctx, subscription=None):
-    """A callable returning a fresh ARM access token (asked for each Bastion session, never logged)."""
-    from azure.cli.core._profile import Profile
-    profile = Profile(cli_ctx=cli_ctx)
-
-    def get_token():
-        return profile.get_raw_token(subscription=subscription)[0][1]
-    return get_token
-
-
-@contextlib.contextmanager
-def _preflight_errors():
-    """The tunnel engine's pre-flight refusals as the CLI's typed errors."""
-    from azure.cli.core import azclierror
-    from azext_bastion_native.dataplane.preflight import PreflightError
-    errors = {'missing': azclierror.RequiredArgumentMissingError,
-              'mutually-exclusive': azclierror.MutuallyExclusiveArgumentError,
-              'invalid-argument': azclierror.InvalidArgumentValueError}
-    try:
-        yield
-    except PreflightError as err:
-        raise errors.get(err.kind, azclierror.ValidationError)(err.message, recommendation=err.recommendation) \
-            from None
-
-
-def connect_request(resource_group, name, target_resource_id, target_ip_address, port):
-    """The tunnel engine's request; its argument checks (no network) run here."""
-    from azext_bastion_native.dataplane.preflight import ConnectRequest, check_arguments
-    request = ConnectRequest(resource_group, name, port, target_resource_id, target_ip_address)
-    with _preflight_errors():
-        check_arguments(request)
-    return request
-
-
 def resolve_destination(cli_ctx, request):
     """Host (native client on, IP connect when asked), VM (running), data-plane endpoint and target."""
-    from azext_bastion_native._client_factory import cf_network
-    from azext_bastion_native.dataplane.preflight import plan_connection
-    from azext_bastion_native.management.hosts import get_host
-    host = get_host(cf_network(cli_ctx), request.resource_group, request.name)
-    with _preflight_errors():
-        endpoint, target = plan_connection(host, request)
-    parts = (host.id or '').split('/')
-    token = arm_token_getter(cli_ctx, parts[2] if len(parts) > 2 and parts[1].lower() == 'subscriptions' else None)
+    _, endpoint, target, token = resolve_endpoint(cli_ctx, request)
     if request.target_ip_address:
         return Destination(endpoint, target, request.target_ip_address, token)
     vm = get_vm(cli_ctx, request.target_resource_id)
@@ -288,8 +247,9 @@ def _exit_with(run):
 
     SIGTERM/SIGHUP unwind through every clean-up, like Ctrl+C, instead of leaving sessions and keys behind."""
     from azext_bastion_native.clients.launch import Terminated, termination_unwinds
+    route_engine_logs()
     try:
-        with termination_unwinds(), _warnings_shown():
+        with termination_unwinds():
             code = run()
     except Terminated as stop:
         code = stop.exit_code
@@ -347,29 +307,6 @@ def _tunnel_errors(environment, destination):
     except LocalTunnelError as err:
         from azure.cli.core.azclierror import ClientRequestError
         raise ClientRequestError(str(err)) from None
-
-
-@contextlib.contextmanager
-def _warnings_shown():
-    """The tunnel engine and the clients log with plain `logging` (relay/ and dataplane/ import nothing from
-    azure.cli), but az shows warnings only from its own `cli.*` loggers unless --debug is on. While a native
-    client runs, our package's warnings (a refused session, the RDP hint) go to az's logger too."""
-    from knack.log import get_logger
-    if any(handler.level <= logging.WARNING for handler in logging.getLogger().handlers):
-        yield           # --debug / --verbose: the root handler shows them already
-        return
-    cli_logger = get_logger(PACKAGE_LOGGER)
-
-    class ToCliLogger(logging.Handler):
-        def emit(self, record):
-            cli_logger.handle(record)
-    handler = ToCliLogger(logging.WARNING)
-    package_logger = logging.getLogger(PACKAGE_LOGGER)
-    package_logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        package_logger.removeHandler(handler)
 
 
 # -- az network bastion rdp ------------------------------------------------------------------------

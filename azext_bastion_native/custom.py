@@ -97,114 +97,16 @@ def nsg_apply(cmd, resource_group_name, name, ports=None, nsg_name=None, yes=Fal
 # -- connect: tunnel and proxy (issue 6) -------------------------------------------------------
 def bastion_tunnel(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None,
                    port=0, bind_address='127.0.0.1', timeout=None, idle_timeout=None, max_connections=None):
-    import json
-    import sys
-    from knack.log import get_logger
-    from azure.cli.core import azclierror
-    from azext_bastion_native.relay.tunnel import TunnelServer, run_tunnel
-    logger = get_logger(__name__)
-    client, target = _open_data_plane(cmd, 'network bastion tunnel', resource_group_name, name, resource_port,
-                                      target_resource_id, target_ip_address)
-    if not _is_loopback(bind_address):
-        logger.warning('The tunnel listens on %s: anyone who can reach that address and port gets into the VM, '
-                       'with no sign-in of their own. Use the default 127.0.0.1 unless you mean it.', bind_address)
-    server = TunnelServer(client, target, bind_address=bind_address, port=port, max_connections=max_connections,
-                          timeout=timeout, idle_timeout=idle_timeout)
-    json_output = cmd.cli_ctx.invocation.data.get('output') == 'json'
-
-    def on_ready(address, bound_port):
-        sys.stderr.write(f'Tunnel is ready, connect on port {bound_port}\n')
-        sys.stderr.flush()
-        if json_output:     # a line scripts can wait for; the command returns nothing else
-            sys.stdout.write(json.dumps({'address': address, 'port': bound_port}) + '\n')
-            sys.stdout.flush()
-
-    try:
-        reason = run_tunnel(server, on_ready=on_ready)
-    except OSError as err:
-        raise azclierror.ValidationError(f'Cannot listen on {bind_address} port {port}: {err.strerror or err}.',
-                                         recommendation='Choose another --port, or --port 0 for a free one.') from None
-    logger.info('Tunnel closed (%s); every session it opened has been deleted.', reason.value)
-    if reason.exit_code:
-        sys.exit(reason.exit_code)      # 130 after Ctrl+C, 143 after SIGTERM (shell conventions)
+    from azext_bastion_native.forwarding import tunnel_command
+    return tunnel_command(cmd, resource_group_name, name, resource_port, target_resource_id=target_resource_id,
+                          target_ip_address=target_ip_address, port=port, bind_address=bind_address,
+                          timeout=timeout, idle_timeout=idle_timeout, max_connections=max_connections)
 
 
 def bastion_proxy(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None):
-    from azure.cli.core import azclierror
-    from azext_bastion_native.dataplane import DataPlaneError
-    from azext_bastion_native.relay.stdio import StdioNotSupportedError, run_stdio
-    client, target = _open_data_plane(cmd, 'network bastion proxy', resource_group_name, name, resource_port,
-                                      target_resource_id, target_ip_address)
-    try:
-        run_stdio(client, target)
-    except StdioNotSupportedError as err:
-        raise azclierror.ArgumentUsageError(str(err), recommendation=(
-            'Use it from ssh: ssh -o ProxyCommand="az network bastion proxy -g RG -n NAME --target-resource-id ID '
-            '--resource-port 22" user@vm')) from None
-    except DataPlaneError as err:
-        raise _data_plane_cli_error(err) from None
-
-
-def _open_data_plane(cmd, command_name, resource_group_name, name, resource_port, target_resource_id,
-                     target_ip_address):
-    """Guards, one ARM GET of the host, pre-flight checks -> (DataPlaneClient, Target)."""
-    from azure.cli.core import azclierror
-    from azure.cli.core._profile import Profile
-    from azext_bastion_native.dataplane.client import DataPlaneClient
-    from azext_bastion_native.dataplane.preflight import ConnectRequest, PreflightError, check_arguments, \
-        plan_connection
-    from azext_bastion_native.guards import refuse_in_cloud_shell
-    from azext_bastion_native.management.hosts import get_host
-    refuse_in_cloud_shell(command_name)
-    _route_engine_logs()
-    request = ConnectRequest(resource_group_name, name, resource_port, target_resource_id, target_ip_address)
-    errors = {'missing': azclierror.RequiredArgumentMissingError,
-              'mutually-exclusive': azclierror.MutuallyExclusiveArgumentError,
-              'invalid-argument': azclierror.InvalidArgumentValueError}
-    try:
-        check_arguments(request)                    # before any network call
-        host = get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
-        endpoint, target = plan_connection(host, request)
-    except PreflightError as err:
-        raise errors.get(err.kind, azclierror.ValidationError)(err.message, recommendation=err.recommendation) \
-            from None
-    profile = Profile(cli_ctx=cmd.cli_ctx)
-    subscription = (host.id or '').split('/')[2] if (host.id or '').startswith('/subscriptions/') else None
-
-    def get_arm_token():
-        # Called on a worker thread for every session, so a long tunnel never presents an expired token.
-        return profile.get_raw_token(subscription=subscription)[0][1]
-    return DataPlaneClient(endpoint, get_arm_token), target
-
-
-def _route_engine_logs():
-    """dataplane/ and relay/ log with the standard logging module (they know nothing of az); hang their logger
-    under az's 'cli' logger so their lines follow --verbose/--debug/--only-show-errors like the rest of az."""
-    import logging
-    logging.getLogger('azext_bastion_native').parent = logging.getLogger('cli')
-
-
-def _data_plane_cli_error(err):
-    from azure.cli.core import azclierror
-    from azext_bastion_native.dataplane import SessionRefusedError
-    if isinstance(err, SessionRefusedError) and err.status in (401, 403):
-        return azclierror.UnauthorizedError(err.message, recommendation=(
-            'Check that your account may connect through this Bastion host (Reader on the host, the VM and its '
-            'NIC), and sign in again with az login if your session has expired.'))
-    if isinstance(err, SessionRefusedError) and err.status == 404:
-        return azclierror.ResourceNotFoundError(err.message, recommendation='Check the target VM or IP address.')
-    return azclierror.AzureConnectionError(err.message, recommendation='Try again; if it persists, run '
-                                           '`az network bastion show` to check the host is running.')
-
-
-def _is_loopback(address):
-    import ipaddress
-    if address == 'localhost':
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+    from azext_bastion_native.forwarding import proxy_command
+    return proxy_command(cmd, resource_group_name, name, resource_port, target_resource_id=target_resource_id,
+                         target_ip_address=target_ip_address)
 
 
 # -- connect: ssh and rdp (issue 7) ------------------------------------------------------------
@@ -222,3 +124,38 @@ def bastion_rdp(cmd, resource_group_name, name, target_resource_id=None, target_
     return rdp_command(cmd, resource_group_name, name, target_resource_id=target_resource_id,
                        target_ip_address=target_ip_address, auth_type=auth_type, resource_port=resource_port,
                        configure=configure, disable_gateway=disable_gateway, enable_mfa=enable_mfa)
+
+
+# -- extras: doctor ----------------------------------------------------------------------------
+def bastion_doctor(cmd, resource_group_name, name, target_resource_id=None, target_ip_address=None,
+                   resource_port=None, method=None):
+    from azext_bastion_native.doctor import exit_when_failed, run_doctor
+    rows = run_doctor(cmd.cli_ctx, resource_group_name, name, target_resource_id=target_resource_id,
+                      target_ip_address=target_ip_address, resource_port=resource_port, method=method)
+    exit_when_failed(cmd.cli_ctx, rows)
+    return [row.as_dict() for row in rows]
+
+
+# -- extras: ssh-config and file transfer ------------------------------------------------------
+def bastion_ssh_config(cmd, resource_group_name, name, target_resource_id, host_alias=None, username=None,
+                       ssh_key=None, resource_port=None, config_file=None, overwrite=False):
+    from azext_bastion_native.ssh_config import ssh_config_command
+    return ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_alias=host_alias,
+                              username=username, ssh_key=ssh_key, resource_port=resource_port,
+                              config_file=config_file, overwrite=overwrite)
+
+
+def bastion_file_upload(cmd, resource_group_name, name, target_resource_id, auth_type, source, destination,
+                        username=None, ssh_key=None, resource_port=None, recursive=False, scp_args=None):
+    from azext_bastion_native.file_transfer import UPLOAD, file_transfer_command
+    return file_transfer_command(cmd, UPLOAD, resource_group_name, name, target_resource_id, auth_type, source,
+                                 destination, username=username, ssh_key=ssh_key, resource_port=resource_port,
+                                 recursive=recursive, scp_args=scp_args)
+
+
+def bastion_file_download(cmd, resource_group_name, name, target_resource_id, auth_type, source, destination,
+                          username=None, ssh_key=None, resource_port=None, recursive=False, scp_args=None):
+    from azext_bastion_native.file_transfer import DOWNLOAD, file_transfer_command
+    return file_transfer_command(cmd, DOWNLOAD, resource_group_name, name, target_resource_id, auth_type, source,
+                                 destination, username=username, ssh_key=ssh_key, resource_port=resource_port,
+                                 recursive=recursive, scp_args=scp_args)

@@ -60,7 +60,8 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
             logger.warning('TLS certificate verification of the Bastion data plane is disabled '
                            '(AZURE_CLI_DISABLE_CONNECTION_VERIFICATION is set).')
         self._http = http_session or requests.Session()
-        self._http.verify = self.settings.requests_verify()
+        self._verify = self.settings.requests_verify()
+        self._http.verify = self._verify
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_WORKERS)
         self._http.mount('https://', adapter)
         self._executor = concurrent.futures.ThreadPoolExecutor(HTTP_WORKERS, thread_name_prefix='bastion-http')
@@ -150,9 +151,10 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
     def _send(self, request: HttpRequest) -> HttpAnswer:
         import requests
         try:
+            # verify per request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
             response = self._http.request(request.method, request.url, headers=dict(request.headers),
                                           data=request.form, json=request.json_body, timeout=HTTP_TIMEOUT,
-                                          allow_redirects=False)
+                                          allow_redirects=False, verify=self._verify)
         except requests.RequestException as err:
             # requests' messages quote the URL (and so the auth token of a DELETE): name the kind only.
             raise SessionUnavailableError(f'Could not reach the Bastion data plane at '

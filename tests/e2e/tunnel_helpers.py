@@ -16,7 +16,8 @@ class RunningTunnel:
 
     def __init__(self, az_env, *args, stderr_path=None):
         self.stderr_path = stderr_path
-        stderr = open(stderr_path, 'w', encoding='utf-8') if stderr_path else subprocess.DEVNULL  # pylint: disable=consider-using-with
+        # pylint: disable-next=consider-using-with
+        stderr = open(stderr_path, 'w', encoding='utf-8') if stderr_path else subprocess.DEVNULL
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with
             [az_executable(), 'network', 'bastion', 'tunnel', '-g', RG, '-n', HOST, '-o', 'json', *map(str, args)],
             env=az_env, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True)

@@ -29,7 +29,8 @@ def test_mint_request_for_a_vm_has_the_upstream_form_fields():
 
 def test_ip_connect_uses_the_host_connect_pseudo_resource_and_hostname():
     target = Target.for_ip('sub-1', 'rg-1', '10.0.0.5', 3389)
-    assert target.resource_id == '/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Network/bh-hostConnect/10.0.0.5'
+    assert target.resource_id == ('/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Network/'
+                                  'bh-hostConnect/10.0.0.5')
     form = protocol.mint_request('h', target, ARM_TOKEN).form
     assert form['hostname'] == '10.0.0.5' and form['workloadHostPort'] == '3389'
     assert form['resourceId'] == target.resource_id
