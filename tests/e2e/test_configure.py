@@ -221,3 +221,15 @@ def test_session_list_and_disconnect(az, emulator):
     assert [e['sessionId'] for e in ended] == [mine[0]['sessionId']]
     left = az('network', 'bastion', 'session', 'list', '-g', RG, '-n', 'demo-bastion', '--query', '[].sessionId').json
     assert mine[0]['sessionId'] not in left
+
+
+def test_debug_output_carries_no_token(az, emulator):
+    """--debug logs every ARM request and response; none of the tokens the emulator issued may show."""
+    outputs = [az('network', 'bastion', 'native-client', 'show', '-g', RG, '-n', 'demo-bastion', '--debug'),
+               az('network', 'bastion', 'session', 'list', '-g', RG, '-n', 'demo-bastion', '--debug')]
+    secrets = emulator.get('secrets').json()['secrets']
+    assert secrets       # the emulator did issue tokens for these calls
+    for result in outputs:
+        assert 'Authorization' in result.stderr or 'Request headers' in result.stderr   # the debug log is there
+        leaked = [s for s in secrets if s in result.stdout or s in result.stderr]
+        assert leaked == []
