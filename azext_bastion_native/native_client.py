@@ -53,8 +53,9 @@ def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_c
     sku = hosts.sku_name(host)
     if sku == 'Developer':
         raise azclierror.ValidationError(
-            f'{label} is Developer SKU, which has no native client support and cannot be upgraded in place '
-            '(Standard needs AzureBastionSubnet and a public IP).',
+            f'{label} is Developer SKU: it has no native client setting to turn on, and cannot be upgraded in place '
+            '(Standard needs AzureBastionSubnet and a public IP). `az network bastion tunnel`, `proxy` and `ssh` '
+            'reach VMs through its shared pool as they are; the full native client feature set needs Standard.',
             recommendation=f'Deploy a Standard host: az network bastion create -g {resource_group} -n <name> '
                            '--vnet-name <vnet> --public-ip-address <standard-static-ip>')
     upgrading = sku not in hosts.NATIVE_CLIENT_SKUS

@@ -26,7 +26,8 @@ def login_commands(ready: dict) -> list[list[str]]:
         ["cloud", "register", "-n", name, "--endpoint-resource-manager", ready["arm"]],
         ["cloud", "set", "-n", name],
         ["config", "set", "core.instance_discovery=false", "core.collect_telemetry=false"],
-        ["login", "--service-principal", "-u", ready["client_id"], "-p", ready["client_secret"],
+        # "--password=..." so that a secret starting with "-" is not read as an option.
+        ["login", "--service-principal", "-u", ready["client_id"], f"--password={ready['client_secret']}",
          "--tenant", ready["tenant"], "--output", "none"],
     ]
 

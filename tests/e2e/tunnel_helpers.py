@@ -14,12 +14,12 @@ RG, HOST = 'demo-rg', 'demo-bastion'
 class RunningTunnel:
     """``az network bastion tunnel ... -o json`` started with Popen; ``port`` from its JSON ready line."""
 
-    def __init__(self, az_env, *args, stderr_path=None):
+    def __init__(self, az_env, *args, stderr_path=None, host=HOST):
         self.stderr_path = stderr_path
         # pylint: disable-next=consider-using-with
         stderr = open(stderr_path, 'w', encoding='utf-8') if stderr_path else subprocess.DEVNULL
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-            [az_executable(), 'network', 'bastion', 'tunnel', '-g', RG, '-n', HOST, '-o', 'json', *map(str, args)],
+            [az_executable(), 'network', 'bastion', 'tunnel', '-g', RG, '-n', host, '-o', 'json', *map(str, args)],
             env=az_env, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True)
         if stderr_path:
             stderr.close()
