@@ -4,10 +4,12 @@ HTTPS proxy (HTTPS_PROXY honoured for the data plane's HTTPS calls and its webso
 import asyncio
 import hashlib
 import os
+import subprocess
 import threading
 import uuid
 
 import pytest
+from bastion_emulator.az_login import az_executable
 
 from tests.e2e.test_tunnel import _echo_round_trip
 from tests.e2e.tunnel_helpers import RG, RunningTunnel, sessions_drain
@@ -117,4 +119,29 @@ def test_https_proxy_carries_mint_and_websocket_unless_no_proxy(az, az_env, emul
     else:
         # The mint (HTTPS) and the websocket each went through a CONNECT to the data plane's host:port.
         assert proxy.targets.count(data_plane) >= 2, proxy.targets
+    assert sessions_drain(emulator)
+
+
+def test_listens_on_loopback_unless_told_and_warns_when_told(az_env, emulator, echo_vm, tmp_path):
+    default = RunningTunnel(az_env, '--target-resource-id', echo_vm, '--resource-port', ECHO_VM_PORT,
+                            stderr_path=tmp_path / 'default.err')
+    try:
+        assert default.address == '127.0.0.1'
+        assert 'anyone who can reach' not in default.stderr()
+        # The same port again: the error says so and names the way out; no traceback, no session.
+        result = subprocess.run([az_executable(), 'network', 'bastion', 'tunnel', '-g', RG, '-n', 'demo-bastion',
+                                 '--target-resource-id', echo_vm, '--resource-port', str(ECHO_VM_PORT),
+                                 '--port', str(default.port)], env=az_env, capture_output=True, text=True,
+                                timeout=60, check=False)
+        assert result.returncode != 0
+        assert f'Cannot listen on 127.0.0.1 port {default.port}' in result.stderr and 'Traceback' not in result.stderr
+    finally:
+        default.stop()
+    wide = RunningTunnel(az_env, '--target-resource-id', echo_vm, '--resource-port', ECHO_VM_PORT,
+                         '--bind-address', '0.0.0.0', stderr_path=tmp_path / 'wide.err')
+    try:
+        assert wide.address == '0.0.0.0'
+        assert 'anyone who can reach' in wide.stderr()
+    finally:
+        wide.stop()
     assert sessions_drain(emulator)
