@@ -262,3 +262,88 @@ examples:
   - name: RDP by private IP through a local tunnel (also the way on Linux, with FreeRDP).
     text: az network bastion rdp -g MyRG -n MyBastion --target-ip-address 10.0.0.5
 """
+
+# -- extras: doctor ----------------------------------------------------------------------------
+helps['network bastion doctor'] = """
+type: command
+short-summary: Check why native client connections will or will not work, with the fix for each problem.
+long-summary: >
+    Runs every check it can and prints one row each - Check, Status (pass, fail, warn, skip), Detail and Fix:
+    Cloud Shell, sign-in (an ARM token), the host's SKU (Standard or Premium), native client (tunneling), IP
+    connect (with --target-ip-address; ports 22 and 3389 only), the target VM (exists, running, OS), the
+    method against the seed's support table for this client OS, the NSG on AzureBastionSubnet (rules that
+    break Bastion, the target port blocked outbound), local programs (ssh and scp, or an RDP client), and
+    the data plane: with a target, one session is minted and deleted at once (the round trip is shown);
+    without one, a TLS handshake with the host (REQUESTS_CA_BUNDLE and
+    AZURE_CLI_DISABLE_CONNECTION_VERIFICATION apply). A check that needs a fact an earlier one could not get
+    is skipped. The exit status is 3 when any check fails (warnings do not fail), as for `nsg check`.
+examples:
+  - name: Check a host and an SSH connection to a VM.
+    text: az network bastion doctor -g MyRG -n MyBastion --target-resource-id /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MyRG/providers/Microsoft.Compute/virtualMachines/MyVm -o table
+  - name: Check RDP by private IP address (IP connect).
+    text: az network bastion doctor -g MyRG -n MyBastion --target-ip-address 10.0.0.5 --method rdp -o table
+  - name: List only what needs a fix.
+    text: az network bastion doctor -g MyRG -n MyBastion --query "[?status=='fail'].[check, fix]" -o tsv
+"""
+
+# -- extras: ssh-config and file transfer ------------------------------------------------------
+helps['network bastion ssh-config'] = """
+type: command
+short-summary: Write an OpenSSH Host block that reaches a VM through Bastion, for plain ssh, scp, sftp, rsync and Ansible.
+long-summary: >
+    The block's ProxyCommand runs `az network bastion proxy` (this az, by absolute path), so every ssh-based
+    tool connects through Bastion with `ssh ALIAS`, `scp FILE ALIAS:`, `rsync -e ssh`, `sftp ALIAS` or an
+    Ansible inventory naming ALIAS. It pins the host key under the same known_hosts name that
+    `az network bastion ssh` uses for the VM (HostKeyAlias, StrictHostKeyChecking accept-new), and with
+    --ssh-key adds IdentityFile and IdentitiesOnly yes. Without --file the block is printed on stdout; with
+    --file it is added to that config (created 0600 if absent), between marker comments: a second run for
+    the same alias is refused unless --overwrite, which replaces exactly that block and nothing else. The
+    host must have native client on and the VM must exist and run; not in Cloud Shell.
+examples:
+  - name: Add a Host block for a VM to your ssh config, then connect with `ssh web1`.
+    text: az network bastion ssh-config -g MyRG -n MyBastion --target-resource-id /subscriptions/SUB/resourceGroups/MyRG/providers/Microsoft.Compute/virtualMachines/MyVm --host-alias web1 --username azureuser --ssh-key ~/.ssh/id_ed25519 --file ~/.ssh/config
+  - name: Print the block (default alias - the VM name) to paste it yourself.
+    text: az network bastion ssh-config -g MyRG -n MyBastion --target-resource-id VM_ID
+  - name: Update the block after the VM moved to another Bastion host.
+    text: az network bastion ssh-config -g MyRG -n OtherBastion --target-resource-id VM_ID --host-alias web1 --file ~/.ssh/config --overwrite
+"""
+
+helps['network bastion file'] = """
+type: group
+short-summary: Copy files to and from a VM through Bastion with scp.
+long-summary: >
+    The seed's support table offers file transfer on the tunnel path for every client (Windows, Linux,
+    other): these commands run your own OpenSSH scp over a local tunnel to the VM, for Linux VMs and any VM
+    with an SSH server. Every Bastion session is deleted when scp exits, fails or is interrupted.
+"""
+
+helps['network bastion file upload'] = """
+type: command
+short-summary: Copy a local file (or directory, with --recursive) to a VM through Bastion.
+long-summary: >
+    Runs scp over a local tunnel (the seed's table: the tunnel path has file transfer, on every client OS).
+    Sign-in: password (scp tries nothing else) or ssh-key (a local key file; keys in Azure Key Vault are not
+    supported - download them first). Host keys are pinned per VM as `az network bastion ssh` does. On a
+    terminal scp shows its progress meter on stderr; otherwise one line with bytes and seconds follows a
+    success. Nothing goes to stdout. Exits with scp's exit code. Not in Cloud Shell.
+examples:
+  - name: Upload a file to the admin user's home directory.
+    text: az network bastion file upload -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type ssh-key --ssh-key ~/.ssh/id_ed25519 --source ./app.tar.gz --destination app.tar.gz
+  - name: Upload a directory with a password, limiting bandwidth (scp -l, in Kbit/s).
+    text: az network bastion file upload -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type password --username azureuser --source ./site --destination /tmp --recursive -- -l 8000
+"""
+
+helps['network bastion file download'] = """
+type: command
+short-summary: Copy a file (or directory, with --recursive) from a VM to this machine through Bastion.
+long-summary: >
+    Runs scp over a local tunnel (the seed's table: the tunnel path has file transfer, on every client OS).
+    Sign-in and host-key pinning as for upload. A remote path that does not exist ends with scp's exit code
+    and message. On a terminal scp shows its progress meter on stderr; otherwise one line with bytes and
+    seconds follows a success. Not in Cloud Shell.
+examples:
+  - name: Download a log file into the current directory.
+    text: az network bastion file download -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type ssh-key --ssh-key ~/.ssh/id_ed25519 --source /var/log/syslog --destination .
+  - name: Download a directory with a password.
+    text: az network bastion file download -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type password --username azureuser --source /etc/nginx --destination ./nginx-conf --recursive
+"""

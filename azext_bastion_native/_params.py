@@ -143,3 +143,73 @@ def load_arguments(self, _):  # pylint: disable=too-many-statements
                        help='Windows: ask the gateway for an RDP file with Entra ID (RDS AAD) authentication.')
 
     load_ssh_rdp_arguments()
+
+    # -- extras: doctor ------------------------------------------------------------------------
+    def load_doctor_arguments():     # its own function, as ssh/rdp's: pylint's statement limit
+        with self.argument_context('network bastion doctor') as c:
+            c.argument('name', bastion_name_type, id_part=None)
+            c.argument('target_resource_id', target_resource_id_type,
+                       help='Resource ID of the VM to check (exists, running, OS) and to mint a test session to. '
+                            'Optional; not with --target-ip-address.')
+            c.argument('target_ip_address', target_ip_address_type,
+                       help='Private IP address to check IP connect for, and to mint a test session to. Optional.')
+            c.argument('resource_port', resource_port_type,
+                       help='Port on the target. Default: 22 for ssh, 3389 for rdp (or by the VM\'s OS).')
+            c.argument('method', arg_type=get_enum_type(['ssh', 'rdp', 'tunnel']),
+                       help='How you mean to connect. Default: from --resource-port (22 ssh, 3389 rdp, other '
+                            'tunnel), else from the VM\'s OS.')
+
+    load_doctor_arguments()
+
+    # -- extras: ssh-config and file transfer --------------------------------------------------
+    def load_ssh_config_and_file_arguments():     # its own function, as ssh/rdp's: pylint's statement limit
+        for command in ('network bastion ssh-config', 'network bastion file'):
+            with self.argument_context(command) as c:
+                c.argument('name', bastion_name_type, id_part=None)
+                c.argument('target_resource_id', target_resource_id_type,
+                           help='Resource ID of the target VM (or VM scale set instance), e.g. from '
+                                '`az vm show -g RG -n VM --query id`.')
+                c.argument('username', help='User to sign in as. Default: the VM\'s admin user name.')
+                c.argument('resource_port', resource_port_type, help='SSH port on the VM. Default: 22.')
+
+        with self.argument_context('network bastion ssh-config') as c:
+            c.argument('host_alias', options_list=['--host-alias'],
+                       help='Name to give ssh (ssh ALIAS, scp file ALIAS:path). Default: the VM name.')
+            c.argument('ssh_key', options_list=['--ssh-key'],
+                       help='Private key file (mode 600) to write as IdentityFile, with IdentitiesOnly yes. Keys in '
+                            'Azure Key Vault are not supported: download them first.')
+            c.argument('config_file', options_list=['--file'],
+                       help='ssh config file to add the block to, e.g. ~/.ssh/config (created 0600 if absent). '
+                            'Default: print the block on stdout.')
+            c.argument('overwrite', action='store_true',
+                       help='Replace this alias\'s block written earlier by this command (nothing else in the file '
+                            'changes).')
+
+        with self.argument_context('network bastion file') as c:
+            c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key']),
+                       help='Sign-in method: password (scp tries nothing else) or ssh-key (--ssh-key).')
+            c.argument('ssh_key', options_list=['--ssh-key'],
+                       help='Path of your private key file (mode 600) for --auth-type ssh-key. Keys in Azure Key '
+                            'Vault are not supported: download them first.')
+            c.argument('recursive', options_list=['--recursive', '-r'], action='store_true',
+                       help='Copy a directory with everything in it.')
+
+        for command in ('network bastion file upload', 'network bastion file download'):
+            with self.argument_context(command) as c:   # a positional needs a command scope, not a group
+                c.positional('scp_args', nargs='*', help='Arguments after -- go to scp as they are (before the '
+                                                         'paths), e.g. -- -l 8000 -o UserKnownHostsFile=FILE.')
+
+        with self.argument_context('network bastion file upload') as c:
+            c.argument('source', options_list=['--source'], help='Local file (or directory, with --recursive).')
+            c.argument('destination', options_list=['--destination'],
+                       help='Path on the VM: a file name, or an existing directory to copy into. Relative paths start '
+                            'in the user\'s home directory.')
+
+        with self.argument_context('network bastion file download') as c:
+            c.argument('source', options_list=['--source'],
+                       help='Path on the VM (a directory with --recursive). Relative paths start in the user\'s '
+                            'home directory.')
+            c.argument('destination', options_list=['--destination'],
+                       help='Local file name, or an existing directory to copy into.')
+
+    load_ssh_config_and_file_arguments()

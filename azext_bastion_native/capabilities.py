@@ -75,6 +75,10 @@ BEYOND_TABLE = (
 ALL_ROWS = SEED_TABLE + BEYOND_TABLE
 
 
+def _article(label):
+    return label if label.startswith('any ') else f'a {label}'
+
+
 def client_os(system=None):
     """'windows' | 'linux' | 'other' for this machine (or for a given platform.system() value)."""
     system = (system if system is not None else platform.system()).lower()
@@ -136,7 +140,7 @@ def decide(client, target_os, method, *, auth_type=None, custom_port=None, ip_co
         reachable = [r for r in rows_for_client(client) if r.target_os in ('any', (target_os or 'any').lower())]
         offered = '; '.join(r.describe() for r in reachable) or 'nothing'
         raise CapabilityRefused(
-            f'`{METHOD_COMMANDS.get(method, method)}` to a {target_label} is not offered from a '
+            f'`{METHOD_COMMANDS.get(method, method)}` to {_article(target_label)} is not offered from a '
             f'{CLIENT_LABELS[client]}. Offered: {offered}.',
             _alternative(client, target_os, custom_port))
     is_custom_port = custom_port is not None and method in DEFAULT_METHOD_PORTS \

@@ -44,3 +44,16 @@ def load_command_table(self, _):
     with self.command_group('network bastion') as g:
         g.custom_command('ssh', 'bastion_ssh')
         g.custom_command('rdp', 'bastion_rdp')
+
+    # -- extras: doctor ------------------------------------------------------------------------
+    with self.command_group('network bastion') as g:
+        g.custom_command('doctor', 'bastion_doctor',
+                         table_transformer='[].{Check:check, Status:status, Detail:detail, Fix:fix}')
+
+    # -- extras: ssh-config and file transfer --------------------------------------------------
+    with self.command_group('network bastion') as g:
+        g.custom_command('ssh-config', 'bastion_ssh_config')
+
+    with self.command_group('network bastion file') as g:
+        g.custom_command('upload', 'bastion_file_upload')
+        g.custom_command('download', 'bastion_file_download')

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from azext_bastion_native.access import connect_request, resolve_endpoint, route_engine_logs
 from azext_bastion_native.capabilities import CapabilityRefused, client_os, decide
+from azext_bastion_native.management import vms
 
 logger = logging.getLogger(__name__)
 
@@ -119,77 +120,18 @@ class Environment:
             return None
 
 
-def _parse_vm_id(resource_id):
-    """(subscription, resource group, vm name, scale-set instance or None) of a VM / VMSS instance id."""
-    from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
-    from azure.cli.core.azclierror import InvalidArgumentValueError
-    if is_valid_resource_id(resource_id):
-        parts = parse_resource_id(resource_id)
-        kind = f"{parts.get('namespace', '')}/{parts.get('type', '')}".lower()
-        if kind == 'microsoft.compute/virtualmachines' and not parts.get('child_type_1'):
-            return parts['subscription'], parts['resource_group'], parts['name'], None
-        if kind == 'microsoft.compute/virtualmachinescalesets' and \
-                (parts.get('child_type_1') or '').lower() == 'virtualmachines' and parts.get('last_child_num') == 1:
-            return parts['subscription'], parts['resource_group'], parts['name'], parts['child_name_1']
-    raise InvalidArgumentValueError(
-        f"--target-resource-id '{resource_id}' is not a virtual machine or scale set instance resource ID.",
-        recommendation='Get it with: az vm show -g RG -n VM --query id -o tsv')
-
-
-def _power_state(vm):
-    statuses = getattr(getattr(vm, 'instance_view', None), 'statuses', None) or []
-    for status in statuses:
-        code = getattr(status, 'code', '') or ''
-        if code.lower().startswith('powerstate/'):
-            return code.split('/', 1)[1]
-    return None
-
-
-def get_vm(cli_ctx, resource_id):
-    """The VM (or VMSS instance) with its instance view; refused when it is not running."""
-    from azure.cli.core.azclierror import ValidationError
-    from azext_bastion_native._client_factory import cf_compute
-    from azext_bastion_native.management.errors import arm_errors
-    subscription, group, name, instance = _parse_vm_id(resource_id)
-    compute = cf_compute(cli_ctx, subscription_id=subscription)
-    label = (f"Virtual machine '{name}'" if instance is None else f"Instance {instance} of scale set '{name}'") + \
-        f" in resource group '{group}'"
-    with arm_errors(label, not_found_hint=f'List the VMs you can see: az vm list -g {group} -o table'):
-        if instance is None:
-            vm = compute.virtual_machines.get(group, name, expand='instanceView')
-        else:
-            vm = compute.virtual_machine_scale_set_vms.get(group, name, instance, expand='instanceView')
-    power = _power_state(vm)
-    if power is not None and power.lower() != 'running':
-        start = f'az vm start -g {group} -n {name}' if instance is None else \
-            f'az vmss start -g {group} -n {name} --instance-ids {instance}'
-        raise ValidationError(f'{label} is not running (power state: {power}); Bastion cannot connect to it.',
-                              recommendation=f'Start it first: {start}')
-    return vm
-
-
-def _os_type(vm):
-    os_type = getattr(getattr(getattr(vm, 'storage_profile', None), 'os_disk', None), 'os_type', None)
-    os_type = getattr(os_type, 'value', os_type)
-    return str(os_type).lower() if os_type else None
-
-
-def _admin_username(vm):
-    return getattr(getattr(vm, 'os_profile', None), 'admin_username', None) or None
-
-
 def resolve_destination(cli_ctx, request):
     """Host (native client on, IP connect when asked), VM (running), data-plane endpoint and target."""
     _, endpoint, target, token = resolve_endpoint(cli_ctx, request)
     if request.target_ip_address:
         return Destination(endpoint, target, request.target_ip_address, token)
-    vm = get_vm(cli_ctx, request.target_resource_id)
+    vm = vms.get_running_vm(cli_ctx, request.target_resource_id)
     return Destination(endpoint, target, request.target_resource_id, token,
-                       target_os=_os_type(vm), admin_username=_admin_username(vm))
+                       target_os=vms.os_type(vm), admin_username=vms.admin_username(vm))
 
 
 # -- az network bastion ssh ------------------------------------------------------------------------
-def _check_ssh_login_arguments(auth_type, username, ssh_key):
+def check_ssh_login_arguments(auth_type, username, ssh_key):
     from azure.cli.core.azclierror import ArgumentUsageError, RequiredArgumentMissingError
     if auth_type == 'ssh-key' and not ssh_key:
         raise RequiredArgumentMissingError('--auth-type ssh-key needs --ssh-key PATH (your private key file).')
@@ -229,7 +171,7 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
     # Limitations first (Cloud Shell, Key Vault keys, key files, the table), before any network call.
     request = _refuse_early('network bastion ssh', facts, resource_group_name, name, target_resource_id,
                             target_ip_address)
-    _check_ssh_login_arguments(auth_type, username, ssh_key)
+    check_ssh_login_arguments(auth_type, username, ssh_key)
     key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cmd.cli_ctx)) if ssh_key else None
     ssh_program = _find_ssh(environment)
     _, destination = _resolve_and_dispatch(cmd.cli_ctx, facts, request)
@@ -238,11 +180,11 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
         from azure.cli.core._profile import Profile
         return Profile(cli_ctx=cmd.cli_ctx).get_msal_token(scopes, data)[1]
 
-    _exit_with(lambda: run_ssh(destination, auth_type, username, key_path, ssh_args or [], ssh_program, environment,
-                               fetch_certificate=fetch_certificate, cloud_name=cmd.cli_ctx.cloud.name))
+    exit_with(lambda: run_ssh(destination, auth_type, username, key_path, ssh_args or [], ssh_program, environment,
+                              fetch_certificate=fetch_certificate, cloud_name=cmd.cli_ctx.cloud.name))
 
 
-def _exit_with(run):
+def exit_with(run):
     """Run a native client session; its exit code becomes the command's (no output, no traceback).
 
     SIGTERM/SIGHUP unwind through every clean-up, like Ctrl+C, instead of leaving sessions and keys behind."""
@@ -277,7 +219,7 @@ def run_ssh(destination, auth_type, username, key_path, ssh_args, ssh_program, e
             login = _entra_login(cleanup, fetch_certificate, cloud_name)
         else:
             login = SshLogin(auth_type, username or destination.admin_username, key_path)
-        tunnel = cleanup.enter_context(_tunnel_errors(environment, destination))
+        tunnel = cleanup.enter_context(tunnel_errors(environment, destination))
         argv = ssh_argv(ssh_program, tunnel.port, login, host_key_alias(destination.target_label), ssh_args)
         return environment.run_program(argv)
 
@@ -298,7 +240,7 @@ def _entra_login(cleanup, fetch_certificate, cloud_name):
 
 
 @contextlib.contextmanager
-def _tunnel_errors(environment, destination):
+def tunnel_errors(environment, destination):
     """The local tunnel, with a failure to start it as the CLI's typed error."""
     from azext_bastion_native.clients.local_tunnel import LocalTunnelError
     try:
@@ -325,8 +267,8 @@ def rdp_command(cmd, resource_group_name, name, target_resource_id=None, target_
         raise ArgumentUsageError("--configure opens mstsc's settings editor: Windows only.",
                                  recommendation='Drop --configure.')
     handler, destination = _resolve_and_dispatch(cmd.cli_ctx, facts, request)
-    _exit_with(lambda: run_rdp(handler, destination, environment, configure=configure,
-                               enable_aad=auth_type == 'aad' or enable_mfa))
+    exit_with(lambda: run_rdp(handler, destination, environment, configure=configure,
+                              enable_aad=auth_type == 'aad' or enable_mfa))
 
 
 def run_rdp(handler, destination, environment, configure=False, enable_aad=False):
@@ -334,7 +276,7 @@ def run_rdp(handler, destination, environment, configure=False, enable_aad=False
     if handler == RDP_GATEWAY_MSTSC:
         text = _gateway_rdp_file(destination, environment, enable_aad)
         return _run_with_rdp_file(text, rdp.find_launcher('windows', environment.which), environment, configure)
-    with _tunnel_errors(environment, destination) as tunnel:
+    with tunnel_errors(environment, destination) as tunnel:
         if handler == RDP_TUNNEL_MSTSC:
             return _run_with_rdp_file(rdp.tunnel_rdp_file(tunnel.port), rdp.find_launcher('windows', environment.which),
                                       environment, configure)

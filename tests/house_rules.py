@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 MAX_LONG_OPTION = 22
 # Trailing pass-through arguments, by command: `az network bastion ssh ... -- SSH_ARGS`.
-ALLOWED_POSITIONALS = {('network bastion ssh', 'ssh_args')}
+ALLOWED_POSITIONALS = {('network bastion ssh', 'ssh_args'), ('network bastion file upload', 'scp_args'),
+                       ('network bastion file download', 'scp_args')}
 GLOBAL_OPTIONS = {'-o', '--output', '--query', '--debug', '--verbose', '--only-show-errors', '-h', '--help'}
 
 

@@ -18,7 +18,6 @@ from azext_bastion_native.nsg_rules import check, plan_apply, rule_to_arm
 
 logger = get_logger(__name__)
 # `nsg check` exits with this when the NSG is missing rules or has breaking ones (1 and 2 are azure-cli errors).
-NOT_COMPLIANT_EXIT_CODE = 3
 
 
 @dataclass
@@ -73,20 +72,13 @@ def check_host(cli_ctx, resource_group, name, ports):
 
 
 def exit_when_not_compliant(cli_ctx, report):
-    """Let azure-cli print the report (-o json/table/--query as usual), then exit non-zero.
-
-    azure-cli has no "result plus failure" return, so a one-shot handler on the event raised after the
-    output is written ends the process with NOT_COMPLIANT_EXIT_CODE."""
+    """The report is printed as usual (-o json/table/--query), then the exit status is 3 when it needs a fix."""
     if report.ok:
         return
-    from knack.events import EVENT_CLI_SUCCESSFUL_EXECUTE
+    from azext_bastion_native.exit_status import exit_after_output
     failing = [f for f in report.findings if f.kind in ('no-nsg', 'missing', 'breaking')]
-
-    def _exit(_cli_ctx, **_):
-        logger.error('%d finding(s) need a fix; `az network bastion nsg apply` adds what is missing.', len(failing))
-        raise SystemExit(NOT_COMPLIANT_EXIT_CODE)
-
-    cli_ctx.register_event(EVENT_CLI_SUCCESSFUL_EXECUTE, _exit)
+    exit_after_output(cli_ctx, f'{len(failing)} finding(s) need a fix; `az network bastion nsg apply` adds what is '
+                               'missing.')
 
 
 def _describe(plan, associate, nsg_label):

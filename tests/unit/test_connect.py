@@ -8,6 +8,7 @@ from azure.cli.core.azclierror import (ArgumentUsageError, InvalidArgumentValueE
                                        RequiredArgumentMissingError, ValidationError)
 
 from azext_bastion_native import connect
+from azext_bastion_native.management import vms
 from azext_bastion_native.capabilities import CapabilityRefused
 from azext_bastion_native.connect import ConnectFacts, choose_handler
 
@@ -186,17 +187,17 @@ def test_vm_facts_and_power_state(monkeypatch):
     import azext_bastion_native._client_factory as factory
     calls = []
     monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm(), calls))
-    vm = connect.get_vm(None, VM_ID)
+    vm = vms.get_running_vm(None, VM_ID)
     assert calls[0] == (('rg', 'vm1'), {'expand': 'instanceView'})
-    assert connect._os_type(vm) == 'linux'  # pylint: disable=protected-access
+    assert vms.os_type(vm) == 'linux'
 
 
 def test_scale_set_instance_is_looked_up_as_such(monkeypatch):
     import azext_bastion_native._client_factory as factory
     calls = []
     monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm(), calls))
-    connect.get_vm(None, '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/'
-                         'virtualMachineScaleSets/ss/virtualMachines/3')
+    vms.get_running_vm(None, '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/'
+                       'virtualMachineScaleSets/ss/virtualMachines/3')
     assert calls[0] == (('rg', 'ss', '3'), {'expand': 'instanceView'})
 
 
@@ -204,7 +205,7 @@ def test_deallocated_vm_is_refused_with_its_power_state(monkeypatch):
     import azext_bastion_native._client_factory as factory
     monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm('deallocated'), []))
     with pytest.raises(ValidationError, match='deallocated') as error:
-        connect.get_vm(None, VM_ID)
+        vms.get_running_vm(None, VM_ID)
     assert 'az vm start -g rg -n vm1' in str(error.value.recommendations)
 
 
@@ -214,4 +215,4 @@ def test_deallocated_vm_is_refused_with_its_power_state(monkeypatch):
 ])
 def test_non_vm_resource_id_is_refused(resource_id):
     with pytest.raises(InvalidArgumentValueError):
-        connect._parse_vm_id(resource_id)  # pylint: disable=protected-access
+        vms.parse_vm_id(resource_id)

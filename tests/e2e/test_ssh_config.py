@@ -1,0 +1,146 @@
+"""`az network bastion ssh-config` end to end: the real az writes the block, then the real ssh and scp use it
+(ProxyCommand = `az network bastion proxy`) against the emulator and a real sshd; no Bastion session is left."""
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
+
+pytestmark = pytest.mark.e2e
+
+ALIAS = 'bastion-linux-vm'
+
+
+@pytest.fixture
+def ssh_key(sshd_linux_vm, tmp_path):
+    key = tmp_path / 'id_ed25519'
+    shutil.copyfile(sshd_linux_vm.sshd.client_key, key)
+    key.chmod(0o600)
+    return key
+
+
+def _ssh_config(az, vm_id, *extra, check=True):
+    return az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--target-resource-id', vm_id, *extra,
+              check=check)
+
+
+def _client(az, program, config, known_hosts, *args):
+    """ssh or scp with the written config; known_hosts in the test's own file (ssh reads ~ from passwd)."""
+    return subprocess.run([program, '-F', str(config), '-o', f'UserKnownHostsFile={known_hosts}',
+                           '-o', 'BatchMode=yes', *args],
+                          env=az.env, capture_output=True, text=True, timeout=90, check=False)
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_written_config_drives_real_ssh_and_scp_both_ways(az, emulator, sshd_linux_vm, ssh_key, tmp_path):
+    sshd = sshd_linux_vm.sshd
+    config = tmp_path / 'dot-ssh' / 'config'        # neither directory nor file exists yet
+    result = _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', ALIAS, '--username', sshd.user,
+                         '--ssh-key', str(ssh_key), '--file', str(config))
+    assert result.stdout == ''
+    assert f"ssh {ALIAS}" in result.stderr
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
+
+    known_hosts = tmp_path / 'known_hosts'
+    uname = _client(az, 'ssh', config, known_hosts, ALIAS, 'uname -a; whoami')
+    assert uname.returncode == 0, uname.stderr[-2000:]
+    assert uname.stdout.startswith('Linux ') and uname.stdout.split()[-1] == sshd.user
+    # Pinned under the same name `az network bastion ssh` uses for this VM (never under the alias or a port).
+    pinned = known_hosts.read_text(encoding='utf-8')
+    assert pinned.split()[0] == 'bastion.' + sshd_linux_vm.vm_id.lower().replace('/', '-').strip('-')
+    assert sshd.host_key_pub.split()[1] in pinned
+
+    upload = tmp_path / 'upload.bin'
+    upload.write_bytes(os.urandom(256 * 1024))
+    remote = f'ssh-config-{os.getpid()}.bin'
+    sent = _client(az, 'scp', config, known_hosts, str(upload), f'{ALIAS}:{remote}')
+    assert sent.returncode == 0, sent.stderr[-2000:]
+    back = tmp_path / 'back.bin'
+    fetched = _client(az, 'scp', config, known_hosts, f'{ALIAS}:{remote}', str(back))
+    assert fetched.returncode == 0, fetched.stderr[-2000:]
+    assert _sha256(back) == _sha256(upload)
+    _client(az, 'ssh', config, known_hosts, ALIAS, f'rm -f {remote}')
+    assert sessions_drain(emulator)
+
+
+def test_without_file_stdout_is_exactly_the_block(az, sshd_linux_vm):
+    block = _ssh_config(az, sshd_linux_vm.vm_id).stdout
+    lines = block.splitlines()
+    assert lines[0] == '# >>> bastion-native linux-vm >>>'          # default alias: the VM name
+    assert lines[-1] == '# <<< bastion-native linux-vm <<<'
+    assert 'Host linux-vm' in lines
+    proxy = next(line.split(None, 1)[1] for line in lines if line.strip().startswith('ProxyCommand'))
+    program = proxy.split()[0]
+    assert os.path.isabs(program) and os.access(program, os.X_OK)
+    assert proxy.endswith(f'network bastion proxy -g {RG} -n {HOST} --target-resource-id {sshd_linux_vm.vm_id} '
+                          '--resource-port 22')
+    assert '    StrictHostKeyChecking accept-new' in lines
+    assert not any('IdentityFile' in line for line in lines)       # no key given, none written
+
+
+def test_second_write_refused_then_overwrite_replaces_only_the_block(az, sshd_linux_vm, tmp_path):
+    config = tmp_path / 'config'
+    before = 'Host *\n    ServerAliveInterval 30\n'
+    config.write_text(before, encoding='utf-8')
+    config.chmod(0o640)
+    _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', 'web', '--username', 'alice', '--file', str(config))
+    after = '\nHost other\n    HostName 192.0.2.1   # the user\'s own, kept as it is\n'
+    with open(config, 'a', encoding='utf-8') as handle:
+        handle.write(after)
+    first = config.read_text(encoding='utf-8')
+
+    refused = _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', 'web', '--username', 'bob', '--file',
+                          str(config), check=False)
+    assert refused.returncode != 0
+    assert '--overwrite' in refused.stderr and 'Traceback' not in refused.stderr
+    assert config.read_text(encoding='utf-8') == first
+
+    _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', 'web', '--username', 'bob', '--file', str(config),
+                '--overwrite')
+    second = config.read_text(encoding='utf-8')
+    assert second.startswith(before) and second.endswith(after)
+    assert second.count('# >>> bastion-native web >>>') == 1
+    assert '    User bob' in second and 'alice' not in second
+    assert second.replace('User bob', 'User alice') == first     # exactly the block changed, nothing else
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640          # the user's mode is kept
+    assert [name for name in os.listdir(tmp_path) if name.startswith('.config.')] == []
+
+
+def test_host_without_native_client_is_refused_and_nothing_written(az, emulator, tmp_path):
+    vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
+    config = tmp_path / 'config'
+    result = az('network', 'bastion', 'ssh-config', '-g', RG, '-n', 'basic-bastion', '--target-resource-id', vm_id,
+                '--file', str(config), check=False)
+    assert result.returncode != 0
+    assert 'az network bastion native-client enable -g demo-rg -n basic-bastion' in result.stderr
+    assert not config.exists()
+
+
+def test_missing_vm_is_refused(az, emulator):
+    vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'no-such-vm')
+    result = _ssh_config(az, vm_id, check=False)
+    assert result.returncode != 0
+    assert 'no-such-vm' in result.stderr and 'az vm list' in result.stderr
+    assert result.stdout == ''
+
+
+def test_cloud_shell_and_key_vault_key_are_refused_before_any_request(az, emulator, sshd_linux_vm, tmp_path):
+    for extra, env, words in (([], {'ACC_CLOUD': '1'}, 'Cloud Shell'),
+                              (['--ssh-key', 'https://myvault.vault.azure.net/secrets/sshkey'], {}, 'Key Vault')):
+        emulator.delete('/_emulator/requests')
+        result = az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--target-resource-id',
+                    sshd_linux_vm.vm_id, '--file', str(tmp_path / 'config'), *extra, check=False, env_extra=env)
+        seen = [r for r in emulator.get('/_emulator/requests').json()['requests']
+                if not r['path'].startswith('/_emulator')]
+        assert result.returncode != 0 and words in result.stderr
+        assert seen == []
+        assert not (tmp_path / 'config').exists()
