@@ -43,10 +43,22 @@ def run(env, *args, check=True, capture=False):
 def ssh_steps(env, emulator, sshd, workdir):
     vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
     key = str(sshd.client_key)
+    banner('doctor: is everything in place to reach linux-vm? (each row says how to fix what is not)')
+    run(env, 'network', 'bastion', 'doctor', '-g', RG, '-n', 'demo-bastion', '--target-resource-id', vm_id,
+        '-o', 'table')
     banner('SSH to the Linux VM through Bastion with your own ssh client; the remote exit code comes back')
     run(env, 'network', 'bastion', 'ssh', '-g', RG, '-n', 'demo-bastion', '--target-resource-id', vm_id,
         '--auth-type', 'ssh-key', '--username', sshd.user, '--ssh-key', key, '--', '-o',
         f'UserKnownHostsFile={workdir}/known_hosts', 'uname', '-a')
+
+    banner('ProxyCommand mode: an ssh config block, then plain ssh through Bastion')
+    config = Path(workdir) / 'ssh_config'
+    run(env, 'network', 'bastion', 'ssh-config', '-g', RG, '-n', 'demo-bastion', '--target-resource-id', vm_id,
+        '--username', sshd.user, '--ssh-key', key, '--file', str(config))
+    print(config.read_text(), end='', flush=True)
+    print(f'\n$ ssh -F {config} linux-vm hostname', flush=True)
+    subprocess.run(['ssh', '-F', str(config), '-o', f'UserKnownHostsFile={workdir}/known_hosts', 'linux-vm',
+                    'hostname'], env=env, check=True)
 
     banner('A local tunnel to port 22, and scp through it (10 MB each way, hashes compared)')
     tunnel = subprocess.Popen(  # pylint: disable=consider-using-with
