@@ -76,14 +76,26 @@ def _keygen(path: Path, comment: str) -> None:
 
 
 def _ensure_system_user(name: str) -> str:
-    """Create (or reuse) a local account and give it a fresh random password; returns the password."""
+    """Create (or reuse) a local account with a random password; returns the password.
+
+    The password is kept in a root-only file and reused, so that test sessions running side by side (two
+    developers, or CI beside a developer) do not change it under each other."""
+    created = False
     try:
         pwd.getpwnam(name)
     except KeyError:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True, capture_output=True)
+        created = True
+    saved = Path("/root/.cache/bastion-native") / f"{name}.password"
+    if saved.is_file() and not created:
+        return saved.read_text(encoding="utf-8").strip()
     password = secrets.token_urlsafe(18)
     # chpasswd reads "user:password" on stdin, so the password never shows in a process list.
     subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
+    saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(password)
     return password
 
 
