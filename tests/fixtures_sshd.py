@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 import pytest
@@ -52,6 +53,15 @@ def sshd_linux_vm(emulator, sshd):
                            timeout=10)
     answer.raise_for_status()
     return LinuxVmSshd(sshd=sshd, vm_id=vm_id)
+
+
+@pytest.fixture
+def ssh_key(sshd_linux_vm, tmp_path):
+    """The key authorised on the test sshd, copied to a 0600 file of the test's own (ssh refuses open keys)."""
+    key = tmp_path / "id_ed25519"
+    shutil.copyfile(sshd_linux_vm.sshd.client_key, key)
+    key.chmod(0o600)
+    return key
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ real sshd through the emulator. After success and failure no Bastion session and
 import hashlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -24,14 +23,6 @@ def run_dirs(tmp_path):
     tmp = tmp_path / 'tmp'
     tmp.mkdir()
     return {'TMPDIR': str(tmp), 'known_hosts': str(tmp_path / 'known_hosts')}
-
-
-@pytest.fixture
-def ssh_key(sshd_linux_vm, tmp_path):
-    key = tmp_path / 'id_ed25519'
-    shutil.copyfile(sshd_linux_vm.sshd.client_key, key)
-    key.chmod(0o600)
-    return key
 
 
 def _file(az, run_dirs, direction, vm, *args, prefix=(), env_extra=None):

@@ -35,14 +35,6 @@ def run_dirs(tmp_path):
     return {'HOME': str(home), 'TMPDIR': str(tmp)}
 
 
-@pytest.fixture
-def ssh_key(vm, tmp_path):
-    key = tmp_path / 'id_ed25519'
-    shutil.copyfile(vm.sshd.client_key, key)
-    key.chmod(0o600)
-    return key
-
-
 def _ssh_args(vm, *extra, target=None):
     target = target or ['--target-resource-id', vm.vm_id]
     return ['network', 'bastion', 'ssh', '-g', RG, '-n', BASTION, *target, *extra]

@@ -3,7 +3,6 @@
 
 import hashlib
 import os
-import shutil
 import stat
 import subprocess
 
@@ -14,14 +13,6 @@ from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
 pytestmark = pytest.mark.e2e
 
 ALIAS = 'bastion-linux-vm'
-
-
-@pytest.fixture
-def ssh_key(sshd_linux_vm, tmp_path):
-    key = tmp_path / 'id_ed25519'
-    shutil.copyfile(sshd_linux_vm.sshd.client_key, key)
-    key.chmod(0o600)
-    return key
 
 
 def _ssh_config(az, vm_id, *extra, check=True):

@@ -96,15 +96,6 @@ class _NoNetwork:
     cli_ctx = SimpleNamespace(cloud=SimpleNamespace(name='AzureCloud', suffixes=SimpleNamespace()))
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    def no_network(*_, **__):
-        raise AssertionError('a refusal must come before any network call')
-    monkeypatch.setattr(connect, 'resolve_destination', no_network)
-    monkeypatch.delenv('ACC_CLOUD', raising=False)
-    return connect.Environment(system='Linux', which=lambda name: f'/usr/bin/{name}', run=no_network)
-
-
 def _ssh(environment, **options):
     arguments = {'target_resource_id': VM_ID, 'auth_type': 'password'}
     arguments.update(options)

@@ -185,14 +185,6 @@ class _Cmd:
     cli_ctx = SimpleNamespace(cloud=SimpleNamespace(name='AzureCloud', suffixes=SimpleNamespace()))
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    def no_network(*_, **__):
-        raise AssertionError('a refusal must come before any network call')
-    monkeypatch.setattr(connect, 'resolve_destination', no_network)
-    monkeypatch.delenv('ACC_CLOUD', raising=False)
-
-
 def _run(**options):
     arguments = {'target_resource_id': VM_ID}
     arguments.update(options)
