@@ -16,14 +16,32 @@ def route_engine_logs():
 
 
 def arm_token_getter(cli_ctx, subscription=None):
-    """A callable returning a fresh ARM access token: asked for each Bastion session (so a long-lived tunnel
-    never presents an expired one), run off the event loop by the engine, never logged."""
+    """A callable returning an ARM access token with at least 5 minutes left: asked for each Bastion session (so a
+    long-lived tunnel never presents an expired one), kept with its expiry in between (fetching costs a call into
+    MSAL per connection otherwise), fetched off the event loop by the engine, never logged."""
     from azure.cli.core._profile import Profile
+    from azext_bastion_native.dataplane.tokens import CachedToken
     profile = Profile(cli_ctx=cli_ctx)
 
-    def get_token():
-        return profile.get_raw_token(subscription=subscription)[0][1]
-    return get_token
+    def fetch():
+        _, token, entry = profile.get_raw_token(subscription=subscription)[0]
+        return token, token_expiry(entry)
+    return CachedToken(fetch)
+
+
+def token_expiry(entry):
+    """POSIX expiry of a get_raw_token() entry: ``expires_on`` (epoch seconds) or ``expiresOn`` (local time text);
+    None when neither reads, so the token is fetched again for every session."""
+    import datetime
+    entry = entry if isinstance(entry, dict) else {}
+    try:
+        return float(entry['expires_on'])
+    except (KeyError, TypeError, ValueError):
+        pass
+    try:
+        return datetime.datetime.strptime(str(entry['expiresOn']), '%Y-%m-%d %H:%M:%S.%f').timestamp()
+    except (KeyError, ValueError):
+        return None
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
 # --------------------------------------------------------------------------------------------
-# The data-plane client: the asyncio layer over protocol.py. HTTPS calls go through one kept-alive
-# requests.Session on a small, bounded worker pool (never a thread per connection); the websocket is
-# websockets' asyncio client. Every minted session is recorded until it is deleted, so aclose() can
-# delete whatever is still live on exit (upstream leaks them).
+# The data-plane client: the asyncio layer over protocol.py. HTTPS calls (mint, delete) run on the event
+# loop over kept-alive TLS connections (https.py: no thread hop, no handshake per session); through a
+# proxy they go through requests on a small, bounded worker pool instead (requests speaks CONNECT). The
+# websocket is websockets' asyncio client, over a TLS connection opened while the session is minted
+# (warm.py). Every minted session is recorded until it is deleted, so aclose() can delete whatever is
+# still live on exit (upstream leaks them).
 # --------------------------------------------------------------------------------------------
 """Mint, open and delete Bastion data-plane sessions."""
 
@@ -16,15 +18,17 @@ from urllib.parse import urlsplit
 
 from . import protocol
 from .errors import DataPlaneError, SessionUnavailableError, WebsocketOpenError
+from .https import KeepAliveHttps
 from .protocol import Endpoint, HttpAnswer, HttpRequest, RetryPolicy, Session, Target
 from .redact import WebsocketLogger, install_log_redaction, redact_text
 from .settings import ConnectionSettings
+from .warm import WarmConnections, warm_connect_class
 
 logger = logging.getLogger(__name__)
 _websocket_logger = WebsocketLogger(logging.getLogger(__name__ + '.websocket'))
 
 HTTP_TIMEOUT = (10, 30)         # (connect, read) seconds for each data-plane HTTPS call
-HTTP_WORKERS = 8                # concurrent HTTPS calls; mints beyond that queue (bounded threads)
+HTTP_WORKERS = 8                # concurrent HTTPS calls (and token fetches); beyond that they queue (bounded)
 
 
 @dataclass(frozen=True)
@@ -43,13 +47,14 @@ class WebsocketOptions:
 
 
 class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
-    """One per command run. ``get_arm_token()`` is called (on a worker thread) for every session, so a
-    long-lived tunnel never presents an expired token."""
+    """One per command run. ``get_arm_token()`` is asked for every session (so a long-lived tunnel never presents
+    an expired token), on a worker thread unless its ``peek()`` (see tokens.CachedToken) has a valid one at hand.
+    ``http_session``: a requests.Session to send every HTTPS call through (tests); ``prewarm``: open each
+    websocket's TLS connection while its session is minted."""
 
     def __init__(self, endpoint: Endpoint, get_arm_token: Callable[[], str],
                  settings: Optional[ConnectionSettings] = None, retry: Optional[RetryPolicy] = None,
-                 websocket_options: Optional[WebsocketOptions] = None, http_session=None):
-        import requests
+                 websocket_options: Optional[WebsocketOptions] = None, http_session=None, prewarm: bool = True):
         install_log_redaction()
         self.endpoint = endpoint
         self._get_arm_token = get_arm_token
@@ -59,16 +64,17 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         if not self.settings.verify:
             logger.warning('TLS certificate verification of the Bastion data plane is disabled '
                            '(AZURE_CLI_DISABLE_CONNECTION_VERIFICATION is set).')
-        self._http = http_session or requests.Session()
-        self._verify = self.settings.requests_verify()
-        self._http.verify = self._verify
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_WORKERS)
-        self._http.mount('https://', adapter)
         self._executor = concurrent.futures.ThreadPoolExecutor(HTTP_WORKERS, thread_name_prefix='bastion-http')
         self._ssl = self.settings.ssl_context()
+        self._https = KeepAliveHttps(self._ssl, *HTTP_TIMEOUT, max_connections=HTTP_WORKERS)
+        self._requests = http_session           # created on first use through a proxy
+        self._requests_given = http_session is not None
+        self._verify = self.settings.requests_verify()
+        self._warm = WarmConnections(self._ssl, self.websocket_options.open_timeout) if prewarm else None
         self._live = {}                 # auth_token -> Session, minted and not yet deleted
         self._live_lock = threading.Lock()
-        self._inflight = set()          # concurrent futures of worker calls (waited for on close)
+        self._inflight = set()          # mints/deletes/worker calls under way (waited for on close)
+        self._proxies = {}              # endpoint host -> proxy URL or None, read once per run
         self._closing = False
 
     # -- sessions --------------------------------------------------------------------------------
@@ -79,40 +85,47 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
 
     async def mint(self, target: Target) -> Session:
         """Mint a session for ``target``, retrying 429/5xx/network failures per the retry policy."""
+        if self._closing:
+            raise DataPlaneError('The tunnel is shutting down.')
+        warm_host = self._warm_host()
+        if warm_host:
+            self._warm.open(warm_host)
         attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._in_worker(self._mint_blocking, target)
-            except SessionUnavailableError as err:
-                delay = self.retry.delay(attempt, err.retry_after)
-                if delay is None:
-                    raise
-                logger.debug('session request failed (%s); retry %d in %.2fs', err.status, attempt, delay)
-                await asyncio.sleep(delay)
+        try:
+            while True:
+                attempt += 1
+                try:
+                    return await self._detached(self._mint_once(target))
+                except SessionUnavailableError as err:
+                    delay = self.retry.delay(attempt, err.retry_after)
+                    if delay is None:
+                        raise
+                    logger.debug('session request failed (%s); retry %d in %.2fs', err.status, attempt, delay)
+                    await asyncio.sleep(delay)
+        except BaseException:
+            if warm_host:
+                self._warm.cancel_one(warm_host)
+            raise
 
     async def delete(self, session: Session) -> bool:
         """Delete ``session``; True when it is gone. Never raises for HTTP or network failures."""
-        try:
-            return await self._in_worker(self._delete_blocking, session)
-        except (DataPlaneError, RuntimeError) as err:
-            logger.debug('session delete failed: %s', err)
-            return False
+        if self._closing:
+            return False            # aclose() deletes what is left
+        return await self._detached(self._delete_once(session))
 
     async def connect(self, session: Session):
         """Open the session's websocket (binary frames both ways)."""
-        from websockets.asyncio.client import connect
         from websockets.exceptions import InvalidStatus, WebSocketException
         url = protocol.websocket_url(session)
-        host, _, port = session.endpoint_host.partition(':')
-        proxy = self.settings.proxy_for(host, int(port or 443))
+        proxy = self._proxy_for(session.endpoint_host)
         extra = {}
         if proxy and urlsplit(proxy).scheme == 'https':
             extra['proxy_ssl'] = self._ssl
         options = self.websocket_options
+        warm = await self._warm.take(session.endpoint_host) if self._warm is not None and not proxy else None
         try:
-            return await connect(
-                url, ssl=self._ssl, proxy=proxy, compression=None, logger=_websocket_logger,
+            websocket = await warm_connect_class()(
+                url, transport=warm, ssl=self._ssl, proxy=proxy, compression=None, logger=_websocket_logger,
                 max_size=options.max_size, max_queue=options.max_queue, write_limit=options.write_limit,
                 open_timeout=options.open_timeout, close_timeout=options.close_timeout,
                 ping_interval=options.ping_interval, user_agent_header=None, **extra)
@@ -123,61 +136,86 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
             # The exception text may quote the URL; report its kind and our own redacted words only.
             raise WebsocketOpenError(f'Could not open the tunnel websocket to {session.endpoint_host}: '
                                      f'{redact_text(str(err)) or type(err).__name__}') from None
+        # Its TLS session (ticket) lets the next connection skip the full handshake.
+        remember = getattr(self._ssl, 'remember', None)
+        ssl_object = websocket.transport.get_extra_info('ssl_object')
+        if remember is not None and ssl_object is not None and not proxy:
+            remember(ssl_object)
+        return websocket
 
     async def aclose(self, timeout: float = 10.0):
         """Delete every session still live (waiting, bounded, for mints in flight) and release resources."""
         self._closing = True
-        pending = [asyncio.wrap_future(future) for future in list(self._inflight) if not future.done()]
+        pending = [future for future in list(self._inflight) if not future.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
         leftovers = self.live_sessions
         if leftovers:
-            results = await asyncio.wait_for(
-                asyncio.gather(*(self._in_worker(self._delete_blocking, s, _closing_ok=True) for s in leftovers),
-                               return_exceptions=True), timeout)
+            try:
+                results = await asyncio.wait_for(asyncio.gather(
+                    *(self._delete_once(session) for session in leftovers), return_exceptions=True), timeout)
+            except asyncio.TimeoutError:
+                results = []
             logger.debug('deleted %d of %d live sessions on exit', sum(r is True for r in results), len(leftovers))
+        if self._warm is not None:
+            self._warm.close()
+        self._https.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._http.close()
+        if self._requests is not None:
+            self._requests.close()
 
-    # -- worker-thread side --------------------------------------------------------------------------
-    def _in_worker(self, function, *args, _closing_ok=False):
-        if self._closing and not _closing_ok:
-            raise DataPlaneError('The tunnel is shutting down.')
-        future = self._executor.submit(function, *args)
-        self._inflight.add(future)
-        future.add_done_callback(self._inflight.discard)
-        return asyncio.wrap_future(future)
+    # -- the calls -----------------------------------------------------------------------------------
+    def _detached(self, coroutine):
+        """Run ``coroutine`` as its own task, tracked until done: a caller cancelled meanwhile does not stop it,
+        so a session minted for it is still recorded (and deleted by aclose())."""
+        task = asyncio.ensure_future(coroutine)
+        self._inflight.add(task)
+        task.add_done_callback(self._call_done)
+        return asyncio.shield(task)
 
-    def _send(self, request: HttpRequest) -> HttpAnswer:
-        import requests
-        try:
-            # verify per request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
-            response = self._http.request(request.method, request.url, headers=dict(request.headers),
-                                          data=request.form, json=request.json_body, timeout=HTTP_TIMEOUT,
-                                          allow_redirects=False, verify=self._verify)
-        except requests.RequestException as err:
-            # requests' messages quote the URL (and so the auth token of a DELETE): name the kind only.
-            raise SessionUnavailableError(f'Could not reach the Bastion data plane at '
-                                          f'{urlsplit(request.url).netloc} ({type(err).__name__}).') from None
-        return HttpAnswer(response.status_code, response.content,
-                          {key.lower(): value for key, value in response.headers.items()})
+    def _call_done(self, future):
+        self._inflight.discard(future)
+        if not future.cancelled():
+            future.exception()      # retrieved: a failure whose caller has gone is not reported twice
 
-    def _mint_blocking(self, target: Target) -> Session:
-        arm_token = self._get_arm_token()
+    async def _arm_token(self) -> str:
+        peek = getattr(self._get_arm_token, 'peek', None)
+        token = peek() if peek is not None else None
+        if token is None:
+            future = asyncio.wrap_future(self._executor.submit(self._get_arm_token))
+            self._inflight.add(future)
+            future.add_done_callback(self._call_done)
+            token = await future
+        return token
+
+    async def _mint_once(self, target: Target) -> Session:
+        arm_token = await self._arm_token()
         secrets = (arm_token,)
         host = self.endpoint.host
         if self.endpoint.developer:
-            answer = self._send(protocol.developer_connection_request(self.endpoint, target, arm_token))
+            answer = await self._send(protocol.developer_connection_request(self.endpoint, target, arm_token))
             self._check_retryable(answer, secrets)
             host = protocol.parse_developer_connection(answer, secrets)
-        answer = self._send(protocol.mint_request(host, target, arm_token))
+        answer = await self._send(protocol.mint_request(host, target, arm_token))
         self._check_retryable(answer, secrets)
         session = protocol.parse_mint(answer, host, self.endpoint.developer, secrets)
-        # Recorded here, on the worker, so a session minted for a caller that was cancelled meanwhile is
-        # still deleted by aclose().
         with self._live_lock:
             self._live[session.auth_token] = session
         return session
+
+    async def _delete_once(self, session: Session) -> bool:
+        try:
+            answer = await self._send(protocol.delete_request(session))
+        except DataPlaneError as err:
+            logger.debug('session delete failed: %s', err)
+            return False
+        gone = protocol.delete_succeeded(answer)
+        if gone:
+            with self._live_lock:
+                self._live.pop(session.auth_token, None)
+        else:
+            logger.debug('session delete answered HTTP %d', answer.status)
+        return gone
 
     @staticmethod
     def _check_retryable(answer: HttpAnswer, secrets):
@@ -187,12 +225,44 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
                 f'{protocol.error_message(answer, secrets) or "no details"}', answer.status,
                 retry_after=answer.headers.get('retry-after'))
 
-    def _delete_blocking(self, session: Session) -> bool:
-        answer = self._send(protocol.delete_request(session))
-        gone = protocol.delete_succeeded(answer)
-        if gone:
-            with self._live_lock:
-                self._live.pop(session.auth_token, None)
-        else:
-            logger.debug('session delete answered HTTP %d', answer.status)
-        return gone
+    # -- transports ------------------------------------------------------------------------------------
+    def _proxy_for(self, endpoint_host):
+        # Asked several times per connection; reading the proxy variables walks the whole environment.
+        if endpoint_host not in self._proxies:
+            host, _, port = endpoint_host.partition(':')
+            self._proxies[endpoint_host] = self.settings.proxy_for(host, int(port or 443))
+        return self._proxies[endpoint_host]
+
+    def _warm_host(self):
+        """The host whose websocket a mint will open, when it is known before the mint and reached directly."""
+        if self._warm is None or self.endpoint.developer:     # Developer: the node is named by /api/connection
+            return None
+        return None if self._proxy_for(self.endpoint.host) else self.endpoint.host
+
+    async def _send(self, request: HttpRequest) -> HttpAnswer:
+        netloc = urlsplit(request.url).netloc
+        if not self._requests_given and not self._proxy_for(netloc):
+            return await self._https.send(request)
+        future = asyncio.wrap_future(self._executor.submit(self._send_with_requests, request))
+        self._inflight.add(future)
+        future.add_done_callback(self._call_done)
+        return await future
+
+    def _send_with_requests(self, request: HttpRequest) -> HttpAnswer:
+        import requests
+        with self._live_lock:
+            if self._requests is None:
+                self._requests = requests.Session()
+                self._requests.mount('https://', requests.adapters.HTTPAdapter(pool_connections=4,
+                                                                               pool_maxsize=HTTP_WORKERS))
+        try:
+            # verify per request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
+            response = self._requests.request(request.method, request.url, headers=dict(request.headers),
+                                              data=request.form, json=request.json_body, timeout=HTTP_TIMEOUT,
+                                              allow_redirects=False, verify=self._verify)
+        except requests.RequestException as err:
+            # requests' messages quote the URL (and so the auth token of a DELETE): name the kind only.
+            raise SessionUnavailableError(f'Could not reach the Bastion data plane at '
+                                          f'{urlsplit(request.url).netloc} ({type(err).__name__}).') from None
+        return HttpAnswer(response.status_code, response.content,
+                          {key.lower(): value for key, value in response.headers.items()})

@@ -43,9 +43,13 @@ class ConnectionSettings:
             return False
         return self.ca_bundle or True
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """The websocket's TLS context: same CA bundle as requests, or no verification when switched off."""
-        context = ssl.create_default_context(cafile=self.ca_bundle if self.verify else None)
+    def ssl_context(self) -> 'ResumingContext':
+        """The data plane's TLS context: same CA bundle as requests, or no verification when switched off."""
+        context = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)     # hostname check and CERT_REQUIRED on
+        if self.verify and self.ca_bundle:
+            context.load_verify_locations(cafile=self.ca_bundle)
+        else:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
         if not self.verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -71,6 +75,32 @@ class ConnectionSettings:
         if bypass and _bypassed(host, port, bypass):
             return None
         return chosen[1]
+
+
+class ResumingContext(ssl.SSLContext):
+    """A client SSLContext that resumes TLS sessions: each new connection to a host offers the session (ticket)
+    last remembered for it, so the server may skip the certificate exchange. The server decides; a refused
+    ticket just means a full handshake. asyncio creates every TLS connection through ``wrap_bio``."""
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
+        if session is None and not server_side:
+            session = self._resumable().get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side=server_side, server_hostname=server_hostname,
+                                session=session)
+
+    def remember(self, ssl_object) -> bool:
+        """Keep ``ssl_object``'s session (a completed connection made with this context) for its host."""
+        session = getattr(ssl_object, 'session', None)
+        if session is None or not session.has_ticket:
+            return False
+        self._resumable()[ssl_object.server_hostname] = session
+        return True
+
+    def _resumable(self):
+        try:
+            return self.__dict__['resumable_sessions']
+        except KeyError:
+            return self.__dict__.setdefault('resumable_sessions', {})
 
 
 def _bypassed(host, port, no_proxy):

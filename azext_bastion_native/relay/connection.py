@@ -48,7 +48,7 @@ async def relay_connection(client, target, reader, writer, label, read_size=READ
     finally:
         await _delete(client, session)
         if result is not None:
-            logger.info('%s: closed after %.1fs, %d bytes up, %d bytes down, set-up %.0f ms (%s)',
+            logger.info('%s: closed after %.1fs, %d bytes up, %d bytes down, set-up %.1f ms (%s)',
                         label, result.duration, result.bytes_up, result.bytes_down, setup_ms, result.ending)
         else:
             logger.info('%s: closed after %.1fs (stopped)', label, time.monotonic() - started)

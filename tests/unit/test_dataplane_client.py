@@ -54,7 +54,7 @@ def _client(script, endpoint=Endpoint('bst:443'), tokens=None, **kwargs):
         return tokens[-1]
     http = FakeHttp(script)
     settings = ConnectionSettings(verify=True, ca_bundle=None, environ={})
-    client = DataPlaneClient(endpoint, get_arm_token, settings=settings, http_session=http,
+    client = DataPlaneClient(endpoint, get_arm_token, settings=settings, http_session=http, prewarm=False,
                              retry=kwargs.pop('retry', RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.2)))
     return client, http
 
@@ -189,3 +189,30 @@ def test_urllib3_request_lines_are_redacted(caplog):
         logging.getLogger('urllib3.connectionpool').debug('%s://%s:%s "%s %s %s" %s %s', 'https', 'h', 443,
                                                           'DELETE', '/api/tokens/AUTH-SECRET', 'HTTP/1.1', 204, 0)
     assert 'AUTH-SECRET' not in caplog.text and '/api/tokens/<redacted>' in caplog.text
+
+
+def test_a_token_at_hand_is_used_without_a_fetch_and_a_stale_one_is_fetched():
+    class Tokens:
+        """Quacks like tokens.CachedToken: peek() is what is at hand, calling fetches (blocking)."""
+        def __init__(self):
+            self.at_hand, self.fetches = 'cached-token', 0
+
+        def peek(self):
+            return self.at_hand
+
+        def __call__(self):
+            self.fetches += 1
+            return 'fetched-token'
+
+    async def scenario():
+        tokens = Tokens()
+        http = FakeHttp([_minted(1), _minted(2)])
+        client = DataPlaneClient(Endpoint('bst:443'), tokens, settings=ConnectionSettings(environ={}),
+                                 http_session=http, prewarm=False)
+        await client.mint(Target(VM_ID, 22))
+        tokens.at_hand = None                      # less than the margin left: must be fetched
+        await client.mint(Target(VM_ID, 22))
+        assert [call[3]['aztoken'] for call in http.calls] == ['cached-token', 'fetched-token']
+        assert tokens.fetches == 1
+        await client.aclose()
+    asyncio.run(scenario())

@@ -1,0 +1,126 @@
+# --------------------------------------------------------------------------------------------
+# Connection set-up in parallel: the websocket's TCP + TLS handshake does not depend on the session (only
+# the upgrade request carries the websocket token), so the client starts it while the session is being
+# minted and hands the ready TLS connection to websockets for the upgrade. This takes one TLS handshake
+# off each connection's critical path. A warm connection carries nothing until the upgrade request: if it
+# failed or the server closed it meanwhile, the websocket opens on a fresh connection as before.
+# --------------------------------------------------------------------------------------------
+"""Warm (pre-opened) TLS connections for tunnel websockets."""
+
+import asyncio
+import collections
+import functools
+import logging
+import ssl
+import time
+from typing import Optional
+
+logger = logging.getLogger(__name__)
+
+MAX_IDLE = 30.0            # seconds a warm connection may wait before it is not trusted any more
+MAX_WARM_PER_HOST = 32     # bound: never more than this many handshakes ahead of use
+
+
+class _Idle(asyncio.Protocol):
+    """The protocol of a warm connection until websockets takes it over: nothing may arrive before our request."""
+
+    def __init__(self):
+        self.transport = None
+        self.spoiled = False        # the server closed it or sent something unasked
+        self.opened = time.monotonic()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.spoiled = True
+        self.transport.abort()
+
+    def eof_received(self):
+        self.spoiled = True
+        return False
+
+    def connection_lost(self, exc):
+        self.spoiled = True
+
+
+class WarmConnections:
+    """Per data-plane host, a queue of TLS connections being opened (tasks). ``open(host)`` starts one;
+    ``take(host)`` returns a ready, unspoiled transport or None (never raises)."""
+
+    def __init__(self, ssl_context: Optional[ssl.SSLContext], open_timeout: float = 15.0):
+        self._ssl = ssl_context
+        self._open_timeout = open_timeout
+        self._pending = collections.defaultdict(collections.deque)
+
+    def open(self, endpoint_host: str) -> None:
+        queue = self._pending[endpoint_host]
+        if len(queue) >= MAX_WARM_PER_HOST:
+            return
+        queue.append(asyncio.ensure_future(self._connect(endpoint_host)))
+
+    async def _connect(self, endpoint_host):
+        host, _, port = endpoint_host.rpartition(':') if ':' in endpoint_host else (endpoint_host, '', '443')
+        return await asyncio.wait_for(asyncio.get_running_loop().create_connection(
+            _Idle, host, int(port or 443), ssl=self._ssl, server_hostname=host if self._ssl else None),
+            self._open_timeout)
+
+    def cancel_one(self, endpoint_host: str) -> None:
+        """The session this connection was opened for will not come (its mint failed): drop the newest one."""
+        queue = self._pending.get(endpoint_host)
+        if queue:
+            _close(queue.pop())
+
+    async def take(self, endpoint_host: str):
+        queue = self._pending.get(endpoint_host)
+        while queue:
+            task = queue.popleft()
+            try:
+                transport, idle = await task
+            except (OSError, asyncio.TimeoutError, ssl.SSLError) as err:
+                logger.debug('warm connection to %s failed (%s); opening a fresh one', endpoint_host,
+                             type(err).__name__)
+                return None
+            if idle.spoiled or transport.is_closing() or time.monotonic() - idle.opened > MAX_IDLE:
+                transport.abort()
+                continue
+            return transport
+        return None
+
+    def close(self) -> None:
+        for queue in self._pending.values():
+            while queue:
+                _close(queue.pop())
+        self._pending.clear()
+
+
+def _close(task: asyncio.Future) -> None:
+    if not task.done():
+        task.cancel()
+        return
+    if not task.cancelled() and task.exception() is None:
+        task.result()[0].abort()
+
+
+@functools.lru_cache(maxsize=None)
+def warm_connect_class():
+    """websockets' ``connect`` that opens over a given warm TLS transport (``transport=``), the way websockets
+    itself continues over a proxy's tunnel: the connection becomes the transport's protocol. Imported lazily
+    (websockets is a heavy import)."""
+    from websockets.asyncio.client import connect
+
+    class ConnectOverWarm(connect):
+        def __init__(self, uri, *, transport: Optional[asyncio.Transport] = None, **kwargs):
+            super().__init__(uri, **kwargs)
+            self._warm = transport
+
+        async def open_tcp_connection(self):
+            transport, self._warm = self._warm, None
+            if transport is None or transport.is_closing():     # used once only (a redirect opens afresh)
+                return await super().open_tcp_connection()
+            connection = self.factory(self.ws_uri)
+            transport.set_protocol(connection)
+            connection.connection_made(transport)
+            return connection
+
+    return ConnectOverWarm

@@ -1,0 +1,73 @@
+"""The tunnel under test, in its own process: the relay engine exactly as ``az network bastion tunnel`` runs it
+after its one ARM GET (TunnelServer + DataPlaneClient), plus a control line on stdin/stdout so the benchmark can
+read this process's own CPU time (``getrusage``: all threads, microsecond resolution, not /proc clock ticks)
+and memory at any moment.
+
+    python bench/tunnel_process.py ENDPOINT_HOST VM_ID VM_PORT CA_BUNDLE      (ARM token in BENCH_ARM_TOKEN)
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _usage():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open('/proc/self/statm', encoding='ascii') as statm:
+        rss_pages = int(statm.read().split()[1])
+    return {'cpu_s': usage.ru_utime + usage.ru_stime, 'rss_mib': rss_pages * os.sysconf('SC_PAGE_SIZE') / 2 ** 20,
+            'peak_rss_mib': usage.ru_maxrss / 1024}
+
+
+def _answer_usage_requests():
+    for _ in sys.stdin:
+        print(json.dumps(_usage()), flush=True)
+
+
+def serve(endpoint_host, vm_id, vm_port, ca_bundle):
+    sys.path.insert(0, str(REPO))
+    from azext_bastion_native.dataplane.client import DataPlaneClient
+    from azext_bastion_native.dataplane.protocol import Endpoint, Target
+    from azext_bastion_native.dataplane.settings import ConnectionSettings
+    from azext_bastion_native.relay.tunnel import TunnelServer, run_tunnel
+    token = os.environ['BENCH_ARM_TOKEN']
+    client = DataPlaneClient(Endpoint(endpoint_host), lambda: token,
+                             settings=ConnectionSettings(verify=True, ca_bundle=ca_bundle))
+    server = TunnelServer(client, Target(vm_id, int(vm_port)))
+
+    def ready(_address, port):
+        print(port, flush=True)
+        threading.Thread(target=_answer_usage_requests, daemon=True, name='bench-usage').start()
+    run_tunnel(server, on_ready=ready)
+
+
+class TunnelProcess:
+    """The parent's handle: ``port``, ``usage()`` -> {cpu_s, rss_mib, peak_rss_mib}, ``stop()``."""
+
+    def __init__(self, endpoint_host, vm_id, vm_port, ca_bundle, token):
+        env = dict(os.environ, BENCH_ARM_TOKEN=token)
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+            [sys.executable, __file__, endpoint_host, vm_id, str(vm_port), ca_bundle],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.port = int(self.process.stdout.readline())
+
+    def usage(self):
+        self.process.stdin.write('usage\n')
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def stop(self):
+        self.process.send_signal(2)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+if __name__ == '__main__':
+    serve(*sys.argv[1:5])

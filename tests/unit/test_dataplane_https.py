@@ -1,0 +1,209 @@
+"""The data plane's connection set-up over loopback: kept-alive HTTPS for mint/delete, websockets over warm TLS
+connections, TLS session resumption, and a cancelled mint still deleted. A small aiohttp app plays Bastion."""
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+
+import pytest
+from aiohttp import WSMsgType, web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from azext_bastion_native.dataplane.client import DataPlaneClient
+from azext_bastion_native.dataplane.errors import SessionUnavailableError
+from azext_bastion_native.dataplane.https import KeepAliveHttps
+from azext_bastion_native.dataplane.protocol import Endpoint, HttpRequest, Target
+from azext_bastion_native.dataplane.settings import ConnectionSettings
+from azext_bastion_native.dataplane.warm import WarmConnections
+
+VM_ID = '/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm'
+
+
+@pytest.fixture(scope='module')
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1: (cert.pem path, key.pem path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'bastion-test')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp('tls')
+    (folder / 'cert.pem').write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / 'key.pem').write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return str(folder / 'cert.pem'), str(folder / 'key.pem')
+
+
+class FakeBastion:
+    """POST /api/tokens, DELETE /api/tokens/{t}, and an echoing /webtunnelv2/{t}; records what it saw."""
+
+    def __init__(self, mint_delay=0.0):
+        self.mint_delay = mint_delay
+        self.minted, self.deleted, self.http_connections, self.websockets = [], [], set(), 0
+        self.port = None
+        self._runner = None
+
+    async def start(self, certificate):
+        app = web.Application()
+        app.router.add_post('/api/tokens', self._mint)
+        app.router.add_delete('/api/tokens/{token}', self._delete)
+        app.router.add_get('/webtunnelv2/{token}', self._websocket)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*certificate)
+        site = web.TCPSite(self._runner, '127.0.0.1', 0, ssl_context=context)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]    # pylint: disable=protected-access
+        return self
+
+    async def stop(self):
+        await self._runner.cleanup()
+
+    async def _mint(self, request):
+        self.http_connections.add(id(request.transport))
+        form = await request.post()
+        assert form['aztoken'] == 'arm-token' and form['protocol'] == 'tcptunnel'
+        await asyncio.sleep(self.mint_delay)
+        number = len(self.minted) + 1
+        self.minted.append(f'auth-{number}')
+        return web.json_response({'authToken': f'auth-{number}', 'nodeId': 'node', 'websocketToken': f'ws-{number}'})
+
+    async def _delete(self, request):
+        self.http_connections.add(id(request.transport))
+        self.deleted.append(request.match_info['token'])
+        return web.Response(status=204)
+
+    async def _websocket(self, request):
+        self.websockets += 1
+        websocket = web.WebSocketResponse()
+        await websocket.prepare(request)
+        async for message in websocket:
+            if message.type == WSMsgType.BINARY:
+                await websocket.send_bytes(message.data)
+        return websocket
+
+
+def _client(bastion, certificate):
+    return DataPlaneClient(Endpoint(f'127.0.0.1:{bastion.port}'), lambda: 'arm-token',
+                           settings=ConnectionSettings(verify=True, ca_bundle=certificate[0], environ={}))
+
+
+def test_sessions_share_one_https_connection_and_websockets_resume_tls(certificate):
+    async def scenario():
+        bastion = await FakeBastion().start(certificate)
+        client = _client(bastion, certificate)
+        try:
+            reused = []
+            for payload in (b'first', b'second'):
+                session = await client.mint(Target(VM_ID, 22))
+                websocket = await client.connect(session)
+                await websocket.send(payload)
+                assert await websocket.recv() == payload
+                reused.append(websocket.transport.get_extra_info('ssl_object').session_reused)
+                await websocket.close()
+                assert await client.delete(session)
+            assert bastion.minted == bastion.deleted == ['auth-1', 'auth-2']
+            assert len(bastion.http_connections) == 1          # both mints and both deletes: one connection
+            assert reused == [False, True]                     # the second websocket skipped the full handshake
+            assert client.live_sessions == []
+        finally:
+            await client.aclose()
+            await bastion.stop()
+    asyncio.run(scenario())
+
+
+def test_a_mint_whose_caller_was_cancelled_is_still_deleted_on_close(certificate):
+    async def scenario():
+        bastion = await FakeBastion(mint_delay=0.3).start(certificate)
+        client = _client(bastion, certificate)
+        try:
+            waiting = asyncio.create_task(client.mint(Target(VM_ID, 22)))
+            while not bastion.http_connections:                # the request has reached Bastion
+                await asyncio.sleep(0.01)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await client.aclose()
+            assert bastion.minted == ['auth-1'] and bastion.deleted == ['auth-1']
+            assert bastion.websockets == 0
+        finally:
+            await bastion.stop()
+    asyncio.run(scenario())
+
+
+async def _plain_http_server(answer_then_close):
+    """A plain HTTP server answering 204 to each request; with ``answer_then_close`` it drops the connection after
+    each answer without saying so (as a server whose keep-alive timer ran out)."""
+    connections = []
+
+    async def handle(reader, writer):
+        connections.append(writer)
+        while await reader.readuntil(b'\r\n\r\n'):
+            writer.write(b'HTTP/1.1 204 No Content\r\n\r\n')
+            await writer.drain()
+            if answer_then_close:
+                writer.close()
+                return
+    server = await asyncio.start_server(handle, '127.0.0.1', 0)
+    return server, connections
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_transparently():
+    async def scenario():
+        server, connections = await _plain_http_server(answer_then_close=True)
+        port = server.sockets[0].getsockname()[1]
+        https = KeepAliveHttps(None)
+        try:
+            for _ in range(3):
+                answer = await https.send(HttpRequest('DELETE', f'http://127.0.0.1:{port}/api/tokens/x'))
+                assert answer.status == 204
+                await asyncio.sleep(0.05)                     # let the server's close arrive
+            assert len(connections) == 3
+        finally:
+            https.close()
+            server.close()
+    asyncio.run(scenario())
+
+
+def test_network_failures_name_the_host_never_the_path():
+    async def scenario():
+        server, _ = await _plain_http_server(answer_then_close=False)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(SessionUnavailableError) as caught:
+            await KeepAliveHttps(None).send(HttpRequest('DELETE', f'http://127.0.0.1:{port}/api/tokens/AUTH-SECRET'))
+        assert f'127.0.0.1:{port}' in str(caught.value) and 'AUTH-SECRET' not in str(caught.value)
+    asyncio.run(scenario())
+
+
+def test_a_warm_connection_the_server_closed_is_not_used():
+    async def scenario():
+        async def close_at_once(_reader, writer):
+            writer.close()
+        server = await asyncio.start_server(close_at_once, '127.0.0.1', 0)
+        host = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        warm = WarmConnections(None)
+        warm.open(host)
+        await asyncio.sleep(0.1)
+        assert await warm.take(host) is None                  # spoiled: the websocket opens afresh instead
+        warm.open(host)
+        assert await warm.take('other:443') is None           # nothing warm for another host
+        warm.close()
+        server.close()
+    asyncio.run(scenario())
+
+
+def test_settings_context_verifies_and_resumes(certificate):
+    context = ConnectionSettings(verify=True, ca_bundle=certificate[0], environ={}).ssl_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.remember(object()) is False                 # nothing to keep from a non-TLS object
