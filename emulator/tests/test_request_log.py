@@ -22,3 +22,11 @@ def test_token_path_segments_are_redacted():
 def test_issued_secrets_are_redacted_wherever_they_appear():
     secret = "an-issued-secret-value"
     assert redact(f"X-Note={secret}&other=1", {secret}) == f"X-Note={REDACTED}&other=1"
+
+
+def test_secrets_that_are_not_url_safe_are_redacted_too():
+    certificate = "AAAAB3NzaC1yc2EtY2VydC12MDFAb3BlbnNzaC5jb20/x+y=="    # base64: '/', '+', '='
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+    text = f"cert={certificate}&note=Bearer {jwt}&keep=plain-value-here"
+    cleaned = redact(text, {certificate, jwt})
+    assert certificate not in cleaned and jwt not in cleaned and "plain-value-here" in cleaned
