@@ -201,6 +201,18 @@ def test_debug_output_of_a_whole_run_contains_no_issued_secret(tunnel, emulator)
     assert not leaked                                   # ... and carries none of the tokens issued
 
 
+def test_debug_log_does_not_grow_with_the_bytes_relayed(tunnel):
+    """One line per connection open/close, never per chunk (upstream logs every 4 KiB read at --debug)."""
+    def debug_lines(payload_size):
+        running = tunnel('--debug')
+        assert len(_echo(running.port, os.urandom(payload_size))) == payload_size
+        running.process.send_signal(signal.SIGINT)
+        running.wait()
+        return len(running.stderr().splitlines())
+    small, large = debug_lines(1_000), debug_lines(16 * 1024 * 1024)    # 16 MiB: 256+ chunks each way
+    assert large <= small + 10, (small, large)
+
+
 @pytest.mark.parametrize('args, phrase', [
     (('-n', 'basic-bastion', '--resource-port', 22), 'az network bastion native-client enable'),
     (('-n', 'no-such-host', '--resource-port', 22), 'no-such-host'),

@@ -154,3 +154,32 @@ def test_pylint_settings(tmp_path, source, clean):
     target.write_text(source)
     result = _run_tool(['pylint', '--rcfile', os.path.join(REPO, 'pylintrc'), str(target)])
     assert (result.returncode == 0) is clean, result.stdout
+
+
+def _package_sources():
+    package = os.path.join(REPO, 'azext_bastion_native')
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith('.py'):
+                path = os.path.join(folder, name)
+                with open(path, encoding='utf-8') as handle:
+                    yield os.path.relpath(path, REPO), handle.read()
+
+
+@pytest.mark.parametrize('pattern, why', [
+    (r'\bpkg_resources\b', 'pkg_resources is gone from Python 3.12 setups (upstream breaks on it)'),
+    (r'shell\s*=\s*True', 'no shell: arguments reach programs as a list, never through a shell'),
+    (r'^\s*print\(', 'output goes through azure-cli (return values, logger), not print()'),
+])
+def test_package_avoids_upstream_defects(pattern, why):
+    import re
+    offenders = [path for path, text in _package_sources() if re.search(pattern, text, re.MULTILINE)]
+    assert offenders == [], why
+
+
+def test_relay_and_dataplane_import_nothing_from_azure_cli():
+    import re
+    offenders = [path for path, text in _package_sources()
+                 if path.split(os.sep)[1] in ('relay', 'dataplane') and re.search(r'^\s*(from|import) azure\.cli',
+                                                                                  text, re.MULTILINE)]
+    assert offenders == []
