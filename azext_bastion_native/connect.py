@@ -91,6 +91,7 @@ class Environment:
     run: Optional[Callable] = None               # run(argv) -> exit code; default clients.launch.run_foreground
     http_get: Optional[Callable] = None          # requests.get-like, for /api/rdpfile
     open_tunnel: Optional[Callable] = None       # open_tunnel(destination) -> context manager with .port
+    #                                              (and .proxy_command when it listens on a Unix socket)
     wait_forever: Optional[Callable] = None      # blocks until Ctrl+C (RDP with no local client)
 
     @property
@@ -103,12 +104,17 @@ class Environment:
         from azext_bastion_native.clients.launch import run_foreground
         return run_foreground(argv)
 
-    def tunnel(self, destination):
+    def tunnel(self, destination, unix_socket=False):
+        """The local tunnel; ``unix_socket`` (ssh, scp): on a private Unix socket where this OS has them."""
         if self.open_tunnel is not None:
             return self.open_tunnel(destination)
-        from azext_bastion_native.clients.local_tunnel import LocalTunnel
+        from azext_bastion_native.clients.local_tunnel import LocalTunnel, private_socket_tunnel, \
+            unix_sockets_supported
         from azext_bastion_native.dataplane.client import DataPlaneClient
-        return LocalTunnel(DataPlaneClient(destination.endpoint, destination.get_arm_token), destination.target)
+        client = DataPlaneClient(destination.endpoint, destination.get_arm_token)
+        if unix_socket and self.client != 'windows' and unix_sockets_supported():
+            return private_socket_tunnel(client, destination.target)
+        return LocalTunnel(client, destination.target)
 
     def block_until_interrupted(self):
         if self.wait_forever is not None:
@@ -219,8 +225,9 @@ def run_ssh(destination, auth_type, username, key_path, ssh_args, ssh_program, e
             login = _entra_login(cleanup, fetch_certificate, cloud_name)
         else:
             login = SshLogin(auth_type, username or destination.admin_username, key_path)
-        tunnel = cleanup.enter_context(tunnel_errors(environment, destination))
-        argv = ssh_argv(ssh_program, tunnel.port, login, host_key_alias(destination.target_label), ssh_args)
+        tunnel = cleanup.enter_context(tunnel_errors(environment, destination, unix_socket=True))
+        argv = ssh_argv(ssh_program, tunnel.port, login, host_key_alias(destination.target_label), ssh_args,
+                        proxy_command=getattr(tunnel, 'proxy_command', None))
         return environment.run_program(argv)
 
 
@@ -240,11 +247,11 @@ def _entra_login(cleanup, fetch_certificate, cloud_name):
 
 
 @contextlib.contextmanager
-def tunnel_errors(environment, destination):
+def tunnel_errors(environment, destination, unix_socket=False):
     """The local tunnel, with a failure to start it as the CLI's typed error."""
     from azext_bastion_native.clients.local_tunnel import LocalTunnelError
     try:
-        with environment.tunnel(destination) as tunnel:
+        with environment.tunnel(destination, unix_socket=unix_socket) as tunnel:
             yield tunnel
     except LocalTunnelError as err:
         from azure.cli.core.azclierror import ClientRequestError

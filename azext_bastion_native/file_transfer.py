@@ -49,13 +49,14 @@ def remote_operand(path, host=LOOPBACK):
     return f'{host}:{path}'
 
 
-def scp_argv(scp_program, port, login, alias, transfer, extra_args=()):
-    """scp's argv: ``scp -P PORT [-r] [-o User=U] AUTH EXTRA HOSTKEY SOURCE DESTINATION``.
+def scp_argv(scp_program, port, login, alias, transfer, extra_args=(), proxy_command=None):
+    """scp's argv: ``scp -P PORT [-r] [-o User=U] AUTH EXTRA HOSTKEY SOURCE DESTINATION``; with ``proxy_command``
+    (a tunnel on a Unix socket, ``port`` None) ``-o ProxyCommand=...`` instead of ``-P PORT``.
 
     OpenSSH keeps the first value of an option: the sign-in method comes before the user's arguments so it
     holds, the host-key pinning after them so the user's own HostKeyAlias / StrictHostKeyChecking win."""
-    from azext_bastion_native.clients.ssh import auth_options
-    argv = [scp_program, '-P', str(port)]
+    from azext_bastion_native.clients.ssh import auth_options, port_options
+    argv = [scp_program] + port_options('-P', port, proxy_command)
     if transfer.recursive:
         argv.append('-r')
     if login.username:
@@ -139,9 +140,9 @@ def run_transfer(destination, login, transfer, scp_program, extra_args, environm
     from azext_bastion_native.connect import tunnel_errors
     stderr = stderr or sys.stderr
     destination_was_directory = transfer.direction == DOWNLOAD and os.path.isdir(transfer.destination)
-    with tunnel_errors(environment, destination) as tunnel:
+    with tunnel_errors(environment, destination, unix_socket=True) as tunnel:
         argv = scp_argv(scp_program, tunnel.port, login, host_key_alias(destination.target_label), transfer,
-                        extra_args)
+                        extra_args, proxy_command=getattr(tunnel, 'proxy_command', None))
         started = clock()
         code = run_scp(argv, environment)
         elapsed = clock() - started

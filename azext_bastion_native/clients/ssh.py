@@ -1,5 +1,6 @@
 # --------------------------------------------------------------------------------------------
-# The user's own OpenSSH client, pointed at a local tunnel port. Only argv is built here (no shell);
+# The user's own OpenSSH client, pointed at a local tunnel (a port, or a Unix socket reached through a
+# ProxyCommand). Only argv is built here (no shell);
 # running it lives in launch.py.
 # --------------------------------------------------------------------------------------------
 """ssh command lines for password, key and Entra certificate sign-in, with host keys pinned per VM."""
@@ -49,8 +50,9 @@ def auth_options(login):
     raise ValueError(f'unknown auth type {login.auth_type!r}')
 
 
-def ssh_argv(ssh_program, port, login, alias, extra_args=(), host=LOOPBACK):
-    """ssh's argv: ``ssh -p PORT [-l USER] AUTH HOSTKEY HOST EXTRA...``.
+def ssh_argv(ssh_program, port, login, alias, extra_args=(), host=LOOPBACK, proxy_command=None):
+    """ssh's argv: ``ssh -p PORT [-l USER] AUTH HOSTKEY HOST EXTRA...``; with ``proxy_command`` (a tunnel on a
+    Unix socket, ``port`` None) ``-o ProxyCommand=...`` instead of ``-p PORT``.
 
     OpenSSH keeps the first value it sees for an option, so ours come first where they must hold (port,
     sign-in method); the host-key options are left out when the user gives their own (that is how to
@@ -58,7 +60,7 @@ def ssh_argv(ssh_program, port, login, alias, extra_args=(), host=LOOPBACK):
     destination too, then the remote command (``-- -L 8080:localhost:80 uptime``)."""
     extra_args = list(extra_args)
     user_options = _user_option_names(extra_args)
-    argv = [ssh_program, '-p', str(port)]
+    argv = [ssh_program] + port_options('-p', port, proxy_command)
     if login.username:
         argv += ['-l', login.username]
     argv += auth_options(login)
@@ -67,6 +69,14 @@ def ssh_argv(ssh_program, port, login, alias, extra_args=(), host=LOOPBACK):
         if name not in user_options:
             argv += ['-o', value]
     return argv + [host] + extra_args
+
+
+def port_options(port_flag, port, proxy_command):
+    """How ssh (``-p``) or scp (``-P``) reaches the tunnel: its port, or the ProxyCommand to its Unix socket.
+    Ours comes first, so it holds over a ProxyCommand in the user's ssh_config."""
+    if proxy_command is not None:
+        return ['-o', f'ProxyCommand={proxy_command}']
+    return [port_flag, str(port)]
 
 
 def _user_option_names(extra_args):

@@ -6,6 +6,7 @@
 import asyncio
 import enum
 import logging
+import os
 import signal
 import time
 
@@ -15,6 +16,7 @@ from .pump import READ_SIZE
 logger = logging.getLogger(__name__)
 
 STREAM_LIMIT = 256 * 1024       # local socket buffer before asyncio pauses reading (backpressure)
+UNIX_SOCKET_MODE = 0o600        # only our user may connect (the directory around it should be private too)
 
 
 class StopReason(enum.Enum):
@@ -31,7 +33,8 @@ class StopReason(enum.Enum):
 
 
 class TunnelServer:  # pylint: disable=too-many-instance-attributes
-    """Listen on ``bind_address:port`` (0 picks a free port) and relay each connection to ``target``.
+    """Listen on ``bind_address:port`` (0 picks a free port), or on the Unix socket ``unix_path`` when given,
+    and relay each connection to ``target``.
 
     ``max_connections``: connections beyond it are refused (closed at once, one log line).
     ``timeout``: after that many seconds stop listening; live connections get ``grace_period`` seconds
@@ -39,8 +42,9 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
     many seconds. Any stop deletes every live session (bounded by ``grace_period``)."""
 
     def __init__(self, client, target, bind_address='127.0.0.1', port=0, max_connections=None,
-                 timeout=None, idle_timeout=None, grace_period=10.0, read_size=READ_SIZE):
+                 timeout=None, idle_timeout=None, grace_period=10.0, read_size=READ_SIZE, unix_path=None):
         self.client = client
+        self.unix_path = unix_path
         self.target = target
         self.bind_address = bind_address
         self.port = port
@@ -61,12 +65,18 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
         return len(self._handlers)
 
     async def start(self):
-        """Start listening; returns (address, port) actually bound."""
+        """Start listening; returns (address, port) actually bound, or (unix_path, None) on a Unix socket."""
         self._wake = asyncio.Event()
-        self._server = await asyncio.start_server(self._on_connection, self.bind_address, self.port,
-                                                  limit=STREAM_LIMIT, reuse_address=True)
-        address, port = self._server.sockets[0].getsockname()[:2]
-        self.port = port
+        if self.unix_path is not None:
+            self._server = await asyncio.start_unix_server(self._on_connection, path=self.unix_path,
+                                                           limit=STREAM_LIMIT)
+            os.chmod(self.unix_path, UNIX_SOCKET_MODE)
+            address, port = self.unix_path, None
+        else:
+            self._server = await asyncio.start_server(self._on_connection, self.bind_address, self.port,
+                                                      limit=STREAM_LIMIT, reuse_address=True)
+            address, port = self._server.sockets[0].getsockname()[:2]
+            self.port = port
         self._last_active = time.monotonic()
         return address, port
 
@@ -111,6 +121,7 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
 
     async def _shut_down(self, reason):
         self._server.close()
+        self._remove_unix_socket()
         handlers = set(self._handlers)
         logger.debug('tunnel stopping (%s) with %d open connection(s)', reason.value, len(handlers))
         if handlers and reason is StopReason.TIMEOUT:
@@ -122,10 +133,21 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
             await asyncio.wait(handlers, timeout=self.grace_period)
         await self.client.aclose(timeout=self.grace_period)
 
+    def _remove_unix_socket(self):
+        """Python < 3.13 leaves the socket file behind when the server closes."""
+        if self.unix_path is not None:
+            try:
+                os.unlink(self.unix_path)
+            except FileNotFoundError:
+                pass
+
     async def _on_connection(self, reader, writer):
-        peer = writer.get_extra_info('peername') or ('?', 0)
         self._accepted += 1
-        label = f'connection {self._accepted} from {peer[0]}:{peer[1]}'
+        if self.unix_path is not None:
+            label = f'connection {self._accepted} on {self.unix_path}'     # Unix peers have no address
+        else:
+            peer = writer.get_extra_info('peername') or ('?', 0)
+            label = f'connection {self._accepted} from {peer[0]}:{peer[1]}'
         if self._stop_reason is not None or (
                 self.max_connections is not None and len(self._handlers) >= self.max_connections):
             logger.warning('%s: refused (%s)', label, 'tunnel is stopping' if self._stop_reason

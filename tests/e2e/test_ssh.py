@@ -7,6 +7,7 @@ Ctrl+C, no Bastion session is left in the emulator and no temporary file in the 
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 
@@ -247,3 +248,66 @@ def test_stopped_vm_is_refused_naming_its_power_state(az, emulator, run_dirs):
     assert result.returncode != 0
     assert 'not running' in result.stderr and 'stopped' in result.stderr and 'az vm start' in result.stderr
     assert _sessions(emulator) == []
+
+
+# -- no loopback port: ssh reaches the tunnel through a private Unix socket ---------------------------------
+def _listening_tcp_inodes():
+    """Socket inodes of every TCP listener on this machine (IPv4 and IPv6)."""
+    inodes = set()
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        with open(table, encoding='ascii') as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == '0A':                       # TCP_LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes_of(pid):
+    inodes = set()
+    for name in os.listdir(f'/proc/{pid}/fd'):
+        try:
+            link = os.readlink(f'/proc/{pid}/fd/{name}')
+        except OSError:
+            continue
+        if link.startswith('socket:['):
+            inodes.add(link[len('socket:['):-1])
+    return inodes
+
+
+def _unix_socket_paths(inodes):
+    with open('/proc/net/unix', encoding='utf-8', errors='replace') as handle:
+        rows = [line.split() for line in handle.readlines()[1:]]
+    return {row[7] for row in rows if len(row) > 7 and row[6] in inodes}
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/net/tcp'), reason='needs Linux /proc')
+def test_ssh_reaches_the_tunnel_through_a_private_unix_socket_not_a_port(az, emulator, vm, run_dirs, ssh_key):
+    """While ssh runs, az listens on no TCP port; its tunnel is a 0600 socket in a 0700 directory, gone after."""
+    process = subprocess.Popen([az.executable, *_ssh_args(vm, '--auth-type', 'ssh-key', '--username', vm.sshd.user,
+                                                          '--ssh-key', str(ssh_key), '--', *_known_hosts(run_dirs),
+                                                          'echo through-the-socket; sleep 3')],
+                               env=_env(az, run_dirs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _sessions(emulator) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert _sessions(emulator), 'the ssh session never started'
+        az_sockets = _socket_inodes_of(process.pid)
+        assert az_sockets & _listening_tcp_inodes() == set(), 'az listens on a TCP port'
+        listening = _unix_socket_paths(az_sockets)
+        directories = os.listdir(run_dirs['TMPDIR'])
+        assert len(directories) == 1
+        directory = os.path.join(run_dirs['TMPDIR'], directories[0])
+        sockets = [os.path.join(directory, name) for name in os.listdir(directory)]
+        assert len(sockets) == 1 and sockets[0] in listening       # az's own listener, in the run's TMPDIR
+        assert stat.S_ISSOCK(os.stat(sockets[0]).st_mode)
+        assert stat.S_IMODE(os.stat(sockets[0]).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr[-2000:]
+    assert 'through-the-socket' in stdout
+    _assert_clean(emulator, run_dirs)           # the socket and its directory are gone, and every session

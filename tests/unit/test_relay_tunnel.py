@@ -5,6 +5,7 @@ import hashlib
 import os
 import signal
 import socket
+import stat
 import threading
 
 from azext_bastion_native.dataplane.protocol import Target
@@ -50,6 +51,38 @@ def test_concurrent_connections_are_relayed_intact_and_every_session_deleted():
             tunnel.stop()
             assert await asyncio.wait_for(serving, 5) is StopReason.STOPPED
             assert client.closed
+    asyncio.run(scenario())
+
+
+def test_unix_socket_listener_relays_each_connection_and_removes_its_socket(tmp_path):
+    path = str(tmp_path / 'tunnel')
+
+    async def round_trip(payload):
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(payload)
+        await writer.drain()
+        echoed = await asyncio.wait_for(reader.readexactly(len(payload)), 10)
+        writer.close()
+        return echoed
+
+    async def scenario():
+        async with WebsocketServer(echo_handler) as server:
+            client = FakeDataPlane(server.url)
+            tunnel = TunnelServer(client, TARGET, unix_path=path)
+            assert await tunnel.start() == (path, None)
+            assert stat.S_ISSOCK(os.stat(path).st_mode) and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            serving = asyncio.create_task(tunnel.serve())
+            payloads = [os.urandom(100_000 + n) for n in range(6)]
+            assert await asyncio.gather(*(round_trip(p) for p in payloads)) == payloads
+            for _ in range(100):
+                if not client.live:
+                    break
+                await asyncio.sleep(0.02)
+            assert client.minted == 6 and not client.live       # one session per connection, all deleted
+            tunnel.stop()
+            assert await asyncio.wait_for(serving, 5) is StopReason.STOPPED
+            assert client.closed
+            assert not os.path.exists(path)
     asyncio.run(scenario())
 
 
