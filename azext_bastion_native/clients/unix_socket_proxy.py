@@ -6,6 +6,7 @@
 """Copy stdin to a Unix socket and the socket to stdout, bytes as they are, until the socket closes."""
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -59,6 +60,9 @@ def relay(sock, stdin_fd=STDIN_FD, stdout_fd=STDOUT_FD):
 
 
 def main(argv):
+    # A terminal's Ctrl+C reaches the whole process group, this program included: end quietly like any C
+    # ProxyCommand (nc, socat) would, not with a KeyboardInterrupt traceback on the user's terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if len(argv) != 2:
         sys.stderr.write('usage: unix_socket_proxy.py SOCKET_PATH\n')
         return 2

@@ -153,3 +153,31 @@ def test_ssh_and_scp_use_the_proxy_command_instead_of_a_port_and_keep_the_pinnin
                                  proxy_command='p /s')
     assert '-P' not in scp and 'ProxyCommand=p /s' in scp and 'HostKeyAlias=bastion.vm' in scp
     assert scp[-2:] == ['/f', '127.0.0.1:g']
+
+
+def test_proxy_ends_quietly_on_ctrl_c(tmp_path):
+    """Ctrl+C in a terminal reaches the ProxyCommand too: it must end without a traceback on the terminal."""
+    import signal as signals
+    import socket as sockets
+    import subprocess
+    import sys
+    import time
+    from azext_bastion_native.clients import unix_socket_proxy
+    path = str(tmp_path / 'tunnel')
+    listener = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    proxy = subprocess.Popen([sys.executable, '-I', unix_socket_proxy.__file__, path], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        accepted, _ = listener.accept()
+        time.sleep(0.2)
+        proxy.send_signal(signals.SIGINT)
+        _, stderr = proxy.communicate(timeout=10)
+        accepted.close()
+    finally:
+        listener.close()
+        if proxy.poll() is None:
+            proxy.kill()
+    assert proxy.returncode == -signals.SIGINT
+    assert b'Traceback' not in stderr
