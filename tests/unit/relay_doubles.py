@@ -1,8 +1,10 @@
 """Test doubles for the relay engine: loopback websocket servers and a fake data-plane client."""
 
 import asyncio
-import socket
+import contextlib
 import itertools
+import socket
+import threading
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
@@ -13,6 +15,29 @@ from azext_bastion_native.dataplane.errors import SessionRefusedError
 async def echo_handler(websocket):
     async for message in websocket:
         await websocket.send(message)
+
+
+@contextlib.contextmanager
+def echo_server_on_a_thread():
+    """An echo WebsocketServer on a thread and loop of its own, for code under test that runs its own event loop
+    (the stdio proxy, LocalTunnel); yields its ws:// URL and stops it on exit."""
+    ready, done = threading.Event(), threading.Event()
+    box = {}
+
+    def serve_websockets():
+        async def main():
+            async with WebsocketServer(echo_handler) as server:
+                box['url'] = server.url
+                ready.set()
+                await asyncio.get_running_loop().run_in_executor(None, done.wait)
+        asyncio.run(main())
+
+    threading.Thread(target=serve_websockets, daemon=True).start()
+    ready.wait(5)
+    try:
+        yield box['url']
+    finally:
+        done.set()
 
 
 class WebsocketServer:

@@ -11,7 +11,7 @@ import threading
 from azext_bastion_native.dataplane.protocol import Target
 from azext_bastion_native.relay.stdio import run_stdio
 from azext_bastion_native.relay.tunnel import StopReason, TunnelServer, run_tunnel
-from tests.unit.relay_doubles import FakeDataPlane, WebsocketServer, echo_handler
+from tests.unit.relay_doubles import FakeDataPlane, WebsocketServer, echo_handler, echo_server_on_a_thread
 
 TARGET = Target('/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm', 22)
 
@@ -215,36 +215,27 @@ def test_run_tunnel_stops_cleanly_on_sigterm_with_its_exit_code():
 
 
 def test_stdio_proxy_relays_pipes_and_ends_on_stdin_eof():
-    ready, done = threading.Event(), threading.Event()
     box = {}
-
-    def serve_websockets():
-        async def main():
-            async with WebsocketServer(echo_handler) as server:
-                box['url'] = server.url
-                ready.set()
-                await asyncio.get_running_loop().run_in_executor(None, done.wait)
-        asyncio.run(main())
-
-    threading.Thread(target=serve_websockets, daemon=True).start()
-    ready.wait(5)
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
-    client = FakeDataPlane(box['url'])
-    proxy = threading.Thread(target=lambda: box.setdefault('ok', run_stdio(client, TARGET, stdin_read, stdout_write)))
-    proxy.start()
-    payload = os.urandom(300_000)
-    writer = threading.Thread(target=lambda: os.write(stdin_write, payload) and None)
-    writer.start()
-    received = b''
-    while len(received) < len(payload):
-        chunk = os.read(stdout_read, 1 << 20)
-        assert chunk
-        received += chunk
-    writer.join()
-    os.close(stdin_write)                                       # ssh is done: EOF on our stdin
-    proxy.join(10)
-    done.set()
+    with echo_server_on_a_thread() as url:
+        client = FakeDataPlane(url)
+
+        def relay():
+            box['ok'] = run_stdio(client, TARGET, stdin_read, stdout_write)
+        proxy = threading.Thread(target=relay)
+        proxy.start()
+        payload = os.urandom(300_000)
+        writer = threading.Thread(target=lambda: os.write(stdin_write, payload) and None)
+        writer.start()
+        received = b''
+        while len(received) < len(payload):
+            chunk = os.read(stdout_read, 1 << 20)
+            assert chunk
+            received += chunk
+        writer.join()
+        os.close(stdin_write)                                   # ssh is done: EOF on our stdin
+        proxy.join(10)
     assert not proxy.is_alive() and box['ok'] is True
     assert received == payload
     assert not client.live and client.closed

@@ -1,5 +1,4 @@
 """ssh and scp through a Unix-socket tunnel: the ProxyCommand script, LocalTunnel on a socket, argv."""
-import asyncio
 import hashlib
 import os
 import shlex
@@ -17,7 +16,7 @@ from azext_bastion_native.clients.local_tunnel import LocalTunnel
 from azext_bastion_native.clients.ssh import SshLogin
 from azext_bastion_native.dataplane.protocol import Target
 from azext_bastion_native.file_transfer import UPLOAD, Transfer
-from tests.unit.relay_doubles import FakeDataPlane, WebsocketServer, echo_handler
+from tests.unit.relay_doubles import FakeDataPlane, echo_server_on_a_thread
 
 pytestmark = pytest.mark.skipif(not local_tunnel.unix_sockets_supported(), reason='needs AF_UNIX')
 TARGET = Target('/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm', 22)
@@ -94,24 +93,11 @@ def test_proxy_reports_a_missing_socket(tmp_path):
 
 def test_local_tunnel_on_a_socket_serves_the_proxy_command_through_a_shell(tmp_path):
     """The socket is 0600 and gone after exit; its ProxyCommand survives /bin/sh with spaces and quotes in paths."""
-    ready, done = threading.Event(), threading.Event()
-    box = {}
-
-    def serve_websockets():
-        async def main():
-            async with WebsocketServer(echo_handler) as server:
-                box['url'] = server.url
-                ready.set()
-                await asyncio.get_running_loop().run_in_executor(None, done.wait)
-        asyncio.run(main())
-
-    threading.Thread(target=serve_websockets, daemon=True).start()
-    ready.wait(5)
     directory = tmp_path / "it's a dir"
     directory.mkdir(mode=0o700)
     path = str(directory / 'tunnel')
-    client = FakeDataPlane(box['url'])
-    try:
+    with echo_server_on_a_thread() as url:
+        client = FakeDataPlane(url)
         with LocalTunnel(client, TARGET, unix_path=path) as tunnel:
             assert tunnel.port is None and tunnel.unix_path == path
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -131,8 +117,6 @@ def test_local_tunnel_on_a_socket_serves_the_proxy_command_through_a_shell(tmp_p
             shell.wait(10)
             shell.stdout.close()
             assert received == payload
-    finally:
-        done.set()
     assert not os.path.exists(path)
     assert client.closed and not client.live
 
