@@ -183,11 +183,9 @@ def check_method(client, method, port, os_type, ip_connect):
 # -- 7: the NSG on AzureBastionSubnet --------------------------------------------------------------
 def outbound_blocker(nsg, port):
     """The user's rule that denies Bastion -> VirtualNetwork on `port` (first match wins), or None."""
-    from azext_bastion_native.nsg_rules import user_rules
-    for rule in user_rules(nsg):
-        if rule.direction == 'Outbound' and rule.matches('virtualnetwork', 'virtualnetwork', int(port)):
-            return rule if rule.access == 'Deny' else None
-    return None
+    from azext_bastion_native.nsg_rules import first_match, user_rules
+    rule = first_match(user_rules(nsg), 'Outbound', 'virtualnetwork', 'virtualnetwork', int(port))
+    return rule if rule is not None and rule.access == 'Deny' else None
 
 
 def nsg_ports(port):

@@ -222,7 +222,8 @@ def _probe_tag(address):
     return BASTION_SIDE if address == '*' else address.lower()
 
 
-def _first_match(rules, direction, source, destination, port):
+def first_match(rules, direction, source, destination, port):
+    """The rule an NSG applies to this traffic (lowest priority number first), or None."""
     for rule in rules:
         if rule.direction == direction and rule.matches(source, destination, port):
             return rule
@@ -278,7 +279,7 @@ def _flow(required):
 def _decisions(rules, required):
     direction, source, destination = _flow(required)
     needed = _port_ranges(required.ports)
-    return [(piece, _first_match(rules, direction, source, destination, piece[0]))
+    return [(piece, first_match(rules, direction, source, destination, piece[0]))
             for piece in _segments(needed, rules, direction)]
 
 
@@ -336,7 +337,7 @@ def _check_allow(rules, required, required_set):
 def _vnet_outbound(rules, allowed_ports):
     """Ports that reach the virtual network although they are not target ports: (ports, deciding rules)."""
     leaks = []
-    for piece, rule in ((p, _first_match(rules, 'Outbound', BASTION_SIDE, BASTION_SIDE, p[0]))
+    for piece, rule in ((p, first_match(rules, 'Outbound', BASTION_SIDE, BASTION_SIDE, p[0]))
                         for p in _segments(ALL_PORTS, rules, 'Outbound')):
         if rule is not None and rule.access == 'Deny':
             continue
@@ -377,7 +378,7 @@ def _warnings(rules, ports, vm_ports):
         port = int(port)
         if any(low <= port <= high for low, high in target):
             continue
-        rule = _first_match(rules, 'Outbound', BASTION_SIDE, BASTION_SIDE, port)
+        rule = first_match(rules, 'Outbound', BASTION_SIDE, BASTION_SIDE, port)
         if rule is not None and rule.access == 'Deny':
             found.append(Finding('', 'warning', f'VM port {port} used by native client is blocked by {rule.name}: '
                                                 'connections to it will be refused', (rule.name,)))
