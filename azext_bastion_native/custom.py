@@ -50,19 +50,19 @@ def bastion_delete(cmd, resource_group_name, name, no_wait=False):
 
 def native_client_show(cmd, resource_group_name, name):
     from azext_bastion_native.management.hosts import get_host
-    from azext_bastion_native.native_client import describe
+    from azext_bastion_native.management.native_client import describe
     return describe(get_host(cf_network(cmd.cli_ctx), resource_group_name, name))
 
 
 def native_client_enable(cmd, resource_group_name, name, upgrade_sku=False, enable_ip_connect=False, yes=False,
                          no_wait=False):
-    from azext_bastion_native.native_client import enable
+    from azext_bastion_native.management.native_client import enable
     return enable(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, upgrade_sku=upgrade_sku,
                   enable_ip_connect=enable_ip_connect, yes=yes, no_wait=no_wait)
 
 
 def native_client_disable(cmd, resource_group_name, name, yes=False, no_wait=False):
-    from azext_bastion_native.native_client import disable
+    from azext_bastion_native.management.native_client import disable
     return disable(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, yes=yes, no_wait=no_wait)
 
 
@@ -97,14 +97,14 @@ def nsg_apply(cmd, resource_group_name, name, ports=None, nsg_name=None, yes=Fal
 # -- connect: tunnel and proxy (issue 6) -------------------------------------------------------
 def bastion_tunnel(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None,
                    port=0, bind_address='127.0.0.1', timeout=None, idle_timeout=None, max_connections=None):
-    from azext_bastion_native.forwarding import tunnel_command
+    from azext_bastion_native.connect.tunnel import tunnel_command
     return tunnel_command(cmd, resource_group_name, name, resource_port, target_resource_id=target_resource_id,
                           target_ip_address=target_ip_address, port=port, bind_address=bind_address,
                           timeout=timeout, idle_timeout=idle_timeout, max_connections=max_connections)
 
 
 def bastion_proxy(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None):
-    from azext_bastion_native.forwarding import proxy_command
+    from azext_bastion_native.connect.tunnel import proxy_command
     return proxy_command(cmd, resource_group_name, name, resource_port, target_resource_id=target_resource_id,
                          target_ip_address=target_ip_address)
 
@@ -112,7 +112,7 @@ def bastion_proxy(cmd, resource_group_name, name, resource_port, target_resource
 # -- connect: ssh and rdp (issue 7) ------------------------------------------------------------
 def bastion_ssh(cmd, resource_group_name, name, auth_type, target_resource_id=None, target_ip_address=None,
                 username=None, ssh_key=None, resource_port=None, ssh_args=None):
-    from azext_bastion_native.connect import ssh_command
+    from azext_bastion_native.connect.ssh import ssh_command
     return ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=target_resource_id,
                        target_ip_address=target_ip_address, username=username, ssh_key=ssh_key,
                        resource_port=resource_port, ssh_args=ssh_args)
@@ -120,7 +120,7 @@ def bastion_ssh(cmd, resource_group_name, name, auth_type, target_resource_id=No
 
 def bastion_rdp(cmd, resource_group_name, name, target_resource_id=None, target_ip_address=None, auth_type=None,
                 resource_port=None, configure=False, disable_gateway=False, enable_mfa=False):
-    from azext_bastion_native.connect import rdp_command
+    from azext_bastion_native.connect.rdp import rdp_command
     return rdp_command(cmd, resource_group_name, name, target_resource_id=target_resource_id,
                        target_ip_address=target_ip_address, auth_type=auth_type, resource_port=resource_port,
                        configure=configure, disable_gateway=disable_gateway, enable_mfa=enable_mfa)
@@ -129,7 +129,7 @@ def bastion_rdp(cmd, resource_group_name, name, target_resource_id=None, target_
 # -- extras: doctor ----------------------------------------------------------------------------
 def bastion_doctor(cmd, resource_group_name, name, target_resource_id=None, target_ip_address=None,
                    resource_port=None, method=None):
-    from azext_bastion_native.doctor import exit_when_failed, run_doctor
+    from azext_bastion_native.doctor.run import exit_when_failed, run_doctor
     rows = run_doctor(cmd.cli_ctx, resource_group_name, name, target_resource_id=target_resource_id,
                       target_ip_address=target_ip_address, resource_port=resource_port, method=method)
     exit_when_failed(cmd.cli_ctx, rows)
@@ -139,7 +139,7 @@ def bastion_doctor(cmd, resource_group_name, name, target_resource_id=None, targ
 # -- extras: ssh-config and file transfer ------------------------------------------------------
 def bastion_ssh_config(cmd, resource_group_name, name, target_resource_id, host_alias=None, username=None,
                        ssh_key=None, resource_port=None, config_file=None, overwrite=False):
-    from azext_bastion_native.ssh_config import ssh_config_command
+    from azext_bastion_native.connect.ssh_config import ssh_config_command
     return ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_alias=host_alias,
                               username=username, ssh_key=ssh_key, resource_port=resource_port,
                               config_file=config_file, overwrite=overwrite)
@@ -147,7 +147,7 @@ def bastion_ssh_config(cmd, resource_group_name, name, target_resource_id, host_
 
 def bastion_file_upload(cmd, resource_group_name, name, target_resource_id, auth_type, source, destination,
                         username=None, ssh_key=None, resource_port=None, recursive=False, scp_args=None):
-    from azext_bastion_native.file_transfer import UPLOAD, file_transfer_command
+    from azext_bastion_native.connect.file import UPLOAD, file_transfer_command
     return file_transfer_command(cmd, UPLOAD, resource_group_name, name, target_resource_id, auth_type, source,
                                  destination, username=username, ssh_key=ssh_key, resource_port=resource_port,
                                  recursive=recursive, scp_args=scp_args)
@@ -155,7 +155,7 @@ def bastion_file_upload(cmd, resource_group_name, name, target_resource_id, auth
 
 def bastion_file_download(cmd, resource_group_name, name, target_resource_id, auth_type, source, destination,
                           username=None, ssh_key=None, resource_port=None, recursive=False, scp_args=None):
-    from azext_bastion_native.file_transfer import DOWNLOAD, file_transfer_command
+    from azext_bastion_native.connect.file import DOWNLOAD, file_transfer_command
     return file_transfer_command(cmd, DOWNLOAD, resource_group_name, name, target_resource_id, auth_type, source,
                                  destination, username=username, ssh_key=ssh_key, resource_port=resource_port,
                                  recursive=recursive, scp_args=scp_args)

@@ -1,15 +1,15 @@
 """Fixtures for unit tests of the connecting commands."""
 import pytest
 
-from azext_bastion_native import connect
+from azext_bastion_native.connect import session
 
 
 @pytest.fixture
 def offline(monkeypatch):
     """Any Azure lookup fails the test (a refusal must come before any network call), Cloud Shell is off, and
-    the machine is a Linux client whose every program exists; returns that connect.Environment."""
+    the machine is a Linux client whose every program exists; returns that session.Environment."""
     def no_network(*_, **__):
         raise AssertionError('a refusal must come before any network call')
-    monkeypatch.setattr(connect, 'resolve_destination', no_network)
+    monkeypatch.setattr(session, 'resolve_destination', no_network)
     monkeypatch.delenv('ACC_CLOUD', raising=False)
-    return connect.Environment(system='Linux', which=lambda name: f'/usr/bin/{name}', run=no_network)
+    return session.Environment(system='Linux', which=lambda name: f'/usr/bin/{name}', run=no_network)

@@ -1,0 +1,205 @@
+"""From CLI arguments to the data plane, shared by every connecting command (tunnel, proxy, ssh, rdp, ssh-config,
+file, doctor): the pre-flight as typed CLI errors, one ARM GET of the host, a fresh-ARM-token provider, the engine's
+log lines under az's own logger, the resolved Destination, the injectable Environment, and the exit code."""
+import contextlib
+import logging
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from azext_bastion_native.capabilities import client_os
+
+PACKAGE_LOGGER = 'azext_bastion_native'
+
+
+def route_engine_logs():
+    """dataplane/ and relay/ log with the standard logging module (they know nothing of az); hang the package's
+    logger under az's 'cli' logger so their lines follow --verbose/--debug/--only-show-errors like az's own."""
+    logging.getLogger(PACKAGE_LOGGER).parent = logging.getLogger('cli')
+
+
+def arm_token_getter(cli_ctx, subscription=None):
+    """A callable returning an ARM access token with at least 5 minutes left: asked for each Bastion session (so a
+    long-lived tunnel never presents an expired one), kept with its expiry in between (fetching costs a call into
+    MSAL per connection otherwise), fetched off the event loop by the engine, never logged."""
+    from azure.cli.core._profile import Profile
+    from azext_bastion_native.dataplane.tokens import CachedToken
+    profile = Profile(cli_ctx=cli_ctx)
+
+    def fetch():
+        _, token, entry = profile.get_raw_token(subscription=subscription)[0]
+        return token, token_expiry(entry)
+    return CachedToken(fetch)
+
+
+def token_expiry(entry):
+    """POSIX expiry of a get_raw_token() entry: ``expires_on`` (epoch seconds) or ``expiresOn`` (local time text);
+    None when neither reads, so the token is fetched again for every session."""
+    import datetime
+    entry = entry if isinstance(entry, dict) else {}
+    try:
+        return float(entry['expires_on'])
+    except (KeyError, TypeError, ValueError):
+        pass
+    try:
+        return datetime.datetime.strptime(str(entry['expiresOn']), '%Y-%m-%d %H:%M:%S.%f').timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def preflight_errors():
+    """The tunnel engine's pre-flight refusals as the CLI's typed errors."""
+    from azure.cli.core import azclierror
+    from azext_bastion_native.connect.preflight import PreflightError
+    errors = {'missing': azclierror.RequiredArgumentMissingError,
+              'mutually-exclusive': azclierror.MutuallyExclusiveArgumentError,
+              'invalid-argument': azclierror.InvalidArgumentValueError}
+    try:
+        yield
+    except PreflightError as err:
+        raise errors.get(err.kind, azclierror.ValidationError)(err.message, recommendation=err.recommendation) \
+            from None
+
+
+def connect_request(resource_group, name, target_resource_id, target_ip_address, port):
+    """The tunnel engine's request; its argument checks (no network) run here."""
+    from azext_bastion_native.connect.preflight import ConnectRequest, check_arguments
+    request = ConnectRequest(resource_group, name, port, target_resource_id, target_ip_address)
+    with preflight_errors():
+        check_arguments(request)
+    return request
+
+
+def resolve_endpoint(cli_ctx, request):
+    """One ARM GET of the host (native client on, IP connect when asked): (host, Endpoint, Target, get_token)."""
+    from azext_bastion_native._client_factory import cf_network
+    from azext_bastion_native.connect.preflight import plan_connection
+    from azext_bastion_native.management.hosts import get_host
+    host = get_host(cf_network(cli_ctx), request.resource_group, request.name)
+    with preflight_errors():
+        endpoint, target = plan_connection(host, request)
+    parts = (host.id or '').split('/')
+    subscription = parts[2] if len(parts) > 2 and parts[1].lower() == 'subscriptions' else None
+    return host, endpoint, target, arm_token_getter(cli_ctx, subscription)
+
+
+def data_plane_cli_error(err):
+    """A data-plane refusal (mint answered 4xx/5xx, websocket failed) as a typed CLI error."""
+    from azure.cli.core import azclierror
+    from azext_bastion_native.dataplane import SessionRefusedError
+    if isinstance(err, SessionRefusedError) and err.status in (401, 403):
+        return azclierror.UnauthorizedError(err.message, recommendation=(
+            'Check that your account may connect through this Bastion host (Reader on the host, the VM and its '
+            'NIC), that the NSG on AzureBastionSubnet allows the port (az network bastion nsg check), and sign '
+            'in again with az login if your session has expired.'))
+    if isinstance(err, SessionRefusedError) and err.status == 404:
+        return azclierror.ResourceNotFoundError(err.message, recommendation='Check the target VM or IP address.')
+    return azclierror.AzureConnectionError(err.message, recommendation='Try again; if it persists, run '
+                                           '`az network bastion show` to check the host is running.')
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Everything resolved about the connection: where the data plane is and what the tunnel reaches."""
+    endpoint: object                     # dataplane.Endpoint
+    target: object                       # dataplane.Target
+    target_label: str                    # the VM resource id or IP: names the VM for host-key pinning
+    get_arm_token: Callable[[], str] = field(repr=False)
+    target_os: Optional[str] = None
+    admin_username: Optional[str] = None
+
+
+@dataclass
+class Environment:
+    """The machine-facing parts, injectable in tests: OS, program lookup, process runner, HTTP, tunnel."""
+    system: str = field(default_factory=platform.system)
+    which: Callable = shutil.which
+    run: Optional[Callable] = None               # run(argv) -> exit code; default clients.launch.run_foreground
+    http_get: Optional[Callable] = None          # requests.get-like, for /api/rdpfile
+    open_tunnel: Optional[Callable] = None       # open_tunnel(destination) -> context manager with .port
+    #                                              (and .proxy_command when it listens on a Unix socket)
+    wait_forever: Optional[Callable] = None      # blocks until Ctrl+C (RDP with no local client)
+
+    @property
+    def client(self):
+        return client_os(self.system)
+
+    def run_program(self, argv):
+        if self.run is not None:
+            return self.run(argv)
+        from azext_bastion_native.clients.launch import run_foreground
+        return run_foreground(argv)
+
+    def tunnel(self, destination, unix_socket=False):
+        """The local tunnel; ``unix_socket`` (ssh, scp): on a private Unix socket where this OS has them."""
+        if self.open_tunnel is not None:
+            return self.open_tunnel(destination)
+        from azext_bastion_native.clients.local_tunnel import LocalTunnel, private_socket_tunnel, \
+            unix_sockets_supported
+        from azext_bastion_native.dataplane.client import DataPlaneClient
+        client = DataPlaneClient(destination.endpoint, destination.get_arm_token)
+        if unix_socket and self.client != 'windows' and unix_sockets_supported():
+            return private_socket_tunnel(client, destination.target)
+        return LocalTunnel(client, destination.target)
+
+    def block_until_interrupted(self):
+        if self.wait_forever is not None:
+            return self.wait_forever()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return None
+
+
+def resolve_destination(cli_ctx, request):
+    """Host (native client on, IP connect when asked), VM (running), data-plane endpoint and target."""
+    _, endpoint, target, token = resolve_endpoint(cli_ctx, request)
+    if request.target_ip_address:
+        return Destination(endpoint, target, request.target_ip_address, token)
+    from azext_bastion_native.management import vms
+    vm = vms.get_running_vm(cli_ctx, request.target_resource_id)
+    return Destination(endpoint, target, request.target_resource_id, token,
+                       target_os=vms.os_type(vm), admin_username=vms.admin_username(vm))
+
+
+def exit_with(run):
+    """Run a native client session; its exit code becomes the command's (no output, no traceback).
+
+    SIGTERM/SIGHUP unwind through every clean-up, like Ctrl+C, instead of leaving sessions and keys behind."""
+    from azext_bastion_native.clients.launch import Terminated, termination_unwinds
+    route_engine_logs()
+    try:
+        with termination_unwinds():
+            code = run()
+    except Terminated as stop:
+        code = stop.exit_code
+    if code:
+        raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def tunnel_errors(environment, destination, unix_socket=False):
+    """The local tunnel, with a failure to start it as the CLI's typed error."""
+    from azext_bastion_native.clients.local_tunnel import LocalTunnelError
+    try:
+        with environment.tunnel(destination, unix_socket=unix_socket) as tunnel:
+            yield tunnel
+    except LocalTunnelError as err:
+        from azure.cli.core.azclierror import ClientRequestError
+        raise ClientRequestError(str(err)) from None
+
+
+def check_ssh_login_arguments(auth_type, username, ssh_key):
+    from azure.cli.core.azclierror import ArgumentUsageError, RequiredArgumentMissingError
+    if auth_type == 'ssh-key' and not ssh_key:
+        raise RequiredArgumentMissingError('--auth-type ssh-key needs --ssh-key PATH (your private key file).')
+    if ssh_key and auth_type != 'ssh-key':
+        raise ArgumentUsageError(f'--ssh-key goes with --auth-type ssh-key, not {auth_type}.',
+                                 recommendation='Use --auth-type ssh-key --ssh-key PATH.')
+    if auth_type == 'aad' and username:
+        raise ArgumentUsageError('--username does not go with --auth-type aad: the login name is the one in '
+                                 'your Entra ID certificate.', recommendation='Drop --username.')

@@ -1,0 +1,78 @@
+"""`az network bastion ssh`: sign-in material (password, key file, or an Entra ID certificate), the local tunnel,
+then OpenSSH in the foreground; everything a run creates (Bastion sessions, ephemeral keys and certificates) is
+gone when the command returns."""
+
+import contextlib
+import logging
+
+from azext_bastion_native.connect import session
+from azext_bastion_native.connect.dispatch import SSH, ConnectFacts, refuse_early, resolve_and_dispatch
+
+logger = logging.getLogger(__name__)
+
+
+def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=None, target_ip_address=None,
+                username=None, ssh_key=None, resource_port=None, ssh_args=None, environment=None):
+    """`az network bastion ssh`: ssh's exit code becomes the command's (SystemExit when non-zero)."""
+    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes
+    environment = environment or session.Environment()
+    auth_type = (auth_type or '').lower()
+    facts = ConnectFacts(environment.client, SSH, auth_type=auth_type,
+                         port=int(resource_port) if resource_port is not None else None,
+                         ip_connect=bool(target_ip_address))
+    # Limitations first (Cloud Shell, Key Vault keys, key files, the table), before any network call.
+    request = refuse_early('network bastion ssh', facts, resource_group_name, name, target_resource_id,
+                           target_ip_address)
+    session.check_ssh_login_arguments(auth_type, username, ssh_key)
+    key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cmd.cli_ctx)) if ssh_key else None
+    ssh_program = _find_ssh(environment)
+    _, destination = resolve_and_dispatch(cmd.cli_ctx, facts, request)
+
+    def fetch_certificate(scopes, data):
+        from azure.cli.core._profile import Profile
+        return Profile(cli_ctx=cmd.cli_ctx).get_msal_token(scopes, data)[1]
+
+    session.exit_with(lambda: run_ssh(destination, auth_type, username, key_path, ssh_args or [], ssh_program,
+                                      environment, fetch_certificate=fetch_certificate,
+                                      cloud_name=cmd.cli_ctx.cloud.name))
+
+
+def _find_ssh(environment):
+    from azext_bastion_native.clients.ssh import SshClientNotFound, find_ssh
+    try:
+        return find_ssh(environment.which)
+    except SshClientNotFound as err:
+        from azure.cli.core.azclierror import UnclassifiedUserFault
+        raise UnclassifiedUserFault(str(err), recommendation='Install OpenSSH (Debian/Ubuntu: apt-get install '
+                                    'openssh-client; Windows: Settings > Optional features > OpenSSH Client).') \
+            from None
+
+
+def run_ssh(destination, auth_type, username, key_path, ssh_args, ssh_program, environment,
+            fetch_certificate=None, cloud_name=None):
+    """Sign-in material, then the tunnel, then ssh in the foreground; every piece is undone on the way out."""
+    from azext_bastion_native.clients.ssh import SshLogin, host_key_alias, ssh_argv
+    with contextlib.ExitStack() as cleanup:
+        if auth_type == 'aad':
+            login = _entra_login(cleanup, fetch_certificate, cloud_name)
+        else:
+            login = SshLogin(auth_type, username or destination.admin_username, key_path)
+        tunnel = cleanup.enter_context(session.tunnel_errors(environment, destination, unix_socket=True))
+        argv = ssh_argv(ssh_program, tunnel.port, login, host_key_alias(destination.target_label), ssh_args,
+                        proxy_command=getattr(tunnel, 'proxy_command', None))
+        return environment.run_program(argv)
+
+
+def _entra_login(cleanup, fetch_certificate, cloud_name):
+    from azure.cli.core.azclierror import AuthenticationError
+    from azext_bastion_native.clients.entra_cert import CertificateError, obtain_certificate
+    from azext_bastion_native.clients.ssh import SshLogin
+    from azext_bastion_native.clients.tempfiles import private_directory
+    directory = cleanup.enter_context(private_directory(prefix='az-bastion-aad-'))
+    try:
+        credentials = obtain_certificate(directory, fetch_certificate, cloud_name)
+    except CertificateError as err:
+        raise AuthenticationError(str(err), recommendation='Check that you signed in with `az login` as a user '
+                                  'who has the Virtual Machine User Login role on the VM.') from None
+    logger.debug('Entra ID certificate issued for principal %s', credentials.principal)
+    return SshLogin('aad', credentials.principal, credentials.private_key_path, credentials.certificate_path)

@@ -1,0 +1,297 @@
+# --------------------------------------------------------------------------------------------
+# `az network bastion doctor`: each check's decision, as pure functions of facts gathered elsewhere (the
+# host's ARM JSON, the VM's power state and OS, the NSG's ARM JSON, the environment, probe results).
+# No azure.cli imports and no network: doctor.py gathers the facts and runs the probes.
+# --------------------------------------------------------------------------------------------
+"""Decide pass / fail / warn / skip for each doctor check, with the detail and the exact fix."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from azext_bastion_native.capabilities import (
+    CLIENT_LABELS, DEFAULT_METHOD_PORTS, IP_CONNECT_PORTS, CapabilityRefused, decide)
+
+PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
+NATIVE_CLIENT_SKUS = ('Standard', 'Premium')
+DEVELOPER_SKUS = ('Developer', 'QuickConnect')
+METHODS = ('ssh', 'rdp', 'tunnel')
+CHECK_NAMES = ('Cloud Shell', 'Signed in', 'Bastion host', 'Native client', 'IP connect', 'Target VM', 'Method',
+               'NSG', 'Local client', 'Data plane')
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    check: str
+    status: str         # PASS | FAIL | WARN | SKIP
+    detail: str
+    fix: str = ''
+
+    def as_dict(self):
+        return {'check': self.check, 'status': self.status, 'detail': self.detail, 'fix': self.fix}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a fact could not be had (an ARM read refused, no sign-in): the message and the tool's own fix."""
+    message: str
+    recommendation: str = ''
+
+
+def skipped(check, because):
+    return CheckRow(check, SKIP, because)
+
+
+def _enable_command(resource_group, name):
+    return f'az network bastion native-client enable -g {resource_group} -n {name}'
+
+
+# -- 1, 2: where and who -----------------------------------------------------------------------
+def check_cloud_shell(environ):
+    if environ.get('ACC_CLOUD'):
+        return CheckRow('Cloud Shell', FAIL, 'Running in Azure Cloud Shell: native client connections are not '
+                                             'supported there (configuration commands still work).',
+                        'Connect from the Azure portal (Bastion > Connect, browser connection), or run az with this '
+                        'extension on your own computer.')
+    return CheckRow('Cloud Shell', PASS, 'Not in Azure Cloud Shell.')
+
+
+def check_sign_in(failure: Optional[Failure]):
+    if failure is not None:
+        return CheckRow('Signed in', FAIL, f'No Azure Resource Manager token: {failure.message}', 'az login')
+    return CheckRow('Signed in', PASS, 'An Azure Resource Manager access token can be had.')
+
+
+# -- 3, 4, 5: the host ---------------------------------------------------------------------------
+def _props(resource):
+    return (resource or {}).get('properties') or {}
+
+
+def host_sku(host):
+    return str(((host or {}).get('sku') or {}).get('name') or 'Basic')
+
+
+def check_host(host, failure: Optional[Failure], resource_group, name):
+    """host: the Bastion host's ARM JSON (None when the GET failed, see `failure`)."""
+    if host is None:
+        failure = failure or Failure('not read')
+        return CheckRow('Bastion host', FAIL, failure.message,
+                        failure.recommendation or f'az network bastion list -g {resource_group} -o table')
+    sku = host_sku(host)
+    state = _props(host).get('provisioningState') or 'unknown'
+    if sku in NATIVE_CLIENT_SKUS:
+        return CheckRow('Bastion host', PASS, f'{sku} SKU, provisioning state {state}.')
+    if sku in DEVELOPER_SKUS:
+        return CheckRow('Bastion host', WARN, f'{sku} SKU: native client goes through the shared developer '
+                                              'endpoint (no IP connect, no custom settings).',
+                        f'{_enable_command(resource_group, name)} --upgrade-sku')
+    return CheckRow('Bastion host', FAIL, f'{sku} SKU: native client needs Standard or Premium.',
+                    f'{_enable_command(resource_group, name)} --upgrade-sku')
+
+
+def check_native_client(host, resource_group, name):
+    if host is None:
+        return skipped('Native client', 'The host was not read.')
+    if host_sku(host) in DEVELOPER_SKUS:
+        return skipped('Native client', f'{host_sku(host)} SKU has no tunnelling switch.')
+    if _props(host).get('enableTunneling'):
+        return CheckRow('Native client', PASS, 'Native client support (enableTunneling) is on.')
+    return CheckRow('Native client', FAIL, 'Native client support (enableTunneling) is off.',
+                    _enable_command(resource_group, name) + (
+                        '' if host_sku(host) in NATIVE_CLIENT_SKUS else ' --upgrade-sku'))
+
+
+def check_ip_connect(host, target_ip_address, port, resource_group, name):
+    if not target_ip_address:
+        return skipped('IP connect', 'Not asked: no --target-ip-address.')
+    if host is None:
+        return skipped('IP connect', 'The host was not read.')
+    if not _props(host).get('enableIpConnect'):
+        return CheckRow('IP connect', FAIL, f'IP connect (enableIpConnect) is off; {target_ip_address} cannot be '
+                                            'reached by address.',
+                        f'{_enable_command(resource_group, name)} --enable-ip-connect')
+    if port not in IP_CONNECT_PORTS:
+        return CheckRow('IP connect', FAIL, f'IP connect reaches ports 22 and 3389 only, not {port}.',
+                        'Use --resource-port 22 or 3389, or connect by --target-resource-id.')
+    return CheckRow('IP connect', PASS, f'IP connect is on; port {port} is allowed.')
+
+
+# -- 6: the target and the seed's table ----------------------------------------------------------
+@dataclass(frozen=True)
+class VmFacts:
+    name: str
+    resource_group: str
+    power_state: Optional[str]      # 'running', 'stopped', 'deallocated', ... (None: no instance view)
+    os_type: Optional[str]          # 'linux' | 'windows' | None
+    start_command: str = ''
+
+
+def check_target_vm(vm: Optional[VmFacts], failure: Optional[Failure], target_resource_id, target_ip_address):
+    if not target_resource_id:
+        return skipped('Target VM', f'Connecting by IP address ({target_ip_address}): the VM is not looked up.'
+                       if target_ip_address else 'Not asked: no --target-resource-id.')
+    if vm is None:
+        failure = failure or Failure('not read')
+        return CheckRow('Target VM', FAIL, failure.message,
+                        failure.recommendation or 'Check the ID: az vm show -g RG -n VM --query id -o tsv')
+    label = f"VM '{vm.name}'"
+    if vm.power_state is None:
+        return CheckRow('Target VM', WARN, f'{label}: no power state in its instance view.',
+                        f'az vm get-instance-view -g {vm.resource_group} -n {vm.name}')
+    if vm.power_state.lower() != 'running':
+        return CheckRow('Target VM', FAIL, f'{label} is {vm.power_state}; Bastion can only reach a running VM.',
+                        vm.start_command or f'az vm start -g {vm.resource_group} -n {vm.name}')
+    if not vm.os_type:
+        return CheckRow('Target VM', WARN, f'{label} is running; its OS type is not known.',
+                        'Use --method tunnel, which works for any OS.')
+    return CheckRow('Target VM', PASS, f'{label} is running, OS {vm.os_type.capitalize()}.')
+
+
+def choose_method(method, port, os_type):
+    """The method to check: as asked, else from the port (22 ssh, 3389 rdp, other tunnel), else from the OS."""
+    if method:
+        return method
+    if port is not None:
+        return {22: 'ssh', 3389: 'rdp'}.get(int(port), 'tunnel')
+    return 'rdp' if (os_type or '').lower() == 'windows' else 'ssh'
+
+
+def choose_port(port, method, os_type):
+    if port is not None:
+        return int(port)
+    if method in DEFAULT_METHOD_PORTS:
+        return DEFAULT_METHOD_PORTS[method]
+    return 3389 if (os_type or '').lower() == 'windows' else 22
+
+
+# When the VM's OS is not known (by IP, no target, no OS type), each method implies the only OS the table
+# reaches with it; the tunnel reaches any.
+ASSUMED_OS = {'ssh': 'linux', 'rdp': 'windows', 'tunnel': None}
+
+
+def check_method(client, method, port, os_type, ip_connect):
+    """The seed's table (and this extension's additions) for this client OS, target OS and method."""
+    target_os = os_type or ASSUMED_OS[method]
+    assumed = '' if os_type or not target_os else f' (VM OS not known: {target_os.capitalize()} assumed)'
+    try:
+        row = decide(client, target_os, method, custom_port=port if method != 'tunnel' else None,
+                     ip_connect=ip_connect)
+    except CapabilityRefused as refused:
+        return CheckRow('Method', FAIL, refused.message + assumed, refused.recommendation)
+    return CheckRow('Method', PASS, f'{method} on port {port}{assumed}: {row.describe()}.')
+
+
+# -- 7: the NSG on AzureBastionSubnet --------------------------------------------------------------
+def outbound_blocker(nsg, port):
+    """The user's rule that denies Bastion -> VirtualNetwork on `port` (first match wins), or None."""
+    from azext_bastion_native.nsg_rules import first_match, user_rules
+    rule = first_match(user_rules(nsg), 'Outbound', 'virtualnetwork', 'virtualnetwork', int(port))
+    return rule if rule is not None and rule.access == 'Deny' else None
+
+
+def nsg_ports(port):
+    """The ports the NSG should let through: 22 and 3389 (the rule set's default) plus the target port."""
+    return [str(p) for p in sorted({22, 3389} | ({int(port)} if port else set()))]
+
+
+def _apply_command(resource_group, name, port):
+    return f'az network bastion nsg apply -g {resource_group} -n {name} --ports {" ".join(nsg_ports(port))}'
+
+
+def check_nsg(nsg, failure: Optional[Failure], port, resource_group, name):
+    """nsg: ARM JSON of the NSG on AzureBastionSubnet, None when there is none (or, with `failure`, unread)."""
+    from azext_bastion_native.nsg_rules import bastion_rule_set, check
+    if failure is not None:
+        return CheckRow('NSG', WARN, f'Not checked: {failure.message}', failure.recommendation)
+    fix = _apply_command(resource_group, name, port)
+    if nsg is None:
+        return CheckRow('NSG', PASS, 'AzureBastionSubnet has no NSG: nothing blocks native client (nor limits its '
+                                     f'ports; to limit them: {fix}).')
+    blocker = outbound_blocker(nsg, port) if port else None
+    if blocker is not None:
+        return CheckRow('NSG', FAIL, f'Outbound port {port} to VirtualNetwork is denied by rule {blocker.name} '
+                                     f'(priority {blocker.priority}): Bastion cannot reach the VM.', fix)
+    direction = {rule.name: rule.direction for rule in bastion_rule_set()}
+    report = check(nsg, nsg_ports(port))
+    fails = [f for f in report.findings if f.kind == 'breaking'
+             or (f.kind == 'missing' and direction.get(f.rule) == 'Inbound')]
+    warns = [f for f in report.findings if f.kind in ('missing', 'wider', 'warning') and f not in fails]
+    if fails:
+        return CheckRow('NSG', FAIL, '; '.join(f'{f.rule}: {f.detail}' for f in fails), fix)
+    if warns:
+        return CheckRow('NSG', WARN, '; '.join(f'{f.rule or "NSG"}: {f.detail}' for f in warns),
+                        f'az network bastion nsg check -g {resource_group} -n {name} -o table, then {fix}')
+    return CheckRow('NSG', PASS, f'The NSG carries the rule set; port {port} is allowed.' if port
+                    else 'The NSG carries the rule set.')
+
+
+# -- 8: programs on this machine -----------------------------------------------------------------
+def check_local_clients(method, client, which):
+    """which(name) -> path or None (shutil.which)."""
+    if method == 'ssh':
+        ssh, scp = which('ssh'), which('scp')
+        if not ssh:
+            return CheckRow('Local client', FAIL, 'No OpenSSH client (ssh) on PATH.',
+                            'Install OpenSSH: apt-get install openssh-client (Debian/Ubuntu), or Windows Settings > '
+                            'Optional features > OpenSSH Client.')
+        if not scp:
+            return CheckRow('Local client', WARN, f'ssh: {ssh}; no scp on PATH (file copies will not work).',
+                            'Install the full OpenSSH client package.')
+        return CheckRow('Local client', PASS, f'ssh: {ssh}; scp: {scp}.')
+    if method == 'rdp':
+        from azext_bastion_native.clients.rdp import find_launcher
+        launcher = find_launcher(client, which)
+        if launcher is None:
+            return CheckRow('Local client', WARN, f'No RDP client found for the {CLIENT_LABELS[client]} (xfreerdp, '
+                                                  'wlfreerdp, or macOS open): `az network bastion rdp` will only '
+                                                  'open the tunnel and print where to connect.',
+                            'apt-get install freerdp2-x11 (Debian/Ubuntu), or install an RDP client.')
+        return CheckRow('Local client', PASS, f'RDP client: {launcher.program} ({launcher.kind}).')
+    return CheckRow('Local client', PASS, 'The tunnel needs no local program of its own; point any client at it.')
+
+
+# -- 9: the data plane ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbeResult:  # pylint: disable=too-many-instance-attributes
+    """What a data-plane probe found. kind: 'tls' (handshake only) or 'session' (minted and deleted)."""
+    kind: str
+    endpoint: str
+    ok: bool
+    elapsed_ms: float = 0.0
+    error: str = ''
+    status: Optional[int] = None    # HTTP status of a refused mint
+    deleted: bool = True            # 'session': the minted session was deleted again
+    verify: bool = True             # TLS certificates verified (AZURE_CLI_DISABLE_CONNECTION_VERIFICATION unset)
+
+
+def check_data_plane(probe: Optional[ProbeResult], why_not=''):
+    if probe is None:
+        return skipped('Data plane', why_not or 'Nothing to probe.')
+    unverified = '' if probe.verify else ' (certificate NOT verified: AZURE_CLI_DISABLE_CONNECTION_VERIFICATION)'
+    if probe.ok and probe.kind == 'tls':
+        return CheckRow('Data plane', PASS, f'TLS handshake with {probe.endpoint} in {probe.elapsed_ms:.0f} ms'
+                                            f'{unverified}.{" " + why_not if why_not else ""}')
+    if probe.ok and not probe.deleted:
+        return CheckRow('Data plane', WARN, f'A session to the target was minted in {probe.elapsed_ms:.0f} ms, but '
+                                            'deleting it failed; it ends when Bastion expires it.',
+                        'az network bastion session list -g RG -n NAME, then session disconnect')
+    if probe.ok:
+        return CheckRow('Data plane', PASS, f'Session to the target minted and deleted through {probe.endpoint}: '
+                                            f'{probe.elapsed_ms:.0f} ms round trip{unverified}.')
+    return CheckRow('Data plane', FAIL, f'{probe.endpoint}: {probe.error}', _data_plane_fix(probe))
+
+
+def _data_plane_fix(probe):
+    if probe.status in (401, 403):
+        return 'Sign in again (az login); your account needs Reader on the Bastion host, the VM and its NIC.'
+    if probe.status == 404:
+        return 'Check the target: az vm show --ids VM_ID'
+    if 'certificate' in probe.error.lower() or 'ssl' in probe.error.lower():
+        return ('Trust the CA that signs the endpoint: set REQUESTS_CA_BUNDLE to its PEM bundle (a TLS-inspecting '
+                'proxy needs its own CA there).')
+    return ('Check that this machine reaches the host on 443 (proxy: HTTPS_PROXY/NO_PROXY), then retry; '
+            'az network bastion show shows the host\'s state.')
+
+
+def exit_code(rows, failing_code):
+    """failing_code when any row failed (warnings and skips do not fail), else 0."""
+    return failing_code if any(row.status == FAIL for row in rows) else 0

@@ -1,0 +1,160 @@
+# --------------------------------------------------------------------------------------------
+# `az network bastion doctor`: gather the facts (environment, sign-in, host, VM, NSG, local programs, the data
+# plane) and let doctor_checks decide each row. Every check runs; one that needs a fact an earlier check could
+# not get is skipped and says why. A failed ARM read is a row, never an exception.
+# --------------------------------------------------------------------------------------------
+"""Pre-flight for native client: why `az network bastion ssh/rdp/tunnel` will or will not work."""
+
+import os
+import shutil
+
+from knack.log import get_logger
+
+from azext_bastion_native.doctor import checks
+from azext_bastion_native.capabilities import client_os
+
+logger = get_logger(__name__)
+# A session is only minted when these rows did not fail: it could not succeed otherwise.
+SESSION_PREREQUISITES = ('Cloud Shell', 'Signed in', 'Bastion host', 'Native client', 'IP connect', 'Target VM')
+
+
+def _failure(err):
+    recommendations = getattr(err, 'recommendations', None) or []
+    return checks.Failure(getattr(err, 'error_msg', None) or str(err), recommendations[0] if recommendations else '')
+
+
+def _check_arguments(target_resource_id, target_ip_address, resource_port, method):
+    from azure.cli.core import azclierror
+    if target_resource_id and target_ip_address:
+        raise azclierror.MutuallyExclusiveArgumentError(
+            'Give at most one of --target-resource-id and --target-ip-address.')
+    if resource_port is not None and not 1 <= int(resource_port) <= 65535:
+        raise azclierror.InvalidArgumentValueError(f'--resource-port {resource_port} is not a port (1-65535).')
+    if method and method not in checks.METHODS:
+        raise azclierror.InvalidArgumentValueError(f'--method must be one of {", ".join(checks.METHODS)}.')
+
+
+def _sign_in_failure(cli_ctx):
+    from azure.cli.core._profile import Profile
+    try:
+        Profile(cli_ctx=cli_ctx).get_raw_token()      # the token itself is dropped at once
+    except Exception as err:  # pylint: disable=broad-except
+        # Profile raises CLIError, MSAL and azure-identity errors alike; none of their messages carry a token.
+        return checks.Failure(getattr(err, 'error_msg', None) or str(err) or type(err).__name__)
+    return None
+
+
+def _read_host(cli_ctx, resource_group, name):
+    from azure.cli.core.azclierror import AzCLIError
+    from azext_bastion_native._client_factory import cf_network
+    from azext_bastion_native.management.hosts import get_host
+    try:
+        return get_host(cf_network(cli_ctx), resource_group, name), None
+    except AzCLIError as err:
+        return None, _failure(err)
+
+
+def _read_vm(cli_ctx, target_resource_id):
+    from azure.cli.core.azclierror import AzCLIError
+    from azext_bastion_native.management import vms
+    try:
+        ref = vms.parse_vm_id(target_resource_id)
+        vm = vms.read_vm(cli_ctx, ref)
+    except AzCLIError as err:
+        return None, _failure(err)
+    label = ref.name if ref.instance is None else f'{ref.name}/{ref.instance}'
+    return checks.VmFacts(label, ref.resource_group, vms.power_state(vm), vms.os_type(vm), ref.start_command), None
+
+
+def _read_nsg(cli_ctx, resource_group, name):
+    from azure.cli.core.azclierror import AzCLIError
+    from azext_bastion_native.management.nsg import find_bastion_subnet, read_nsg
+    try:
+        subnet = find_bastion_subnet(cli_ctx, resource_group, name)
+        return (read_nsg(cli_ctx, subnet.nsg_id)[3] if subnet.nsg_id else None), None
+    except AzCLIError as err:
+        return None, _failure(err)
+
+
+def _probe_data_plane(cli_ctx, host_model, rows, request):
+    """(ProbeResult or None, why no session was tried)."""
+    from azext_bastion_native.dataplane.settings import ConnectionSettings
+    from azext_bastion_native.doctor.probe import session_round_trip, tls_handshake
+    dns_name = getattr(host_model, 'dns_name', None) if host_model is not None else None
+    if not dns_name:
+        return None, 'The host has no DNS name (not read, or still deploying).'
+    failed = [row.check for row in rows if row.check in SESSION_PREREQUISITES and row.status == checks.FAIL]
+    if not (request.target_resource_id or request.target_ip_address):
+        why = 'Give --target-resource-id or --target-ip-address to also mint (and delete) a session.'
+    elif failed:
+        why = f'No session tried: {", ".join(failed)} failed.'
+    else:
+        from azext_bastion_native.connect.preflight import PreflightError
+        try:
+            return _session_probe(cli_ctx, host_model, request, session_round_trip), ''
+        except PreflightError as err:
+            why = f'No session tried: {err.message}'
+    return tls_handshake(dns_name, ConnectionSettings.from_environ()), why
+
+
+def _session_probe(cli_ctx, host_model, request, session_round_trip):
+    from azext_bastion_native.connect.session import arm_token_getter, route_engine_logs
+    from azext_bastion_native.dataplane.client import DataPlaneClient
+    from azext_bastion_native.connect.preflight import plan_connection
+    route_engine_logs()
+    endpoint, target = plan_connection(host_model, request)     # the host already read: no second GET
+    parts = (getattr(host_model, 'id', '') or '').split('/')
+    subscription = parts[2] if len(parts) > 2 and parts[1].lower() == 'subscriptions' else None
+    return session_round_trip(DataPlaneClient(endpoint, arm_token_getter(cli_ctx, subscription)), target)
+
+
+def run_doctor(cli_ctx, resource_group, name, target_resource_id=None, target_ip_address=None,
+               resource_port=None, method=None, environ=None, which=None, system=None):
+    """Every check, in order, as CheckRows. environ / which / system: injectable for tests."""
+    from azext_bastion_native.connect.preflight import ConnectRequest
+    _check_arguments(target_resource_id, target_ip_address, resource_port, method)
+    environ = os.environ if environ is None else environ
+    which = which or shutil.which
+    rows = [checks.check_cloud_shell(environ)]
+    sign_in = _sign_in_failure(cli_ctx)
+    rows.append(checks.check_sign_in(sign_in))
+
+    host_model = vm = None
+    if sign_in is None:
+        host_model, host_failure = _read_host(cli_ctx, resource_group, name)
+        host = host_model.as_dict() if host_model is not None else None
+        rows.append(checks.check_host(host, host_failure, resource_group, name))
+        rows.append(checks.check_native_client(host, resource_group, name))
+    else:
+        host = None
+        rows += [checks.skipped('Bastion host', 'Not signed in.'), checks.skipped('Native client', 'Not signed in.')]
+    vm_failure = None
+    if target_resource_id and sign_in is None:
+        vm, vm_failure = _read_vm(cli_ctx, target_resource_id)
+    os_type = vm.os_type if vm else None
+    method = checks.choose_method(method, resource_port, os_type)
+    port = checks.choose_port(resource_port, method, os_type)
+    rows.append(checks.check_ip_connect(host, target_ip_address, port, resource_group, name))
+    rows.append(checks.skipped('Target VM', 'Not signed in.') if target_resource_id and sign_in is not None
+                else checks.check_target_vm(vm, vm_failure, target_resource_id, target_ip_address))
+    rows.append(checks.check_method(client_os(system), method, port, os_type, bool(target_ip_address)))
+    if host is not None:
+        nsg, nsg_failure = _read_nsg(cli_ctx, resource_group, name)
+        rows.append(checks.check_nsg(nsg, nsg_failure, port, resource_group, name))
+    else:
+        rows.append(checks.skipped('NSG', 'The host was not read.'))
+    rows.append(checks.check_local_clients(method, client_os(system), which))
+    request = ConnectRequest(resource_group, name, port, target_resource_id, target_ip_address)
+    rows.append(checks.check_data_plane(*_probe_data_plane(cli_ctx, host_model, rows, request)))
+    return rows
+
+
+def exit_when_failed(cli_ctx, rows):
+    """Like `nsg check`: the rows are printed as usual (any -o / --query), then the exit status is 3 when a
+    check failed; warnings do not fail."""
+    from azext_bastion_native.exit_status import FINDINGS_EXIT_CODE, exit_after_output
+    if not checks.exit_code(rows, FINDINGS_EXIT_CODE):
+        return
+    failed = [row.check for row in rows if row.status == checks.FAIL]
+    exit_after_output(cli_ctx, f"{len(failed)} check(s) failed ({', '.join(failed)}); the Fix column says what "
+                               'to do.')

@@ -1,0 +1,92 @@
+# --------------------------------------------------------------------------------------------
+# The native client setting of a Bastion host: what it is, and turning it on or off safely.
+# --------------------------------------------------------------------------------------------
+from knack.log import get_logger
+from knack.prompting import prompt_y_n, NoTTYException
+
+from azure.cli.core import azclierror
+
+from azext_bastion_native.management import hosts
+from azext_bastion_native.management.operations import wait_for
+
+logger = get_logger(__name__)
+
+
+def describe(host):
+    """SKU, the switches, and what the seed's support table allows from this client OS."""
+    from azext_bastion_native import capabilities
+    client = capabilities.client_os()
+    on = hosts.is_native_client_on(host)
+    return {
+        'name': host.name,
+        'resourceGroup': _resource_group(host.id),
+        'sku': hosts.sku_name(host),
+        'enableTunneling': bool(host.enable_tunneling),
+        'enableIpConnect': bool(host.enable_ip_connect),
+        'enableFileCopy': bool(host.enable_file_copy),
+        'nativeClient': 'on' if on else 'off',
+        'clientOs': client,
+        'methods': [capabilities.row_as_dict(row) for row in capabilities.rows_for_client(client)] if on else [],
+    }
+
+
+def _resource_group(resource_id):
+    from azure.mgmt.core.tools import parse_resource_id
+    return parse_resource_id(resource_id or '').get('resource_group')
+
+
+def _confirm(message, yes, flag_hint):
+    if yes:
+        return
+    try:
+        if not prompt_y_n(message, default='n'):
+            raise azclierror.ManualInterrupt('Cancelled; nothing was changed.')
+    except NoTTYException:
+        raise azclierror.ArgumentUsageError(f'{message} There is no terminal to ask on.',
+                                            recommendation=f'Add {flag_hint} to confirm.') from None
+
+
+def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_connect=False, yes=False,
+           no_wait=False):
+    label = hosts.host_label(resource_group, name)
+    host = hosts.get_host(client, resource_group, name)
+    sku = hosts.sku_name(host)
+    if sku == 'Developer':
+        raise azclierror.ValidationError(
+            f'{label} is Developer SKU: it has no native client setting to turn on, and cannot be upgraded in place '
+            '(Standard needs AzureBastionSubnet and a public IP). `az network bastion tunnel`, `proxy` and `ssh` '
+            'reach VMs through its shared pool as they are; the full native client feature set needs Standard.',
+            recommendation=f'Deploy a Standard host: az network bastion create -g {resource_group} -n <name> '
+                           '--vnet-name <vnet> --public-ip-address <standard-static-ip>')
+    upgrading = sku not in hosts.NATIVE_CLIENT_SKUS
+    if upgrading and not upgrade_sku:
+        raise azclierror.ValidationError(
+            f'{label} is {sku} SKU; native client needs Standard or Premium.',
+            recommendation=f'az network bastion native-client enable -g {resource_group} -n {name} --upgrade-sku '
+                           '(upgrades to Standard, which is billed differently; SKUs cannot be downgraded)')
+    if not upgrading and host.enable_tunneling and (host.enable_ip_connect or not enable_ip_connect):
+        logger.warning('Native client is already enabled on %s; nothing to change.', label)
+        return host
+    if upgrading:
+        _confirm(f'{label} will be upgraded from {sku} to Standard to enable native client. Pricing changes, and '
+                 'the SKU cannot be downgraded again. Continue?', yes, '--yes')
+        from azure.mgmt.network.models import Sku
+        host.sku = Sku(name='Standard')
+    host.enable_tunneling = True
+    if enable_ip_connect:
+        host.enable_ip_connect = True
+    poller = hosts.put_host(client, resource_group, name, host, etag=host.etag, no_wait=no_wait)
+    return None if no_wait else wait_for(cli_ctx, poller, label, start_msg=f'Enabling native client on {label}')
+
+
+def disable(cli_ctx, client, resource_group, name, yes=False, no_wait=False):
+    label = hosts.host_label(resource_group, name)
+    host = hosts.get_host(client, resource_group, name)
+    if not host.enable_tunneling:
+        logger.warning('Native client is already disabled on %s; nothing to change.', label)
+        return host
+    _confirm(f'Native client connections through {label} (az network bastion ssh/rdp/tunnel) will stop working. '
+             'Continue?', yes, '--yes')
+    host.enable_tunneling = False
+    poller = hosts.put_host(client, resource_group, name, host, etag=host.etag, no_wait=no_wait)
+    return None if no_wait else wait_for(cli_ctx, poller, label, start_msg=f'Disabling native client on {label}')

@@ -1,0 +1,209 @@
+"""connect/dispatch.py: the seed's table and limitations decide which handler runs, or refuse saying why."""
+import os
+import stat
+from types import SimpleNamespace
+
+import pytest
+from azure.cli.core.azclierror import (ArgumentUsageError, InvalidArgumentValueError, MutuallyExclusiveArgumentError,
+                                       RequiredArgumentMissingError, ValidationError)
+
+from azext_bastion_native.connect import dispatch, rdp as connect_rdp, ssh as connect_ssh
+from azext_bastion_native.management import vms
+from azext_bastion_native.capabilities import CapabilityRefused
+from azext_bastion_native.connect.dispatch import ConnectFacts, choose_handler
+
+VM_ID = '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1'
+
+
+@pytest.mark.parametrize('client', ['windows', 'linux', 'other'])
+def test_ssh_to_linux_goes_through_the_tunnel_from_every_client(client):
+    assert choose_handler(ConnectFacts(client, 'ssh', 'linux', 'password')) == dispatch.SSH_THROUGH_TUNNEL
+
+
+@pytest.mark.parametrize('client', ['windows', 'linux'])
+def test_entra_ssh_is_offered_where_the_table_says_so(client):
+    assert choose_handler(ConnectFacts(client, 'ssh', 'linux', 'aad')) == dispatch.SSH_THROUGH_TUNNEL
+
+
+def test_entra_ssh_from_other_clients_is_refused_naming_the_row():
+    with pytest.raises(CapabilityRefused) as refused:
+        choose_handler(ConnectFacts('other', 'ssh', 'linux', 'aad'))
+    assert 'Other native client' in refused.value.message and 'Entra ID' in refused.value.message
+    assert '--auth-type password' in refused.value.recommendation
+
+
+@pytest.mark.parametrize('client', ['windows', 'linux', 'other'])
+def test_ssh_to_windows_vm_is_refused_with_the_tunnel_as_alternative(client):
+    with pytest.raises(CapabilityRefused) as refused:
+        choose_handler(ConnectFacts(client, 'ssh', 'windows', 'password'))
+    assert 'Windows VM' in refused.value.message
+    assert 'az network bastion tunnel' in refused.value.recommendation
+
+
+def test_entra_with_ip_connect_is_refused():
+    with pytest.raises(CapabilityRefused) as refused:
+        choose_handler(ConnectFacts('linux', 'ssh', None, 'aad', ip_connect=True))
+    assert 'IP-based connect' in refused.value.message
+    assert '--target-resource-id' in refused.value.recommendation
+
+
+def test_custom_port_with_ip_connect_is_refused_but_allowed_by_resource_id():
+    with pytest.raises(CapabilityRefused, match='2222'):
+        choose_handler(ConnectFacts('linux', 'ssh', None, 'password', port=2222, ip_connect=True))
+    assert choose_handler(ConnectFacts('linux', 'ssh', 'linux', 'password', port=2222)) == dispatch.SSH_THROUGH_TUNNEL
+
+
+def test_ip_connect_assumes_the_os_the_method_implies():
+    assert choose_handler(ConnectFacts('linux', 'ssh', None, 'ssh-key', ip_connect=True)) == dispatch.SSH_THROUGH_TUNNEL
+    assert choose_handler(ConnectFacts('windows', 'rdp', None, ip_connect=True)) == dispatch.RDP_TUNNEL_MSTSC
+
+
+@pytest.mark.parametrize('facts, handler', [
+    (ConnectFacts('windows', 'rdp', 'windows'), dispatch.RDP_GATEWAY_MSTSC),
+    (ConnectFacts('windows', 'rdp', 'windows', 'aad'), dispatch.RDP_GATEWAY_MSTSC),
+    (ConnectFacts('windows', 'rdp', 'windows', port=3390), dispatch.RDP_GATEWAY_MSTSC),
+    (ConnectFacts('windows', 'rdp', 'windows', disable_gateway=True), dispatch.RDP_TUNNEL_MSTSC),
+    (ConnectFacts('linux', 'rdp', 'windows'), dispatch.RDP_TUNNEL_LOCAL_CLIENT),
+    (ConnectFacts('other', 'rdp', 'windows'), dispatch.RDP_TUNNEL_LOCAL_CLIENT),
+])
+def test_rdp_handlers(facts, handler):
+    assert choose_handler(facts) == handler
+
+
+@pytest.mark.parametrize('facts, words', [
+    (ConnectFacts('windows', 'rdp', 'windows', 'aad', disable_gateway=True), '--disable-gateway'),
+    (ConnectFacts('windows', 'rdp', None, 'aad', ip_connect=True), 'IP-based connect'),
+    (ConnectFacts('linux', 'rdp', 'windows', 'aad'), 'Linux native client'),
+    (ConnectFacts('windows', 'rdp', 'linux'), 'Linux VM'),
+    (ConnectFacts('linux', 'rdp', 'linux'), 'Linux VM'),
+])
+def test_rdp_refusals_say_why(facts, words):
+    with pytest.raises(CapabilityRefused) as refused:
+        choose_handler(facts)
+    assert words in refused.value.message
+    assert refused.value.recommendation
+
+
+def test_refusal_reaches_the_cli_as_a_typed_error():
+    with pytest.raises(ValidationError) as error:
+        dispatch.require_handler(ConnectFacts('linux', 'ssh', 'windows', 'password'))
+    assert error.value.recommendations
+
+
+# -- the commands refuse before any network call --------------------------------------------------------
+class _NoNetwork:
+    """A cmd whose every Azure call fails the test."""
+    cli_ctx = SimpleNamespace(cloud=SimpleNamespace(name='AzureCloud', suffixes=SimpleNamespace()))
+
+
+def _ssh(environment, **options):
+    arguments = {'target_resource_id': VM_ID, 'auth_type': 'password'}
+    arguments.update(options)
+    connect_ssh.ssh_command(_NoNetwork(), 'rg', 'bastion', environment=environment, **arguments)
+
+
+def test_cloud_shell_refused(offline, monkeypatch):
+    monkeypatch.setenv('ACC_CLOUD', 'PROD')
+    with pytest.raises(ValidationError, match='Cloud Shell'):
+        _ssh(offline)
+    with pytest.raises(ValidationError, match='Cloud Shell'):
+        connect_rdp.rdp_command(_NoNetwork(), 'rg', 'bastion', target_resource_id=VM_ID, environment=offline)
+
+
+def test_key_vault_key_refused(offline):
+    with pytest.raises(InvalidArgumentValueError, match='Key Vault'):
+        _ssh(offline, auth_type='ssh-key', ssh_key='https://v.vault.azure.net/secrets/k')
+
+
+@pytest.mark.skipif(os.name == 'nt', reason='POSIX modes')
+def test_too_open_key_refused(offline, tmp_path):
+    key = tmp_path / 'key'
+    key.write_text('k')
+    key.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP)
+    with pytest.raises(InvalidArgumentValueError, match='group or others') as error:
+        _ssh(offline, auth_type='ssh-key', ssh_key=str(key))
+    assert f'chmod 600 {key}' in str(error.value.recommendations)
+
+
+@pytest.mark.parametrize('options, error', [
+    ({'auth_type': 'ssh-key'}, RequiredArgumentMissingError),
+    ({'auth_type': 'password', 'ssh_key': '/k'}, ArgumentUsageError),
+    ({'auth_type': 'aad', 'username': 'bob'}, ArgumentUsageError),
+    ({'target_ip_address': '10.0.0.4'}, MutuallyExclusiveArgumentError),
+    ({'target_resource_id': None}, RequiredArgumentMissingError),
+    ({'target_resource_id': None, 'target_ip_address': '10.0.0.4', 'auth_type': 'aad'}, ValidationError),
+    ({'target_resource_id': None, 'target_ip_address': '10.0.0.4', 'resource_port': 2222}, ValidationError),
+])
+def test_argument_refusals(offline, options, error):
+    with pytest.raises(error):
+        _ssh(offline, **options)
+
+
+def test_missing_ssh_client_refused_before_connecting(offline):
+    offline.which = lambda _: None
+    from azure.cli.core.azclierror import UnclassifiedUserFault
+    with pytest.raises(UnclassifiedUserFault, match='OpenSSH'):
+        _ssh(offline)
+
+
+def test_configure_is_windows_only(offline):
+    with pytest.raises(ArgumentUsageError, match='--configure'):
+        connect_rdp.rdp_command(_NoNetwork(), 'rg', 'bastion', target_resource_id=VM_ID, configure=True,
+                            environment=offline)
+
+
+def test_rdp_aad_on_linux_refused_before_network(offline):
+    with pytest.raises(ValidationError, match='Entra ID'):
+        connect_rdp.rdp_command(_NoNetwork(), 'rg', 'bastion', target_resource_id=VM_ID, auth_type='aad',
+                            environment=offline)
+
+
+# -- VM facts ------------------------------------------------------------------------------------------
+def _vm(power='running', os_type='Linux', admin='azureuser'):
+    statuses = [SimpleNamespace(code='ProvisioningState/succeeded'), SimpleNamespace(code=f'PowerState/{power}')]
+    return SimpleNamespace(instance_view=SimpleNamespace(statuses=statuses),
+                           storage_profile=SimpleNamespace(os_disk=SimpleNamespace(os_type=os_type)),
+                           os_profile=SimpleNamespace(admin_username=admin))
+
+
+def _compute(vm, calls):
+    def get(*args, **kwargs):
+        calls.append((args, kwargs))
+        return vm
+    return SimpleNamespace(virtual_machines=SimpleNamespace(get=get),
+                           virtual_machine_scale_set_vms=SimpleNamespace(get=get))
+
+
+def test_vm_facts_and_power_state(monkeypatch):
+    import azext_bastion_native._client_factory as factory
+    calls = []
+    monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm(), calls))
+    vm = vms.get_running_vm(None, VM_ID)
+    assert calls[0] == (('rg', 'vm1'), {'expand': 'instanceView'})
+    assert vms.os_type(vm) == 'linux'
+
+
+def test_scale_set_instance_is_looked_up_as_such(monkeypatch):
+    import azext_bastion_native._client_factory as factory
+    calls = []
+    monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm(), calls))
+    vms.get_running_vm(None, '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/'
+                       'virtualMachineScaleSets/ss/virtualMachines/3')
+    assert calls[0] == (('rg', 'ss', '3'), {'expand': 'instanceView'})
+
+
+def test_deallocated_vm_is_refused_with_its_power_state(monkeypatch):
+    import azext_bastion_native._client_factory as factory
+    monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm('deallocated'), []))
+    with pytest.raises(ValidationError, match='deallocated') as error:
+        vms.get_running_vm(None, VM_ID)
+    assert 'az vm start -g rg -n vm1' in str(error.value.recommendations)
+
+
+@pytest.mark.parametrize('resource_id', [
+    '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic',
+    'vm1', '/subscriptions/S1/resourceGroups/rg',
+])
+def test_non_vm_resource_id_is_refused(resource_id):
+    with pytest.raises(InvalidArgumentValueError):
+        vms.parse_vm_id(resource_id)

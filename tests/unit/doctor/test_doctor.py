@@ -1,0 +1,327 @@
+"""`az network bastion doctor`: each check's decision from injected facts, and the data-plane probes."""
+import socket
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from azext_bastion_native.doctor import checks
+from azext_bastion_native.dataplane.errors import SessionRefusedError, SessionUnavailableError
+from azext_bastion_native.dataplane.settings import ConnectionSettings
+from azext_bastion_native.doctor.checks import FAIL, PASS, SKIP, WARN, Failure, ProbeResult, VmFacts
+from azext_bastion_native.doctor.probe import session_round_trip, tls_handshake
+from tests.unit.nsg.test_nsg_rules import arm_rule, compliant, nsg_of
+
+RG, NAME = 'rg', 'bh'
+ENABLE = 'az network bastion native-client enable -g rg -n bh'
+
+
+def host(sku='Standard', tunneling=True, ip_connect=False):
+    return {'sku': {'name': sku}, 'properties': {'enableTunneling': tunneling, 'enableIpConnect': ip_connect,
+                                                 'provisioningState': 'Succeeded', 'dnsName': 'bst.example'}}
+
+
+def which_of(*present):
+    return lambda name: f'/usr/bin/{name}' if name in present else None
+
+
+# -- 1, 2 -----------------------------------------------------------------------------------------
+def test_cloud_shell_fails_with_the_portal_pointer_only_when_acc_cloud_is_set():
+    row = checks.check_cloud_shell({'ACC_CLOUD': '1'})
+    assert row.status == FAIL and 'browser connection' in row.fix
+    assert checks.check_cloud_shell({'ACC_CLOUD': ''}).status == PASS
+    assert checks.check_cloud_shell({}).status == PASS
+
+
+def test_sign_in_fails_with_az_login():
+    row = checks.check_sign_in(Failure("Please run 'az login' to setup account."))
+    assert (row.status, row.fix) == (FAIL, 'az login') and 'setup account' in row.detail
+    assert checks.check_sign_in(None).status == PASS
+
+
+# -- 3, 4, 5 --------------------------------------------------------------------------------------
+@pytest.mark.parametrize('sku', ['Standard', 'Premium'])
+def test_standard_and_premium_hosts_pass(sku):
+    assert checks.check_host(host(sku), None, RG, NAME).status == PASS
+
+
+def test_basic_host_fails_and_the_fix_upgrades_the_sku():
+    row = checks.check_host(host('Basic', tunneling=False), None, RG, NAME)
+    assert row.status == FAIL and 'Basic' in row.detail
+    assert row.fix == ENABLE + ' --upgrade-sku'
+
+
+def test_developer_host_warns_and_has_no_tunnelling_switch():
+    assert checks.check_host(host('Developer', tunneling=False), None, RG, NAME).status == WARN
+    assert checks.check_native_client(host('Developer', tunneling=False), RG, NAME).status == SKIP
+
+
+def test_missing_host_fails_with_the_read_error_and_its_recommendation():
+    row = checks.check_host(None, Failure("Bastion host 'bh' was not found.", 'az network bastion list -g rg'),
+                            RG, NAME)
+    assert (row.status, row.detail, row.fix) == (FAIL, "Bastion host 'bh' was not found.",
+                                                 'az network bastion list -g rg')
+    assert checks.check_native_client(None, RG, NAME).status == SKIP
+
+
+def test_tunnelling_off_fails_with_the_enable_command():
+    row = checks.check_native_client(host(tunneling=False), RG, NAME)
+    assert (row.status, row.fix) == (FAIL, ENABLE)
+    assert checks.check_native_client(host('Basic', tunneling=False), RG, NAME).fix == ENABLE + ' --upgrade-sku'
+    assert checks.check_native_client(host(), RG, NAME).status == PASS
+
+
+def test_ip_connect_is_checked_only_with_an_ip_and_only_for_22_and_3389():
+    assert checks.check_ip_connect(host(), None, 22, RG, NAME).status == SKIP
+    off = checks.check_ip_connect(host(ip_connect=False), '10.0.0.4', 22, RG, NAME)
+    assert (off.status, off.fix) == (FAIL, ENABLE + ' --enable-ip-connect')
+    custom = checks.check_ip_connect(host(ip_connect=True), '10.0.0.4', 2222, RG, NAME)
+    assert custom.status == FAIL and '2222' in custom.detail and '--target-resource-id' in custom.fix
+    assert checks.check_ip_connect(host(ip_connect=True), '10.0.0.4', 3389, RG, NAME).status == PASS
+
+
+# -- 6 --------------------------------------------------------------------------------------------
+VM_ID = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1'
+
+
+def test_running_vm_passes_and_names_its_os():
+    row = checks.check_target_vm(VmFacts('vm1', RG, 'running', 'linux'), None, VM_ID, None)
+    assert row.status == PASS and 'Linux' in row.detail
+
+
+@pytest.mark.parametrize('state', ['stopped', 'deallocated'])
+def test_stopped_vm_fails_with_the_start_command(state):
+    row = checks.check_target_vm(VmFacts('vm1', RG, state, 'linux', 'az vm start -g rg -n vm1'), None, VM_ID, None)
+    assert row.status == FAIL and state in row.detail and row.fix == 'az vm start -g rg -n vm1'
+
+
+def test_vm_without_power_state_or_os_warns():
+    assert checks.check_target_vm(VmFacts('vm1', RG, None, 'linux'), None, VM_ID, None).status == WARN
+    assert checks.check_target_vm(VmFacts('vm1', RG, 'running', None), None, VM_ID, None).status == WARN
+
+
+def test_vm_not_read_fails_and_no_target_or_ip_skips():
+    row = checks.check_target_vm(None, Failure("Virtual machine 'vm1' was not found.", 'az vm list -g rg'),
+                                 VM_ID, None)
+    assert (row.status, row.fix) == (FAIL, 'az vm list -g rg')
+    assert checks.check_target_vm(None, None, None, None).status == SKIP
+    assert checks.check_target_vm(None, None, None, '10.0.0.4').status == SKIP
+
+
+@pytest.mark.parametrize('method, port, os_type, expected', [
+    ('rdp', None, 'linux', 'rdp'), (None, 22, 'windows', 'ssh'), (None, 3389, None, 'rdp'),
+    (None, 8080, 'linux', 'tunnel'), (None, None, 'windows', 'rdp'), (None, None, 'linux', 'ssh'),
+    (None, None, None, 'ssh')])
+def test_method_comes_from_the_option_then_the_port_then_the_os(method, port, os_type, expected):
+    assert checks.choose_method(method, port, os_type) == expected
+
+
+def test_port_comes_from_the_option_then_the_method_then_the_os():
+    assert checks.choose_port(2222, 'ssh', 'linux') == 2222
+    assert checks.choose_port(None, 'rdp', 'linux') == 3389
+    assert checks.choose_port(None, 'tunnel', 'windows') == 3389
+    assert checks.choose_port(None, 'tunnel', 'linux') == 22
+
+
+def test_method_allowed_by_the_table_passes_and_names_the_row():
+    row = checks.check_method('linux', 'ssh', 22, 'linux', False)
+    assert row.status == PASS and "The seed's table" in row.detail and 'Linux native client' in row.detail
+    beyond = checks.check_method('linux', 'rdp', 3389, 'windows', False)
+    assert beyond.status == PASS and 'beyond' in beyond.detail
+
+
+def test_method_refused_by_the_table_names_the_row_and_the_tunnel_alternative():
+    row = checks.check_method('linux', 'ssh', 22, 'windows', False)
+    assert row.status == FAIL and 'Windows VM' in row.detail and 'az network bastion tunnel' in row.fix
+
+
+def test_unknown_os_is_assumed_from_the_method_and_said_so():
+    row = checks.check_method('linux', 'ssh', 22, None, False)
+    assert row.status == PASS and 'Linux assumed' in row.detail
+    assert checks.check_method('other', 'tunnel', 5432, None, False).status == PASS
+
+
+def test_ip_connect_with_a_custom_port_is_refused_by_the_method_check_too():
+    assert checks.check_method('linux', 'ssh', 2222, None, True).status == FAIL
+
+
+# -- 7 --------------------------------------------------------------------------------------------
+APPLY = 'az network bastion nsg apply -g rg -n bh --ports'
+
+
+def test_no_nsg_passes_and_says_ports_are_not_limited():
+    row = checks.check_nsg(None, None, 22, RG, NAME)
+    assert row.status == PASS and 'no NSG' in row.detail and f'{APPLY} 22 3389' in row.detail
+
+
+def test_nsg_with_the_rule_set_passes():
+    assert checks.check_nsg(compliant(), None, 22, RG, NAME).status == PASS
+    assert checks.check_nsg(compliant(['22', '2222', '3389']), None, 2222, RG, NAME).status == PASS
+
+
+def test_target_port_denied_outbound_fails_naming_the_rule_and_the_ports_to_apply():
+    row = checks.check_nsg(compliant(), None, 2222, RG, NAME)
+    assert row.status == FAIL and 'DenyOtherVnetOutbound' in row.detail and '2222' in row.detail
+    assert row.fix == f'{APPLY} 22 2222 3389'
+    ssh_denied = compliant(['3389'])
+    assert checks.check_nsg(ssh_denied, None, 22, RG, NAME).fix == f'{APPLY} 22 3389'
+
+
+def test_an_allow_before_the_deny_lets_the_target_port_through():
+    nsg = compliant(replace={'AllowSshRdpOutbound': arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*',
+                                                             'VirtualNetwork', ['22', '3389', '2222'])})
+    assert checks.outbound_blocker(nsg, 2222) is None
+    assert checks.outbound_blocker(compliant(), 2222).name == 'DenyOtherVnetOutbound'
+
+
+def test_missing_inbound_rule_fails_and_breaking_rule_fails():
+    missing = checks.check_nsg(compliant(without=('AllowHttpsInbound',)), None, 22, RG, NAME)
+    assert missing.status == FAIL and 'AllowHttpsInbound' in missing.detail
+    deny_https = arm_rule('DenyInternet', 'Inbound', 100, 'Internet', '*', '443', access='Deny')
+    breaking = checks.check_nsg(nsg_of(deny_https, *compliant()['properties']['securityRules']), None, 22, RG, NAME)
+    assert breaking.status == FAIL and 'DenyInternet' in breaking.detail
+
+
+def test_missing_outbound_deny_only_warns():
+    row = checks.check_nsg(compliant(without=('DenyOtherVnetOutbound',)), None, 22, RG, NAME)
+    assert row.status == WARN and 'DenyOtherVnetOutbound' in row.detail and APPLY in row.fix
+
+
+def test_unreadable_nsg_warns():
+    row = checks.check_nsg(None, Failure('HTTP 403', 'ask for Reader'), 22, RG, NAME)
+    assert row.status == WARN and row.fix == 'ask for Reader'
+
+
+# -- 8 --------------------------------------------------------------------------------------------
+def test_ssh_needs_ssh_and_wants_scp():
+    assert checks.check_local_clients('ssh', 'linux', which_of('ssh', 'scp')).status == PASS
+    assert checks.check_local_clients('ssh', 'linux', which_of('ssh')).status == WARN
+    row = checks.check_local_clients('ssh', 'linux', which_of('scp'))
+    assert row.status == FAIL and 'openssh' in row.fix.lower()
+
+
+def test_rdp_client_per_os():
+    assert checks.check_local_clients('rdp', 'linux', which_of('xfreerdp')).status == PASS
+    assert checks.check_local_clients('rdp', 'linux', which_of('wlfreerdp')).status == PASS
+    assert checks.check_local_clients('rdp', 'linux', which_of('open')).status == WARN
+    mac = checks.check_local_clients('rdp', 'other', which_of('open'))
+    assert mac.status == PASS and 'open' in mac.detail
+    assert checks.check_local_clients('rdp', 'windows', which_of('mstsc')).status == PASS
+
+
+def test_tunnel_needs_no_local_program():
+    assert checks.check_local_clients('tunnel', 'linux', which_of()).status == PASS
+
+
+# -- 9 --------------------------------------------------------------------------------------------
+def test_data_plane_rows():
+    assert checks.check_data_plane(None, 'No DNS name.').status == SKIP
+    tls = checks.check_data_plane(ProbeResult('tls', 'bst.example', True, 12.3), 'Give a target.')
+    assert tls.status == PASS and '12 ms' in tls.detail and 'Give a target.' in tls.detail
+    session = checks.check_data_plane(ProbeResult('session', 'bst.example', True, 40.0))
+    assert session.status == PASS and '40 ms round trip' in session.detail
+    assert checks.check_data_plane(ProbeResult('session', 'bst.example', True, 40.0, deleted=False)).status == WARN
+    unverified = checks.check_data_plane(ProbeResult('tls', 'bst.example', True, 1.0, verify=False))
+    assert 'NOT verified' in unverified.detail
+
+
+def test_data_plane_failures_carry_a_fix_for_their_cause():
+    refused = checks.check_data_plane(ProbeResult('session', 'bst.example', False, error='no', status=401))
+    assert refused.status == FAIL and 'az login' in refused.fix
+    untrusted = checks.check_data_plane(ProbeResult('tls', 'bst.example', False, error='TLS certificate not trusted'))
+    assert 'REQUESTS_CA_BUNDLE' in untrusted.fix
+    down = checks.check_data_plane(ProbeResult('session', 'bst.example', False, error='HTTP 500', status=500))
+    assert down.status == FAIL and '443' in down.fix
+
+
+def test_exit_code_only_for_failures():
+    rows = [checks.CheckRow('a', PASS, ''), checks.CheckRow('b', WARN, ''), checks.CheckRow('c', SKIP, '')]
+    assert checks.exit_code(rows, 3) == 0
+    assert checks.exit_code(rows + [checks.CheckRow('d', FAIL, '')], 3) == 3
+
+
+# -- probes ---------------------------------------------------------------------------------------
+class FakeClient:
+    """DataPlaneClient's surface the probe uses; records what happened."""
+
+    def __init__(self, mint_error=None, delete_ok=True, close_deletes=True):
+        self.endpoint = SimpleNamespace(host='bst.example')
+        self.settings = ConnectionSettings(verify=True)
+        self.mint_error, self.delete_ok, self.close_deletes = mint_error, delete_ok, close_deletes
+        self.live_sessions, self.closed = [], False
+
+    async def mint(self, target):
+        if self.mint_error:
+            raise self.mint_error
+        self.live_sessions.append(target)
+        return target
+
+    async def delete(self, session):
+        if self.delete_ok:
+            self.live_sessions.remove(session)
+        return self.delete_ok
+
+    async def aclose(self):
+        self.closed = True
+        if self.close_deletes:
+            self.live_sessions.clear()
+
+
+def test_session_probe_mints_deletes_and_closes():
+    client = FakeClient()
+    result = session_round_trip(client, 'target', clock=iter([1.0, 1.05]).__next__)
+    assert result.ok and result.deleted and result.elapsed_ms == pytest.approx(50.0)
+    assert client.closed and client.live_sessions == []
+
+
+def test_session_probe_failure_is_a_result_and_the_client_is_closed():
+    client = FakeClient(mint_error=SessionUnavailableError('Bastion could not start the session (HTTP 500)', 500))
+    result = session_round_trip(client, 'target')
+    assert not result.ok and result.status == 500 and 'HTTP 500' in result.error and client.closed
+
+
+def test_session_probe_reports_a_session_neither_delete_nor_close_could_remove():
+    client = FakeClient(delete_ok=False, close_deletes=False)
+    result = session_round_trip(client, 'target')
+    assert result.ok and not result.deleted and client.closed
+
+
+def test_session_probe_closes_the_client_when_interrupted():
+    client = FakeClient(mint_error=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        session_round_trip(client, 'target')
+    assert client.closed
+
+
+def test_refused_session_keeps_its_status():
+    client = FakeClient(mint_error=SessionRefusedError('Bastion refused the tunnel session (HTTP 403)', 403))
+    assert session_round_trip(client, 'target').status == 403
+
+
+def test_tls_probe_reports_a_closed_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    result = tls_handshake(f'127.0.0.1:{port}', ConnectionSettings(verify=True, environ={}), timeout=2)
+    assert not result.ok and 'cannot connect' in result.error and result.endpoint == f'127.0.0.1:{port}'
+
+
+def test_tls_probe_reports_a_server_that_does_not_speak_tls():
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(1)
+
+    def answer_plain_text():
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(1024)
+            connection.sendall(b'HTTP/1.1 400 Bad Request\r\n\r\n')
+    thread = threading.Thread(target=answer_plain_text, daemon=True)
+    thread.start()
+    try:
+        result = tls_handshake(f'127.0.0.1:{server.getsockname()[1]}', ConnectionSettings(verify=True, environ={}),
+                               timeout=5)
+    finally:
+        thread.join(5)
+        server.close()
+    assert not result.ok and 'TLS' in result.error
