@@ -41,22 +41,29 @@ def ssh_certificate_scope(cloud_name):
     return host + _SCOPE_PATH
 
 
-def _b64url_uint(value):
-    raw = value.to_bytes((value.bit_length() + 7) // 8, 'big')
-    return base64.urlsafe_b64encode(raw).rstrip(b'=').decode('ascii')
+def _b64url_ssh_mpint(value):
+    """``value`` as the SSH wire format writes it (RFC 4251 mpint: big-endian, a leading zero byte when the top bit
+    is set), base64url-encoded with its padding kept."""
+    return base64.urlsafe_b64encode(value.to_bytes(value.bit_length() // 8 + 1, 'big')).decode('ascii')
 
 
 def public_jwk(public_key):
-    """The RSA public key as a JWK dict {kty, n, e, kid}; kid is a digest of the key (stable per key)."""
+    """The RSA public key as the JWK {kty, n, e, kid} the ``ssh`` extension sends, the form Entra has seen.
+
+    Not RFC 7518's minimal unpadded base64url: Azure/azure-cli-extensions src/ssh/azext_ssh/rsa_parser.py
+    base64url-encodes the key's SSH wire fields as they are (so ``n`` keeps the mpint's leading zero byte) with
+    padding, and custom.py ``_prepare_jwk_data`` derives ``kid`` as sha256 over ``n`` then ``e``, no separator."""
     numbers = public_key.public_numbers()
-    n, e = _b64url_uint(numbers.n), _b64url_uint(numbers.e)
-    kid = hashlib.sha256(f'{n}.{e}'.encode('ascii')).hexdigest()
+    n, e = _b64url_ssh_mpint(numbers.n), _b64url_ssh_mpint(numbers.e)
+    kid = hashlib.sha256(n.encode('utf-8') + e.encode('utf-8')).hexdigest()
     return {'kty': 'RSA', 'n': n, 'e': e, 'kid': kid}
 
 
 def certificate_request_data(jwk):
-    """The extra token-request fields that make Entra answer an SSH certificate for ``jwk``'s key."""
-    return {'token_type': 'ssh-cert', 'req_cnf': json.dumps(jwk, separators=(',', ':')), 'key_id': jwk['kid']}
+    """The extra token-request fields that make Entra answer an SSH certificate for ``jwk``'s key.
+
+    ``req_cnf`` is ``json.dumps`` with its default separators, as custom.py ``_prepare_jwk_data`` sends it."""
+    return {'token_type': 'ssh-cert', 'req_cnf': json.dumps(jwk), 'key_id': jwk['kid']}
 
 
 def generate_key_pair(directory):
