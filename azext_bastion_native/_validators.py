@@ -5,7 +5,7 @@
 
 def validate_ports(namespace):
     from azure.cli.core.azclierror import InvalidArgumentValueError
-    from azext_bastion_native.nsg_rules import parse_ports, PortListError
+    from azext_bastion_native.nsg.ports import parse_ports, PortListError
     try:
         namespace.ports = parse_ports(namespace.ports)
     except PortListError as err:

@@ -78,7 +78,7 @@ def session_disconnect(cmd, resource_group_name, name, session_ids):
 
 # -- secure: nsg (issue 5) ---------------------------------------------------------------------
 def nsg_show(ports=None):
-    from azext_bastion_native.nsg_rules import bastion_rule_set, rule_as_row
+    from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_as_row
     return [rule_as_row(rule) for rule in bastion_rule_set(ports)]
 
 

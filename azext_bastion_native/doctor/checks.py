@@ -183,7 +183,7 @@ def check_method(client, method, port, os_type, ip_connect):
 # -- 7: the NSG on AzureBastionSubnet --------------------------------------------------------------
 def outbound_blocker(nsg, port):
     """The user's rule that denies Bastion -> VirtualNetwork on `port` (first match wins), or None."""
-    from azext_bastion_native.nsg_rules import first_match, user_rules
+    from azext_bastion_native.nsg.check import first_match, user_rules
     rule = first_match(user_rules(nsg), 'Outbound', 'virtualnetwork', 'virtualnetwork', int(port))
     return rule if rule is not None and rule.access == 'Deny' else None
 
@@ -199,7 +199,8 @@ def _apply_command(resource_group, name, port):
 
 def check_nsg(nsg, failure: Optional[Failure], port, resource_group, name):
     """nsg: ARM JSON of the NSG on AzureBastionSubnet, None when there is none (or, with `failure`, unread)."""
-    from azext_bastion_native.nsg_rules import bastion_rule_set, check
+    from azext_bastion_native.nsg.check import check
+    from azext_bastion_native.nsg.rule_set import bastion_rule_set
     if failure is not None:
         return CheckRow('NSG', WARN, f'Not checked: {failure.message}', failure.recommendation)
     fix = _apply_command(resource_group, name, port)

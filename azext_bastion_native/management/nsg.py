@@ -14,7 +14,9 @@ from knack.log import get_logger
 from azext_bastion_native._client_factory import cf_network
 from azext_bastion_native.management.errors import arm_errors
 from azext_bastion_native.management.hosts import BASTION_SUBNET, get_host
-from azext_bastion_native.nsg_rules import check, plan_apply, rule_to_arm
+from azext_bastion_native.nsg.check import check
+from azext_bastion_native.nsg.plan import plan_apply
+from azext_bastion_native.nsg.rule_set import rule_to_arm
 
 logger = get_logger(__name__)
 # `nsg check` exits with this when the NSG is missing rules or has breaking ones (1 and 2 are azure-cli errors).

@@ -150,7 +150,7 @@ def test_unreachable_data_plane_fails_and_leaves_no_session(az, emulator, sshd_l
 def test_nsg_denying_the_target_port_fails_with_the_apply_command(az, emulator, network, own_vnet_host,
                                                                   sshd_linux_vm):
     from azure.mgmt.network.models import NetworkSecurityGroup
-    from azext_bastion_native.nsg_rules import bastion_rule_set, rule_to_arm
+    from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_to_arm
     host = own_vnet_host(enable_tunneling=True)
     rules = [rule_to_arm(rule) for rule in bastion_rule_set(['3389'])]      # SSH on 22 denied by the Deny rule
     nsg = network.network_security_groups.begin_create_or_update(RG, host + '-nsg', NetworkSecurityGroup(

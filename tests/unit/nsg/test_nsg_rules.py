@@ -1,8 +1,10 @@
 """NSG rule set for AzureBastionSubnet: port parsing, check findings, and the apply plan."""
 import pytest
 
-from azext_bastion_native.nsg_rules import (
-    PortListError, apply_to_json, bastion_rule_set, check, parse_ports, plan_apply, rule_as_row, rule_to_arm)
+from azext_bastion_native.nsg.check import check
+from azext_bastion_native.nsg.plan import apply_to_json, plan_apply
+from azext_bastion_native.nsg.ports import PortListError, parse_ports
+from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_as_row, rule_to_arm
 
 
 def arm_rule(name, direction, priority, source, destination, ports, access='Allow', protocol='*'):
