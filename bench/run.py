@@ -340,7 +340,7 @@ def main():  # pylint: disable=too-many-locals
     args = parser.parse_args()
     size = args.size_mib * MIB
 
-    from bastion_emulator.sandbox import AzCli, EmulatorProcess, az_environment
+    from bastion_emulator.testing.sandbox import AzCli, EmulatorProcess, az_environment
     workdir = Path(tempfile.mkdtemp(prefix='bastion-bench-'))
     emulator = EmulatorProcess(workdir / 'emulator').start()
     backends = Backends().start()

@@ -18,9 +18,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'emulator'))
 
-from bastion_emulator.sandbox import EmulatorProcess, az_environment  # noqa: E402
-from bastion_emulator.az_login import az_executable  # noqa: E402
-from bastion_emulator.sshd import sshd_available, start_sshd  # noqa: E402
+from bastion_emulator.testing.sandbox import EmulatorProcess, az_environment  # noqa: E402
+from bastion_emulator.testing.az_login import az_executable  # noqa: E402
+from bastion_emulator.testing.sshd import sshd_available, start_sshd  # noqa: E402
 
 RG = 'demo-rg'
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bastion_emulator.pytest_fixtures import az, az_env, emulator  # noqa: F401  pylint: disable=unused-import
+from bastion_emulator.testing.pytest_fixtures import az, az_env, emulator  # noqa: F401  pylint: disable=unused-import
 from tests.fixtures_sshd import (  # noqa: F401  pylint: disable=unused-import
     echo_server, sink_source, ssh_key, sshd, sshd_linux_vm)
 

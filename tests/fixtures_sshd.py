@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from bastion_emulator.dataplane_backends import LoopbackServer, start_echo_server, start_sink_source
-from bastion_emulator.sshd import SshdHandle, sshd_available, start_sshd
+from bastion_emulator.testing.backends import LoopbackServer, start_echo_server, start_sink_source
+from bastion_emulator.testing.sshd import SshdHandle, sshd_available, start_sshd
 
 LINUX_VM = "linux-vm"
 DEFAULT_LOGIN_NAME = "azureuser"

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         from .server import serve as run_server  # pylint: disable=import-outside-toplevel
         asyncio.run(run_server(args.state_dir, port=args.port, seed=args.seed, lro_seconds=args.lro_seconds))
         return 0
-    from .az_login import az_login, export_lines  # pylint: disable=import-outside-toplevel
+    from .testing.az_login import az_login, export_lines  # pylint: disable=import-outside-toplevel
     try:
         additions = az_login(args.state_dir)
     except (RuntimeError, OSError) as exc:

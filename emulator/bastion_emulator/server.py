@@ -11,9 +11,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import arm, identity
+from . import identity
+from .arm.api import ArmApi, Operations, add_routes as add_arm_routes
 from .certs import KeyMaterial, load_or_create
-from .dataplane_hosts import DataPlaneHosts
+from .dataplane.app import add_control_routes as add_dataplane_control_routes
+from .dataplane.hosts import DataPlaneHosts
 from .request_log import RequestLog
 from .responses import ArmError, arm_error, json_response
 from .state import EmulatorState
@@ -142,15 +144,6 @@ def _add_test_hooks(app: web.Application, state: EmulatorState, request_log: Req
     app.router.add_post("/_emulator/vm-power", vm_power)
 
 
-def _add_dataplane_control_routes(app: web.Application, state: EmulatorState) -> None:
-    try:
-        from .dataplane import add_control_routes  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        log.warning("bastion_emulator.dataplane is missing: no /_emulator/sessions or /_emulator/faults")
-        return
-    add_control_routes(app, state)
-
-
 def create_app(state: EmulatorState, keys: KeyMaterial, *, cloud_name: str = "BastionEmu",
                lro_seconds: float = 0.2) -> web.Application:
     request_log = RequestLog(state)
@@ -158,12 +151,12 @@ def create_app(state: EmulatorState, keys: KeyMaterial, *, cloud_name: str = "Ba
     recorder = make_recording_middleware(request_log)
     app = web.Application(middlewares=[recorder, arm_errors, faults.middleware], client_max_size=8 * 1024 * 1024)
     hosts = DataPlaneHosts(state, keys.server_ssl_context(), middlewares=[recorder])
-    api = arm.ArmApi(state, arm.Operations(lro_seconds), hosts)
+    api = ArmApi(state, Operations(lro_seconds), hosts)
     app.update(state=state, keys=keys, cloud_name=cloud_name, request_log=request_log, dataplane_hosts=hosts)
     identity.add_routes(app)
     _add_test_hooks(app, state, request_log, faults)
-    _add_dataplane_control_routes(app, state)
-    arm.add_routes(app, api)
+    add_dataplane_control_routes(app, state)
+    add_arm_routes(app, api)
 
     async def start_seeded_hosts(_app):
         for host in state.list_resources("microsoft.network/bastionhosts", f"/subscriptions/{state.subscription_id}"):

@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from bastion_emulator.pytest_fixtures import az, az_env, emulator  # noqa: F401  pylint: disable=unused-import
+from bastion_emulator.testing.pytest_fixtures import az, az_env, emulator  # noqa: F401  pylint: disable=unused-import
 
 NETWORK_API = "2026-03-01"  # what azure-mgmt-network 33.1 sends
 

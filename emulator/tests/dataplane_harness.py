@@ -12,7 +12,7 @@ import threading
 from aiohttp import web
 
 from bastion_emulator import certs
-from bastion_emulator.dataplane import add_control_routes, create_app
+from bastion_emulator.dataplane.app import add_control_routes, create_app
 from bastion_emulator.state import EmulatorState
 
 DEVELOPER_HOST = "dev-bastion"

@@ -13,9 +13,9 @@ import requests
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
-from bastion_emulator import dataplane
-from bastion_emulator.dataplane_backends import source_bytes, start_echo_server, start_sink_source
-from bastion_emulator.sshd import sshd_available, start_sshd
+from bastion_emulator.dataplane import app as dataplane
+from bastion_emulator.testing.backends import source_bytes, start_echo_server, start_sink_source
+from bastion_emulator.testing.sshd import sshd_available, start_sshd
 from dataplane_harness import DEVELOPER_HOST, InProcessEmulator
 
 

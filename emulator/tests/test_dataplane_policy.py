@@ -1,7 +1,7 @@
 """The data plane's access rules alone (no sockets): NSG outbound evaluation, IP connect, SKU checks."""
 import pytest
 
-from bastion_emulator import dataplane_policy as policy
+from bastion_emulator.dataplane import policy
 
 
 def rule(name, access, priority, direction="Outbound", **props):

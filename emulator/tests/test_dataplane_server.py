@@ -7,7 +7,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect
 
-from bastion_emulator.dataplane_backends import start_echo_server
+from bastion_emulator.testing.backends import start_echo_server
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from bastion_emulator.sandbox import EmulatorProcess
+from bastion_emulator.testing.sandbox import EmulatorProcess
 
 READY_KEYS = {"arm", "ca_bundle", "tenant", "client_id", "client_secret", "subscription", "user_ca_pub"}
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from bastion_emulator.sshd import start_sshd, sshd_available
+from bastion_emulator.testing.sshd import start_sshd, sshd_available
 
 pytestmark = pytest.mark.skipif(not sshd_available() or not shutil.which("ssh"),
                                 reason="OpenSSH server/client is not installed")

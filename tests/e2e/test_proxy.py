@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from bastion_emulator.az_login import az_executable
+from bastion_emulator.testing.az_login import az_executable
 from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ import threading
 import uuid
 
 import pytest
-from bastion_emulator.az_login import az_executable
+from bastion_emulator.testing.az_login import az_executable
 
 from tests.e2e.test_tunnel import _echo_round_trip
 from tests.e2e.tunnel_helpers import RG, RunningTunnel, sessions_drain

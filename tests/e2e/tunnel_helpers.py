@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from bastion_emulator.az_login import az_executable
+from bastion_emulator.testing.az_login import az_executable
 
 RG, HOST = 'demo-rg', 'demo-bastion'
 

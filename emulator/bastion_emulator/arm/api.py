@@ -16,9 +16,10 @@ from typing import Callable
 
 from aiohttp import web
 
-from . import arm_validation
-from .responses import ArmError, json_response
-from .state import EmulatorState, parse_resource_id
+from . import validation
+from ..dataplane.app import active_sessions, disconnect_sessions
+from ..responses import ArmError, json_response
+from ..state import EmulatorState, parse_resource_id
 
 # api-versions we answer, per namespace: the ones azure-mgmt-network 33.1, azure-cli 2.91 and its
 # compute/resource clients send, plus their recent neighbours.
@@ -39,12 +40,12 @@ _API_VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 RETRY_AFTER_MS = "200"   # ask pollers to come back soon (Azure says 10 s; tests should not wait that long)
 
 PREPARE = {
-    "microsoft.network/bastionhosts": arm_validation.prepare_bastion_host,
-    "microsoft.network/virtualnetworks": arm_validation.prepare_virtual_network,
-    "microsoft.network/virtualnetworks/subnets": arm_validation.prepare_subnet,
-    "microsoft.network/publicipaddresses": arm_validation.prepare_public_ip,
-    "microsoft.network/networksecuritygroups": arm_validation.prepare_network_security_group,
-    "microsoft.network/networksecuritygroups/securityrules": arm_validation.prepare_security_rule,
+    "microsoft.network/bastionhosts": validation.prepare_bastion_host,
+    "microsoft.network/virtualnetworks": validation.prepare_virtual_network,
+    "microsoft.network/virtualnetworks/subnets": validation.prepare_subnet,
+    "microsoft.network/publicipaddresses": validation.prepare_public_ip,
+    "microsoft.network/networksecuritygroups": validation.prepare_network_security_group,
+    "microsoft.network/networksecuritygroups/securityrules": validation.prepare_security_rule,
 }
 READ_ONLY_TYPES = {"microsoft.network/networkinterfaces", "microsoft.compute/virtualmachines"}
 BUSY_STATES = ("Updating", "Deleting", "Creating")
@@ -398,7 +399,7 @@ class ArmApi:  # pylint: disable=too-few-public-methods
     # --- bastion actions -----------------------------------------------------------------------
     def _get_active_sessions(self, request: web.Request, host: dict) -> web.Response:
         def finish():
-            return {"value": _dataplane_call("active_sessions", self.state, host["id"]) or [], "nextLink": None}
+            return {"value": active_sessions(self.state, host["id"]), "nextLink": None}
         op = self.operations.start("Microsoft.Network", finish)
         return web.Response(status=202, headers=_lro_headers(request, op, with_location=True))
 
@@ -407,20 +408,7 @@ class ArmApi:  # pylint: disable=too-few-public-methods
         ids = body.get("sessionIds")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ArmError(400, "InvalidRequestContent", "sessionIds must be a list of session ids.")
-        results = _dataplane_call("disconnect_sessions", self.state, host["id"], ids)
-        if results is None:
-            results = [{"sessionId": i, "message": "Session not found", "state": "NotFound"} for i in ids]
-        return json_response({"value": results, "nextLink": None})
-
-
-def _dataplane_call(name: str, *args):
-    """Call helper B's data-plane function ``name`` when the module provides it."""
-    try:
-        from . import dataplane  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return None
-    func = getattr(dataplane, name, None)
-    return func(*args) if func else None
+        return json_response({"value": disconnect_sessions(self.state, host["id"], ids), "nextLink": None})
 
 
 async def _json_body(request: web.Request) -> dict:

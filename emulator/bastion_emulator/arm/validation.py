@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 import ipaddress
 
-from .responses import ArmError
-from .state import EmulatorState, new_etag, parse_resource_id
+from ..responses import ArmError
+from ..state import EmulatorState, new_etag, parse_resource_id
 
 SKU_RANK = {"Developer": 0, "Basic": 1, "Standard": 2, "Premium": 3}
 STANDARD_ONLY_FEATURES = ("enableTunneling", "enableIpConnect", "enableFileCopy", "enableShareableLink",

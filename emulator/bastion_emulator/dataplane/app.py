@@ -11,7 +11,7 @@ Entry points the server uses:
   getActiveSessions / disconnectActiveSessions.
 
 Per-process data-plane state (sessions, faults, counters) lives in ``state.dataplane``
-(a :class:`~bastion_emulator.dataplane_sessions.DataPlaneRegistry`). Tokens are never logged.
+(a :class:`~bastion_emulator.dataplane.sessions.DataPlaneRegistry`). Tokens are never logged.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ import secrets
 
 from aiohttp import web
 
-from . import dataplane_policy as policy
-from .dataplane_relay import TunnelRelay
-from .dataplane_sessions import TunnelSession, registry_for
+from . import policy
+from .relay import TunnelRelay
+from .sessions import TunnelSession, registry_for
 
 logger = logging.getLogger(__name__)
 

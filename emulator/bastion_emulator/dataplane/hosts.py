@@ -3,27 +3,12 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Callable
 
 from aiohttp import web
 
+from .app import create_app
+
 log = logging.getLogger("bastion_emulator")
-
-
-def _dataplane_app_factory() -> Callable:
-    try:
-        from .dataplane import create_app  # pylint: disable=import-outside-toplevel
-        return create_app
-    except ImportError:  # the data plane is developed alongside; serve a clear refusal until it exists
-        def placeholder(_state, _bastion_id):
-            app = web.Application()
-
-            async def unavailable(_request):
-                return web.json_response({"message": "Bastion data plane not available in this emulator build."},
-                                         status=503)
-            app.router.add_route("*", "/{tail:.*}", unavailable)
-            return app
-        return placeholder
 
 
 class DataPlaneHosts:
@@ -34,14 +19,13 @@ class DataPlaneHosts:
         self._ssl = ssl_context
         self._middlewares = middlewares or []
         self._runners: dict[str, web.AppRunner] = {}
-        self._create_app = _dataplane_app_factory()
 
     async def start(self, bastion_id: str) -> str:
         """Serve the host's data plane on a free loopback port; returns its dnsName."""
         key = bastion_id.lower()
         if key in self._runners:
             await self.stop(bastion_id)
-        app = self._create_app(self._state, bastion_id)
+        app = create_app(self._state, bastion_id)
         app["bastion_id"] = bastion_id
         app.middlewares.extend(self._middlewares)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

@@ -19,7 +19,7 @@ import requests
 
 from .az_login import az_executable, az_login
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class EmulatorProcess:
