@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -79,18 +81,35 @@ def _entra_error(status: int, error: str, code: int, description: str) -> web.Re
     }, status=status)
 
 
-def _jwk_public_key(req_cnf: str) -> tuple[rsa.RSAPublicKey, str]:
-    """The RSA key in ``req_cnf`` (a JWK as JSON, or base64url of it) and its ``kid``."""
-    try:
-        jwk = json.loads(req_cnf)
-    except ValueError:
-        jwk = json.loads(base64.urlsafe_b64decode(req_cnf + "=" * (-len(req_cnf) % 4)))
-    if jwk.get("kty") != "RSA":
-        raise ValueError("req_cnf must be an RSA JWK")
+_B64URL_PADDED = re.compile(r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$")
 
-    def as_int(value: str) -> int:
-        return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
-    return rsa.RSAPublicNumbers(as_int(jwk["e"]), as_int(jwk["n"])).public_key(), str(jwk.get("kid", ""))
+
+def _ssh_mpint(value: object, what: str) -> int:
+    """A JWK number as the ``ssh`` extension writes it: padded base64url of the SSH wire mpint (RFC 4251)."""
+    if not isinstance(value, str) or not value or not _B64URL_PADDED.match(value):
+        raise ValueError(f"{what} is not padded base64url")
+    raw = base64.urlsafe_b64decode(value)
+    if raw[0] & 0x80 or (len(raw) > 1 and raw[0] == 0 and not raw[1] & 0x80):
+        raise ValueError(f"{what} is not an SSH mpint (a leading zero byte exactly when the top bit is set)")
+    return int.from_bytes(raw, "big")
+
+
+def _ssh_cert_public_key(req_cnf: str, key_id: str) -> rsa.RSAPublicKey:
+    """The RSA key of an ssh-cert request whose ``req_cnf`` and ``key_id`` are built exactly as Azure CLI's
+    ``ssh`` extension builds them (Azure/azure-cli-extensions src/ssh/azext_ssh/rsa_parser.py and custom.py
+    ``_prepare_jwk_data``): ``json.dumps({"kty", "n", "e", "kid"})`` with default separators, n and e the key's
+    SSH wire fields in padded base64url, kid = sha256(n + e) hex, key_id = kid. That request is the only one real
+    Entra is known to answer, so anything else is refused here; ValueError says what differs."""
+    jwk = json.loads(req_cnf)
+    if not isinstance(jwk, dict) or list(jwk) != ["kty", "n", "e", "kid"] or json.dumps(jwk) != req_cnf:
+        raise ValueError('req_cnf is not json.dumps({"kty", "n", "e", "kid"}) with default separators')
+    if jwk["kty"] != "RSA":
+        raise ValueError("req_cnf must be an RSA JWK")
+    modulus, exponent = _ssh_mpint(jwk["n"], "n"), _ssh_mpint(jwk["e"], "e")
+    kid = hashlib.sha256(jwk["n"].encode() + jwk["e"].encode()).hexdigest()
+    if jwk["kid"] != kid or key_id != kid:
+        raise ValueError("kid and key_id must both be sha256(n + e) in hex")
+    return rsa.RSAPublicNumbers(exponent, modulus).public_key()
 
 
 async def token(request: web.Request) -> web.Response:  # pylint: disable=too-many-return-statements
@@ -118,12 +137,13 @@ async def token(request: web.Request) -> web.Response:  # pylint: disable=too-ma
         if not any(s.endswith(SSH_CERT_SCOPE_SUFFIX) for s in scope.split()):
             return _entra_error(400, "invalid_scope", 70011, f"The provided value for scope {scope} is not valid "
                                 "for an SSH certificate.")
+        key_id = form.get("key_id", "")
         try:
-            public_key, kid = _jwk_public_key(form.get("req_cnf", ""))
-        except (ValueError, KeyError, TypeError):
-            return _entra_error(400, "invalid_request", 50001, "The req_cnf parameter is not a valid RSA JWK.")
+            public_key = _ssh_cert_public_key(form.get("req_cnf", ""), key_id)
+        except ValueError as exc:   # json.JSONDecodeError included
+            return _entra_error(400, "invalid_request", 50001, f"The req_cnf parameter is not a valid RSA JWK: {exc}.")
         cert_line = sign_user_certificate(request.app["keys"].user_ca_key, public_key, state.login_name,
-                                          key_id=form.get("key_id") or kid or state.login_name)
+                                          key_id=key_id)
         cert_body = cert_line.split()[1].decode()
         state.remember_secret(cert_body)
         return json_response({"token_type": "ssh-cert", "scope": scope, "expires_in": USER_CERT_LIFETIME,

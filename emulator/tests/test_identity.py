@@ -1,5 +1,6 @@
 """Entra ID and `az login` against the emulator, through the real `az`, MSAL and OpenSSH tools."""
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -8,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 SSH_CERT_SCOPE = "https://pas.windows.net/CheckMyAccess/Linux/.default"
@@ -47,23 +49,30 @@ def test_wrong_client_secret_is_invalid_client(arm, az, az_env, emulator, tmp_pa
     assert "AADSTS7000215" in login.stderr
 
 
-def _jwk(public_key):
-    numbers = public_key.public_numbers()
-
-    def b64(value):
-        return base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
-    return {"kty": "RSA", "n": b64(numbers.n), "e": b64(numbers.e), "kid": "test-kid-1"}
+def _ssh_cert_data(public_key):
+    """The request data as the `ssh` extension builds it (src/ssh/azext_ssh rsa_parser.py, _prepare_jwk_data):
+    the key's SSH wire fields in padded base64url, kid = sha256(n + e)."""
+    blob = base64.b64decode(public_key.public_bytes(serialization.Encoding.OpenSSH,
+                                                    serialization.PublicFormat.OpenSSH).split()[1])
+    fields = []
+    while blob:
+        length = int.from_bytes(blob[:4], "big")
+        fields.append(blob[4:4 + length])
+        blob = blob[4 + length:]
+    n, e = (base64.urlsafe_b64encode(field).decode() for field in (fields[2], fields[1]))
+    kid = hashlib.sha256((n + e).encode()).hexdigest()
+    return {"token_type": "ssh-cert", "req_cnf": json.dumps({"kty": "RSA", "n": n, "e": e, "kid": kid}),
+            "key_id": kid}
 
 
 def test_ssh_certificate_through_profile_get_msal_token(az_env, emulator, tmp_path):
     """What the extension does for `--auth-type aad`: Profile.get_msal_token with an ssh-cert request."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwk = _jwk(key.public_key())
+    data = _ssh_cert_data(key.public_key())
     script = textwrap.dedent(f"""
-        import json
         from azure.cli.core import get_default_cli
         from azure.cli.core._profile import Profile
-        data = {{"token_type": "ssh-cert", "req_cnf": json.dumps({jwk!r}), "key_id": "test-kid-1"}}
+        data = {data!r}
         _, cert = Profile(cli_ctx=get_default_cli()).get_msal_token([{SSH_CERT_SCOPE!r}], data)
         print(cert)
     """)
@@ -81,7 +90,6 @@ def test_ssh_certificate_through_profile_get_msal_token(az_env, emulator, tmp_pa
                                     text=True, check=True).stdout.split()[1]
     assert any(line.startswith("Signing CA:") and ca_fingerprint in line for line in lines), (user_ca, lines)
     # the certified key is the one we sent
-    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
     certified = serialization.load_ssh_public_identity(cert_file.read_bytes()).public_key()
     assert certified.public_numbers() == key.public_key().public_numbers()
 
@@ -90,6 +98,38 @@ def test_ssh_cert_request_needs_a_valid_jwk(arm):
     answer = arm.fetch_token(arm.ready["client_secret"], token_type="ssh-cert", req_cnf="not a jwk",
                              scope=SSH_CERT_SCOPE)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+
+
+def _rfc7518_minimal(data):
+    jwk = json.loads(data["req_cnf"])
+    for name in ("n", "e"):
+        number = int.from_bytes(base64.urlsafe_b64decode(jwk[name]), "big")
+        jwk[name] = base64.urlsafe_b64encode(number.to_bytes((number.bit_length() + 7) // 8, "big")).rstrip(
+            b"=").decode()
+    jwk["kid"] = hashlib.sha256(f"{jwk['n']}.{jwk['e']}".encode()).hexdigest()
+    return dict(data, req_cnf=json.dumps(jwk, separators=(",", ":")), key_id=jwk["kid"])
+
+
+def _without_the_zero_byte(data):
+    jwk = json.loads(data["req_cnf"])
+    jwk["n"] = base64.urlsafe_b64encode(base64.urlsafe_b64decode(jwk["n"])[1:]).decode()
+    jwk["kid"] = hashlib.sha256((jwk["n"] + jwk["e"]).encode()).hexdigest()
+    return dict(data, req_cnf=json.dumps(jwk), key_id=jwk["kid"])
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (_rfc7518_minimal, "json.dumps"),
+    (lambda d: dict(d, req_cnf=json.dumps(json.loads(d["req_cnf"]), separators=(",", ":"))), "json.dumps"),
+    (lambda d: dict(d, req_cnf=d["req_cnf"].replace('=", "e"', '", "e"')), "padded base64url"),
+    (lambda d: dict(d, key_id="another-key"), "sha256(n + e)"),
+    (_without_the_zero_byte, "SSH mpint"),
+])
+def test_ssh_cert_request_must_be_built_as_the_ssh_extension_builds_it(arm, tamper, reason):
+    """Real Entra is only known to answer the ssh extension's encoding; the previous RFC-style one is refused."""
+    data = tamper(_ssh_cert_data(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()))
+    answer = arm.fetch_token(arm.ready["client_secret"], scope=SSH_CERT_SCOPE, **data)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+    assert reason in answer.json()["error_description"]
 
 
 def test_request_log_never_holds_secrets(az, emulator):
