@@ -5,9 +5,8 @@ from collections import OrderedDict
 
 
 def _resource_group(resource_id):
-    parts = (resource_id or '').split('/')
-    lowered = [part.lower() for part in parts]
-    return parts[lowered.index('resourcegroups') + 1] if 'resourcegroups' in lowered else ''
+    from azure.mgmt.core.tools import parse_resource_id
+    return parse_resource_id(resource_id or '').get('resource_group') or ''
 
 
 def bastion_host_table_row(result):

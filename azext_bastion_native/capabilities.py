@@ -7,16 +7,13 @@
 import platform
 from dataclasses import dataclass
 
+from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS, IP_CONNECT_PORTS
+
 CLIENT_LABELS = {'windows': 'Windows native client', 'linux': 'Linux native client',
                  'other': 'Other native client (macOS, PuTTY)'}
 TARGET_LABELS = {'windows': 'Windows VM', 'linux': 'Linux VM', 'any': 'any VM'}
 METHOD_COMMANDS = {'rdp': 'az network bastion rdp', 'ssh': 'az network bastion ssh',
                    'tunnel': 'az network bastion tunnel'}
-# The port each method uses when none is given; another port is the table's "custom port".
-# The tunnel has no default: its --resource-port is the target itself, not a custom-port feature.
-DEFAULT_METHOD_PORTS = {'rdp': 3389, 'ssh': 22}
-# IP-based connect only reaches these ports upstream (DESIGN.md section 4).
-IP_CONNECT_PORTS = (22, 3389)
 AAD_AUTH = 'aad'
 
 
@@ -119,7 +116,7 @@ def row_as_dict(row):
 
 def _alternative(client, target_os, port=None):
     """What to run when the requested method is refused: the tunnel row exists for every client."""
-    default_port = 3389 if (target_os or '').lower() == 'windows' else 22
+    default_port = DEFAULT_METHOD_PORTS['rdp' if (target_os or '').lower() == 'windows' else 'ssh']
     program = 'your RDP client' if default_port == 3389 else 'ssh/scp'
     resource_port = port or default_port
     tunnel = (f'az network bastion tunnel -g RG -n BASTION --target-resource-id VM_ID '

@@ -8,11 +8,12 @@ from azext_bastion_native._client_factory import cf_network
 def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address, location=None, sku='Standard',
                    enable_tunneling=None, enable_ip_connect=False, enable_file_copy=False, scale_units=None,
                    tags=None, no_wait=False):
+    from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS
     from azext_bastion_native.management import hosts
     from azext_bastion_native.management.operations import wait_for
     client = cf_network(cmd.cli_ctx)
     if enable_tunneling is None:
-        enable_tunneling = sku in hosts.NATIVE_CLIENT_SKUS      # native client on by default where it exists
+        enable_tunneling = sku in NATIVE_CLIENT_SKUS      # native client on by default where it exists
     hosts.check_sku_options(sku, enable_tunneling, enable_ip_connect, enable_file_copy, scale_units)
     vnet, subnet = hosts.check_bastion_subnet(client, resource_group_name, vnet_name)
     pip = hosts.check_public_ip(client, resource_group_name, public_ip_address)

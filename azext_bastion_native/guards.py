@@ -9,6 +9,8 @@ import re
 import stat
 from dataclasses import dataclass
 
+from azext_bastion_native.bastion_facts import in_cloud_shell
+
 # Key Vault and Managed HSM DNS suffixes of the public, China, US Government and (retired) German clouds.
 # The active cloud's own suffixes come in through extra_suffixes (see cloud_vault_suffixes).
 VAULT_SUFFIXES = (
@@ -28,11 +30,6 @@ class KeyVaultReference:
     vault: str = ''     # vault (or Managed HSM) name, when the reference names it
     kind: str = ''      # 'secrets' | 'keys' | 'certificates' | ''
     name: str = ''      # object name, when the reference names it
-
-
-def in_cloud_shell():
-    # The same test as azure.cli.core.util.in_cloud_console(); kept here so this module loads without azure.cli.
-    return bool(os.environ.get('ACC_CLOUD'))
 
 
 def refuse_in_cloud_shell(command_name):

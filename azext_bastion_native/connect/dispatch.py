@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
+from azext_bastion_native.bastion_facts import ASSUMED_TARGET_OS, DEFAULT_METHOD_PORTS
 from azext_bastion_native.capabilities import CapabilityRefused, decide
 from azext_bastion_native.connect import session
 
@@ -16,9 +17,6 @@ SSH_THROUGH_TUNNEL = 'ssh-through-tunnel'
 RDP_GATEWAY_MSTSC = 'rdp-gateway-mstsc'        # Windows: Bastion's .rdp file (RD gateway) + mstsc
 RDP_TUNNEL_MSTSC = 'rdp-tunnel-mstsc'          # Windows, --disable-gateway or IP connect: tunnel + mstsc
 RDP_TUNNEL_LOCAL_CLIENT = 'rdp-tunnel-local'   # Linux / macOS: tunnel + FreeRDP / open, or a hint
-# With IP connect the VM's OS is unknown; each method implies the only OS the table reaches with it.
-ASSUMED_TARGET_OS = {SSH: 'linux', RDP: 'windows'}
-DEFAULT_PORTS = {SSH: 22, RDP: 3389}
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def refuse_early(command_name, facts, resource_group, name, target_resource_id, 
     refuse_in_cloud_shell(command_name)
     require_handler(facts)
     return session.connect_request(resource_group, name, target_resource_id, target_ip_address,
-                                   facts.port or DEFAULT_PORTS[facts.method])
+                                   facts.port or DEFAULT_METHOD_PORTS[facts.method])
 
 
 def resolve_and_dispatch(cli_ctx, facts, request):

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS
+
 UPLOAD, DOWNLOAD = 'upload', 'download'
-DEFAULT_PORT = 22
 LOOPBACK = '127.0.0.1'
 STDERR_FD = 2
 
@@ -187,7 +188,7 @@ def file_transfer_command(cmd, direction, resource_group_name, name, target_reso
     key_path, scp_program = _refuse_offline(cmd.cli_ctx, environment.client, transfer, auth_type, username,
                                             ssh_key, environment.which)
     request = session.connect_request(resource_group_name, name, target_resource_id, None,
-                                      int(resource_port) if resource_port is not None else DEFAULT_PORT)
+                                      int(resource_port) if resource_port is not None else DEFAULT_METHOD_PORTS['ssh'])
     resolved = session.resolve_destination(cmd.cli_ctx, request)
     login = SshLogin(auth_type, username or resolved.admin_username, key_path)
     session.exit_with(lambda: run_transfer(

@@ -8,11 +8,9 @@
 import ipaddress
 from dataclasses import dataclass
 
+from azext_bastion_native.bastion_facts import (
+    DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, ip_connect_ports_text, sku_name, subscription_of)
 from azext_bastion_native.dataplane.protocol import Endpoint, Target
-
-NATIVE_CLIENT_SKUS = ('Standard', 'Premium')
-DEVELOPER_SKUS = ('Developer', 'QuickConnect')
-IP_CONNECT_PORTS = (22, 3389)
 
 
 class PreflightError(Exception):
@@ -32,18 +30,6 @@ class ConnectRequest:
     resource_port: int
     target_resource_id: str = None
     target_ip_address: str = None
-
-
-def _sku(host):
-    sku = getattr(host, 'sku', None)
-    name = getattr(sku, 'name', None) if sku is not None else None
-    return str(getattr(name, 'value', name) or 'Basic')
-
-
-def _subscription_of(resource_id):
-    parts = (resource_id or '').split('/')
-    lowered = [part.lower() for part in parts]
-    return parts[lowered.index('subscriptions') + 1] if 'subscriptions' in lowered[:-1] else ''
 
 
 def check_arguments(request: ConnectRequest):
@@ -67,8 +53,8 @@ def check_arguments(request: ConnectRequest):
             raise PreflightError('invalid-argument',
                                  f"--target-ip-address '{request.target_ip_address}' is not an IP address.") from None
         if int(request.resource_port) not in IP_CONNECT_PORTS:
-            raise PreflightError('invalid-argument',
-                                 f'IP connect reaches ports 22 and 3389 only, not {request.resource_port}.',
+            raise PreflightError('invalid-argument', f'IP connect reaches ports {ip_connect_ports_text()} only, '
+                                 f'not {request.resource_port}.',
                                  'Use --resource-port 22 or 3389, or connect by --target-resource-id.')
 
 
@@ -77,7 +63,7 @@ def plan_connection(host, request: ConnectRequest):
     check_arguments(request)
     label = f"Bastion host '{request.name}' in resource group '{request.resource_group}'"
     enable_command = f'az network bastion native-client enable -g {request.resource_group} -n {request.name}'
-    sku = _sku(host)
+    sku = sku_name(host)
     developer = sku in DEVELOPER_SKUS
     if not developer and sku not in NATIVE_CLIENT_SKUS:
         raise PreflightError('validation', f'{label} is {sku} SKU; native client needs Standard or Premium.',
@@ -99,7 +85,7 @@ def plan_connection(host, request: ConnectRequest):
                              '--created')
     endpoint = Endpoint(host=dns_name, developer=developer, bastion_resource_id=getattr(host, 'id', '') or '')
     if request.target_ip_address:
-        target = Target.for_ip(_subscription_of(getattr(host, 'id', '')), request.resource_group,
+        target = Target.for_ip(subscription_of(getattr(host, 'id', '')) or '', request.resource_group,
                                request.target_ip_address, int(request.resource_port))
     else:
         target = Target(request.target_resource_id, int(request.resource_port))

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from azext_bastion_native.bastion_facts import subscription_of
 from azext_bastion_native.capabilities import client_os
 
 PACKAGE_LOGGER = 'azext_bastion_native'
@@ -81,9 +82,7 @@ def resolve_endpoint(cli_ctx, request):
     host = get_host(cf_network(cli_ctx), request.resource_group, request.name)
     with preflight_errors():
         endpoint, target = plan_connection(host, request)
-    parts = (host.id or '').split('/')
-    subscription = parts[2] if len(parts) > 2 and parts[1].lower() == 'subscriptions' else None
-    return host, endpoint, target, arm_token_getter(cli_ctx, subscription)
+    return host, endpoint, target, arm_token_getter(cli_ctx, subscription_of(host.id))
 
 
 def data_plane_cli_error(err):

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tempfile
 
+from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS
+
 COMMAND_NAME = 'network bastion ssh-config'
-DEFAULT_PORT = 22
 FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 # A Host pattern that is one literal name: no whitespace, wildcards (*, ?), negation (!), lists (,) or comments.
@@ -51,12 +52,12 @@ def check_alias(alias):
 
 def default_alias(target_resource_id):
     """The VM's name (``SCALESET_INSTANCE`` for a scale set instance, as Azure names those VMs)."""
-    parts = [part for part in target_resource_id.split('/') if part]
-    lowered = [part.lower() for part in parts]
-    name = parts[-1]
-    if 'virtualmachinescalesets' in lowered and len(parts) >= 2 and lowered[-2] == 'virtualmachines':
-        name = f"{parts[lowered.index('virtualmachinescalesets') + 1]}_{parts[-1]}"
-    return name
+    from azure.mgmt.core.tools import parse_resource_id
+    parts = parse_resource_id(target_resource_id)
+    if (parts.get('type') or '').lower() == 'virtualmachinescalesets' \
+            and (parts.get('child_type_1') or '').lower() == 'virtualmachines':
+        return f"{parts['name']}_{parts['child_name_1']}"
+    return parts['resource_name']
 
 
 def az_argv(executable=None, os_name=None, which=shutil.which):
@@ -248,7 +249,7 @@ def ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_
     from knack.log import get_logger
     from azext_bastion_native.clients.ssh import host_key_alias
     from azext_bastion_native.connect import session
-    port = int(resource_port) if resource_port is not None else DEFAULT_PORT
+    port = int(resource_port) if resource_port is not None else DEFAULT_METHOD_PORTS['ssh']
     key_path, request, alias = _refuse_offline(
         cmd.cli_ctx, (resource_group_name, name, target_resource_id, None, port), host_alias, ssh_key,
         config_file, overwrite)

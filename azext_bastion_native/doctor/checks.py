@@ -8,15 +8,13 @@
 from dataclasses import dataclass
 from typing import Optional
 
-from azext_bastion_native.capabilities import (
-    CLIENT_LABELS, DEFAULT_METHOD_PORTS, IP_CONNECT_PORTS, CapabilityRefused, decide)
+from azext_bastion_native.bastion_facts import (
+    ASSUMED_TARGET_OS, DEFAULT_METHOD_PORTS, DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, in_cloud_shell,
+    ip_connect_ports_text, sku_name)
+from azext_bastion_native.capabilities import CLIENT_LABELS, CapabilityRefused, decide
 
 PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
-NATIVE_CLIENT_SKUS = ('Standard', 'Premium')
-DEVELOPER_SKUS = ('Developer', 'QuickConnect')
 METHODS = ('ssh', 'rdp', 'tunnel')
-CHECK_NAMES = ('Cloud Shell', 'Signed in', 'Bastion host', 'Native client', 'IP connect', 'Target VM', 'Method',
-               'NSG', 'Local client', 'Data plane')
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ def _enable_command(resource_group, name):
 
 # -- 1, 2: where and who -----------------------------------------------------------------------
 def check_cloud_shell(environ):
-    if environ.get('ACC_CLOUD'):
+    if in_cloud_shell(environ):
         return CheckRow('Cloud Shell', FAIL, 'Running in Azure Cloud Shell: native client connections are not '
                                              'supported there (configuration commands still work).',
                         'Connect from the Azure portal (Bastion > Connect, browser connection), or run az with this '
@@ -66,17 +64,13 @@ def _props(resource):
     return (resource or {}).get('properties') or {}
 
 
-def host_sku(host):
-    return str(((host or {}).get('sku') or {}).get('name') or 'Basic')
-
-
 def check_host(host, failure: Optional[Failure], resource_group, name):
     """host: the Bastion host's ARM JSON (None when the GET failed, see `failure`)."""
     if host is None:
         failure = failure or Failure('not read')
         return CheckRow('Bastion host', FAIL, failure.message,
                         failure.recommendation or f'az network bastion list -g {resource_group} -o table')
-    sku = host_sku(host)
+    sku = sku_name(host)
     state = _props(host).get('provisioningState') or 'unknown'
     if sku in NATIVE_CLIENT_SKUS:
         return CheckRow('Bastion host', PASS, f'{sku} SKU, provisioning state {state}.')
@@ -91,13 +85,13 @@ def check_host(host, failure: Optional[Failure], resource_group, name):
 def check_native_client(host, resource_group, name):
     if host is None:
         return skipped('Native client', 'The host was not read.')
-    if host_sku(host) in DEVELOPER_SKUS:
-        return skipped('Native client', f'{host_sku(host)} SKU has no tunnelling switch.')
+    if sku_name(host) in DEVELOPER_SKUS:
+        return skipped('Native client', f'{sku_name(host)} SKU has no tunnelling switch.')
     if _props(host).get('enableTunneling'):
         return CheckRow('Native client', PASS, 'Native client support (enableTunneling) is on.')
     return CheckRow('Native client', FAIL, 'Native client support (enableTunneling) is off.',
                     _enable_command(resource_group, name) + (
-                        '' if host_sku(host) in NATIVE_CLIENT_SKUS else ' --upgrade-sku'))
+                        '' if sku_name(host) in NATIVE_CLIENT_SKUS else ' --upgrade-sku'))
 
 
 def check_ip_connect(host, target_ip_address, port, resource_group, name):
@@ -110,7 +104,7 @@ def check_ip_connect(host, target_ip_address, port, resource_group, name):
                                             'reached by address.',
                         f'{_enable_command(resource_group, name)} --enable-ip-connect')
     if port not in IP_CONNECT_PORTS:
-        return CheckRow('IP connect', FAIL, f'IP connect reaches ports 22 and 3389 only, not {port}.',
+        return CheckRow('IP connect', FAIL, f'IP connect reaches ports {ip_connect_ports_text()} only, not {port}.',
                         'Use --resource-port 22 or 3389, or connect by --target-resource-id.')
     return CheckRow('IP connect', PASS, f'IP connect is on; port {port} is allowed.')
 
@@ -151,7 +145,7 @@ def choose_method(method, port, os_type):
     if method:
         return method
     if port is not None:
-        return {22: 'ssh', 3389: 'rdp'}.get(int(port), 'tunnel')
+        return {default: method for method, default in DEFAULT_METHOD_PORTS.items()}.get(int(port), 'tunnel')
     return 'rdp' if (os_type or '').lower() == 'windows' else 'ssh'
 
 
@@ -160,17 +154,12 @@ def choose_port(port, method, os_type):
         return int(port)
     if method in DEFAULT_METHOD_PORTS:
         return DEFAULT_METHOD_PORTS[method]
-    return 3389 if (os_type or '').lower() == 'windows' else 22
-
-
-# When the VM's OS is not known (by IP, no target, no OS type), each method implies the only OS the table
-# reaches with it; the tunnel reaches any.
-ASSUMED_OS = {'ssh': 'linux', 'rdp': 'windows', 'tunnel': None}
+    return DEFAULT_METHOD_PORTS['rdp' if (os_type or '').lower() == 'windows' else 'ssh']
 
 
 def check_method(client, method, port, os_type, ip_connect):
     """The seed's table (and this extension's additions) for this client OS, target OS and method."""
-    target_os = os_type or ASSUMED_OS[method]
+    target_os = os_type or ASSUMED_TARGET_OS[method]
     assumed = '' if os_type or not target_os else f' (VM OS not known: {target_os.capitalize()} assumed)'
     try:
         row = decide(client, target_os, method, custom_port=port if method != 'tunnel' else None,

@@ -6,18 +6,11 @@ import ipaddress
 
 from azure.cli.core import azclierror
 
+from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, sku_name
 from azext_bastion_native.management.errors import arm_errors
 
 BASTION_SUBNET = 'AzureBastionSubnet'
 MIN_SUBNET_PREFIX = 26
-NATIVE_CLIENT_SKUS = ('Standard', 'Premium')
-SKU_ORDER = ('Developer', 'Basic', 'Standard', 'Premium')
-
-
-def sku_name(host):
-    sku = getattr(host, 'sku', None)
-    name = getattr(sku, 'name', None) if sku else None
-    return str(getattr(name, 'value', name) or 'Basic')
 
 
 def host_label(resource_group, name):

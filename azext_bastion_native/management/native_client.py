@@ -6,6 +6,7 @@ from knack.prompting import prompt_y_n, NoTTYException
 
 from azure.cli.core import azclierror
 
+from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, sku_name
 from azext_bastion_native.management import hosts
 from azext_bastion_native.management.operations import wait_for
 
@@ -20,7 +21,7 @@ def describe(host):
     return {
         'name': host.name,
         'resourceGroup': _resource_group(host.id),
-        'sku': hosts.sku_name(host),
+        'sku': sku_name(host),
         'enableTunneling': bool(host.enable_tunneling),
         'enableIpConnect': bool(host.enable_ip_connect),
         'enableFileCopy': bool(host.enable_file_copy),
@@ -50,7 +51,7 @@ def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_c
            no_wait=False):
     label = hosts.host_label(resource_group, name)
     host = hosts.get_host(client, resource_group, name)
-    sku = hosts.sku_name(host)
+    sku = sku_name(host)
     if sku == 'Developer':
         raise azclierror.ValidationError(
             f'{label} is Developer SKU: it has no native client setting to turn on, and cannot be upgraded in place '
@@ -58,7 +59,7 @@ def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_c
             'reach VMs through its shared pool as they are; the full native client feature set needs Standard.',
             recommendation=f'Deploy a Standard host: az network bastion create -g {resource_group} -n <name> '
                            '--vnet-name <vnet> --public-ip-address <standard-static-ip>')
-    upgrading = sku not in hosts.NATIVE_CLIENT_SKUS
+    upgrading = sku not in NATIVE_CLIENT_SKUS
     if upgrading and not upgrade_sku:
         raise azclierror.ValidationError(
             f'{label} is {sku} SKU; native client needs Standard or Premium.',

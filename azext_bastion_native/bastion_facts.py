@@ -1,0 +1,41 @@
+"""Facts about Azure Bastion this extension relies on, each defined once: which SKUs have native client, how a
+host's SKU name is read, the ports IP connect reaches, the port and VM OS each connect method assumes, and how
+Cloud Shell is recognised. Pure: no azure.cli imports, loads at command-table time."""
+
+import os
+
+# SKUs whose hosts have the native client switch (enableTunneling); DESIGN.md section 2.
+NATIVE_CLIENT_SKUS = ('Standard', 'Premium')
+# SKUs served from the shared developer endpoint: native client without the switch, no IP connect.
+DEVELOPER_SKUS = ('Developer', 'QuickConnect')
+# IP-based connect only reaches these ports upstream (DESIGN.md section 4).
+IP_CONNECT_PORTS = (22, 3389)
+# The port each connect method uses when none is given; another port is the table's "custom port".
+# The tunnel has none: its --resource-port is the target itself.
+DEFAULT_METHOD_PORTS = {'ssh': 22, 'rdp': 3389}
+# When the VM's OS is not known (connecting by IP), each method implies the only OS the table reaches with it;
+# the tunnel reaches any.
+ASSUMED_TARGET_OS = {'ssh': 'linux', 'rdp': 'windows', 'tunnel': None}
+
+
+def sku_name(host):
+    """The SKU name of a host: an azure-mgmt-network BastionHost or its ARM JSON (dict); 'Basic' when absent."""
+    sku = host.get('sku') if isinstance(host, dict) else getattr(host, 'sku', None)
+    name = sku.get('name') if isinstance(sku, dict) else getattr(sku, 'name', None)
+    return str(getattr(name, 'value', name) or 'Basic')
+
+
+def ip_connect_ports_text():
+    """'22 and 3389': the IP-connect ports as a sentence says them."""
+    return ' and '.join(str(port) for port in IP_CONNECT_PORTS)
+
+
+def in_cloud_shell(environ=None):
+    """The same test as azure.cli.core.util.in_cloud_console(), without importing azure.cli."""
+    return bool((os.environ if environ is None else environ).get('ACC_CLOUD'))
+
+
+def subscription_of(resource_id):
+    """The subscription in an ARM resource ID, or None."""
+    from azure.mgmt.core.tools import parse_resource_id
+    return parse_resource_id(resource_id or '').get('subscription') or None
