@@ -20,10 +20,12 @@ CLASSIFIERS = [
 ]
 
 # Only what azure-cli does not ship already. azure-cli 2.91 no longer bundles azure-mgmt-network (its network
-# module is generated on aaz); 33.x has a single API version. websockets drives the data-plane tunnel.
+# module is generated on aaz); 33.x has a single API version. websockets drives the data-plane tunnel; h11 (pure
+# Python, python-hyper) parses the data plane's HTTP/1.1 answers.
 DEPENDENCIES = [
     'azure-mgmt-network>=33.0.0,<34',
     'websockets>=15.0',
+    'h11>=0.16.0,<1',
 ]
 
 with open('README.md', 'r', encoding='utf-8') as f:

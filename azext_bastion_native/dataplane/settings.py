@@ -1,8 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# TLS and proxy settings, read from the environment the way azure-cli reads them, so the websocket
-# trusts exactly what az's HTTPS calls trust.
-# --------------------------------------------------------------------------------------------
-"""Connection settings for the data plane: CA bundle, verification switch, proxies."""
+"""Connection settings for the data plane: CA bundle, verification switch and proxies, read from the environment
+the way azure-cli reads them (so the websocket trusts exactly what az's HTTPS calls trust), and the User-Agent."""
 
 import os
 import ssl
@@ -11,6 +8,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 CA_BUNDLE_VARIABLE = 'REQUESTS_CA_BUNDLE'
+CLIENT_NAME = 'bastion-native'
 NO_VERIFY_VARIABLE = 'AZURE_CLI_DISABLE_CONNECTION_VERIFICATION'
 
 
@@ -23,19 +21,29 @@ def _default_ca_bundle():
         return None
 
 
+def user_agent(az_version: Optional[str] = None, extension_version: Optional[str] = None) -> str:
+    """The User-Agent of every data-plane call: azure-cli's product token (its own requests say
+    ``AZURECLI/<version>``) and ours, e.g. ``AZURECLI/2.91.0 bastion-native/0.1.0``. The caller knows the versions
+    (this package imports nothing from azure.cli)."""
+    ours = f'{CLIENT_NAME}/{extension_version}' if extension_version else CLIENT_NAME
+    return f'AZURECLI/{az_version} {ours}' if az_version else ours
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     verify: bool = True
     ca_bundle: Optional[str] = None
     # The environment proxies are read from (None: os.environ at call time, like urllib and requests).
     environ: Optional[Mapping[str, str]] = None
+    user_agent: str = CLIENT_NAME       # HTTPS calls and the websocket handshake
 
     @classmethod
-    def from_environ(cls, environ: Optional[Mapping[str, str]] = None):
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None,
+                     user_agent: str = CLIENT_NAME) -> 'ConnectionSettings':
         env = os.environ if environ is None else environ
         verify = not env.get(NO_VERIFY_VARIABLE)
         ca_bundle = env.get(CA_BUNDLE_VARIABLE) or env.get('CURL_CA_BUNDLE') or _default_ca_bundle()
-        return cls(verify=verify, ca_bundle=ca_bundle, environ=environ)
+        return cls(verify=verify, ca_bundle=ca_bundle, environ=environ, user_agent=user_agent)
 
     def requests_verify(self):
         """The ``verify=`` value for requests."""

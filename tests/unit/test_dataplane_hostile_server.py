@@ -1,0 +1,164 @@
+"""The data plane's HTTP client against a hostile (or broken) server: every answer that is not HTTP/1.1 as RFC 9112
+allows it is refused with the typed error, within bounded memory, and a connection that carried anything odd
+never goes back to the keep-alive pool."""
+
+import asyncio
+
+import pytest
+
+from azext_bastion_native.dataplane.errors import SessionUnavailableError
+from azext_bastion_native.dataplane.https import KeepAliveHttps
+from azext_bastion_native.dataplane.protocol import HttpRequest
+
+MIB = 1024 * 1024
+
+
+class ScriptedServer:
+    """Plain-HTTP loopback server: reads each request (head and Content-Length body) and answers it with
+    ``answer(number)`` -> bytes, or a list of byte strings written with ``pause`` seconds between them.
+    Counts connections and requests."""
+
+    def __init__(self, answer, pause=0.0):
+        self.answer = answer
+        self.pause = pause
+        self.connections = 0
+        self.requests = 0
+        self._server = None
+
+    async def __aenter__(self):
+        self._server = await asyncio.start_server(self._handle, '127.0.0.1', 0)
+        return self
+
+    async def __aexit__(self, *_):
+        self._server.close()
+
+    @property
+    def url(self):
+        return f'http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}'
+
+    async def _handle(self, reader, writer):
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b'\r\n\r\n')
+                for line in head.split(b'\r\n'):
+                    if line.lower().startswith(b'content-length:'):
+                        await reader.readexactly(int(line.split(b':')[1]))
+                self.requests += 1
+                parts = self.answer(self.requests)
+                for number, part in enumerate([parts] if isinstance(parts, bytes) else parts):
+                    if number:
+                        await asyncio.sleep(self.pause)
+                    writer.write(part)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _send(server, https, method='DELETE', path='/api/tokens/x'):
+    return https.send(HttpRequest(method, server.url + path))
+
+
+def _refused(answer_bytes):
+    """Send one request to a server answering ``answer_bytes``: the typed error, never an answer."""
+    async def scenario():
+        async with ScriptedServer(lambda _: answer_bytes) as server:
+            https = KeepAliveHttps(None, read_timeout=10)
+            try:
+                with pytest.raises(SessionUnavailableError) as caught:
+                    answer = await _send(server, https)
+                    pytest.fail(f'accepted: HTTP {answer.status} {answer.body[:40]!r}')
+                return caught.value
+            finally:
+                https.close()
+    return asyncio.run(scenario())
+
+
+CHUNKED_HEAD = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+
+
+def test_an_endless_chunk_size_line_is_refused():
+    # 2 MiB of leading zeros is still chunk size 1 to a parser without a cap on the line.
+    _refused(CHUNKED_HEAD + b'0' * (2 * MIB) + b'1\r\nx\r\n0\r\n\r\n')
+
+
+def test_a_chunk_extension_without_end_is_refused():
+    _refused(CHUNKED_HEAD + b'1;ext=' + b'a' * (2 * MIB) + b'\r\nx\r\n0\r\n\r\n')
+
+
+@pytest.mark.parametrize('trailers', [b'X-Trailer: ' + b'a' * (2 * MIB) + b'\r\n',
+                                      b'X-Trailer: a\r\n' * (200 * 1024)])
+def test_endless_trailers_are_refused(trailers):
+    _refused(CHUNKED_HEAD + b'2\r\nok\r\n0\r\n' + trailers + b'\r\n')
+
+
+def test_a_run_of_interim_answers_is_refused_without_recursion():
+    _refused(b'HTTP/1.1 100 Continue\r\n\r\n' * 20000 + b'HTTP/1.1 204 No Content\r\n\r\n')
+
+
+def test_a_few_interim_answers_are_skipped():
+    async def scenario():
+        answer = b'HTTP/1.1 100 Continue\r\n\r\n' * 3 + b'HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno'
+        async with ScriptedServer(lambda _: answer) as server:
+            https = KeepAliveHttps(None)
+            got = await _send(server, https)
+            https.close()
+        assert (got.status, got.body) == (404, b'no')
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize('length, body', [(b'+2', b'ok'), (b'5_0', b'x' * 50), (b' 0x2', b'ok'), (b'2, 3', b'ok'),
+                                          (b'-1', b'')])
+def test_a_content_length_that_is_not_plain_digits_is_refused(length, body):
+    _refused(b'HTTP/1.1 200 OK\r\nContent-Length: ' + length + b'\r\n\r\n' + body)
+
+
+def test_a_transfer_coding_that_merely_contains_chunked_is_refused():
+    _refused(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: notchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n')
+
+
+@pytest.mark.parametrize('status', [b'700', b'99', b'1000', b'600', b'2O0'])
+def test_a_status_code_out_of_range_is_refused(status):
+    _refused(b'HTTP/1.1 ' + status + b' Odd\r\nContent-Length: 0\r\n\r\n')
+
+
+def test_a_body_larger_than_the_cap_is_refused():
+    _refused(b'HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n' + b'x' * (5 * MIB))
+
+
+@pytest.mark.parametrize('pause', [0.0, 0.2])
+def test_bytes_after_a_body_keep_the_connection_out_of_the_pool(pause):
+    """A second answer smuggled behind the first (in the same write, or a moment later while the connection is
+    idle) must never be read as the answer to the next request."""
+    forged = b'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged'
+
+    def answer(number):
+        if number == 1:
+            return [b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', forged]
+        return b'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal'
+
+    async def scenario():
+        async with ScriptedServer(answer, pause=pause) as server:
+            https = KeepAliveHttps(None)
+            try:
+                first = await _send(server, https)
+                await asyncio.sleep(pause + 0.2)            # the forged bytes have arrived
+                second = await _send(server, https)
+            finally:
+                https.close()
+            assert (first.body, second.body) == (b'ok', b'real')
+            assert server.connections == 2
+    asyncio.run(scenario())
+
+
+def test_a_well_behaved_server_keeps_one_connection():
+    async def scenario():
+        async with ScriptedServer(lambda n: b'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n' + str(n).encode()) \
+                as server:
+            https = KeepAliveHttps(None)
+            bodies = [(await _send(server, https)).body for _ in range(3)]
+            https.close()
+        assert bodies == [b'1', b'2', b'3'] and server.connections == 1
+    asyncio.run(scenario())
