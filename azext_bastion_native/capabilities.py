@@ -8,6 +8,7 @@ import platform
 from dataclasses import dataclass
 
 from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS, IP_CONNECT_PORTS
+from azext_bastion_native.errors import VALIDATION, Refused
 
 CLIENT_LABELS = {'windows': 'Windows native client', 'linux': 'Linux native client',
                  'other': 'Other native client (macOS, PuTTY)'}
@@ -17,13 +18,11 @@ METHOD_COMMANDS = {'rdp': 'az network bastion rdp', 'ssh': 'az network bastion s
 AAD_AUTH = 'aad'
 
 
-class CapabilityRefused(Exception):
+class CapabilityRefused(Refused):
     """The requested combination is not offered; `recommendation` says what to run instead."""
 
     def __init__(self, message, recommendation):
-        super().__init__(message)
-        self.message = message
-        self.recommendation = recommendation
+        super().__init__(message, recommendation, VALIDATION)
 
 
 @dataclass(frozen=True)

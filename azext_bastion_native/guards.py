@@ -155,13 +155,3 @@ def check_ssh_key_file(path, extra_suffixes=()):
                 'ssh refuses such a private key.',
                 recommendation=f'chmod 600 {path}')
     return expanded
-
-
-def require_capability(client, target_os, method, **options):
-    """capabilities.decide(), with a refusal turned into the CLI's typed error."""
-    from azext_bastion_native.capabilities import CapabilityRefused, decide
-    try:
-        return decide(client, target_os, method, **options)
-    except CapabilityRefused as refused:
-        from azure.cli.core.azclierror import ValidationError
-        raise ValidationError(refused.message, recommendation=refused.recommendation) from None

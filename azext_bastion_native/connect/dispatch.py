@@ -49,11 +49,9 @@ def choose_handler(facts):
 
 def require_handler(facts):
     """choose_handler(), with a refusal as the CLI's typed error."""
-    try:
+    from azext_bastion_native.cli_errors import refusals_as_cli_errors
+    with refusals_as_cli_errors():
         return choose_handler(facts)
-    except CapabilityRefused as refused:
-        from azure.cli.core.azclierror import ValidationError
-        raise ValidationError(refused.message, recommendation=refused.recommendation) from None
 
 
 def refuse_early(command_name, facts, resource_group, name, target_resource_id, target_ip_address):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS
+from azext_bastion_native.errors import INVALID_ARGUMENT, NOT_INSTALLED, Refused
 
 UPLOAD, DOWNLOAD = 'upload', 'download'
 LOOPBACK = '127.0.0.1'
@@ -34,11 +35,11 @@ class Transfer:
         return self.source if self.direction == UPLOAD else self.destination
 
 
-class TransferRefused(Exception):
-    def __init__(self, message, recommendation=None):
-        super().__init__(message)
-        self.message = message
-        self.recommendation = recommendation
+class TransferRefused(Refused):
+    """A local path or program that rules the transfer out; ``kind`` 'invalid-argument' or 'not-installed'."""
+
+    def __init__(self, message, recommendation=None, kind=INVALID_ARGUMENT):
+        super().__init__(message, recommendation, kind)
 
 
 def local_operand(path):
@@ -120,7 +121,7 @@ def find_scp(which=shutil.which):
     if not path:
         raise TransferRefused('No OpenSSH scp was found on PATH.',
                               'Install OpenSSH (Debian/Ubuntu: apt-get install openssh-client; Windows: Settings > '
-                              'Optional features > OpenSSH Client).')
+                              'Optional features > OpenSSH Client).', NOT_INSTALLED)
     return path
 
 
@@ -158,22 +159,18 @@ def run_transfer(destination, login, transfer, scp_program, extra_args, environm
 def _refuse_offline(cli_ctx, client, transfer, auth_type, username, ssh_key, which):
     """Limitations before any network call: Cloud Shell, the table's tunnel row, sign-in arguments, the key
     file, local paths, scp itself. Returns (key path, scp program)."""
-    from azure.cli.core.azclierror import InvalidArgumentValueError, UnclassifiedUserFault
+    from azext_bastion_native.capabilities import decide
+    from azext_bastion_native.cli_errors import refusals_as_cli_errors
     from azext_bastion_native.connect.session import check_ssh_login_arguments
-    from azext_bastion_native.guards import (check_ssh_key_file, cloud_vault_suffixes, refuse_in_cloud_shell,
-                                             require_capability)
+    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes, refuse_in_cloud_shell
     refuse_in_cloud_shell(f'network bastion file {transfer.direction}')
-    require_capability(client, None, 'tunnel', file_transfer=True)
+    with refusals_as_cli_errors():
+        decide(client, None, 'tunnel', file_transfer=True)
     check_ssh_login_arguments(auth_type, username, ssh_key)
     key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cli_ctx)) if ssh_key else None
-    try:
+    with refusals_as_cli_errors():
         check_local_paths(transfer)
-    except TransferRefused as err:
-        raise InvalidArgumentValueError(err.message, recommendation=err.recommendation) from None
-    try:
         return key_path, find_scp(which)
-    except TransferRefused as err:
-        raise UnclassifiedUserFault(err.message, recommendation=err.recommendation) from None
 
 
 def file_transfer_command(cmd, direction, resource_group_name, name, target_resource_id, auth_type, source,

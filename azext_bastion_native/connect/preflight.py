@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from azext_bastion_native.bastion_facts import (
     DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, ip_connect_ports_text, sku_name, subscription_of)
 from azext_bastion_native.dataplane.protocol import Endpoint, Target
+from azext_bastion_native.errors import Refused
 
 
-class PreflightError(Exception):
-    """``kind``: 'missing' | 'mutually-exclusive' | 'invalid-argument' | 'validation' (the azclierror to raise)."""
+class PreflightError(Refused):
+    """``kind``: 'missing' | 'mutually-exclusive' | 'invalid-argument' | 'validation' (errors.py)."""
 
     def __init__(self, kind, message, recommendation=None):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.recommendation = recommendation
+        super().__init__(message, recommendation, kind)
 
 
 @dataclass(frozen=True)

@@ -50,26 +50,12 @@ def token_expiry(entry):
         return None
 
 
-@contextlib.contextmanager
-def preflight_errors():
-    """The tunnel engine's pre-flight refusals as the CLI's typed errors."""
-    from azure.cli.core import azclierror
-    from azext_bastion_native.connect.preflight import PreflightError
-    errors = {'missing': azclierror.RequiredArgumentMissingError,
-              'mutually-exclusive': azclierror.MutuallyExclusiveArgumentError,
-              'invalid-argument': azclierror.InvalidArgumentValueError}
-    try:
-        yield
-    except PreflightError as err:
-        raise errors.get(err.kind, azclierror.ValidationError)(err.message, recommendation=err.recommendation) \
-            from None
-
-
 def connect_request(resource_group, name, target_resource_id, target_ip_address, port):
     """The tunnel engine's request; its argument checks (no network) run here."""
+    from azext_bastion_native.cli_errors import refusals_as_cli_errors
     from azext_bastion_native.connect.preflight import ConnectRequest, check_arguments
     request = ConnectRequest(resource_group, name, port, target_resource_id, target_ip_address)
-    with preflight_errors():
+    with refusals_as_cli_errors():
         check_arguments(request)
     return request
 
@@ -77,10 +63,11 @@ def connect_request(resource_group, name, target_resource_id, target_ip_address,
 def resolve_endpoint(cli_ctx, request):
     """One ARM GET of the host (native client on, IP connect when asked): (host, Endpoint, Target, get_token)."""
     from azext_bastion_native._client_factory import cf_network
+    from azext_bastion_native.cli_errors import refusals_as_cli_errors
     from azext_bastion_native.connect.preflight import plan_connection
     from azext_bastion_native.management.hosts import get_host
     host = get_host(cf_network(cli_ctx), request.resource_group, request.name)
-    with preflight_errors():
+    with refusals_as_cli_errors():
         endpoint, target = plan_connection(host, request)
     return host, endpoint, target, arm_token_getter(cli_ctx, subscription_of(host.id))
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS
+from azext_bastion_native.errors import Refused
 
 COMMAND_NAME = 'network bastion ssh-config'
 FILE_MODE = 0o600
@@ -25,14 +26,11 @@ _ALIAS = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 _HOST_LINE = re.compile(r'^\s*host\s*[=\s]\s*(?P<patterns>.*)$', re.IGNORECASE)
 
 
-class SshConfigError(Exception):
-    """``kind``: 'invalid-argument' | 'exists' | 'damaged' (the CLI maps it to an azclierror type)."""
+class SshConfigError(Refused):
+    """``kind``: 'invalid-argument' | 'exists' | 'damaged' (errors.py)."""
 
     def __init__(self, kind, message, recommendation=None):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.recommendation = recommendation
+        super().__init__(message, recommendation, kind)
 
 
 def start_marker(alias):
@@ -210,20 +208,14 @@ def write_block(path, alias, block, overwrite=False):
 
 
 # -- the command ------------------------------------------------------------------------------------------
-def _cli_error(err):
-    from azure.cli.core import azclierror
-    kinds = {'invalid-argument': azclierror.InvalidArgumentValueError, 'exists': azclierror.ArgumentUsageError,
-             'damaged': azclierror.FileOperationError}
-    return kinds[err.kind](err.message, recommendation=err.recommendation)
-
-
 @contextlib.contextmanager
 def _file_errors(config_file):
     from azure.cli.core.azclierror import FileOperationError
+    from azext_bastion_native.cli_errors import cli_error
     try:
         yield
     except SshConfigError as err:
-        raise _cli_error(err) from None
+        raise cli_error(err) from None
     except (OSError, UnicodeError) as err:
         raise FileOperationError(f"Cannot update '{config_file}': {getattr(err, 'strerror', None) or err}.") \
             from None

@@ -2,13 +2,12 @@
 # The native client setting of a Bastion host: what it is, and turning it on or off safely.
 # --------------------------------------------------------------------------------------------
 from knack.log import get_logger
-from knack.prompting import prompt_y_n, NoTTYException
 
 from azure.cli.core import azclierror
 
 from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, sku_name
 from azext_bastion_native.management import hosts
-from azext_bastion_native.management.operations import wait_for
+from azext_bastion_native.management.operations import confirm, wait_for
 
 logger = get_logger(__name__)
 
@@ -36,15 +35,9 @@ def _resource_group(resource_id):
     return parse_resource_id(resource_id or '').get('resource_group')
 
 
-def _confirm(message, yes, flag_hint):
-    if yes:
-        return
-    try:
-        if not prompt_y_n(message, default='n'):
-            raise azclierror.ManualInterrupt('Cancelled; nothing was changed.')
-    except NoTTYException:
-        raise azclierror.ArgumentUsageError(f'{message} There is no terminal to ask on.',
-                                            recommendation=f'Add {flag_hint} to confirm.') from None
+def _confirm_change(question, yes):
+    confirm(question, yes, 'Cancelled; nothing was changed.', f'{question} There is no terminal to ask on.',
+            'Add --yes to confirm.')
 
 
 def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_connect=False, yes=False,
@@ -69,8 +62,8 @@ def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_c
         logger.warning('Native client is already enabled on %s; nothing to change.', label)
         return host
     if upgrading:
-        _confirm(f'{label} will be upgraded from {sku} to Standard to enable native client. Pricing changes, and '
-                 'the SKU cannot be downgraded again. Continue?', yes, '--yes')
+        _confirm_change(f'{label} will be upgraded from {sku} to Standard to enable native client. Pricing changes, '
+                        'and the SKU cannot be downgraded again. Continue?', yes)
         from azure.mgmt.network.models import Sku
         host.sku = Sku(name='Standard')
     host.enable_tunneling = True
@@ -86,8 +79,8 @@ def disable(cli_ctx, client, resource_group, name, yes=False, no_wait=False):
     if not host.enable_tunneling:
         logger.warning('Native client is already disabled on %s; nothing to change.', label)
         return host
-    _confirm(f'Native client connections through {label} (az network bastion ssh/rdp/tunnel) will stop working. '
-             'Continue?', yes, '--yes')
+    _confirm_change(f'Native client connections through {label} (az network bastion ssh/rdp/tunnel) will stop '
+                    'working. Continue?', yes)
     host.enable_tunneling = False
     poller = hosts.put_host(client, resource_group, name, host, etag=host.etag, no_wait=no_wait)
     return None if no_wait else wait_for(cli_ctx, poller, label, start_msg=f'Disabling native client on {label}')

@@ -14,6 +14,7 @@ from knack.log import get_logger
 from azext_bastion_native._client_factory import cf_network
 from azext_bastion_native.management.errors import arm_errors
 from azext_bastion_native.management.hosts import BASTION_SUBNET, get_host
+from azext_bastion_native.management.operations import confirm
 from azext_bastion_native.nsg.check import check
 from azext_bastion_native.nsg.plan import plan_apply
 from azext_bastion_native.nsg.rule_set import rule_to_arm
@@ -103,19 +104,6 @@ def _describe(plan, associate, nsg_label):
     return lines
 
 
-def _confirm(lines, yes):
-    if yes:
-        return
-    from knack.prompting import NoTTYException, prompt_y_n
-    try:
-        if not prompt_y_n('Apply these changes to the existing NSG?', default='n'):
-            raise azclierror.ManualInterrupt('Nothing was changed.')
-    except NoTTYException:
-        raise azclierror.ArgumentUsageError(
-            'The NSG exists and would change (' + '; '.join(lines) + '), and there is no terminal to confirm on.',
-            recommendation='Review the changes, then run the command again with --yes.') from None
-
-
 def _put_rule(client, nsg_rg, nsg_name, write, etags):
     from azure.mgmt.network.models import SecurityRule
     # an add must not overwrite a rule someone created meanwhile; an update only the version we read
@@ -196,7 +184,9 @@ def apply(cli_ctx, resource_group, name, ports, nsg_name=None, yes=False, no_wai
         logger.warning('Changes to the existing NSG %s:', label)
         for line in lines:
             logger.warning('  %s', line)
-        _confirm(lines, yes)
+        confirm('Apply these changes to the existing NSG?', yes, 'Nothing was changed.',
+                'The NSG exists and would change (' + '; '.join(lines) + '), and there is no terminal to confirm on.',
+                'Review the changes, then run the command again with --yes.')
     location = None
     if plan.create_nsg:
         with arm_errors(f"Virtual network '{target.vnet}'"):

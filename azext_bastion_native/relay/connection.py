@@ -1,24 +1,22 @@
 # --------------------------------------------------------------------------------------------
 # One relayed connection, start to end: mint a session, open its websocket, pump bytes, delete the
 # session. Shared by the TCP tunnel and the stdio proxy. One log line when it opens (debug) and one
-# when it closes (info, with how it ended: close codes included) - never per chunk, never a token.
+# when it closes (info) - never per chunk, never a token.
 # --------------------------------------------------------------------------------------------
 """Relay one local connection through a fresh Bastion session."""
 
 import asyncio
 import logging
 import time
-from typing import Any, Optional
 
 from ..dataplane import DataPlaneError
-from ..dataplane.protocol import Target
-from .pump import LocalEnd, Relay, RelayResult
+from .pump import READ_SIZE, relay
 
 logger = logging.getLogger(__name__)
 
 
-async def relay_connection(client: Any, target: Target, local: LocalEnd, label: str) -> Optional[RelayResult]:
-    """Relay the ``local`` connection to ``target`` through ``client`` (a DataPlaneClient).
+async def relay_connection(client, target, reader, writer, label, read_size=READ_SIZE):
+    """Relay ``reader``/``writer`` to ``target`` through ``client`` (a DataPlaneClient).
 
     Returns the RelayResult, or None when no session could be opened (the local side is closed then,
     and one line says why). Cancelling the task stops the relay and still deletes the session."""
@@ -28,15 +26,15 @@ async def relay_connection(client: Any, target: Target, local: LocalEnd, label: 
         session = await client.mint(target)
     except DataPlaneError as err:
         logger.warning('%s: %s', label, err)
-        local.abort()
+        writer.transport.abort()
         return None
     except asyncio.CancelledError:
-        local.abort()
+        writer.transport.abort()
         raise
     try:
         websocket = await client.connect(session)
     except (DataPlaneError, asyncio.CancelledError) as err:
-        local.abort()
+        writer.transport.abort()
         await _delete(client, session)
         if isinstance(err, asyncio.CancelledError):
             raise
@@ -45,7 +43,7 @@ async def relay_connection(client: Any, target: Target, local: LocalEnd, label: 
     setup_ms = (time.monotonic() - started) * 1000
     result = None
     try:
-        result = await Relay(local, websocket).run()
+        result = await relay(reader, writer, websocket, read_size=read_size)
         return result
     finally:
         await _delete(client, session)
@@ -56,7 +54,7 @@ async def relay_connection(client: Any, target: Target, local: LocalEnd, label: 
             logger.info('%s: closed after %.1fs (stopped)', label, time.monotonic() - started)
 
 
-async def _delete(client: Any, session: Any) -> None:
+async def _delete(client, session):
     # Shielded: a second cancellation (shutdown) must not abandon the DELETE half-way; the client's
     # aclose() deletes anything left over in any case.
     try:

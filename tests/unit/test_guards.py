@@ -198,10 +198,3 @@ def test_outside_cloud_shell_nothing_happens(monkeypatch, value):
         monkeypatch.setenv('ACC_CLOUD', value)
     assert guards.in_cloud_shell() == bool(in_cloud_console())
     assert guards.refuse_in_cloud_shell('network bastion ssh') is None
-
-
-def test_require_capability_raises_the_cli_error():
-    with pytest.raises(ValidationError) as refused:
-        guards.require_capability('linux', 'windows', 'tunnel', auth_type='aad')
-    assert 'Entra ID' in str(refused.value)
-    assert guards.require_capability('windows', 'windows', 'rdp', auth_type='aad').method == 'rdp'
