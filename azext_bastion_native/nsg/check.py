@@ -1,17 +1,22 @@
 """How an existing NSG (ARM JSON: properties.securityRules[]) compares with Bastion's rule set. Pure.
 
 Evaluated the way NSGs are: per direction, lowest priority number first, first match wins. Every Bastion flow is
-TCP, so flows are probed with Tcp. A '*' on Bastion's own side of a rule is its subnet, which is inside the
-VirtualNetwork tag. Address prefixes (CIDRs) and application security groups cannot be related to service tags
-without Azure's tag ranges: they never count as allowing a flow, and a Deny using them is reported as a warning."""
+TCP, so flows are probed with Tcp. A '*' on Bastion's own side of a rule is its subnet: VirtualNetwork or a
+prefix holding AzureBastionSubnet covers it too. Other address prefixes and application security groups cannot
+be related to service tags without Azure's tag ranges: they never count as allowing a flow (a Deny using them is
+reported as a warning), with one exception Microsoft documents: the inbound 443 rule may come from "a set of
+public IP addresses that you specify" instead of Internet. Such a rule is "narrowed": Bastion still works for
+those clients, so it is compliant and kept as it is."""
 
 from dataclasses import dataclass, field
 
 from azext_bastion_native.nsg.ports import ALL_PORTS, port_ranges, range_text, subtract
-from azext_bastion_native.nsg.rule_set import TARGET_PORTS_RULE, bastion_rule_set, rule_named
+from azext_bastion_native.nsg.rule_set import AZURE_REQUIRED, bastion_rule_set, target_ports
 
 ANY_ADDRESSES = ('*', 'any', '0.0.0.0/0', '::/0')
-BASTION_SIDE = 'virtualnetwork'
+VNET = 'virtualnetwork'
+INTERNET = 'internet'
+BASTION_SIDE = '<azurebastionsubnet>'     # the subnet itself: what '*' stands for on Bastion's side of a rule
 FAILING_KINDS = ('no-nsg', 'missing', 'breaking')
 # Azure's default AllowVnetOutBound: what reaches the virtual network when no rule of ours denies it.
 DEFAULT_VNET_OUTBOUND = 'AllowVnetOutBound (default, 65000)'
@@ -29,12 +34,23 @@ class UserRule:  # pylint: disable=too-many-instance-attributes
     destinations: tuple
     ports: tuple            # ((low, high), ...)
     raw: dict = field(default=None, compare=False, hash=False)
+    bastion_nets: tuple = field(default=(), compare=False, hash=False)    # AzureBastionSubnet's prefixes
+
+    def _carries(self, port):
+        return self.protocol.lower() in ('*', 'tcp') and any(low <= port <= high for low, high in self.ports)
 
     def matches(self, source, destination, port):
-        return (self.protocol.lower() in ('*', 'tcp')
-                and _address_matches(self.sources, source)
-                and _address_matches(self.destinations, destination)
-                and any(low <= port <= high for low, high in self.ports))
+        """The rule applies to all of this traffic."""
+        return (self._carries(port)
+                and _address_matches(self.sources, source, self.bastion_nets)
+                and _address_matches(self.destinations, destination, self.bastion_nets))
+
+    def allows_narrowly(self, source, destination, port):
+        """An Allow for only part of this traffic that Bastion still works with (see the module docstring)."""
+        sides = ((self.sources, source), (self.destinations, destination))
+        return (self.access == 'Allow' and self._carries(port) and not self.matches(source, destination, port)
+                and all(_address_matches(a, tag, self.bastion_nets) or (tag == INTERNET and _public_only(a))
+                        for a, tag in sides))
 
     @property
     def uses_prefixes(self):
@@ -44,7 +60,7 @@ class UserRule:  # pylint: disable=too-many-instance-attributes
 @dataclass(frozen=True)
 class Finding:
     rule: str           # the required rule this is about ('' for NSG-wide warnings)
-    kind: str           # 'present' | 'missing' | 'wider' | 'breaking' | 'warning' | 'no-nsg'
+    kind: str           # 'present' | 'narrowed' | 'missing' | 'wider' | 'breaking' | 'warning' | 'no-nsg'
     detail: str
     related: tuple = ()  # names of the user's rules involved
 
@@ -74,8 +90,29 @@ def _is_prefix(address):
     return any(ch.isdigit() for ch in address) and address not in ANY_ADDRESSES
 
 
-def _address_matches(addresses, tag):
+def _network(address):
+    import ipaddress
+    try:
+        return ipaddress.ip_network(address, strict=False)
+    except ValueError:
+        return None
+
+
+def _holds_bastion(address, bastion_nets):
+    net = _network(address) if _is_prefix(address) else None
+    return net is not None and any(b.version == net.version and b.subnet_of(net) for b in bastion_nets)
+
+
+def _address_matches(addresses, tag, bastion_nets=()):
+    if tag == BASTION_SIDE:
+        return any(a in ANY_ADDRESSES or a == VNET or _holds_bastion(a, bastion_nets) for a in addresses)
     return any(a in ANY_ADDRESSES or a == tag for a in addresses)
+
+
+def _public_only(addresses):
+    """Every address is a prefix on the public Internet (what Microsoft allows in place of the Internet tag)."""
+    nets = [_network(a) if _is_prefix(a) else None for a in addresses]
+    return bool(nets) and all(net is not None and net.is_global for net in nets)
 
 
 def arm_properties(rule):
@@ -90,8 +127,11 @@ def _listed(props, single, plural):
     return tuple(str(v).lower() for v in values)
 
 
-def user_rules(nsg):
-    """The NSG's own rules (not Azure's default ones), normalised, sorted by direction and priority."""
+def user_rules(nsg, bastion_prefixes=()):
+    """The NSG's own rules (not Azure's default ones), normalised, sorted by direction and priority.
+
+    bastion_prefixes: AzureBastionSubnet's address prefixes, so rules naming the subnet itself count for it."""
+    bastion_nets = tuple(net for net in (_network(p) for p in bastion_prefixes) if net is not None)
     rules = []
     for rule in arm_properties(nsg or {}).get('securityRules') or []:
         props = arm_properties(rule)
@@ -102,7 +142,7 @@ def user_rules(nsg):
             sources=_listed(props, 'sourceAddressPrefix', 'sourceAddressPrefixes'),
             destinations=_listed(props, 'destinationAddressPrefix', 'destinationAddressPrefixes'),
             ports=port_ranges(_listed(props, 'destinationPortRange', 'destinationPortRanges')),
-            raw=rule))
+            raw=rule, bastion_nets=bastion_nets))
     return sorted(rules, key=lambda r: (r.direction, r.priority))
 
 
@@ -112,10 +152,20 @@ def _probe_tag(address):
 
 def first_match(rules, direction, source, destination, port):
     """The rule an NSG applies to this traffic (lowest priority number first), or None."""
+    return first_decision(rules, direction, source, destination, port)[0]
+
+
+def first_decision(rules, direction, source, destination, port):
+    """(rule, narrowed): the first rule that applies to all of this traffic, or an earlier Allow for the part of it
+    Bastion needs (narrowed=True); (None, False) when no rule decides."""
     for rule in rules:
-        if rule.direction == direction and rule.matches(source, destination, port):
-            return rule
-    return None
+        if rule.direction != direction:
+            continue
+        if rule.matches(source, destination, port):
+            return rule, False
+        if rule.allows_narrowly(source, destination, port):
+            return rule, True
+    return None, False
 
 
 def _segments(needed, rules, direction):
@@ -141,9 +191,10 @@ def _flow(required):
 
 
 def decisions(rules, required):
+    """[(port range, deciding rule or None, narrowed)] for the traffic `required` is about."""
     direction, source, destination = _flow(required)
     needed = port_ranges(required.ports)
-    return [(piece, first_match(rules, direction, source, destination, piece[0]))
+    return [(piece, *first_decision(rules, direction, source, destination, piece[0]))
             for piece in _segments(needed, rules, direction)]
 
 
@@ -160,26 +211,35 @@ def _shadows(rules, deny, required, port):
         return True
     direction, source, destination = _flow(required)
     return any(rule.access == 'Allow' and rule.priority > deny.priority and rule.direction == direction
-               and rule.matches(source, destination, port) for rule in rules)
+               and (rule.matches(source, destination, port) or rule.allows_narrowly(source, destination, port))
+               for rule in rules)
 
 
 def _check_allow(rules, required, required_set):
     verdicts = [(piece, None if rule is not None and rule.access == 'Deny'
-                 and not _shadows(rules, rule, required, piece[0]) else rule)
-                for piece, rule in decisions(rules, required)]
-    blocked = [(piece, rule) for piece, rule in verdicts if rule is not None and rule.access == 'Deny']
+                 and not _shadows(rules, rule, required, piece[0]) else rule, narrowed)
+                for piece, rule, narrowed in decisions(rules, required)]
+    blocked = [(piece, rule) for piece, rule, _ in verdicts if rule is not None and rule.access == 'Deny']
     if blocked:
         names = tuple(dict.fromkeys(rule.name for _, rule in blocked))
         ports = range_text(piece for piece, _ in blocked)
         return Finding(required.name, 'breaking',
                        f'{required.direction.lower()} {ports} from {required.source} to {required.destination} is '
                        f'denied by {", ".join(names)} before any allow rule: Bastion stops working', names)
-    uncovered = [piece for piece, rule in verdicts if rule is None]
-    covering = tuple(dict.fromkeys(rule for _, rule in verdicts if rule is not None))
+    uncovered = [piece for piece, rule, _ in verdicts if rule is None]
+    covering = tuple(dict.fromkeys(rule for _, rule, _ in verdicts if rule is not None))
     if uncovered:
+        refused = ' (Azure refuses this NSG on AzureBastionSubnet without it)' if required.name in AZURE_REQUIRED \
+            else ''
         return Finding(required.name, 'missing',
                        f'no rule allows {required.direction.lower()} {range_text(uncovered)} from {required.source} '
-                       f'to {required.destination}', tuple(r.name for r in covering))
+                       f'to {required.destination}{refused}', tuple(r.name for r in covering))
+    narrowing = tuple(dict.fromkeys(rule for _, rule, narrowed in verdicts if narrowed))
+    if narrowing:
+        return Finding(required.name, 'narrowed',
+                       '; '.join(f'{rule.name} allows it only from {", ".join(rule.sources)}, not all of '
+                                 f'{required.source}: Bastion works for those clients, kept as it is'
+                                 for rule in narrowing), tuple(r.name for r in covering))
     wider = []
     for rule in covering:
         extra = subtract(rule.ports, _allowed_elsewhere(required_set, required))
@@ -201,7 +261,7 @@ def _check_allow(rules, required, required_set):
 def _vnet_outbound(rules, allowed_ports):
     """Ports that reach the virtual network although they are not target ports: (ports, deciding rules)."""
     leaks = []
-    for piece, rule in ((p, first_match(rules, 'Outbound', BASTION_SIDE, BASTION_SIDE, p[0]))
+    for piece, rule in ((p, first_match(rules, 'Outbound', BASTION_SIDE, VNET, p[0]))
                         for p in _segments(ALL_PORTS, rules, 'Outbound')):
         if rule is not None and rule.access == 'Deny':
             continue
@@ -218,7 +278,7 @@ def _check_deny(rules, required, required_set):
     if not leaks:
         deciding = tuple(dict.fromkeys(
             rule.name for rule in rules if rule.direction == 'Outbound' and rule.access == 'Deny'
-            and rule.matches(BASTION_SIDE, BASTION_SIDE, 0)))
+            and rule.matches(BASTION_SIDE, VNET, 0)))
         return Finding(required.name, 'present', 'every other port to VirtualNetwork is denied', deciding)
     through_default = [piece for extra, rule in leaks if rule is None for piece in extra]
     through_rules = tuple(dict.fromkeys(rule.name for _, rule in leaks if rule is not None))
@@ -242,25 +302,26 @@ def _warnings(rules, ports, vm_ports):
         port = int(port)
         if any(low <= port <= high for low, high in target):
             continue
-        rule = first_match(rules, 'Outbound', BASTION_SIDE, BASTION_SIDE, port)
+        rule = first_match(rules, 'Outbound', BASTION_SIDE, VNET, port)
         if rule is not None and rule.access == 'Deny':
             found.append(Finding('', 'warning', f'VM port {port} used by native client is blocked by {rule.name}: '
                                                 'connections to it will be refused', (rule.name,)))
     return found
 
 
-def check(nsg, ports=None, vm_ports=(22, 3389)):
+def check(nsg, ports=None, vm_ports=(22, 3389), bastion_prefixes=()):
     """Report on an NSG (ARM JSON, or None when AzureBastionSubnet has none) against the rule set for `ports`.
 
-    vm_ports: ports the VMs are reached on by native client; one blocked and outside `ports` is a warning."""
+    vm_ports: ports the VMs are reached on by native client; one blocked and outside `ports` is a warning.
+    bastion_prefixes: AzureBastionSubnet's address prefixes (rules may name the subnet instead of '*')."""
     required_set = bastion_rule_set(ports)
-    target_ports = list(rule_named(required_set, TARGET_PORTS_RULE).ports)
+    ports_reached = target_ports(ports)
     if nsg is None:
         findings = [Finding('', 'no-nsg', 'AzureBastionSubnet has no network security group: nothing limits the '
                                           'ports native client reaches')]
         findings += [Finding(r.name, 'missing', 'no NSG') for r in required_set]
-        return Report('', target_ports, findings)
-    rules = user_rules(nsg)
+        return Report('', ports_reached, findings)
+    rules = user_rules(nsg, bastion_prefixes)
     findings = [(_check_deny if r.access == 'Deny' else _check_allow)(rules, r, required_set) for r in required_set]
-    findings += _warnings(rules, target_ports, vm_ports)
-    return Report(nsg.get('id') or nsg.get('name', ''), target_ports, findings)
+    findings += _warnings(rules, ports_reached, vm_ports)
+    return Report(nsg.get('id') or nsg.get('name', ''), ports_reached, findings)

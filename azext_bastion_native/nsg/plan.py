@@ -2,13 +2,17 @@
 
 Priorities are unique per direction: when ours is taken, the nearest free one (inside the window that keeps the rule
 effective) is used instead and recorded. Writes are ordered so Bastion works after each one: allow rules first, the
-Deny last (the caller associates the NSG after all rules)."""
+Deny last (the caller associates the NSG after all rules). The user's rules are never written wider than they are:
+where a rule of the set's name exists but allows less than Bastion needs, ours is added beside it under another
+name. A Deny of the user's that blocks a required flow is not outranked unless the caller asks (override_denies);
+a plan that would still leave the NSG non-compliant lists why in `blocked`, and nothing of it should be written."""
 
 from dataclasses import dataclass
 
-from azext_bastion_native.nsg.check import Report, arm_properties, check, decisions, user_rules
-from azext_bastion_native.nsg.ports import port_ranges, range_text
-from azext_bastion_native.nsg.rule_set import Rule, bastion_rule_set, rule_as_row, rule_to_arm
+from azext_bastion_native.nsg.check import (ANY_ADDRESSES, FAILING_KINDS, Report, arm_properties, check, decisions,
+                                            user_rules)
+from azext_bastion_native.nsg.ports import port_ranges, range_text, subtract
+from azext_bastion_native.nsg.rule_set import CUSTOM_PORTS_RULE, Rule, bastion_rule_set, rule_as_row, rule_to_arm
 
 MIN_PRIORITY, MAX_PRIORITY = 100, 4096
 
@@ -29,6 +33,7 @@ class Plan:
     moved: list         # [{'rule', 'wanted', 'priority', 'because'}]
     unresolved: list    # findings a write of ours cannot fix without changing the user's own rules
     report: Report
+    blocked: list = None    # why the NSG would still be refused: nothing of this plan may be written
 
     @property
     def empty(self):
@@ -39,7 +44,7 @@ class Plan:
             'nsg': self.nsg, 'createNsg': self.create_nsg,
             'writes': [dict(rule_as_row(w.rule), action=w.action, reason=w.reason,
                             previous=w.previous) for w in self.writes],
-            'moved': list(self.moved), 'unresolved': list(self.unresolved),
+            'moved': list(self.moved), 'unresolved': list(self.unresolved), 'blocked': list(self.blocked or []),
         }
 
 
@@ -63,6 +68,19 @@ def _same_content(user_rule, rule):
             and user_rule.ports == port_ranges(rule.ports))
 
 
+def _covered(wanted, have):
+    return any(h in ANY_ADDRESSES or h == w for h in have for w in wanted) if wanted else True
+
+
+def _within(rule, user_rule):
+    """`rule` allows nothing `user_rule` does not: writing it in place of the user's rule does not widen it."""
+    return (rule.direction == user_rule.direction and rule.access == user_rule.access
+            and user_rule.protocol.lower() in ('*', rule.protocol.lower())
+            and not subtract(port_ranges(rule.ports), user_rule.ports)
+            and _covered((rule.source.lower(),), user_rule.sources)
+            and _covered((rule.destination.lower(),), user_rule.destinations))
+
+
 def _nearest_free(wanted, low, high, taken):
     for distance in range(0, MAX_PRIORITY - MIN_PRIORITY + 1):
         for candidate in (wanted - distance, wanted + distance):
@@ -72,13 +90,14 @@ def _nearest_free(wanted, low, high, taken):
 
 
 class _Planner:  # pylint: disable=too-many-instance-attributes
-    def __init__(self, nsg, ports):
-        self.rules = user_rules(nsg)
+    def __init__(self, nsg, ports, bastion_prefixes=(), override_denies=False):
+        self.rules = user_rules(nsg, bastion_prefixes)
         self.by_name = {r.name.lower(): r for r in self.rules}
-        self.report = check(nsg, ports)
+        self.report = check(nsg, ports, bastion_prefixes=bastion_prefixes)
         self.required = bastion_rule_set(ports)
         self.required_names = {r.name.lower() for r in self.required}
-        self.writes, self.moved, self.unresolved = [], [], []
+        self.override_denies = override_denies
+        self.writes, self.moved, self.unresolved, self.blocked = [], [], [], []
         # priorities held per direction; a rule of ours that gets rewritten releases its own
         self.taken = {d: {r.priority for r in self.rules if r.direction == d} for d in ('Inbound', 'Outbound')}
         self.final = {}     # required rule name -> priority it ends with
@@ -91,7 +110,7 @@ class _Planner:  # pylint: disable=too-many-instance-attributes
             vnet_allows = [self.final[r.name] for r in self.required
                            if r.access == 'Allow' and r.direction == 'Outbound' and r.destination == 'VirtualNetwork']
             return max(vnet_allows + [low - 1]) + 1, high
-        for _, rule in decisions(self.rules, required):
+        for _, rule, _ in decisions(self.rules, required):
             if rule is not None and rule.access == 'Deny' and rule.name.lower() != required.name.lower():
                 high = min(high, rule.priority - 1)
         return low, high
@@ -107,8 +126,21 @@ class _Planner:  # pylint: disable=too-many-instance-attributes
             return f'priority {required.priority} is taken by {holder}'
         return f'it must come within {low}-{high} to take effect'
 
+    def free_name(self, base):
+        names = set(self.by_name) | {w.rule.name.lower() for w in self.writes}
+        candidates = [f'{base}-bastion'] + [f'{base}-bastion-{n}' for n in range(2, 100)]
+        return next(c for c in candidates if c.lower() not in names)
+
     def write(self, required, finding):
         existing = self.by_name.get(required.name.lower())
+        if existing is not None and required.name != CUSTOM_PORTS_RULE and not _within(required, existing):
+            # never written wider than it is: the user's rule stays, ours goes in beside it
+            required = Rule(self.free_name(required.name), required.direction, required.priority, required.source,
+                            required.destination, required.ports, required.protocol, required.access,
+                            required.description)
+            finding = type(finding)(finding.rule, finding.kind, f'{finding.detail}; your {existing.name} is kept as '
+                                    f'it is', finding.related)
+            existing = None
         taken = set(self.taken[required.direction])
         if existing is not None and existing.direction == required.direction:
             taken.discard(existing.priority)
@@ -130,7 +162,7 @@ class _Planner:  # pylint: disable=too-many-instance-attributes
         if existing is not None:
             self.taken[existing.direction].discard(existing.priority)
         self.taken[required.direction].add(priority)
-        self.final[required.name] = priority
+        self.final[required.name] = self.final[finding.rule] = priority
         self.writes.append(RuleWrite('update' if existing is not None else 'add', rule,
                                      f'{finding.kind}: {finding.detail}',
                                      _user_row(existing) if existing is not None else None))
@@ -139,7 +171,10 @@ class _Planner:  # pylint: disable=too-many-instance-attributes
         for required in self.required:      # allow rules come first in the rule set, the Deny last
             finding = next(f for f in self.report.findings if f.rule == required.name)
             ours = self.by_name.get(required.name.lower())
-            if finding.kind == 'present':
+            if finding.kind in ('present', 'narrowed'):
+                self.keep(required, finding)
+            elif finding.kind == 'breaking' and not self.override_denies:
+                self.blocked.append(f'{required.name}: {finding.detail}')
                 self.keep(required, finding)
             elif finding.kind == 'wider' and not (ours is not None and ours.name in finding.related):
                 # the wide rule is the user's own: narrowing or shadowing it is their call. A rule of ours
@@ -153,11 +188,19 @@ class _Planner:  # pylint: disable=too-many-instance-attributes
         return self
 
 
-def plan_apply(nsg, ports=None, nsg_name=''):
-    """The writes that make `nsg` (ARM JSON, or None: a new NSG) compliant for `ports`; empty when it is."""
-    planner = _Planner(nsg, ports).plan()
+def plan_apply(nsg, ports=None, nsg_name='', bastion_prefixes=(), override_denies=False):
+    """The writes that make `nsg` (ARM JSON, or None: a new NSG) compliant for `ports`; empty when it is.
+
+    override_denies: place Bastion's allow rules above the user's Deny rules that block them. The result is
+    checked again: whatever would still be missing or breaking is listed in `blocked`."""
+    planner = _Planner(nsg, ports, bastion_prefixes, override_denies).plan()
     name = (nsg or {}).get('name') or nsg_name
-    return Plan(name, nsg is None, planner.writes, planner.moved, planner.unresolved, planner.report)
+    plan = Plan(name, nsg is None, planner.writes, planner.moved, planner.unresolved, planner.report,
+                list(planner.blocked))
+    if not plan.blocked:
+        after = check(apply_to_json(nsg, plan), ports, bastion_prefixes=bastion_prefixes)
+        plan.blocked = [f'{f.rule}: {f.detail}' for f in after.findings if f.kind in FAILING_KINDS]
+    return plan
 
 
 def apply_to_json(nsg, plan):

@@ -1,12 +1,19 @@
-"""The NSG rule set AzureBastionSubnet needs (DESIGN.md section 5), limited to the target ports native client uses,
-as data: the rules, their rows for -o table/json, and their ARM JSON. Pure: no Azure calls, no azure.cli imports."""
+"""The NSG rule set for AzureBastionSubnet (DESIGN.md section 5): Azure's required rules, the target ports native
+client uses, and a Deny for every other port to the virtual network, as data: the rules, their rows for
+-o table/json, and their ARM JSON. Pure: no Azure calls, no azure.cli imports."""
 
 from dataclasses import dataclass, field
 
-from azext_bastion_native.nsg.ports import parse_ports
+from azext_bastion_native.nsg.ports import DEFAULT_TARGET_PORTS, parse_ports
 
-# The one rule of the set that carries the target ports (--ports).
-TARGET_PORTS_RULE = 'AllowSshRdpOutbound'
+# Azure refuses an NSG on AzureBastionSubnet without these (NetworkSecurityGroupNotCompliantForAzureBastionSubnet),
+# Microsoft's published list: learn.microsoft.com/azure/bastion/bastion-nsg.
+AZURE_REQUIRED = ('AllowHttpsInbound', 'AllowGatewayManagerInbound', 'AllowAzureLoadBalancerInbound',
+                  'AllowBastionHostCommunication', 'AllowSshRdpOutbound', 'AllowAzureCloudOutbound',
+                  'AllowBastionCommunication', 'AllowHttpOutbound')
+# The rule for the other ports (--ports) native client should reach; 22 and 3389 stay in AllowSshRdpOutbound,
+# which Azure requires whatever ports are used.
+CUSTOM_PORTS_RULE = 'AllowCustomPortsOutbound'
 
 
 @dataclass(frozen=True)
@@ -22,9 +29,22 @@ class Rule:  # pylint: disable=too-many-instance-attributes
     description: str = ''
 
 
+def custom_ports(ports=None):
+    """The --ports beyond SSH 22 and RDP 3389 (those two are always in the rule set)."""
+    return [p for p in parse_ports(ports) if p not in DEFAULT_TARGET_PORTS]
+
+
+def target_ports(ports=None):
+    """Every port the rule set lets Bastion reach the VMs on: 22, 3389 and the --ports."""
+    return list(DEFAULT_TARGET_PORTS) + custom_ports(ports)
+
+
 def bastion_rule_set(ports=None):
-    """The whole rule set, in priority order: Bastion stops working without any one of them."""
-    target_ports = tuple(parse_ports(ports))
+    """The whole rule set, in priority order: Azure's required rules, the --ports, then the Deny that limits the
+    virtual network to those ports (the source document's "limit port access")."""
+    extra = tuple(custom_ports(ports))
+    custom = [Rule(CUSTOM_PORTS_RULE, 'Outbound', 105, '*', 'VirtualNetwork', extra, '*',
+                   description='Other native client target ports (--ports)')] if extra else []
     return [
         Rule('AllowHttpsInbound', 'Inbound', 120, 'Internet', '*', ('443',), 'Tcp',
              description='Clients reach Bastion on 443'),
@@ -34,8 +54,9 @@ def bastion_rule_set(ports=None):
              description='Health probes'),
         Rule('AllowBastionHostCommunication', 'Inbound', 150, 'VirtualNetwork', 'VirtualNetwork',
              ('8080', '5701'), '*', description='Bastion data plane between instances'),
-        Rule(TARGET_PORTS_RULE, 'Outbound', 100, '*', 'VirtualNetwork', target_ports, '*',
-             description='Native client target ports only'),
+        Rule('AllowSshRdpOutbound', 'Outbound', 100, '*', 'VirtualNetwork', DEFAULT_TARGET_PORTS, '*',
+             description='SSH and RDP to the VMs (Azure requires both)'),
+        *custom,
         Rule('AllowAzureCloudOutbound', 'Outbound', 110, '*', 'AzureCloud', ('443',), 'Tcp',
              description='Diagnostics and metering'),
         Rule('AllowBastionCommunication', 'Outbound', 120, 'VirtualNetwork', 'VirtualNetwork',

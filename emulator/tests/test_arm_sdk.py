@@ -92,6 +92,7 @@ def test_bastion_host_lifecycle(network):
 
 
 def test_vnet_subnet_and_nsg_round_trip(network):
+    # a workload subnet: on AzureBastionSubnet this one-rule NSG would be refused (test_bastion_nsg.py)
     vnet_name, nsg_name = _name("vnet"), _name("nsg")
     nsg = network.network_security_groups.begin_create_or_update(RG, nsg_name, models.NetworkSecurityGroup(
         location=LOCATION)).result()
@@ -107,10 +108,10 @@ def test_vnet_subnet_and_nsg_round_trip(network):
 
     network.virtual_networks.begin_create_or_update(RG, vnet_name, models.VirtualNetwork(
         location=LOCATION, address_space=models.AddressSpace(address_prefixes=["10.30.0.0/16"]))).result()
-    subnet = network.subnets.begin_create_or_update(RG, vnet_name, "AzureBastionSubnet", models.Subnet(
+    subnet = network.subnets.begin_create_or_update(RG, vnet_name, "workload", models.Subnet(
         address_prefix="10.30.1.0/26", network_security_group=models.NetworkSecurityGroup(id=nsg.id))).result()
     assert subnet.network_security_group.id == nsg.id
-    assert [s.name for s in network.virtual_networks.get(RG, vnet_name).subnets] == ["AzureBastionSubnet"]
+    assert [s.name for s in network.virtual_networks.get(RG, vnet_name).subnets] == ["workload"]
     assert network.network_security_groups.get(RG, nsg_name).subnets[0].id == subnet.id
 
     with pytest.raises(HttpResponseError) as in_use:

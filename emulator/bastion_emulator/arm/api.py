@@ -349,6 +349,8 @@ class ArmApi:  # pylint: disable=too-few-public-methods
     def _delete(self, request: web.Request, resource_id: str, kind: str, existing: dict) -> web.Response:
         self._check_not_busy(existing)
         self._check_not_referenced(existing)
+        if kind == "microsoft.network/networksecuritygroups/securityrules":
+            validation.check_security_rule_delete(self.state, resource_id)
         self.state.set_properties(resource_id, provisioningState="Deleting")
 
         async def finish():

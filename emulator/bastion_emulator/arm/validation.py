@@ -14,6 +14,7 @@ import ipaddress
 
 from ..responses import ArmError
 from ..state import EmulatorState, new_etag, parse_resource_id
+from . import bastion_nsg
 
 SKU_RANK = {"Developer": 0, "Basic": 1, "Standard": 2, "Premium": 3}
 STANDARD_ONLY_FEATURES = ("enableTunneling", "enableIpConnect", "enableFileCopy", "enableShareableLink",
@@ -162,6 +163,11 @@ def _check_subnet(state: EmulatorState, subnet_id: str, props: dict, vnet_prefix
     if nsg_id:
         nsg = _require_reference(state, nsg_id, subnet_id, "network security group")
         props["networkSecurityGroup"] = {"id": nsg["id"]}
+        stored = state.get_resource(subnet_id) or {}
+        associated = _ref_id(stored.get("properties", {}).get("networkSecurityGroup")) or ""
+        if parse_resource_id(subnet_id)["name"].lower() == bastion_nsg.BASTION_SUBNET_NAME \
+                and associated.lower() != nsg["id"].lower():
+            bastion_nsg.require_compliant(nsg["name"], nsg["properties"].get("securityRules") or [], prefixes)
 
 
 def prepare_virtual_network(state: EmulatorState, resource_id: str, body: dict, existing: dict | None) -> dict:
@@ -264,6 +270,7 @@ def prepare_network_security_group(state: EmulatorState, resource_id: str, body:
                 raise _bad_request("InvalidRequestFormat", "Each security rule needs a name.")
             _check_security_rule(f"{resource_id}/securityRules/{rule['name']}", rule.setdefault("properties", {}))
         _check_rule_priorities(rules)
+        _require_bastion_compliance(state, existing, rules)
     return nsg
 
 
@@ -275,4 +282,22 @@ def prepare_security_rule(state: EmulatorState, resource_id: str, body: dict, ex
     siblings = [r for r in state.list_resources("microsoft.network/networksecuritygroups/securityrules",
                                                 parsed["parent_id"]) if r["name"].lower() != parsed["name"].lower()]
     _check_rule_priorities(siblings + [{"name": parsed["name"], "properties": props}])
+    _require_bastion_compliance(state, state.get_resource(parsed["parent_id"]),
+                                siblings + [{"name": parsed["name"], "properties": props}])
     return rule
+
+
+def _require_bastion_compliance(state: EmulatorState, nsg: dict | None, rules: list[dict]) -> None:
+    """The rules an NSG would have, checked as Azure checks them when it sits on an AzureBastionSubnet."""
+    for ref in (nsg or {}).get("properties", {}).get("subnets") or []:
+        subnet = state.get_resource(ref["id"])
+        if subnet is not None and subnet["name"].lower() == bastion_nsg.BASTION_SUBNET_NAME:
+            bastion_nsg.require_compliant(nsg["name"], rules, _subnet_prefixes(subnet["properties"]))
+
+
+def check_security_rule_delete(state: EmulatorState, rule_id: str) -> None:
+    """Deleting a rule is a rule change too: refused when it would leave AzureBastionSubnet's NSG non-compliant."""
+    parent_id = parse_resource_id(rule_id)["parent_id"]
+    siblings = [r for r in state.list_resources("microsoft.network/networksecuritygroups/securityrules", parent_id)
+                if r["id"].lower() != rule_id.lower()]
+    _require_bastion_compliance(state, state.get_resource(parent_id), siblings)

@@ -4,7 +4,7 @@ import pytest
 from azext_bastion_native.nsg.check import check
 from azext_bastion_native.nsg.plan import apply_to_json, plan_apply
 from azext_bastion_native.nsg.ports import PortListError, parse_ports
-from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_as_row, rule_to_arm
+from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_as_row, rule_to_arm, target_ports
 
 
 def arm_rule(name, direction, priority, source, destination, ports, access='Allow', protocol='*'):
@@ -57,11 +57,16 @@ def test_parse_ports_refuses(values, message):
         parse_ports(values)
 
 
-def test_rule_set_limits_the_vnet_outbound_rule_to_the_target_ports():
+def test_rule_set_keeps_ssh_and_rdp_and_adds_the_ports():
     rules = {r.name: r for r in bastion_rule_set(['22', '8000-8010'])}
-    assert rules['AllowSshRdpOutbound'].ports == ('22', '8000-8010')
+    assert rules['AllowSshRdpOutbound'].ports == ('22', '3389')       # Azure requires both, whatever --ports says
+    assert rules['AllowCustomPortsOutbound'].ports == ('8000-8010',)
+    assert rules['AllowCustomPortsOutbound'].destination == 'VirtualNetwork'
     assert rules['DenyOtherVnetOutbound'].access == 'Deny'
-    assert rule_as_row(rules['AllowSshRdpOutbound'])['ports'] == '22,8000-8010'
+    assert rule_as_row(rules['AllowCustomPortsOutbound'])['ports'] == '8000-8010'
+    assert target_ports(['22', '8000-8010']) == ['22', '3389', '8000-8010']
+    assert 'AllowCustomPortsOutbound' not in {r.name for r in bastion_rule_set(['22'])}
+    assert bastion_rule_set(['22']) == bastion_rule_set(['3389']) == bastion_rule_set()
 
 
 def test_rule_to_arm_uses_single_or_plural_port_fields():
@@ -121,8 +126,11 @@ def test_partly_allowed_target_ports_are_missing_with_the_ports_named():
 
 def test_custom_ports_need_their_own_allow():
     report = check(compliant(), ports=['22', '8000-8010'])
-    assert kinds(report)['AllowSshRdpOutbound'] == 'missing'
-    assert '8000-8010' in finding(report, 'AllowSshRdpOutbound').detail
+    assert kinds(report)['AllowCustomPortsOutbound'] == 'missing'
+    assert kinds(report)['AllowSshRdpOutbound'] == 'present'
+    assert '8000-8010' in finding(report, 'AllowCustomPortsOutbound').detail
+    assert 'Azure refuses' not in finding(report, 'AllowCustomPortsOutbound').detail   # ours, not Azure's
+    assert 'Azure refuses' in finding(check(compliant(without=('AllowHttpOutbound',))), 'AllowHttpOutbound').detail
 
 
 def test_tcp_only_or_udp_only_rules():
@@ -178,7 +186,7 @@ def test_a_deny_with_higher_precedence_is_breaking(deny, broken):
     assert finding(report, broken).related == (deny['name'],)
 
 
-def test_a_deny_hiding_our_target_port_rule_is_breaking_and_ours_moves_above_it():
+def test_a_deny_hiding_our_target_port_rule_is_breaking_and_stays_unless_asked():
     late_allow = arm_rule('AllowSshRdpOutbound', 'Outbound', 300, '*', 'VirtualNetwork', ['22', '3389'])
     deny = arm_rule('no-ssh', 'Outbound', 105, '*', 'VirtualNetwork', '22', access='Deny')
     nsg = compliant(replace={'AllowSshRdpOutbound': late_allow})
@@ -187,8 +195,10 @@ def test_a_deny_hiding_our_target_port_rule_is_breaking_and_ours_moves_above_it(
     assert kinds(report)['AllowSshRdpOutbound'] == 'breaking'
     assert finding(report, 'AllowSshRdpOutbound').related == ('no-ssh',)
     plan = plan_apply(nsg)
+    assert plan.writes == [] and len(plan.blocked) == 1 and 'no-ssh' in plan.blocked[0]
+    plan = plan_apply(nsg, override_denies=True)
     assert [(w.action, w.rule.name, w.rule.priority) for w in plan.writes] == [('update', 'AllowSshRdpOutbound', 100)]
-    assert check(apply_to_json(nsg, plan)).ok
+    assert plan.blocked == [] and check(apply_to_json(nsg, plan)).ok
 
 
 def test_a_deny_where_nothing_allows_is_missing_not_breaking():
@@ -219,11 +229,12 @@ def test_a_deny_by_address_prefix_is_a_warning():
 
 
 def test_a_vm_port_outside_the_list_that_is_blocked_is_a_warning():
-    report = check(compliant(ports=['2222']), ports=['2222'])
+    report = check(compliant(), vm_ports=(22, 2222))
     assert report.ok
     warnings = [f for f in report.findings if f.kind == 'warning']
-    assert [w.detail.split(' used')[0] for w in warnings] == ['VM port 22', 'VM port 3389']
-    assert check(compliant(), vm_ports=(22, 3389)).findings == check(compliant()).findings
+    assert [w.detail.split(' used')[0] for w in warnings] == ['VM port 2222']
+    assert check(compliant(ports=['2222']), ports=['2222'], vm_ports=(22, 2222)).findings == \
+        check(compliant(ports=['2222']), ports=['2222']).findings
     assert not [f for f in check(compliant()).findings if f.kind == 'warning']
 
 
@@ -279,10 +290,13 @@ def test_moved_priority_stays_inside_the_allowed_range():
     assert written['AllowSshRdpOutbound'] == 112
 
 
-def test_breaking_deny_is_outranked_by_moving_ours_above_it():
+def test_breaking_deny_is_outranked_only_when_asked():
     deny = arm_rule('no-web', 'Inbound', 115, 'Internet', '*', '443', access='Deny')
     nsg = nsg_of(*compliant()['properties']['securityRules'], deny)
-    plan = plan_apply(nsg)
+    refused = plan_apply(nsg)
+    detail = finding(check(nsg), 'AllowHttpsInbound').detail
+    assert refused.writes == [] and refused.blocked == [f'AllowHttpsInbound: {detail}']
+    plan = plan_apply(nsg, override_denies=True)
     assert [(w.action, w.rule.name, w.rule.priority) for w in plan.writes] == [('update', 'AllowHttpsInbound', 114)]
     assert plan.writes[0].previous['priority'] == 120
     assert plan.moved[0]['because'] == 'it must come within 100-114 to take effect'
@@ -293,9 +307,10 @@ def test_breaking_deny_is_outranked_by_moving_ours_above_it():
 
 def test_a_deny_at_the_lowest_priority_cannot_be_outranked():
     deny = arm_rule('no-web', 'Inbound', 100, 'Internet', '*', '443', access='Deny')
-    plan = plan_apply(nsg_of(*compliant()['properties']['securityRules'], deny))
+    plan = plan_apply(nsg_of(*compliant()['properties']['securityRules'], deny), override_denies=True)
     assert plan.writes == []
     assert plan.unresolved and 'AllowHttpsInbound' in plan.unresolved[0]
+    assert plan.blocked and 'no-web' in plan.blocked[0]
 
 
 def test_our_wide_rule_is_narrowed_theirs_is_reported_only():
@@ -321,16 +336,99 @@ def test_the_deny_goes_after_the_users_own_allow_for_the_target_ports():
     assert check(apply_to_json(nsg_of(*rules), plan)).ok
 
 
-def test_custom_ports_update_our_outbound_rule_in_place():
-    plan = plan_apply(compliant(), ports=['22'])
-    assert [(w.action, w.rule.name, w.rule.ports, w.rule.priority) for w in plan.writes] == \
-        [('update', 'AllowSshRdpOutbound', ('22',), 100)]
-    assert plan_apply(compliant(), ports=['22']).unresolved == []     # our own rule's 3389 goes in the update
+def test_ports_add_a_rule_and_never_take_ssh_or_rdp_away():
+    assert plan_apply(compliant(), ports=['22']).empty          # 22 alone: 3389 stays, nothing to write
     plan = plan_apply(compliant(), ports=['22', '3389', '2222'])
-    assert [(w.action, w.rule.ports) for w in plan.writes] == [('update', ('22', '2222', '3389'))]
+    assert [(w.action, w.rule.name, w.rule.ports, w.rule.priority) for w in plan.writes] == \
+        [('add', 'AllowCustomPortsOutbound', ('2222',), 105)]
+    assert plan.blocked == []
+    # a later --ports rewrites that one rule to exactly the ports asked for
+    plan = plan_apply(compliant(ports=['2222']), ports=['8443'])
+    assert [(w.action, w.rule.name, w.rule.ports) for w in plan.writes] == \
+        [('update', 'AllowCustomPortsOutbound', ('8443',))]
+    assert plan.writes[0].previous['ports'] == '2222'
 
 
 def test_plan_as_dict_is_json_ready():
     import json
     text = json.dumps(plan_apply(None, nsg_name='b-nsg').as_dict())
     assert '"createNsg": true' in text
+
+
+# --- narrowed rules are kept, no rule is written wider (issue: user NSG rules widened) -------------------------
+
+OFFICES = ['131.107.0.0/16', '20.190.128.5']
+
+
+def _office_https(name='AllowHttpsInbound', priority=120):
+    return arm_rule(name, 'Inbound', priority, OFFICES, '*', '443', protocol='Tcp')
+
+
+def test_https_from_a_list_of_office_addresses_is_narrowed_and_compliant():
+    nsg = compliant(replace={'AllowHttpsInbound': _office_https()})
+    report = check(nsg)
+    assert kinds(report)['AllowHttpsInbound'] == 'narrowed' and report.ok
+    assert '131.107.0.0/16' in finding(report, 'AllowHttpsInbound').detail
+    assert plan_apply(nsg).empty
+
+
+def test_a_private_source_does_not_reach_bastion_from_the_internet():
+    private = arm_rule('AllowHttpsInbound', 'Inbound', 120, '10.0.0.0/8', '*', '443', protocol='Tcp')
+    nsg = compliant(replace={'AllowHttpsInbound': private})
+    assert kinds(check(nsg))['AllowHttpsInbound'] == 'missing'
+    plan = plan_apply(nsg)
+    # theirs is not rewritten to Internet; ours goes in beside it
+    assert [(w.action, w.rule.name, w.rule.source) for w in plan.writes] == \
+        [('add', 'AllowHttpsInbound-bastion', 'Internet')]
+    merged = apply_to_json(nsg, plan)
+    assert private in merged['properties']['securityRules'] and check(merged).ok
+
+
+def test_a_same_named_rule_that_allows_too_little_is_kept_and_ours_added_beside_it():
+    ssh_only = arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*', 'VirtualNetwork', '22')
+    nsg = compliant(replace={'AllowSshRdpOutbound': ssh_only})
+    plan = plan_apply(nsg)
+    assert [(w.action, w.rule.name, w.rule.ports, w.rule.priority) for w in plan.writes] == \
+        [('add', 'AllowSshRdpOutbound-bastion', ('22', '3389'), 101)]
+    assert 'kept as it is' in plan.writes[0].reason
+    assert ssh_only in apply_to_json(nsg, plan)['properties']['securityRules']
+
+
+def test_a_deny_before_a_narrowed_allow_is_breaking():
+    nsg = compliant(replace={'AllowHttpsInbound': _office_https(priority=300)})
+    nsg['properties']['securityRules'].append(arm_rule('no-web', 'Inbound', 200, 'Internet', '*', '443',
+                                                       access='Deny'))
+    assert kinds(check(nsg))['AllowHttpsInbound'] == 'breaking'
+    assert plan_apply(nsg).blocked
+
+
+def test_rules_naming_the_bastion_subnet_count_for_it():
+    subnet = '10.9.1.0/26'
+    to_subnet = arm_rule('AllowGatewayManagerInbound', 'Inbound', 130, 'GatewayManager', subnet, '443')
+    nsg = compliant(replace={'AllowGatewayManagerInbound': to_subnet})
+    assert kinds(check(nsg, bastion_prefixes=[subnet]))['AllowGatewayManagerInbound'] == 'present'
+    assert kinds(check(nsg))['AllowGatewayManagerInbound'] == 'missing'      # subnet unknown: not assumed
+
+
+@pytest.mark.parametrize('nsg', [
+    compliant(replace={'AllowHttpsInbound': _office_https()}),
+    compliant(replace={'AllowSshRdpOutbound': arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*',
+                                                       'VirtualNetwork', '22')}),
+    compliant(replace={'AllowAzureCloudOutbound': arm_rule('AllowAzureCloudOutbound', 'Outbound', 110, '*',
+                                                           '52.0.0.0/8', '443')}),
+    compliant(replace={'AllowGatewayManagerInbound': arm_rule('AllowGatewayManagerInbound', 'Inbound', 130,
+                                                              'GatewayManager', '*', '443', protocol='Udp')}),
+    compliant(replace={'AllowSshRdpOutbound': arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*', '*', '*')}),
+    nsg_of(arm_rule('AllowHttpOutbound', 'Outbound', 130, '*', 'Internet', '8080')),
+])
+@pytest.mark.parametrize('override', [False, True])
+def test_no_existing_rule_is_ever_written_wider(nsg, override):
+    from azext_bastion_native.nsg.check import user_rules
+    from azext_bastion_native.nsg.plan import _within    # pylint: disable=protected-access
+    before = {r.name.lower(): r for r in user_rules(nsg)}
+    plan = plan_apply(nsg, override_denies=override)
+    for write in plan.writes:
+        if write.action == 'update':
+            assert _within(write.rule, before[write.rule.name.lower()]), write
+    if not plan.blocked:
+        assert check(apply_to_json(nsg, plan)).ok
