@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# bastion-native: Azure Bastion native client commands for the Azure CLI.
-# --------------------------------------------------------------------------------------------
+"""bastion-native: Azure Bastion native client commands for the Azure CLI."""
+
 # Start-up matters: nothing heavy (websockets, asyncio, requests, azure.mgmt.network) is imported here or in
 # commands.py / _params.py / _help.py; command functions import what they need when they run.
 

@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# -o table transformers. Column order is what a user scans first.
-# --------------------------------------------------------------------------------------------
+"""-o table transformers. Column order is what a user scans first."""
+
 from collections import OrderedDict
 
 
@@ -67,7 +66,7 @@ def nsg_rules_table(result):
     ]) for row in result]
 
 
-# -- secure: nsg (issue 5) ---------------------------------------------------------------------
+# -- secure: nsg ----------------------------------------------------------------------
 def nsg_check_table(result):
     return [OrderedDict([
         ('Rule', finding['rule'] or '-'),

@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# Help, in azure-cli's YAML. Every command and group has a summary and at least one example.
-# --------------------------------------------------------------------------------------------
+"""Help, in azure-cli's YAML. Every command and group has a summary and at least one example."""
+
 # pylint: disable=line-too-long, too-many-lines
 
 from knack.help_files import helps  # pylint: disable=unused-import
@@ -14,7 +13,7 @@ long-summary: >
     Vault must be downloaded to a local file first.
 """
 
-# -- configure (issue 4) -----------------------------------------------------------------------
+# -- configure ------------------------------------------------------------------------
 helps['network bastion create'] = """
 type: command
 short-summary: Deploy a Bastion host with native client support (Standard SKU by default).
@@ -128,7 +127,7 @@ examples:
 """
 
 
-# -- secure: nsg (issue 5) ---------------------------------------------------------------------
+# -- secure: nsg ----------------------------------------------------------------------
 helps['network bastion nsg'] = """
 type: group
 short-summary: Lock AzureBastionSubnet down to the ports native client uses, with the rules Bastion itself needs.
@@ -138,14 +137,15 @@ helps['network bastion nsg show'] = """
 type: command
 short-summary: Show the NSG rule set this extension applies to AzureBastionSubnet.
 long-summary: >
-    The whole set Azure requires for AzureBastionSubnet (without any one of these rules Bastion stops
-    working), with the outbound rule to VirtualNetwork limited to the target ports, and an explicit Deny for
-    every other port to the virtual network. No Azure call is made.
+    The rules Azure requires on AzureBastionSubnet (it refuses an NSG without any of them:
+    NetworkSecurityGroupNotCompliantForAzureBastionSubnet), including outbound SSH 22 and RDP 3389 to
+    VirtualNetwork, which always stay allowed; the --ports you add, in AllowCustomPortsOutbound; and an explicit
+    Deny for every other port to the virtual network ("limit port access"). No Azure call is made.
 examples:
   - name: The default rule set (SSH 22 and RDP 3389).
     text: az network bastion nsg show -o table
-  - name: Allow only SSH on 22 and a custom port range.
-    text: az network bastion nsg show --ports 22 8000-8010 -o table
+  - name: Also let native client reach a custom port range.
+    text: az network bastion nsg show --ports 8000-8010 -o table
 """
 
 helps['network bastion nsg check'] = """
@@ -153,39 +153,49 @@ type: command
 short-summary: Compare the NSG on a host's AzureBastionSubnet with the rule set, rule by rule.
 long-summary: >
     Finds the NSG through the host (ipConfigurations -> subnet -> networkSecurityGroup, in any resource group or
-    subscription) and reports, per required rule: present, missing, wider than needed (e.g. `*` ports or other
-    ports outbound to VirtualNetwork, `*` where a service tag belongs) or breaking (a Deny that comes first and
-    blocks what Bastion needs). No NSG at all is a finding too; warnings name VM ports native client uses that
-    would be blocked. Rules are judged by effect, whatever their names. The report is printed in the chosen
-    output format; the exit status is 3 when anything is missing or breaking (0 otherwise; wider-than-needed
-    rules and warnings do not fail), so scripts can use `-o json` and the status together.
+    subscription) and reports, per required rule: present; narrowed (narrower than the rule set but Bastion still
+    works, as Microsoft documents for inbound 443 from a set of public addresses: compliant, and kept by `nsg
+    apply`); missing; wider than needed (e.g. `*` ports or other ports outbound to VirtualNetwork, `*` where a
+    service tag belongs); or breaking (a Deny of yours that comes first and blocks what Bastion needs). No NSG at
+    all is a finding too; warnings name VM ports native client uses that would be blocked. Rules are judged by
+    effect, whatever their names. With --nsg-name and no NSG on the subnet, checks that NSG instead (before
+    `nsg apply --nsg-name` associates it). The report is printed in the chosen output format; the exit status
+    is 3 when anything is missing or breaking (0 otherwise; narrowed and wider rules and warnings do not fail).
 examples:
-  - name: Check the NSG for the default target ports 22 and 3389.
+  - name: Check the NSG for SSH 22 and RDP 3389.
     text: az network bastion nsg check -g MyResourceGroup -n MyBastion -o table
-  - name: Check for SSH on 22 and a custom port, and list only what needs a fix.
-    text: az network bastion nsg check -g MyResourceGroup -n MyBastion --ports 22 2222 --query "findings[?kind!='present']"
+  - name: Check that a custom port is reachable too, and list only what needs a fix.
+    text: az network bastion nsg check -g MyResourceGroup -n MyBastion --ports 2222 --query "findings[?kind!='present']"
 """
 
 helps['network bastion nsg apply'] = """
 type: command
 short-summary: Create or update the NSG on a host's AzureBastionSubnet with the rule set, and associate it.
 long-summary: >
-    Without an NSG on AzureBastionSubnet, creates one (default name <bastion>-nsg, in the virtual network's
-    resource group and location) with the whole rule set, then associates it. With one, merges the missing or
-    changed rules into it without touching your other rules; when one of our priorities is taken by your rule,
-    ours moves to the nearest free priority (shown in the changes). Your own wider rules are reported, not
-    edited. The changes are shown and confirmed before an existing NSG changes (--yes skips the question;
-    without a terminal --yes is required). Writes are ordered so Bastion keeps working after each one: allow
-    rules first, the Deny last, the subnet association after all rules; a second run reports "no change" and
-    writes nothing. --no-wait applies to the subnet association only: rules are written one after another.
+    Azure refuses an NSG on AzureBastionSubnet that lacks the rules Bastion needs, so SSH 22 and RDP 3389 to
+    VirtualNetwork always stay allowed; --ports adds the other ports native client should reach (in
+    AllowCustomPortsOutbound), and every other port to the virtual network is denied. Without an NSG on the
+    subnet, creates one (default name <bastion>-nsg, or --nsg-name; an existing unassociated NSG of that name is
+    merged into) and associates it. With one, adds what is missing without touching your other rules: your
+    rules are never written wider than they are (a narrowed rule is kept; where a rule of the set's name allows
+    too little, ours is added beside it as <name>-bastion); the only rule rewritten to allow other ports is
+    AllowCustomPortsOutbound, to the --ports you give. A Deny of yours that blocks what Bastion needs is reported
+    and nothing is changed, unless you pass --override-denies to place Bastion's allow rules above it. When one
+    of our priorities is taken by your rule, ours moves to the nearest free one (shown in the changes). The
+    changes are shown and confirmed before an existing NSG changes (--yes skips the question; without a
+    terminal --yes is required). Writes are ordered so Bastion keeps working after each one: allow rules first,
+    the Deny last, the subnet association after all rules; a second run reports "no change" and writes nothing.
+    --no-wait applies to the subnet association only.
 examples:
   - name: Lock AzureBastionSubnet down to SSH and RDP (22 and 3389).
     text: az network bastion nsg apply -g MyResourceGroup -n MyBastion --yes
-  - name: Allow only SSH on 22 and a range of custom ports, in an NSG with a chosen name.
-    text: az network bastion nsg apply -g MyResourceGroup -n MyBastion --ports 22 8000-8010 --nsg-name bastion-subnet-nsg
+  - name: Also allow a range of custom ports, in an NSG with a chosen name.
+    text: az network bastion nsg apply -g MyResourceGroup -n MyBastion --ports 8000-8010 --nsg-name bastion-subnet-nsg
+  - name: Place Bastion's allow rules above a Deny of yours that blocks inbound 443.
+    text: az network bastion nsg apply -g MyResourceGroup -n MyBastion --override-denies --yes
 """
 
-# -- connect: tunnel and proxy (issue 6) -------------------------------------------------------
+# -- connect: tunnel and proxy --------------------------------------------------------
 helps['network bastion tunnel'] = """
 type: command
 short-summary: Open a local TCP port that reaches a port on a VM through Bastion.
@@ -219,7 +229,7 @@ examples:
     text: az network bastion proxy -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22
 """
 
-# -- connect: ssh and rdp (issue 7) ------------------------------------------------------------
+# -- connect: ssh and rdp -------------------------------------------------------------
 helps['network bastion ssh'] = """
 type: command
 short-summary: SSH into a Linux VM through Bastion with your own OpenSSH client.

@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# Arguments. Shared argument types live at the top; each area has its own block below.
-# --------------------------------------------------------------------------------------------
+"""Arguments: the shared argument types, then one loader per area, called in turn by load_arguments."""
+
 # pylint: disable=line-too-long
 
 from knack.arguments import CLIArgumentType
@@ -16,13 +15,36 @@ bastion_name_type = CLIArgumentType(
 
 ports_type = CLIArgumentType(
     nargs='+', validator=validate_ports,
-    help='Target VM ports native client may reach: space-separated ports (1-65535) or ranges such as 8000-8010. '
-         'Default: 22 3389.')
+    help='Other target VM ports native client may reach, besides SSH 22 and RDP 3389 (Azure requires those two on '
+         'AzureBastionSubnet, so they always stay allowed): space-separated ports (1-65535) or ranges such as '
+         '8000-8010. Every other port to the virtual network is denied.')
+
+# The target of a connection and how to sign in to it, shared by every connecting command.
+target_resource_id_type = CLIArgumentType(
+    options_list=['--target-resource-id'],
+    help='Resource ID of the target VM (or VM scale set instance), e.g. from `az vm show -g RG -n VM --query id`. '
+         'Give this or --target-ip-address.')
+target_ip_address_type = CLIArgumentType(
+    options_list=['--target-ip-address'],
+    help='Private IP address of the target (IP connect: the host needs it enabled; ports 22 and 3389 only). '
+         'Give this or --target-resource-id.')
+resource_port_type = CLIArgumentType(
+    options_list=['--resource-port'], type=int, help='Port on the target to connect to, e.g. 22 or 3389.')
+ssh_key_type = CLIArgumentType(
+    options_list=['--ssh-key'],
+    help='Path of your private key file (mode 600) for --auth-type ssh-key. Keys in Azure Key Vault are not supported: '
+         'download them first.')
+username_type = CLIArgumentType(help='User to sign in as. Default: the VM\'s admin user name.')
 
 
-def load_arguments(self, _):  # pylint: disable=too-many-statements
+def load_arguments(self, _):
+    for load in (_configure_arguments, _nsg_arguments, _tunnel_arguments, _ssh_rdp_arguments, _doctor_arguments,
+                 _ssh_config_and_file_arguments):
+        load(self)
 
-    # -- configure (issue 4) -------------------------------------------------------------------
+
+def _configure_arguments(self):
+    """bastion create/show/list/delete/wait, native-client, session."""
     with self.argument_context('network bastion') as c:
         c.argument('name', bastion_name_type)
         c.argument('location', get_location_type(self.cli_ctx))
@@ -64,29 +86,31 @@ def load_arguments(self, _):  # pylint: disable=too-many-statements
     with self.argument_context('network bastion session') as c:
         c.argument('session_ids', nargs='+', help='Session IDs, as `az network bastion session list` shows them.')
 
-    # -- secure: nsg (issue 5) -----------------------------------------------------------------
+
+def _nsg_arguments(self):
+    """nsg show/check/apply."""
     with self.argument_context('network bastion nsg') as c:
         c.argument('ports', ports_type)
+
+    with self.argument_context('network bastion nsg check') as c:
+        c.argument('nsg_name', options_list=['--nsg-name'],
+                   help='When AzureBastionSubnet has no NSG: check this NSG (in the virtual network\'s resource '
+                        'group), the one `nsg apply --nsg-name` would merge into and associate.')
 
     with self.argument_context('network bastion nsg apply') as c:
         c.argument('nsg_name', options_list=['--nsg-name'],
                    help='Name of the NSG to create when AzureBastionSubnet has none (in the virtual network\'s '
-                        'resource group and location). Default: <bastion name>-nsg.')
+                        'resource group and location); an existing NSG of that name is merged into and '
+                        'associated. Default: <bastion name>-nsg.')
         c.argument('yes', options_list=['--yes', '-y'], action='store_true',
                    help='Do not prompt before changing an existing NSG.')
+        c.argument('override_denies', options_list=['--override-denies'], action='store_true',
+                   help='Place Bastion\'s allow rules above your Deny rules that block what Bastion needs. '
+                        'Without it such a Deny is reported and nothing is changed.')
 
-    # -- connect: tunnel and proxy (issue 6) ---------------------------------------------------
-    # The target of a connection, shared by every connecting command (tunnel, proxy; ssh and rdp below).
-    target_resource_id_type = CLIArgumentType(
-        options_list=['--target-resource-id'],
-        help='Resource ID of the target VM (or VM scale set instance), e.g. from `az vm show -g RG -n VM --query id`. '
-             'Give this or --target-ip-address.')
-    target_ip_address_type = CLIArgumentType(
-        options_list=['--target-ip-address'],
-        help='Private IP address of the target (IP connect: the host needs it enabled; ports 22 and 3389 only). '
-             'Give this or --target-resource-id.')
-    resource_port_type = CLIArgumentType(
-        options_list=['--resource-port'], type=int, help='Port on the target to connect to, e.g. 22 or 3389.')
+
+def _tunnel_arguments(self):
+    """tunnel and proxy."""
     for command in ('network bastion tunnel', 'network bastion proxy'):
         with self.argument_context(command) as c:
             c.argument('target_resource_id', target_resource_id_type)
@@ -106,110 +130,104 @@ def load_arguments(self, _):  # pylint: disable=too-many-statements
         c.argument('max_connections', options_list=['--max-connections'], type=int,
                    help='Most connections open at once; more are refused. Default: no limit.')
 
-    # -- connect: ssh and rdp (issue 7) --------------------------------------------------------
-    def load_ssh_rdp_arguments():     # its own function: load_arguments stays under pylint's statement limit
-        for command in ('network bastion ssh', 'network bastion rdp'):
-            with self.argument_context(command) as c:
-                c.argument('name', bastion_name_type, id_part=None)
-                c.argument('target_resource_id', target_resource_id_type)
-                c.argument('target_ip_address', target_ip_address_type)
 
-        with self.argument_context('network bastion ssh') as c:
-            c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key', 'aad']),
-                       help='Sign-in method: password (ssh tries nothing else), ssh-key (--ssh-key), or aad '
-                            '(Entra ID: a short-lived certificate for your signed-in account; not with '
-                            '--target-ip-address).')
-            c.argument('username', help='User to sign in as. Default: the VM\'s admin user name. Not with aad.')
-            c.argument('ssh_key', options_list=['--ssh-key'],
-                       help='Path of your private key file (mode 600) for --auth-type ssh-key. Keys in Azure Key '
-                            'Vault are not supported: download them first.')
-            c.argument('resource_port', resource_port_type,
-                       help='SSH port on the VM. Default: 22. A custom port needs --target-resource-id.')
-            c.positional('ssh_args', nargs='*', help='Arguments after -- go to ssh as they are: options, then a remote '
-                                                     'command.')
+def _ssh_rdp_arguments(self):
+    """ssh and rdp."""
+    for command in ('network bastion ssh', 'network bastion rdp'):
+        with self.argument_context(command) as c:
+            c.argument('name', bastion_name_type, id_part=None)
+            c.argument('target_resource_id', target_resource_id_type)
+            c.argument('target_ip_address', target_ip_address_type)
 
-        with self.argument_context('network bastion rdp') as c:
-            c.argument('auth_type', arg_type=get_enum_type(['password', 'aad']),
-                       help='aad: sign in with Entra ID (Windows client, through the Bastion gateway). Default: '
-                            'the RDP client asks for credentials.')
-            c.argument('resource_port', resource_port_type,
-                       help='RDP port on the VM. Default: 3389. A custom port needs --target-resource-id.')
-            c.argument('configure', action='store_true',
-                       help='Open the connection in mstsc\'s editor first (Windows).')
-            c.argument('disable_gateway', action='store_true',
-                       help='Windows: connect mstsc through a local tunnel instead of the Bastion RD gateway (no '
-                            'Entra ID sign-in then).')
-            c.argument('enable_mfa', action='store_true',
-                       help='Windows: ask the gateway for an RDP file with Entra ID (RDS AAD) authentication.')
+    with self.argument_context('network bastion ssh') as c:
+        c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key', 'aad']),
+                   help='Sign-in method: password (ssh tries nothing else), ssh-key (--ssh-key), or aad '
+                        '(Entra ID: a short-lived certificate for your signed-in account; not with '
+                        '--target-ip-address).')
+        c.argument('username', username_type,
+                   help='User to sign in as. Default: the VM\'s admin user name. Not with aad.')
+        c.argument('ssh_key', ssh_key_type)
+        c.argument('resource_port', resource_port_type,
+                   help='SSH port on the VM. Default: 22. A custom port needs --target-resource-id.')
+        c.positional('ssh_args', nargs='*', help='Arguments after -- go to ssh as they are: options, then a remote '
+                                                 'command.')
 
-    load_ssh_rdp_arguments()
+    with self.argument_context('network bastion rdp') as c:
+        c.argument('auth_type', arg_type=get_enum_type(['password', 'aad']),
+                   help='aad: sign in with Entra ID (Windows client, through the Bastion gateway). Default: '
+                        'the RDP client asks for credentials.')
+        c.argument('resource_port', resource_port_type,
+                   help='RDP port on the VM. Default: 3389. A custom port needs --target-resource-id.')
+        c.argument('configure', action='store_true',
+                   help='Open the connection in mstsc\'s editor first (Windows).')
+        c.argument('disable_gateway', action='store_true',
+                   help='Windows: connect mstsc through a local tunnel instead of the Bastion RD gateway (no '
+                        'Entra ID sign-in then).')
+        c.argument('enable_mfa', action='store_true',
+                   help='Windows: ask the gateway for an RDP file with Entra ID (RDS AAD) authentication.')
 
-    # -- extras: doctor ------------------------------------------------------------------------
-    def load_doctor_arguments():     # its own function, as ssh/rdp's: pylint's statement limit
-        with self.argument_context('network bastion doctor') as c:
+
+def _doctor_arguments(self):
+    """doctor."""
+    with self.argument_context('network bastion doctor') as c:
+        c.argument('name', bastion_name_type, id_part=None)
+        c.argument('target_resource_id', target_resource_id_type,
+                   help='Resource ID of the VM to check (exists, running, OS) and to mint a test session to. '
+                        'Optional; not with --target-ip-address.')
+        c.argument('target_ip_address', target_ip_address_type,
+                   help='Private IP address to check IP connect for, and to mint a test session to. Optional.')
+        c.argument('resource_port', resource_port_type,
+                   help='Port on the target. Default: 22 for ssh, 3389 for rdp (or by the VM\'s OS).')
+        c.argument('method', arg_type=get_enum_type(['ssh', 'rdp', 'tunnel']),
+                   help='How you mean to connect. Default: from --resource-port (22 ssh, 3389 rdp, other '
+                        'tunnel), else from the VM\'s OS.')
+
+
+def _ssh_config_and_file_arguments(self):
+    """ssh-config and file upload/download."""
+    for command in ('network bastion ssh-config', 'network bastion file'):
+        with self.argument_context(command) as c:
             c.argument('name', bastion_name_type, id_part=None)
             c.argument('target_resource_id', target_resource_id_type,
-                       help='Resource ID of the VM to check (exists, running, OS) and to mint a test session to. '
-                            'Optional; not with --target-ip-address.')
-            c.argument('target_ip_address', target_ip_address_type,
-                       help='Private IP address to check IP connect for, and to mint a test session to. Optional.')
-            c.argument('resource_port', resource_port_type,
-                       help='Port on the target. Default: 22 for ssh, 3389 for rdp (or by the VM\'s OS).')
-            c.argument('method', arg_type=get_enum_type(['ssh', 'rdp', 'tunnel']),
-                       help='How you mean to connect. Default: from --resource-port (22 ssh, 3389 rdp, other '
-                            'tunnel), else from the VM\'s OS.')
+                       help='Resource ID of the target VM (or VM scale set instance), e.g. from '
+                            '`az vm show -g RG -n VM --query id`.')
+            c.argument('username', username_type)
+            c.argument('resource_port', resource_port_type, help='SSH port on the VM. Default: 22.')
 
-    load_doctor_arguments()
+    with self.argument_context('network bastion ssh-config') as c:
+        c.argument('host_alias', options_list=['--host-alias'],
+                   help='Name to give ssh (ssh ALIAS, scp file ALIAS:path). Default: the VM name.')
+        c.argument('ssh_key', ssh_key_type,
+                   help='Private key file (mode 600) to write as IdentityFile, with IdentitiesOnly yes. Keys in '
+                        'Azure Key Vault are not supported: download them first.')
+        c.argument('config_file', options_list=['--file'],
+                   help='ssh config file to add the block to, e.g. ~/.ssh/config (created 0600 if absent). '
+                        'Default: print the block on stdout.')
+        c.argument('overwrite', action='store_true',
+                   help='Replace this alias\'s block written earlier by this command (nothing else in the file '
+                        'changes).')
 
-    # -- extras: ssh-config and file transfer --------------------------------------------------
-    def load_ssh_config_and_file_arguments():     # its own function, as ssh/rdp's: pylint's statement limit
-        for command in ('network bastion ssh-config', 'network bastion file'):
-            with self.argument_context(command) as c:
-                c.argument('name', bastion_name_type, id_part=None)
-                c.argument('target_resource_id', target_resource_id_type,
-                           help='Resource ID of the target VM (or VM scale set instance), e.g. from '
-                                '`az vm show -g RG -n VM --query id`.')
-                c.argument('username', help='User to sign in as. Default: the VM\'s admin user name.')
-                c.argument('resource_port', resource_port_type, help='SSH port on the VM. Default: 22.')
+    with self.argument_context('network bastion file') as c:
+        c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key']),
+                   help='Sign-in method: password (scp tries nothing else) or ssh-key (--ssh-key).')
+        c.argument('ssh_key', ssh_key_type)
+        c.argument('recursive', options_list=['--recursive', '-r'], action='store_true',
+                   help='Copy a directory with everything in it.')
 
-        with self.argument_context('network bastion ssh-config') as c:
-            c.argument('host_alias', options_list=['--host-alias'],
-                       help='Name to give ssh (ssh ALIAS, scp file ALIAS:path). Default: the VM name.')
-            c.argument('ssh_key', options_list=['--ssh-key'],
-                       help='Private key file (mode 600) to write as IdentityFile, with IdentitiesOnly yes. Keys in '
-                            'Azure Key Vault are not supported: download them first.')
-            c.argument('config_file', options_list=['--file'],
-                       help='ssh config file to add the block to, e.g. ~/.ssh/config (created 0600 if absent). '
-                            'Default: print the block on stdout.')
-            c.argument('overwrite', action='store_true',
-                       help='Replace this alias\'s block written earlier by this command (nothing else in the file '
-                            'changes).')
+    for command in ('network bastion file upload', 'network bastion file download'):
+        with self.argument_context(command) as c:   # a positional needs a command scope, not a group
+            c.positional('scp_args', nargs='*', help='Arguments after -- go to scp as they are (before the '
+                                                     'paths), e.g. -- -l 8000 -o UserKnownHostsFile=FILE.')
 
-        with self.argument_context('network bastion file') as c:
-            c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key']),
-                       help='Sign-in method: password (scp tries nothing else) or ssh-key (--ssh-key).')
-            c.argument('ssh_key', options_list=['--ssh-key'],
-                       help='Path of your private key file (mode 600) for --auth-type ssh-key. Keys in Azure Key '
-                            'Vault are not supported: download them first.')
-            c.argument('recursive', options_list=['--recursive', '-r'], action='store_true',
-                       help='Copy a directory with everything in it.')
+    with self.argument_context('network bastion file upload') as c:
+        c.argument('source', options_list=['--source'], help='Local file (or directory, with --recursive).')
+        c.argument('destination', options_list=['--destination'],
+                   help='Path on the VM: a file name, or an existing directory to copy into. Relative paths start '
+                        'in the user\'s home directory.')
 
-        for command in ('network bastion file upload', 'network bastion file download'):
-            with self.argument_context(command) as c:   # a positional needs a command scope, not a group
-                c.positional('scp_args', nargs='*', help='Arguments after -- go to scp as they are (before the '
-                                                         'paths), e.g. -- -l 8000 -o UserKnownHostsFile=FILE.')
-
-        with self.argument_context('network bastion file upload') as c:
-            c.argument('source', options_list=['--source'], help='Local file (or directory, with --recursive).')
-            c.argument('destination', options_list=['--destination'],
-                       help='Path on the VM: a file name, or an existing directory to copy into. Relative paths start '
-                            'in the user\'s home directory.')
-
-        with self.argument_context('network bastion file download') as c:
-            c.argument('source', options_list=['--source'],
-                       help='Path on the VM (a directory with --recursive). Relative paths start in the user\'s '
-                            'home directory.')
-            c.argument('destination', options_list=['--destination'],
-                       help='Local file name, or an existing directory to copy into.')
-
-    load_ssh_config_and_file_arguments()
+    with self.argument_context('network bastion file download') as c:
+        c.argument('source', options_list=['--source'],
+                   help='Path on the VM (a directory with --recursive). Relative paths start in the user\'s '
+                        'home directory.')
+        c.argument('destination', options_list=['--destination'],
+                   help='Local file name, or an existing directory to copy into.')

@@ -1,6 +1,4 @@
-# --------------------------------------------------------------------------------------------
-# Argument validators: they run before any network call, so bad input costs nothing.
-# --------------------------------------------------------------------------------------------
+"""Argument validators: they run before any network call, so bad input costs nothing."""
 
 
 def validate_ports(namespace):

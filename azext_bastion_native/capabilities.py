@@ -1,8 +1,7 @@
-# --------------------------------------------------------------------------------------------
-# The seed's support table (which native client can reach which VM, how, with which features) as data.
-# Pure: no azure.cli imports; the CLI glue turns CapabilityRefused into a typed azclierror.
-# --------------------------------------------------------------------------------------------
-"""Capability matrix of Azure Bastion's native client (DESIGN.md section 3) and the dispatch decision."""
+"""Capability matrix of Azure Bastion's native client (DESIGN.md section 3) and the dispatch decision.
+
+The seed's support table (which native client can reach which VM, how, with which features) as data. Pure: no
+azure.cli imports; cli_errors.py turns CapabilityRefused into a typed azclierror."""
 
 import platform
 from dataclasses import dataclass

@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# Command table. Each area has its own block; keep heavy imports out of this module.
-# --------------------------------------------------------------------------------------------
+"""Command table. Each area has its own block; keep heavy imports out of this module."""
+
 # pylint: disable=line-too-long
 
 from azext_bastion_native._format import (
@@ -10,7 +9,7 @@ from azext_bastion_native._format import (
 
 def load_command_table(self, _):
 
-    # -- configure: hosts, native-client, sessions (issue 4) -----------------------------------
+    # -- configure: hosts, native-client, sessions ------------------------------------
     with self.command_group('network bastion') as g:
         g.custom_command('create', 'bastion_create', supports_no_wait=True)
         g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
@@ -29,18 +28,18 @@ def load_command_table(self, _):
         g.custom_command('list', 'session_list', table_transformer=sessions_table)
         g.custom_command('disconnect', 'session_disconnect')
 
-    # -- secure: NSG rules for AzureBastionSubnet (issue 5) ------------------------------------
+    # -- secure: NSG rules for AzureBastionSubnet -------------------------------------
     with self.command_group('network bastion nsg') as g:
         g.custom_command('show', 'nsg_show', table_transformer=nsg_rules_table)
         g.custom_command('check', 'nsg_check', table_transformer=nsg_check_table)
         g.custom_command('apply', 'nsg_apply', supports_no_wait=True, table_transformer=nsg_apply_table)
 
-    # -- connect: tunnel and proxy (issue 6) ---------------------------------------------------
+    # -- connect: tunnel and proxy ----------------------------------------------------
     with self.command_group('network bastion') as g:
         g.custom_command('tunnel', 'bastion_tunnel')
         g.custom_command('proxy', 'bastion_proxy')
 
-    # -- connect: ssh and rdp (issue 7) --------------------------------------------------------
+    # -- connect: ssh and rdp ---------------------------------------------------------
     with self.command_group('network bastion') as g:
         g.custom_command('ssh', 'bastion_ssh')
         g.custom_command('rdp', 'bastion_rdp')

@@ -1,10 +1,9 @@
-# --------------------------------------------------------------------------------------------
-# One function per command: turn arguments into calls to the layers below. Keep it thin.
-# --------------------------------------------------------------------------------------------
+"""One function per command: turn arguments into calls to the layers below. Keep it thin."""
+
 from azext_bastion_native._client_factory import cf_network
 
 
-# -- configure (issue 4) -----------------------------------------------------------------------
+# -- configure ------------------------------------------------------------------------
 def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address, location=None, sku='Standard',
                    enable_tunneling=None, enable_ip_connect=False, enable_file_copy=False, scale_units=None,
                    tags=None, no_wait=False):
@@ -77,25 +76,27 @@ def session_disconnect(cmd, resource_group_name, name, session_ids):
     return disconnect_sessions(cf_network(cmd.cli_ctx), resource_group_name, name, session_ids)
 
 
-# -- secure: nsg (issue 5) ---------------------------------------------------------------------
+# -- secure: nsg ----------------------------------------------------------------------
 def nsg_show(ports=None):
     from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_as_row
     return [rule_as_row(rule) for rule in bastion_rule_set(ports)]
 
 
-def nsg_check(cmd, resource_group_name, name, ports=None):
+def nsg_check(cmd, resource_group_name, name, ports=None, nsg_name=None):
     from azext_bastion_native.management.nsg import check_host, exit_when_not_compliant
-    report = check_host(cmd.cli_ctx, resource_group_name, name, ports)
+    report = check_host(cmd.cli_ctx, resource_group_name, name, ports, nsg_name=nsg_name)
     exit_when_not_compliant(cmd.cli_ctx, report)
     return report.as_dict()
 
 
-def nsg_apply(cmd, resource_group_name, name, ports=None, nsg_name=None, yes=False, no_wait=False):
+def nsg_apply(cmd, resource_group_name, name, ports=None, nsg_name=None, yes=False, no_wait=False,
+              override_denies=False):
     from azext_bastion_native.management.nsg import apply
-    return apply(cmd.cli_ctx, resource_group_name, name, ports, nsg_name=nsg_name, yes=yes, no_wait=no_wait)
+    return apply(cmd.cli_ctx, resource_group_name, name, ports, nsg_name=nsg_name, yes=yes, no_wait=no_wait,
+                 override_denies=override_denies)
 
 
-# -- connect: tunnel and proxy (issue 6) -------------------------------------------------------
+# -- connect: tunnel and proxy --------------------------------------------------------
 def bastion_tunnel(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None,
                    port=0, bind_address='127.0.0.1', timeout=None, idle_timeout=None, max_connections=None):
     from azext_bastion_native.connect.tunnel import tunnel_command
@@ -110,7 +111,7 @@ def bastion_proxy(cmd, resource_group_name, name, resource_port, target_resource
                          target_ip_address=target_ip_address)
 
 
-# -- connect: ssh and rdp (issue 7) ------------------------------------------------------------
+# -- connect: ssh and rdp -------------------------------------------------------------
 def bastion_ssh(cmd, resource_group_name, name, auth_type, target_resource_id=None, target_ip_address=None,
                 username=None, ssh_key=None, resource_port=None, ssh_args=None):
     from azext_bastion_native.connect.ssh import ssh_command

@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# "Here is the report, and it is not good": print the result as usual, then exit non-zero.
-# --------------------------------------------------------------------------------------------
+""""Here is the report, and it is not good": print the result as usual, then exit non-zero."""
+
 from knack.log import get_logger
 
 logger = get_logger(__name__)

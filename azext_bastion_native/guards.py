@@ -1,8 +1,7 @@
-# --------------------------------------------------------------------------------------------
-# The seed's limitations as guards (DESIGN.md section 4): refuse early, with the fix, before any
-# network call. azclierror is imported inside the functions that raise, so the pure checks load fast.
-# --------------------------------------------------------------------------------------------
-"""Cloud Shell, Key Vault key references, SSH key files, and capability checks."""
+"""Cloud Shell, Key Vault key references, SSH key files, and capability checks.
+
+The seed's limitations as guards (DESIGN.md section 4): refuse early, with the fix, before any network call.
+azclierror is imported inside the functions that raise, so the pure checks load fast."""
 
 import os
 import re

@@ -1,9 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# Entra ID (AAD) sign-in to Linux VMs: an ephemeral RSA key pair, and an OpenSSH user certificate for its
-# public key that Entra issues (token_type=ssh-cert). Same wire facts as the upstream `ssh` extension
-# (DESIGN.md section 6), without depending on it. The caller owns the directory and deletes it.
-# --------------------------------------------------------------------------------------------
-"""Ephemeral key pair + Entra-issued OpenSSH certificate for `--auth-type aad`."""
+"""Ephemeral key pair + Entra-issued OpenSSH certificate for `--auth-type aad`.
+
+Entra ID (AAD) sign-in to Linux VMs: an ephemeral RSA key pair, and an OpenSSH user certificate for its public key
+that Entra issues (token_type=ssh-cert). Same wire facts as the upstream `ssh` extension (DESIGN.md section 6),
+without depending on it. The caller owns the directory and deletes it."""
 
 import base64
 import hashlib

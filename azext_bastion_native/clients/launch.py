@@ -1,9 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# Run a native program in the foreground (it owns the terminal) and give back its exit code. Ctrl+C:
-# the terminal sends SIGINT to the whole foreground group, so the child has it too; we give it a moment
-# to finish, then end it, so the caller's clean-up (tunnel sessions, temp keys) always runs after it.
-# --------------------------------------------------------------------------------------------
-"""Foreground child processes: argv only (never a shell), exit code back, Ctrl+C handled."""
+"""Foreground child processes: argv only (never a shell), exit code back, Ctrl+C handled.
+
+Run a native program in the foreground (it owns the terminal) and give back its exit code. Ctrl+C: the terminal sends
+SIGINT to the whole foreground group, so the child has it too; we give it a moment to finish, then end it, so the
+caller's clean-up (tunnel sessions, temp keys) always runs after it."""
 
 import logging
 import signal

@@ -1,13 +1,12 @@
-# --------------------------------------------------------------------------------------------
-# The tunnel engine (relay.tunnel.TunnelServer) on 127.0.0.1:<free port>, run on a background thread for
-# as long as a native client runs in the foreground. In-process rather than `ssh -o ProxyCommand=az ...`:
-# one az start-up and one sign-in instead of two, and one owner for every Bastion session, so leaving the
-# `with` block - normal exit, error or Ctrl+C - deletes them all before the command returns.
-# ssh and scp need no port: there the tunnel listens on a Unix socket in a private 0700 directory and they
-# reach it through a tiny ProxyCommand (unix_socket_proxy.py), so no other local user can use our identity
-# through a loopback port. RDP clients and Windows (no AF_UNIX guarantee) keep the loopback port.
-# --------------------------------------------------------------------------------------------
-"""A local Bastion tunnel for the duration of a `with` block."""
+"""A local Bastion tunnel for the duration of a `with` block.
+
+The tunnel engine (relay.tunnel.TunnelServer) on 127.0.0.1:<free port>, run on a background thread for as long as a
+native client runs in the foreground. In-process rather than `ssh -o ProxyCommand=az ...`: one az start-up and one
+sign-in instead of two, and one owner for every Bastion session, so leaving the `with` block - normal exit, error or
+Ctrl+C - deletes them all before the command returns. ssh and scp need no port: there the tunnel listens on a Unix
+socket in a private 0700 directory and they reach it through a tiny ProxyCommand (unix_socket_proxy.py), so no other
+local user can use our identity through a loopback port. RDP clients and Windows (no AF_UNIX guarantee) keep the
+loopback port."""
 
 import asyncio
 import contextlib
@@ -68,10 +67,6 @@ class LocalTunnel:
             return
         self._ready.set()
         await self.server.serve()
-
-    @property
-    def active_connections(self):
-        return self.server.active_connections
 
     @property
     def unix_path(self):

@@ -1,14 +1,12 @@
-# --------------------------------------------------------------------------------------------
-# RDP clients: the .rdp file Bastion's gateway hands out (Windows, mstsc), a .rdp file pointing at a local
-# tunnel, and the local programs that can open either. The gateway's .rdp file carries a gateway access
-# token: it is only ever written to a 0600 file in a private directory, never logged.
-# --------------------------------------------------------------------------------------------
-"""RDP file retrieval and generation, and RDP client command lines (mstsc, FreeRDP, macOS open)."""
+"""RDP file retrieval and generation, and RDP client command lines (mstsc, FreeRDP, macOS open).
+
+RDP clients: the .rdp file Bastion's gateway hands out (Windows, mstsc), a .rdp file pointing at a local tunnel, and
+the local programs that can open either. The gateway's .rdp file carries a gateway access token: it is only ever
+written to a 0600 file in a private directory, never logged."""
 
 import logging
 import shutil
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import urlencode
 
 logger = logging.getLogger(__name__)
@@ -95,17 +93,14 @@ def find_launcher(client, which=shutil.which):
     return None
 
 
-def launcher_argv(launcher, port=None, rdp_file=None, configure=False, username: Optional[str] = None):
+def launcher_argv(launcher, port=None, rdp_file=None, configure=False):
     """argv for ``launcher``: mstsc and open take the .rdp file; FreeRDP takes the tunnel address."""
     if launcher.kind == 'mstsc':
         return [launcher.program] + (['/edit'] if configure else []) + [rdp_file]
     if launcher.kind == 'open':
         # -W: wait until the app quits, so the tunnel and the .rdp file live as long as the session.
         return [launcher.program, '-W', rdp_file]
-    argv = [launcher.program, f'/v:{LOOPBACK}:{port}']
-    if username:
-        argv.append(f'/u:{username}')
-    return argv
+    return [launcher.program, f'/v:{LOOPBACK}:{port}']
 
 
 def manual_connect_hint(port):

@@ -1,9 +1,7 @@
-# --------------------------------------------------------------------------------------------
-# The user's own OpenSSH client, pointed at a local tunnel (a port, or a Unix socket reached through a
-# ProxyCommand). Only argv is built here (no shell);
-# running it lives in launch.py.
-# --------------------------------------------------------------------------------------------
-"""ssh command lines for password, key and Entra certificate sign-in, with host keys pinned per VM."""
+"""ssh command lines for password, key and Entra certificate sign-in, with host keys pinned per VM.
+
+The user's own OpenSSH client, pointed at a local tunnel (a port, or a Unix socket reached through a ProxyCommand).
+Only argv is built here (no shell); running it lives in launch.py."""
 
 import re
 import shutil
@@ -13,7 +11,6 @@ from typing import Optional
 PASSWORD = 'password'
 SSH_KEY = 'ssh-key'
 AAD = 'aad'
-AUTH_TYPES = (PASSWORD, SSH_KEY, AAD)
 
 LOOPBACK = '127.0.0.1'
 _ALIAS_UNSAFE = re.compile(r'[^a-z0-9._-]+')

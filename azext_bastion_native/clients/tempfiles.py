@@ -1,9 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# Private temporary files for native clients: ephemeral keys, certificates, .rdp files. Each lives in a
-# directory only the user can open, and the directory goes away on every exit path (upstream leaves its
-# AAD key folders and .rdp files behind).
-# --------------------------------------------------------------------------------------------
-"""A private temporary directory and 0600 files inside it."""
+"""A private temporary directory and 0600 files inside it.
+
+Private temporary files for native clients: ephemeral keys, certificates, .rdp files. Each lives in a directory only
+the user can open, and the directory goes away on every exit path (upstream leaves its AAD key folders and .rdp files
+behind)."""
 
 import os
 import shutil

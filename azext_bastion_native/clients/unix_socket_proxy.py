@@ -1,9 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# ssh's ProxyCommand for a tunnel on a Unix socket: `python -I unix_socket_proxy.py SOCKET`. ssh runs it
-# with a Python that does not have the extension on sys.path, so this file is a stand-alone script: the
-# standard library only, never an import of azext_bastion_native. It is run by absolute path.
-# --------------------------------------------------------------------------------------------
-"""Copy stdin to a Unix socket and the socket to stdout, bytes as they are, until the socket closes."""
+"""Copy stdin to a Unix socket and the socket to stdout, bytes as they are, until the socket closes.
+
+ssh's ProxyCommand for a tunnel on a Unix socket: `python -I unix_socket_proxy.py SOCKET`. ssh runs it with a Python
+that does not have the extension on sys.path, so this file is a stand-alone script: the standard library only, never
+an import of azext_bastion_native. It is run by absolute path."""
 
 import os
 import signal

@@ -1,9 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# What must hold before a connecting command touches the data plane, decided from the one ARM GET of
-# the Bastion host: SKU, native client (tunnelling), IP connect, the target. Pure: it returns the
-# data-plane Endpoint and Target or raises PreflightError; the CLI glue turns that into azclierror types.
-# --------------------------------------------------------------------------------------------
-"""Pre-flight checks for tunnel/proxy (and later ssh/rdp): host + target arguments -> Endpoint, Target."""
+"""Pre-flight checks for every connecting command: host + target arguments -> Endpoint, Target.
+
+What must hold before a connecting command touches the data plane, decided from the one ARM GET of the Bastion host:
+SKU, native client (tunnelling), IP connect, the target. Pure: it returns the data-plane Endpoint and Target or
+raises PreflightError; the CLI glue turns that into azclierror types."""
 
 import ipaddress
 from dataclasses import dataclass

@@ -1,10 +1,9 @@
-# --------------------------------------------------------------------------------------------
-# `az network bastion ssh-config`: an OpenSSH `Host` block whose ProxyCommand is `az network bastion
-# proxy`, so plain ssh, scp, sftp, rsync and Ansible reach the VM through Bastion. Blocks we write sit
-# between marker comments, so an update replaces exactly our lines and never the user's; the file is
-# rewritten atomically (temp file in the same directory + rename).
-# --------------------------------------------------------------------------------------------
-"""Render, merge and write Bastion ssh_config Host blocks."""
+"""Render, merge and write Bastion ssh_config Host blocks.
+
+`az network bastion ssh-config`: an OpenSSH `Host` block whose ProxyCommand is `az network bastion proxy`, so plain
+ssh, scp, sftp, rsync and Ansible reach the VM through Bastion. Blocks we write sit between marker comments, so an
+update replaces exactly our lines and never the user's; the file is rewritten atomically (temp file in the same
+directory + rename)."""
 
 import contextlib
 import os

@@ -1,7 +1,7 @@
-# --------------------------------------------------------------------------------------------
-# `az network bastion tunnel` and `az network bastion proxy`: the relay engine behind a local port or
-# stdin/stdout. Each checks everything it can with one ARM GET before it listens or relays.
-# --------------------------------------------------------------------------------------------
+"""`az network bastion tunnel` and `az network bastion proxy`: the relay engine behind a local port or stdin/stdout.
+
+Each checks everything it can with one ARM GET before it listens or relays."""
+
 import ipaddress
 import json
 import sys

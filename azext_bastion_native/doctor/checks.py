@@ -1,9 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# `az network bastion doctor`: each check's decision, as pure functions of facts gathered elsewhere (the
-# host's ARM JSON, the VM's power state and OS, the NSG's ARM JSON, the environment, probe results).
-# No azure.cli imports and no network: doctor.py gathers the facts and runs the probes.
-# --------------------------------------------------------------------------------------------
-"""Decide pass / fail / warn / skip for each doctor check, with the detail and the exact fix."""
+"""Decide pass / fail / warn / skip for each doctor check, with the detail and the exact fix.
+
+`az network bastion doctor`: each check's decision, as pure functions of facts gathered elsewhere (the host's ARM
+JSON, the VM's power state and OS, the NSG's ARM JSON, the environment, probe results). No azure.cli imports and no
+network: run.py gathers the facts, probe.py runs the probes."""
 
 from dataclasses import dataclass
 from typing import Optional

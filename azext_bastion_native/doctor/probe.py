@@ -1,9 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# `az network bastion doctor`'s data-plane probes: a TLS handshake with the host's dnsName, or (with a
-# target) one session minted and deleted at once through DataPlaneClient, which proves sign-in, host,
-# tunnelling, target and NSG together. No azure.cli imports; nothing here logs a token.
-# --------------------------------------------------------------------------------------------
-"""Probe the Bastion data plane and time it."""
+"""Probe the Bastion data plane and time it.
+
+`az network bastion doctor`'s data-plane probes: a TLS handshake with the host's dnsName, or (with a target) one
+session minted and deleted at once through DataPlaneClient, which proves sign-in, host, tunnelling, target and NSG
+together. No azure.cli imports; nothing here logs a token."""
 
 import asyncio
 import socket

@@ -1,9 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# `az network bastion doctor`: gather the facts (environment, sign-in, host, VM, NSG, local programs, the data
-# plane) and let doctor_checks decide each row. Every check runs; one that needs a fact an earlier check could
-# not get is skipped and says why. A failed ARM read is a row, never an exception.
-# --------------------------------------------------------------------------------------------
-"""Pre-flight for native client: why `az network bastion ssh/rdp/tunnel` will or will not work."""
+"""Pre-flight for native client: why `az network bastion ssh/rdp/tunnel` will or will not work.
+
+`az network bastion doctor`: gather the facts (environment, sign-in, host, VM, NSG, local programs, the data plane)
+and let checks.py decide each row. Every check runs; one that needs a fact an earlier check could not get is
+skipped and says why. A failed ARM read is a row, never an exception."""
 
 import os
 import shutil

@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# ARM errors -> typed azure-cli errors that name the resource and the fix. No traceback reaches the user.
-# --------------------------------------------------------------------------------------------
+"""ARM errors -> typed azure-cli errors that name the resource and the fix. No traceback reaches the user."""
+
 from contextlib import contextmanager
 
 

@@ -1,7 +1,7 @@
-# --------------------------------------------------------------------------------------------
-# Bastion hosts over azure-mgmt-network: create with native client, read, and switch native client on/off.
-# Every check that can be made before a write is made before it, so a refused command changes nothing.
-# --------------------------------------------------------------------------------------------
+"""Bastion hosts over azure-mgmt-network: create with native client, read, and switch native client on/off.
+
+Every check that can be made before a write is made before it, so a refused command changes nothing."""
+
 import ipaddress
 
 from azure.cli.core import azclierror

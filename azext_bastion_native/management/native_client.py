@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# The native client setting of a Bastion host: what it is, and turning it on or off safely.
-# --------------------------------------------------------------------------------------------
+"""The native client setting of a Bastion host: what it is, and turning it on or off safely."""
+
 from knack.log import get_logger
 
 from azure.cli.core import azclierror

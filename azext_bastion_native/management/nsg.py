@@ -1,10 +1,10 @@
-# --------------------------------------------------------------------------------------------
-# The NSG on a host's AzureBastionSubnet over azure-mgmt-network: find it, check it, and merge the rule set in.
-# Write order keeps Bastion working after every single write, so a 409/412 half way leaves a usable state:
-# a new NSG is created whole before the subnet points at it; an existing one gets its allow rules first,
-# the Deny last (each rule is its own PUT, so the user's other rules are never rewritten), and the subnet is
-# associated only after all rules are in.
-# --------------------------------------------------------------------------------------------
+"""The NSG on a host's AzureBastionSubnet over azure-mgmt-network: find it, check it, and merge the rule set in.
+
+Write order keeps Bastion working after every single write, so a 409/412 half way leaves a usable state: a new NSG is
+created whole before the subnet points at it; an existing one gets its allow rules first, the Deny last (each rule is
+its own PUT, so the user's other rules are never rewritten), and the subnet is associated only after all rules are
+in. The rule set, the check and the plan are the pure nsg/ package; this is their ARM side."""
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +20,10 @@ from azext_bastion_native.nsg.plan import plan_apply
 from azext_bastion_native.nsg.rule_set import rule_to_arm
 
 logger = get_logger(__name__)
-# `nsg check` exits with this when the NSG is missing rules or has breaking ones (1 and 2 are azure-cli errors).
 
 
 @dataclass
 class BastionSubnet:
-    host_name: str
     subscription: str
     resource_group: str     # the VNet's resource group
     vnet: str
@@ -56,7 +54,7 @@ def find_bastion_subnet(cli_ctx, resource_group, name):
     client = cf_network(cli_ctx, subscription_id=subscription)
     with arm_errors(f"Subnet '{subnet_name}' of virtual network '{vnet}' in resource group '{vnet_rg}'"):
         subnet = client.subnets.get(vnet_rg, vnet, subnet_name)
-    return BastionSubnet(name, subscription, vnet_rg, vnet, subnet, client)
+    return BastionSubnet(subscription, vnet_rg, vnet, subnet, client)
 
 
 def read_nsg(cli_ctx, nsg_id):
@@ -68,10 +66,24 @@ def read_nsg(cli_ctx, nsg_id):
     return client, nsg_rg, nsg_name, nsg.as_dict()
 
 
-def check_host(cli_ctx, resource_group, name, ports):
+def bastion_prefixes(subnet):
+    """AzureBastionSubnet's address prefixes (rules may name the subnet itself)."""
+    prefixes = list(getattr(subnet, 'address_prefixes', None) or [])
+    return ([subnet.address_prefix] if getattr(subnet, 'address_prefix', None) else []) + prefixes
+
+
+def check_host(cli_ctx, resource_group, name, ports, nsg_name=None):
+    """The report for the NSG on the host's AzureBastionSubnet or, when it has none, the NSG named `nsg_name`
+    (the one `nsg apply --nsg-name` would merge into and associate)."""
     target = find_bastion_subnet(cli_ctx, resource_group, name)
-    nsg_json = read_nsg(cli_ctx, target.nsg_id)[3] if target.nsg_id else None
-    return check(nsg_json, ports)
+    nsg_json = None
+    if target.nsg_id or nsg_name:
+        nsg_json = _resolve_nsg(cli_ctx, target, name, nsg_name)[4]
+        if nsg_json is None:
+            raise azclierror.ResourceNotFoundError(
+                f"Network security group '{nsg_name}' was not found in resource group '{target.resource_group}'.",
+                recommendation='Give the name of an NSG in the virtual network\'s resource group, or drop --nsg-name.')
+    return check(nsg_json, ports, bastion_prefixes=bastion_prefixes(target.subnet))
 
 
 def exit_when_not_compliant(cli_ctx, report):
@@ -134,8 +146,18 @@ def _resolve_nsg(cli_ctx, target, name, nsg_name):
     return target.client, target.resource_group, nsg_name, nsg_id, nsg_json
 
 
-def _write_rules(client, nsg_rg, nsg_name, nsg_json, plan, location):
+def _write_rules(client, nsg_rg, nsg_name, nsg_json, plan, location, whole=False):
+    """One PUT per rule of ours, so the user's other rules are never rewritten; the whole NSG in one PUT when it is
+    new, or (`whole`) when it sits on AzureBastionSubnet without being compliant yet: Azure checks every rule
+    change of such an NSG, so no single rule could go in on its own."""
     from azure.mgmt.network.models import NetworkSecurityGroup
+    if whole:
+        from azext_bastion_native.nsg.plan import apply_to_json
+        with arm_errors(f"Network security group '{nsg_name}'"):
+            client.network_security_groups.begin_create_or_update(
+                nsg_rg, nsg_name, NetworkSecurityGroup(apply_to_json(nsg_json, plan)),
+                headers={'If-Match': nsg_json.get('etag')} if nsg_json.get('etag') else {}).result()
+        return
     if plan.create_nsg:
         new_nsg = NetworkSecurityGroup({'location': location, 'properties': {
             'securityRules': [rule_to_arm(w.rule) for w in plan.writes]}})
@@ -163,13 +185,30 @@ def _associate(target, nsg_id, no_wait):
             poller.result()
 
 
-def apply(cli_ctx, resource_group, name, ports, nsg_name=None, yes=False, no_wait=False):
+def _refuse_blocked(plan, override_denies, label):
+    """Nothing is written when the NSG would still be refused on AzureBastionSubnet (Azure checks it)."""
+    if not plan.blocked:
+        return
+    breaking = any(f.kind == 'breaking' for f in plan.report.findings)
+    if breaking and not override_denies:
+        recommendation = ('Remove or narrow the Deny rule named above, or run the command again with '
+                          '--override-denies to place Bastion\'s allow rules above your Deny rules.')
+    else:
+        recommendation = 'Make room for the rules named above (free priorities, no Deny at priority 100).'
+    raise azclierror.ValidationError(
+        f'Not changed: NSG {label} would still lack what Bastion needs on AzureBastionSubnet (Azure refuses such an '
+        'NSG): ' + '; '.join(plan.blocked), recommendation=recommendation)
+
+
+def apply(cli_ctx, resource_group, name, ports, nsg_name=None, yes=False,  # pylint: disable=too-many-locals
+          no_wait=False, override_denies=False):
     """Create or merge the rule set into the NSG of the host's AzureBastionSubnet and associate it."""
     target = find_bastion_subnet(cli_ctx, resource_group, name)
     client, nsg_rg, nsg_name, nsg_id, nsg_json = _resolve_nsg(cli_ctx, target, name, nsg_name)
-    plan = plan_apply(nsg_json, ports, nsg_name)
+    plan = plan_apply(nsg_json, ports, nsg_name, bastion_prefixes(target.subnet), override_denies)
     associate = (target.nsg_id or '').lower() != nsg_id.lower()
     label = f"'{nsg_name}' (resource group '{nsg_rg}')"
+    _refuse_blocked(plan, override_denies, label)
     lines = _describe(plan, associate, label)
     result = {'nsg': nsg_id, 'createdNsg': plan.create_nsg, 'associated': associate,
               'changes': lines, 'moved': plan.moved, 'unresolved': plan.unresolved}
@@ -191,7 +230,8 @@ def apply(cli_ctx, resource_group, name, ports, nsg_name=None, yes=False, no_wai
     if plan.create_nsg:
         with arm_errors(f"Virtual network '{target.vnet}'"):
             location = target.client.virtual_networks.get(target.resource_group, target.vnet).location
-    _write_rules(client, nsg_rg, nsg_name, nsg_json, plan, location)
+    _write_rules(client, nsg_rg, nsg_name, nsg_json, plan, location,
+                 whole=not associate and nsg_json is not None and not plan.report.azure_accepts)
     if associate:
         _associate(target, nsg_id, no_wait)
     return result

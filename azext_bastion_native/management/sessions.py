@@ -1,6 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# Active Bastion sessions: list them, end them.
-# --------------------------------------------------------------------------------------------
+"""Active Bastion sessions: list them, end them."""
+
 from azext_bastion_native.management.errors import arm_errors
 from azext_bastion_native.management.hosts import host_label
 from azext_bastion_native.management.operations import wait_for

@@ -1,7 +1,6 @@
-# --------------------------------------------------------------------------------------------
-# Target VMs (or VM scale set instances): the resource ID, the VM with its instance view, and the facts the
-# connect commands and `doctor` act on (power state, OS, admin user).
-# --------------------------------------------------------------------------------------------
+"""Target VMs (or VM scale set instances): the resource ID, the VM with its instance view, and the facts the connect
+commands and `doctor` act on (power state, OS, admin user)."""
+
 from dataclasses import dataclass
 from typing import Optional
 
