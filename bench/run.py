@@ -9,15 +9,21 @@ runs it after its one ARM GET: bench/tunnel_process.py); and this process, which
 itself is run once, to log in and read the host: its start-up happens once per tunnel, not per connection.
 
 Each round measures, back to back, the emulator's own ceiling (a websockets client minting and feeding it
-directly) and the tunnel, upload then download, then connection set-up (through the tunnel, through a direct
-websocket client - the emulator's own set-up floor - and plain TCP for scale). Rounds repeat (``--repeats``);
-every figure is reported as median with min/max and the raw samples, and each DESIGN.md target as a ratio or value
-with pass/fail, all in one JSON document. Tunnel CPU is the tunnel process's own ``getrusage`` time.
+directly) and the tunnel: connection set-up (through the tunnel, through the direct client - the emulator's own
+set-up floor - and plain TCP for scale), 1-byte round trips on an open connection (the tunnel from a blocking
+socket, as ssh's C client sends a keystroke; the direct client's websocket; with the tunnel's CPU per round trip),
+upload then download on one stream and on 16. Rounds repeat (``--repeats``); every figure is reported as median
+with min/max and the raw samples, and each target as a ratio or value with pass/fail, all in one JSON document.
+Tunnel CPU is the tunnel process's own ``getrusage`` time.
+
+Memory is measured after the rounds on a fresh tunnel process of its own: RSS idle, its peak during a burst of
+128 and then 256 concurrent 1 MiB uploads and during one 256 MiB upload, and RSS a few seconds after each.
 """
 import argparse
 import asyncio
 import json
 import shutil
+import socket
 import ssl
 import statistics
 import sys
@@ -38,7 +44,11 @@ VM = 'linux-vm'
 PORT_SINK, PORT_SOURCE, PORT_ECHO = 7101, 7102, 7103
 CEILING_FRAME = 256 * 1024    # large frames (the emulator relays up to 1 MiB a read); 64 KiB-1 MiB measured alike
 SETUP_BLOCK = 50             # set-up samples per block; tunnel and direct client blocks alternate
-MEMORY_BUDGET_PER_CONNECTION_MIB = 0.5     # the bench's own budget for "bounded memory" (DESIGN.md gives none)
+MEMORY_BUDGET_PER_CONNECTION_MIB = 0.1     # RSS growth per concurrent active connection
+MEMORY_RETURNED_WITHIN_MIB = 20.0          # RSS a few seconds after a burst, above idle
+ROUND_TRIP_CPU_BUDGET_US = 100.0           # tunnel CPU per 1-byte round trip (half of the asyncio-streams pump's)
+BURSTS = (128, 256)                        # concurrent 1 MiB uploads per memory burst
+SETTLE_S = 3.0                             # "a few seconds after" a burst, for the RSS it kept
 
 
 # -- load generators (this process) -----------------------------------------------------------------
@@ -116,33 +126,64 @@ class DirectClient:
         return await connect(url, ssl=self.context, compression=None, max_size=None, user_agent_header=None,
                              write_limit=MIB)
 
-    async def upload(self, size, backends):
+    async def upload(self, size, backends, streams=1):
+        """``size`` bytes split over ``streams`` websockets (minted one after another, as the tunnel's
+        16 streams' sessions are minted over its few kept-alive HTTPS connections)."""
         loop = asyncio.get_running_loop()
-        target = backends.received + size
+        share = size // streams
+        target = backends.received + share * streams
         started = loop.time()
-        session = self.mint(PORT_SINK)
-        websocket = await self.connect(session)
-        for offset in range(0, size, CEILING_FRAME):
-            await websocket.send(BLOCK[:min(CEILING_FRAME, size - offset)])
+
+        async def one():
+            session = self.mint(PORT_SINK)
+            websocket = await self.connect(session)
+            for offset in range(0, share, CEILING_FRAME):
+                await websocket.send(BLOCK[:min(CEILING_FRAME, share - offset)])
+            return session, websocket
+        opened = await asyncio.gather(*(one() for _ in range(streams)))
         await _wait_for_sink(backends, target)
         elapsed = loop.time() - started
-        await websocket.close()
-        self.delete(session)
+        for session, websocket in opened:
+            await websocket.close()
+            self.delete(session)
         return elapsed
 
-    async def download(self, size):
+    async def download(self, size, streams=1):
+        """Read ``streams`` websockets to their end (the source sends ``size // streams`` on each)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        session = self.mint(PORT_SOURCE)
-        websocket = await self.connect(session)
-        got = 0
-        async for message in websocket:
-            got += len(message)
+
+        async def one():
+            session = self.mint(PORT_SOURCE)
+            websocket = await self.connect(session)
+            got = 0
+            async for message in websocket:
+                got += len(message)
+            return session, got
+        finished = await asyncio.gather(*(one() for _ in range(streams)))
         elapsed = loop.time() - started
-        self.delete(session)
+        for session, _ in finished:
+            self.delete(session)
+        got = sum(got for _, got in finished)
         if got != size:
             raise RuntimeError(f'ceiling download got {got} of {size} bytes')
         return elapsed
+
+    async def round_trip_samples(self, count):
+        """1-byte round trips on one open websocket to the echo target, in microseconds."""
+        session = self.mint(PORT_ECHO)
+        websocket = await self.connect(session)
+        await websocket.send(b'x')
+        await websocket.recv()
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            await websocket.send(b'x')
+            await websocket.recv()
+            samples.append((time.perf_counter() - started) * 1e6)
+        await websocket.close()
+        self.delete(session)
+        return samples
 
     async def setup_samples(self, count, gap=0.0):
         """Mint + websocket + one byte echoed, as the tunnel's set-up figure measures (delete not timed)."""
@@ -175,6 +216,45 @@ async def tcp_setup_samples(port, count, gap=0.0):
         writer.close()
         await writer.wait_closed()
     return samples
+
+
+def tunnel_round_trips(tunnel, count):
+    """1-byte round trips on one open connection through ``tunnel`` from a blocking socket (the way ssh's C client
+    sends a keystroke), in microseconds, and the tunnel's CPU seconds over them (set-up excluded)."""
+    with socket.create_connection(('127.0.0.1', tunnel.port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b'x')
+        sock.recv(1)
+        before = tunnel.usage()['cpu_s']
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            sock.sendall(b'x')
+            if not sock.recv(1):
+                raise RuntimeError('the tunnel closed during the round trips')
+            samples.append((time.perf_counter() - started) * 1e6)
+        cpu = tunnel.usage()['cpu_s'] - before
+    return samples, cpu
+
+
+def memory_figures(tunnel, backends, transfer_mib):
+    """RSS of a fresh tunnel: idle, then for each burst of concurrent 1 MiB uploads and for one ``transfer_mib``
+    upload: RSS before, the peak during, and RSS ``SETTLE_S`` seconds after it ended."""
+    asyncio.run(tunnel_upload(tunnel.port, MIB, backends))         # one-off costs (imports, TLS context) first
+    time.sleep(SETTLE_S)
+    idle = tunnel.usage()['rss_mib']
+    steps = {}
+    for name, streams, size in [(f'burst_{count}', count, count * MIB) for count in BURSTS] + [
+            (f'transfer_{transfer_mib}MiB', 1, transfer_mib * MIB)]:
+        before = tunnel.usage()['rss_mib']
+        tunnel.watch()
+        asyncio.run(tunnel_upload(tunnel.port, size, backends, streams))
+        peak = tunnel.peak()['watched_peak_rss_mib']
+        time.sleep(SETTLE_S)
+        after = tunnel.usage()['rss_mib']
+        steps[name] = {'connections': streams, 'rss_before_MiB': before, 'rss_peak_MiB': peak,
+                       'rss_after_MiB': after, 'growth_MiB_per_connection': (peak - before) / streams}
+    return {'rss_idle_MiB': idle, 'steps': steps}
 
 
 async def hold_connections(tunnel, count):
@@ -213,7 +293,7 @@ class Recorder:
         return {name: summary(values) for name, values in self.samples.items()}
 
 
-def run_round(record, parties, backends, size, latency_samples, swap, gap):
+def run_round(record, parties, backends, size, latency_samples, swap, gap, round_trips):  # noqa: C901
     """One round: connection set-up first (on an emulator that has minted as few sessions as possible: its
     request log slows down with every secret it has issued), then throughput, ceiling and tunnel back to back."""
     direct, (up_tunnel, down_tunnel, echo_tunnel), emulator = parties
@@ -237,6 +317,16 @@ def run_round(record, parties, backends, size, latency_samples, swap, gap):
     record.add('direct_tcp_p50_ms', statistics.median(asyncio.run(tcp_setup_samples(backends.echo_port,
                                                                                     latency_samples))))
 
+    def ceiling_round_trips():
+        record.add('ceiling_round_trip_p50_us', statistics.median(asyncio.run(direct.round_trip_samples(
+            round_trips))))
+
+    def tunnel_round_trips_step():
+        samples, cpu = tunnel_round_trips(echo_tunnel, round_trips)
+        record.add('tunnel_round_trip_p50_us', statistics.median(samples))
+        record.add('tunnel_round_trip_p99_us', percentile(samples, 0.99))
+        record.add('tunnel_cpu_us_per_round_trip', cpu * 1e6 / round_trips)
+
     def ceiling_up():
         record.add('ceiling_upload_MiBps', mib / asyncio.run(direct.upload(size, backends)))
 
@@ -255,13 +345,25 @@ def run_round(record, parties, backends, size, latency_samples, swap, gap):
         record.add('tunnel_download_1_MiBps', mib / asyncio.run(tunnel_download(down_tunnel.port, size)))
         record.add('tunnel_download_cpu_ms_per_MiB', (down_tunnel.usage()['cpu_s'] - before) * 1000 / mib)
 
+    def ceiling_up_16():
+        record.add('ceiling_upload_16_MiBps', mib / asyncio.run(direct.upload(size, backends, 16)))
+
+    def tunnel_up_16():
+        record.add('tunnel_upload_16_MiBps', mib / asyncio.run(tunnel_upload(up_tunnel.port, size, backends, 16)))
+
+    def ceiling_down_16():
+        backends.send_bytes = size // 16
+        record.add('ceiling_download_16_MiBps', mib / asyncio.run(direct.download(size, 16)))
+
+    def tunnel_down_16():
+        backends.send_bytes = size // 16
+        record.add('tunnel_download_16_MiBps', mib / asyncio.run(tunnel_download(down_tunnel.port, size, 16)))
+
     # Ceiling and tunnel back to back, in alternating order, so drift on a noisy machine hits both alike.
-    for pair in ((ceiling_up, tunnel_up), (ceiling_down, tunnel_down)):
+    for pair in ((ceiling_round_trips, tunnel_round_trips_step), (ceiling_up, tunnel_up), (ceiling_down, tunnel_down),
+                 (ceiling_up_16, tunnel_up_16), (ceiling_down_16, tunnel_down_16)):
         for step in (reversed(pair) if swap else pair):
             step()
-    record.add('tunnel_upload_16_MiBps', mib / asyncio.run(tunnel_upload(up_tunnel.port, size, backends, 16)))
-    backends.send_bytes = size // 16
-    record.add('tunnel_download_16_MiBps', mib / asyncio.run(tunnel_download(down_tunnel.port, size, 16)))
 
 
 def warm_up(parties, backends):
@@ -275,6 +377,8 @@ def warm_up(parties, backends):
     asyncio.run(tunnel_download(down_tunnel.port, MIB))
     asyncio.run(tcp_setup_samples(echo_tunnel.port, 3))
     asyncio.run(direct.setup_samples(3))
+    asyncio.run(direct.round_trip_samples(10))
+    tunnel_round_trips(echo_tunnel, 10)
 
 
 class EmulatorHandle:
@@ -290,22 +394,39 @@ class EmulatorHandle:
         return times.user + times.system
 
 
-def targets_of(figures, held):
-    def median(name):
-        return figures[name]['median']
-    rss_per_connection = (held['rss_held_MiB'] - held['rss_idle_MiB']) / held['connections']
-    rows = [
-        ('upload_vs_ceiling', median('tunnel_upload_1_MiBps') / median('ceiling_upload_MiBps'), '>=', 0.9),
-        ('download_vs_ceiling', median('tunnel_download_1_MiBps') / median('ceiling_download_MiBps'), '>=', 0.9),
-        ('upload_cpu_ms_per_MiB', median('tunnel_upload_cpu_ms_per_MiB'), '<=', 2.0),
-        ('download_cpu_ms_per_MiB', median('tunnel_download_cpu_ms_per_MiB'), '<=', 2.0),
-        ('setup_p50_ms', median('setup_p50_ms'), '<=', 4.0),
-        ('held_connections_echoed', held['echoed'], '>=', held['connections']),
-        ('held_rss_growth_MiB_per_connection', rss_per_connection, '<=', MEMORY_BUDGET_PER_CONNECTION_MIB),
-    ]
+def targets_of(figures, held, memory):
+    if not figures:     # --memory-only
+        rows = []
+    else:
+        rows = _throughput_and_latency_targets(figures, held)
+    for name, step in memory['steps'].items():
+        if step['connections'] > 1:
+            rows.append((f'{name}_rss_growth_MiB_per_connection', step['growth_MiB_per_connection'], '<=',
+                         MEMORY_BUDGET_PER_CONNECTION_MIB))
+        rows.append((f'{name}_rss_after_minus_idle_MiB', step['rss_after_MiB'] - memory['rss_idle_MiB'], '<=',
+                     MEMORY_RETURNED_WITHIN_MIB))
     return {name: {'value': value, 'threshold': threshold, 'comparison': comparison,
                    'pass': value >= threshold if comparison == '>=' else value <= threshold}
             for name, value, comparison, threshold in rows}
+
+
+def _throughput_and_latency_targets(figures, held):
+    def median(name):
+        return figures[name]['median']
+    return [
+        ('round_trip_vs_ceiling', median('tunnel_round_trip_p50_us') / median('ceiling_round_trip_p50_us'), '<=', 1.1),
+        ('cpu_us_per_round_trip', median('tunnel_cpu_us_per_round_trip'), '<=', ROUND_TRIP_CPU_BUDGET_US),
+        ('upload_vs_ceiling', median('tunnel_upload_1_MiBps') / median('ceiling_upload_MiBps'), '>=', 0.95),
+        ('download_vs_ceiling', median('tunnel_download_1_MiBps') / median('ceiling_download_MiBps'), '>=', 0.95),
+        ('upload_16_vs_ceiling', median('tunnel_upload_16_MiBps') / median('ceiling_upload_16_MiBps'), '>=', 0.95),
+        ('download_16_vs_ceiling', median('tunnel_download_16_MiBps') / median('ceiling_download_16_MiBps'),
+         '>=', 0.95),
+        ('upload_cpu_ms_per_MiB', median('tunnel_upload_cpu_ms_per_MiB'), '<=', 2.0),
+        ('download_cpu_ms_per_MiB', median('tunnel_download_cpu_ms_per_MiB'), '<=', 2.0),
+        ('setup_p50_ms', median('setup_p50_ms'), '<=', 4.0),
+        ('setup_vs_direct_client', median('setup_vs_direct_client'), '<=', 1.0),
+        ('held_connections_echoed', held['echoed'], '>=', held['connections']),
+    ]
 
 
 def report(result, json_path):
@@ -314,9 +435,14 @@ def report(result, json_path):
     print(f"{'figure (median of ' + str(result['repeats']) + ' rounds)':<{width}}  median     min     max")
     for name, figure in figures.items():
         print(f"{name:<{width}}  {figure['median']:7.2f} {figure['min']:7.2f} {figure['max']:7.2f}")
-    held = result['held']
-    print(f"{'RSS idle / with ' + str(held['connections']) + ' held / peak (MiB)':<{width}}  "
-          f"{held['rss_idle_MiB']:.0f} / {held['rss_held_MiB']:.0f} / {held['peak_rss_MiB']:.0f}")
+    held, memory = result['held'], result['memory']
+    if held:
+        print(f"{'RSS idle / with ' + str(held['connections']) + ' held / peak (MiB)':<{width}}  "
+              f"{held['rss_idle_MiB']:.0f} / {held['rss_held_MiB']:.0f} / {held['peak_rss_MiB']:.0f}")
+    print(f"fresh tunnel RSS idle {memory['rss_idle_MiB']:.1f} MiB; before / peak / after (MiB):")
+    for name, step in memory['steps'].items():
+        print(f"  {name:<{width - 2}}  {step['rss_before_MiB']:.1f} / {step['rss_peak_MiB']:.1f} / "
+              f"{step['rss_after_MiB']:.1f}  ({step['growth_MiB_per_connection']:.3f} MiB per connection)")
     for name, target in targets.items():
         verdict = 'PASS' if target['pass'] else 'FAIL'
         print(f"target {name:<{width - 7}}  {target['value']:7.2f}  {target['comparison']} {target['threshold']:<6} "
@@ -335,7 +461,10 @@ def main():  # pylint: disable=too-many-locals
     parser.add_argument('--latency-samples', type=int, default=200, help='connections per set-up figure per round')
     parser.add_argument('--latency-gap-ms', type=float, default=10.0,
                         help='pause between set-up samples (the direct client deletes untimed, between samples)')
-    parser.add_argument('--held', type=int, default=256, help='concurrent connections for the memory figure')
+    parser.add_argument('--held', type=int, default=256, help='concurrent idle connections held open')
+    parser.add_argument('--round-trips', type=int, default=2000, help='1-byte round trips per figure per round')
+    parser.add_argument('--transfer-mib', type=int, default=256, help='size of the memory figure\'s one upload')
+    parser.add_argument('--memory-only', action='store_true', help='only the memory figures (no rounds)')
     parser.add_argument('--json', help='write the JSON here (else print it)')
     args = parser.parse_args()
     size = args.size_mib * MIB
@@ -355,16 +484,19 @@ def main():  # pylint: disable=too-many-locals
             emulator.set_vm_endpoint(VM, vm_port, '127.0.0.1', port)
             tunnels.append(TunnelProcess(host, vm_id, vm_port, emulator.ca_bundle, token))
         parties = (DirectClient(host, vm_id, token, emulator.ca_bundle), tunnels, EmulatorHandle(emulator))
-        warm_up(parties, backends)
-        record = Recorder()
-        for round_number in range(args.repeats):
-            run_round(record, parties, backends, size, args.latency_samples, swap=round_number % 2 == 1,
-                      gap=args.latency_gap_ms / 1000)
-        echo_tunnel = tunnels[2]
-        idle = echo_tunnel.usage()
-        echoed, usage = asyncio.run(hold_connections(echo_tunnel, args.held))
-        held = {'connections': args.held, 'echoed': echoed, 'rss_idle_MiB': idle['rss_mib'],
-                'rss_held_MiB': usage['rss_mib'], 'peak_rss_MiB': usage['peak_rss_mib']}
+        record, held = Recorder(), {}
+        if not args.memory_only:
+            warm_up(parties, backends)
+            for round_number in range(args.repeats):
+                run_round(record, parties, backends, size, args.latency_samples, swap=round_number % 2 == 1,
+                          gap=args.latency_gap_ms / 1000, round_trips=args.round_trips)
+            echo_tunnel = tunnels[2]
+            idle = echo_tunnel.usage()
+            echoed, usage = asyncio.run(hold_connections(echo_tunnel, args.held))
+            held = {'connections': args.held, 'echoed': echoed, 'rss_idle_MiB': idle['rss_mib'],
+                    'rss_held_MiB': usage['rss_mib'], 'peak_rss_MiB': usage['peak_rss_mib']}
+        tunnels.append(TunnelProcess(host, vm_id, PORT_SINK, emulator.ca_bundle, token))
+        memory = memory_figures(tunnels[-1], backends, args.transfer_mib)
     finally:
         for tunnel in tunnels:
             tunnel.stop()
@@ -374,7 +506,7 @@ def main():  # pylint: disable=too-many-locals
     figures = record.figures()
     result = {'size_MiB': args.size_mib, 'repeats': args.repeats, 'latency_samples': args.latency_samples,
               'latency_gap_ms': args.latency_gap_ms,
-              'figures': figures, 'held': held, 'targets': targets_of(figures, held)}
+              'figures': figures, 'held': held, 'memory': memory, 'targets': targets_of(figures, held, memory)}
     report(result, args.json)
 
 

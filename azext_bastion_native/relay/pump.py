@@ -1,30 +1,42 @@
 # --------------------------------------------------------------------------------------------
-# Move bytes between a local stream (TCP socket or stdio pipes) and a tunnel websocket.
+# Bytes between a local connection (TCP or Unix socket, or stdio pipes) and a tunnel websocket, moved from the
+# transports' callbacks: local data_received -> ClientProtocol.send_binary -> websocket transport write, and
+# websocket data_received -> ClientProtocol.receive_data -> frames -> local transport write. No task, queue,
+# future or await per chunk, so a 1-byte keystroke costs two callbacks and the framing.
 #
-# Per connection: the caller's task downloads (websocket -> local) and one extra task uploads
-# (local -> websocket); no threads. Reads are up to READ_SIZE bytes; nothing is logged per chunk.
+# Memory: socket reads land in one read buffer shared by every connection of a server (a read is framed at
+# once, in the same callback); nothing else is kept per connection but what the transports hold while the
+# other side is slow, and that is bounded by backpressure: a side over its write limit pauses reading on the
+# other (pause_writing -> pause_reading, resume_writing -> resume_reading).
 #
-# Half-close: a websocket has no half-close. When the local side sends EOF we start the websocket's
-# normal closing handshake (code 1000) - Bastion then ends the target connection - and keep delivering
-# whatever still arrives until the peer's close frame (websockets hands over data frames received
-# while closing). The wait is bounded by the websocket's close_timeout.
+# Half-close: a websocket has no half-close. When the local side sends EOF we start the websocket's normal
+# closing handshake (1000) - Bastion then ends the target connection - and keep delivering whatever still
+# arrives until the peer's close frame, within the close timeout.
 #
-# Backpressure: uploads wait in websocket.send() while more than write_limit bytes are unsent;
-# downloads wait in drain() while the local side is slow, so websockets stops reading the socket once
-# max_queue frames are queued. Memory per connection stays bounded both ways.
-#
-# Failure: a websocket that drops (no close frame, or an error code) aborts the local connection (RST,
-# so the client knows the stream is incomplete) at once; a local error closes the websocket.
+# Failure: a websocket that drops (no close frame, an error close code, or a closing handshake that times out)
+# aborts the local connection (RST, so the client knows the stream is incomplete) at once; a local error closes
+# the websocket normally.
 # --------------------------------------------------------------------------------------------
-"""The byte pump between a local stream and a websocket."""
+"""The byte pump between a local connection and a websocket."""
 
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Set, Union
 
-READ_SIZE = 64 * 1024
+from websockets.exceptions import ConnectionClosedOK
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+from ..dataplane.websocket import OpenedWebsocket
+
+READ_SIZE = 64 * 1024           # one socket read, framed as one websocket message
+WRITE_LIMIT = 64 * 1024         # unsent bytes on either side before the other side's reading pauses
 LOCAL_CLOSE_TIMEOUT = 5.0       # seconds to flush the local side before giving up on a slow reader
 STOP_TIMEOUT = 1.0              # on a stop, seconds for each side's polite close before cutting it
+
+_DATA_OPCODES = (Opcode.BINARY, Opcode.CONT, Opcode.TEXT)
+Bytes = Union[bytes, bytearray, memoryview]
 
 
 @dataclass
@@ -38,92 +50,277 @@ class RelayResult:
     ended: float = 0.0
 
     @property
-    def duration(self):
+    def duration(self) -> float:
         return (self.ended or time.monotonic()) - self.started
 
 
-async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, websocket,
-                read_size: int = READ_SIZE) -> RelayResult:
-    """Relay until both directions are done, the websocket drops, or the local side fails.
+class LocalEnd(asyncio.BufferedProtocol):
+    """The local connection's protocol: one transport for a socket, or a read pipe plus a write pipe (stdio:
+    pass the write pipe's protocol from ``write_pipe_protocol()`` to connect_write_pipe first).
 
-    Cancelling the calling task stops the relay: the websocket gets a normal close ("going away", 1001)
-    and the local connection is closed."""
-    from websockets.exceptions import ConnectionClosedError
-    result = RelayResult()
-    upload = asyncio.create_task(_upload(reader, websocket, result, read_size))
-    dropped = False
-    try:
-        dropped = not await _download(websocket, writer, result)
-    except ConnectionClosedError:   # pragma: no cover - _download catches it; kept for safety
-        dropped = True
-    except asyncio.CancelledError:
-        result.ending = result.ending or 'stopped'
-        await _finish(upload, websocket, writer, result, dropped=False, going_away=True)
-        raise
-    await _finish(upload, websocket, writer, result, dropped=dropped, going_away=False)
-    return result
+    ``on_open(local_end)`` runs when a socket connection is made. Reading waits until a Relay attaches: what the
+    local side sends meanwhile stays in the kernel's socket buffer, not in ours. ``read_buffer``: a buffer shared
+    by the connections of one event loop for socket reads (each read is consumed before the next one)."""
+
+    def __init__(self, on_open: Optional[Callable[['LocalEnd'], None]] = None,
+                 read_buffer: Optional[memoryview] = None):
+        self._on_open = on_open
+        self._buffer = read_buffer if read_buffer is not None else memoryview(bytearray(READ_SIZE))
+        self.in_transport: Optional[asyncio.BaseTransport] = None
+        self.out_transport: Optional[asyncio.WriteTransport] = None
+        self.relay: Optional['Relay'] = None
+        self.eof = False            # the local side sent EOF
+        self.gone = False           # the local side can take no more bytes (closed, reset or broken)
+        self.closed: 'asyncio.Future[None]' = asyncio.get_running_loop().create_future()
+        self._pauses: Set[str] = set()      # why reading is paused: 'unrelayed', 'websocket'
+
+    # -- asyncio callbacks ---------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.in_transport = transport
+        self.pause_reading('unrelayed')
+        if self.out_transport is None:
+            self.out_transport = transport          # a socket: both ways
+            transport.set_write_buffer_limits(high=WRITE_LIMIT)
+            if self._on_open is not None:
+                self._on_open(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._buffer[:nbytes])
+
+    def data_received(self, data: Bytes) -> None:
+        if self.relay is not None:      # reading starts once a relay is attached; it may end first
+            self.relay.upload(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.relay is not None:
+            self.relay.local_eof()
+        return True                 # keep the sending half open: answers still come back
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self.in_transport is not self.out_transport and exc is None and self.eof:
+            return                  # stdin ended; stdout stays open for the answers
+        self.output_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.relay is not None:
+            self.relay.pause_download()
+
+    def resume_writing(self) -> None:
+        if self.relay is not None:
+            self.relay.resume_download()
+
+    # -- used by the relay ------------------------------------------------------------------------------------
+    def output_lost(self, exc: Optional[Exception]) -> None:
+        if not self.gone:
+            self.gone = True
+            if self.relay is not None:
+                self.relay.local_gone(exc)
+        if not self.closed.done() and (self.in_transport is None or self.in_transport.is_closing()):
+            self.closed.set_result(None)
+
+    def attach(self, relay: 'Relay') -> None:
+        """Relay from now on: start reading."""
+        self.relay = relay
+        if self.gone:
+            relay.local_gone(None)
+        else:
+            self.resume_reading('unrelayed')
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._pauses and self.in_transport is not None and not self.in_transport.is_closing():
+            self.in_transport.pause_reading()
+        self._pauses.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason in self._pauses:
+            self._pauses.discard(reason)
+            if not self._pauses and self.in_transport is not None and not self.in_transport.is_closing():
+                self.in_transport.resume_reading()
+
+    def write(self, data: Bytes) -> None:
+        if not self.gone:
+            self.out_transport.write(data)
+
+    def close(self) -> None:
+        """Deliver what is buffered, then close (EOF to the local client)."""
+        for transport in {self.in_transport, self.out_transport}:
+            if transport is not None:
+                transport.close()
+
+    def abort(self) -> None:
+        """Close at once (a TCP client sees a reset)."""
+        for transport in {self.in_transport, self.out_transport}:
+            if transport is not None:
+                transport.abort()
+
+    def write_pipe_protocol(self) -> asyncio.BaseProtocol:
+        """The protocol for stdout's write pipe: flow control and loss go to this LocalEnd."""
+        return _WritePipeEnd(self)
 
 
-async def _upload(reader, websocket, result, read_size):
-    from websockets.exceptions import ConnectionClosed
-    try:
-        while True:
-            data = await reader.read(read_size)
-            if not data:
-                result.local_eof = True
-                await websocket.close()     # normal close: see "Half-close" above
-                return
-            await websocket.send(data)
-            result.bytes_up += len(data)
-    except ConnectionClosed:
-        return                              # the download side sees the same closure and reports it
-    except OSError as err:
-        result.ending = result.ending or f'local read failed ({type(err).__name__})'
-        await websocket.close()
+class _WritePipeEnd(asyncio.Protocol):
+    def __init__(self, local: LocalEnd):
+        self.local = local
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        self.local.out_transport = transport
+        transport.set_write_buffer_limits(high=WRITE_LIMIT)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.local.output_lost(exc)
+        if not self.local.closed.done():
+            self.local.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.local.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.local.resume_writing()
 
 
-async def _download(websocket, writer, result) -> bool:
-    """Websocket -> local until the websocket closes. False when it dropped (no clean close)."""
-    from websockets.exceptions import ConnectionClosedError
-    try:
-        async for message in websocket:
-            if isinstance(message, str):    # Bastion sends binary frames; be lenient with text ones
-                message = message.encode('utf-8')
-            writer.write(message)
-            result.bytes_down += len(message)
-            await writer.drain()
-    except ConnectionClosedError as err:
-        result.ending = result.ending or f'websocket dropped ({_close_code(err)})'
-        return False
-    except OSError as err:
-        result.ending = result.ending or f'local write failed ({type(err).__name__})'
-        await websocket.close()
+class Relay(asyncio.Protocol):
+    """The websocket transport's protocol while relaying ``websocket`` to and from ``local``.
+    ``await relay.run()`` returns the RelayResult once both sides are done. Cancelling it stops the relay:
+    the websocket gets a normal close ("going away", 1001) and the local connection is closed."""
+
+    def __init__(self, local: LocalEnd, websocket: OpenedWebsocket):
+        self.local = local
+        self.websocket = websocket.protocol
+        self.transport = websocket.transport
+        self.close_timeout = websocket.close_timeout
+        self.result = RelayResult()
+        self._gone: 'asyncio.Future[None]' = asyncio.get_running_loop().create_future()
+        self._cut_timer: Optional[asyncio.TimerHandle] = None
+        self._pending = websocket.frames
+        self._lost_before = websocket.lost
+
+    async def run(self) -> RelayResult:
+        self._start()
+        try:
+            await asyncio.shield(self._gone)
+        except asyncio.CancelledError:
+            self.result.ending = self.result.ending or 'stopped'
+            self._close(1001, STOP_TIMEOUT)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._gone), STOP_TIMEOUT * 2)
+            except asyncio.TimeoutError:
+                self.transport.abort()
+            await self._close_local(STOP_TIMEOUT)
+            raise
+        finally:
+            # Reference cycles would keep both sides' buffers until the garbage collector's next full pass.
+            self.local.relay = None
+        await self._close_local(LOCAL_CLOSE_TIMEOUT)
+        return self.result
+
+    def _start(self) -> None:
+        self.transport.set_protocol(self)
+        self.transport.set_write_buffer_limits(high=WRITE_LIMIT)
+        self.local.attach(self)
+        frames, self._pending = self._pending, []
+        self._deliver(frames)
+        if self._lost_before:
+            self.connection_lost(None)
+        else:
+            self.transport.resume_reading()
+
+    # -- local side ---------------------------------------------------------------------------------------------
+    def upload(self, data: Bytes) -> None:
+        if self.websocket.state is State.OPEN:
+            self.websocket.send_binary(data)
+            self.result.bytes_up += len(data)
+            self._send()
+
+    def local_eof(self) -> None:
+        if not self.result.local_eof and self.websocket.state is State.OPEN:
+            self.result.local_eof = True
+        self._close(1000, self.close_timeout)
+
+    def local_gone(self, exc: Optional[Exception]) -> None:
+        if self._gone.done():
+            return
+        if exc is not None and not self.result.ending:
+            self.result.ending = f'local connection failed ({type(exc).__name__})'
+        self._close(1000, self.close_timeout)
+
+    def pause_download(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_download(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    # -- websocket side (asyncio callbacks) ---------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        self.websocket.receive_data(data)
+        self._deliver(self.websocket.events_received())
+
+    def eof_received(self) -> None:
+        self.websocket.receive_eof()
+        self._send()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self._cut_timer is not None:
+            self._cut_timer.cancel()
+        self.websocket.receive_eof()
+        self.websocket.data_to_send()
+        if not self._gone.done():
+            self._gone.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.local.pause_reading('websocket')
+
+    def resume_writing(self) -> None:
+        self.local.resume_reading('websocket')
+
+    # -- internals ----------------------------------------------------------------------------------------------------
+    def _deliver(self, events: List[Frame]) -> None:
+        for frame in events:
+            if frame.opcode in _DATA_OPCODES:
+                self.local.write(frame.data)
+                self.result.bytes_down += len(frame.data)
+        self._send()
+
+    def _send(self) -> None:
+        writes = self.websocket.data_to_send()
+        if writes and not self.transport.is_closing():
+            # b'' asks for a TCP half-close: TLS has none, and the server closes once the close handshake is done.
+            self.transport.writelines([data for data in writes if data])
+        if self._cut_timer is None and self.websocket.close_expected():
+            self._cut_timer = asyncio.get_running_loop().call_later(self.close_timeout, self.transport.abort)
+
+    def _close(self, code: int, timeout: float) -> None:
+        if self.websocket.state is State.OPEN:
+            self.websocket.send_close(code)
+        if timeout < self.close_timeout and self._cut_timer is not None:
+            self._cut_timer.cancel()
+            self._cut_timer = None
+        self.close_timeout = min(self.close_timeout, timeout)
+        self._send()
+
+    def _dropped(self) -> bool:
+        if isinstance(self.websocket.close_exc, ConnectionClosedOK):
+            return False
+        frame = self.websocket.close_rcvd or self.websocket.close_sent
+        self.result.ending = self.result.ending or (
+            f'websocket dropped (code {frame.code})' if frame else 'websocket dropped (no close frame)')
         return True
-    if not result.ending:
-        result.ending = 'local side closed' if result.local_eof else 'target closed'
-    return True
 
-
-async def _finish(upload, websocket, writer, result, dropped, going_away):
-    if not upload.done():
-        upload.cancel()
-    await asyncio.gather(upload, return_exceptions=True)
-    if going_away:
-        try:
-            await asyncio.wait_for(websocket.close(code=1001), STOP_TIMEOUT)
-        except asyncio.TimeoutError:
-            websocket.transport.abort()
-    if dropped:
-        writer.transport.abort()            # RST: the client must not take a cut stream for a whole one
-    else:
-        writer.close()
-        try:
-            await asyncio.wait_for(writer.wait_closed(), STOP_TIMEOUT if going_away else LOCAL_CLOSE_TIMEOUT)
-        except (asyncio.TimeoutError, OSError):
-            writer.transport.abort()
-    result.ended = time.monotonic()
-
-
-def _close_code(error):
-    frame = error.rcvd or error.sent
-    return f'code {frame.code}' if frame else 'no close frame'
+    async def _close_local(self, timeout: float) -> None:
+        if self._dropped():
+            self.local.abort()      # RST: the client must not take a cut stream for a whole one
+        else:
+            if not self.result.ending:
+                self.result.ending = 'local side closed' if self.result.local_eof else 'target closed'
+            self.local.close()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.local.closed), timeout)
+            except asyncio.TimeoutError:
+                self.local.abort()
+        self.result.ended = time.monotonic()

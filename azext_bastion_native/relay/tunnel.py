@@ -4,19 +4,23 @@
 """TunnelServer: listen locally, relay each connection through Bastion, stop cleanly."""
 
 import asyncio
+import ctypes
 import enum
+import functools
 import logging
 import os
 import signal
 import time
+from typing import Any, Callable, Optional, Set, Tuple
 
+from ..dataplane.protocol import Target
 from .connection import relay_connection
-from .pump import READ_SIZE
+from .pump import READ_SIZE, LocalEnd
 
 logger = logging.getLogger(__name__)
 
-STREAM_LIMIT = 256 * 1024       # local socket buffer before asyncio pauses reading (backpressure)
 UNIX_SOCKET_MODE = 0o600        # only our user may connect (the directory around it should be private too)
+TRIM_DELAY = 1.0                # seconds after a connection ends before freed memory goes back to the system
 
 
 class StopReason(enum.Enum):
@@ -27,7 +31,7 @@ class StopReason(enum.Enum):
     IDLE = 'idle'                   # --idle-timeout elapsed with no connection open
 
     @property
-    def exit_code(self):
+    def exit_code(self) -> int:
         """Shell conventions: 128 + signal number after a signal, 0 for a planned end."""
         return {StopReason.INTERRUPTED: 130, StopReason.TERMINATED: 143}.get(self, 0)
 
@@ -41,8 +45,10 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
     to finish, then they are closed. ``idle_timeout``: stop once no connection has been open for that
     many seconds. Any stop deletes every live session (bounded by ``grace_period``)."""
 
-    def __init__(self, client, target, bind_address='127.0.0.1', port=0, max_connections=None,
-                 timeout=None, idle_timeout=None, grace_period=10.0, read_size=READ_SIZE, unix_path=None):
+    def __init__(self, client: Any, target: Target, bind_address: str = '127.0.0.1', port: int = 0,
+                 max_connections: Optional[int] = None, timeout: Optional[float] = None,
+                 idle_timeout: Optional[float] = None, grace_period: float = 10.0, read_size: int = READ_SIZE,
+                 unix_path: Optional[str] = None):
         self.client = client
         self.unix_path = unix_path
         self.target = target
@@ -52,42 +58,47 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.grace_period = grace_period
-        self.read_size = read_size
-        self._server = None
-        self._handlers = set()
+        self._read_buffer = memoryview(bytearray(read_size))     # shared: see pump.LocalEnd
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._handlers: Set[asyncio.Task] = set()
         self._accepted = 0
-        self._stop_reason = None
-        self._wake = None
+        self._stop_reason: Optional[StopReason] = None
+        self._wake: Optional[asyncio.Event] = None
+        self._trim: Optional[asyncio.TimerHandle] = None
         self._last_active = 0.0
 
     @property
-    def active_connections(self):
+    def active_connections(self) -> int:
         return len(self._handlers)
 
-    async def start(self):
+    async def start(self) -> Tuple[str, Optional[int]]:
         """Start listening; returns (address, port) actually bound, or (unix_path, None) on a Unix socket."""
         self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def local_end() -> LocalEnd:
+            return LocalEnd(self._on_connection, self._read_buffer)
+        address: str
+        port: Optional[int]
         if self.unix_path is not None:
-            self._server = await asyncio.start_unix_server(self._on_connection, path=self.unix_path,
-                                                           limit=STREAM_LIMIT)
+            self._server = await loop.create_unix_server(local_end, path=self.unix_path)
             os.chmod(self.unix_path, UNIX_SOCKET_MODE)
             address, port = self.unix_path, None
         else:
-            self._server = await asyncio.start_server(self._on_connection, self.bind_address, self.port,
-                                                      limit=STREAM_LIMIT, reuse_address=True)
+            self._server = await loop.create_server(local_end, self.bind_address, self.port, reuse_address=True)
             address, port = self._server.sockets[0].getsockname()[:2]
             self.port = port
         self._last_active = time.monotonic()
         return address, port
 
-    def stop(self, reason=StopReason.STOPPED):
+    def stop(self, reason: StopReason = StopReason.STOPPED) -> None:
         """Ask serve() to stop (safe from a signal handler running on the loop)."""
         if self._stop_reason is None:
             self._stop_reason = reason
         if self._wake is not None:
             self._wake.set()
 
-    async def serve(self):
+    async def serve(self) -> StopReason:
         """Serve until stopped, timed out or idle; then shut down cleanly. Returns the StopReason."""
         if self._server is None:
             await self.start()
@@ -141,35 +152,62 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
             except FileNotFoundError:
                 pass
 
-    async def _on_connection(self, reader, writer):
+    def _on_connection(self, local: LocalEnd) -> None:
         self._accepted += 1
         if self.unix_path is not None:
             label = f'connection {self._accepted} on {self.unix_path}'     # Unix peers have no address
         else:
-            peer = writer.get_extra_info('peername') or ('?', 0)
+            peer = local.in_transport.get_extra_info('peername') or ('?', 0)
             label = f'connection {self._accepted} from {peer[0]}:{peer[1]}'
         if self._stop_reason is not None or (
                 self.max_connections is not None and len(self._handlers) >= self.max_connections):
             logger.warning('%s: refused (%s)', label, 'tunnel is stopping' if self._stop_reason
                            else f'--max-connections {self.max_connections} reached')
-            writer.transport.abort()
+            local.abort()
             return
-        task = asyncio.current_task()
+        task = asyncio.ensure_future(self._relay(local, label))
         self._handlers.add(task)
+
+    async def _relay(self, local: LocalEnd, label: str) -> None:
         try:
-            await relay_connection(self.client, self.target, reader, writer, label, read_size=self.read_size)
+            await relay_connection(self.client, self.target, local, label)
         except asyncio.CancelledError:
             pass                # a stop: the relay closed both sides and deleted its session
         except Exception:  # pylint: disable=broad-except
             logger.exception('%s: unexpected error', label)
-            writer.transport.abort()
+            local.abort()
         finally:
-            self._handlers.discard(task)
+            self._handlers.discard(asyncio.current_task())
             self._last_active = time.monotonic()
             self._wake.set()
+            if self._trim is None:
+                self._trim = asyncio.get_running_loop().call_later(TRIM_DELAY, self._release_memory)
+
+    def _release_memory(self) -> None:
+        self._trim = None
+        release_freed_memory()
 
 
-def run_tunnel(server, on_ready=None):
+@functools.lru_cache(maxsize=None)
+def _malloc_trim() -> Optional[Callable[[int], int]]:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):     # not glibc (macOS, musl, Windows): nothing to do
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Hand memory that was freed back to the system. glibc keeps freed heap pages for reuse, so without this
+    the RSS of a burst of connections stays at its peak long after the burst. Returns True when done."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+def run_tunnel(server: TunnelServer,
+               on_ready: Optional[Callable[[str, Optional[int]], None]] = None) -> StopReason:
     """Run ``server`` on a fresh event loop until it stops; SIGINT/SIGTERM stop it cleanly.
 
     ``on_ready(address, port)`` is called once listening. Returns the StopReason."""
