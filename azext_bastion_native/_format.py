@@ -66,7 +66,7 @@ def nsg_rules_table(result):
     ]) for row in result]
 
 
-# -- secure: nsg ----------------------------------------------------------------------
+# -- secure: nsg -----------------------------------------------------------------------------------
 def nsg_check_table(result):
     return [OrderedDict([
         ('Rule', finding['rule'] or '-'),

@@ -13,7 +13,7 @@ long-summary: >
     Vault must be downloaded to a local file first.
 """
 
-# -- configure ------------------------------------------------------------------------
+# -- configure -------------------------------------------------------------------------------------
 helps['network bastion create'] = """
 type: command
 short-summary: Deploy a Bastion host with native client support (Standard SKU by default).
@@ -127,7 +127,7 @@ examples:
 """
 
 
-# -- secure: nsg ----------------------------------------------------------------------
+# -- secure: nsg -----------------------------------------------------------------------------------
 helps['network bastion nsg'] = """
 type: group
 short-summary: Lock AzureBastionSubnet down to the ports native client uses, with the rules Bastion itself needs.
@@ -195,7 +195,7 @@ examples:
     text: az network bastion nsg apply -g MyResourceGroup -n MyBastion --override-denies --yes
 """
 
-# -- connect: tunnel and proxy --------------------------------------------------------
+# -- connect: tunnel and proxy ---------------------------------------------------------------------
 helps['network bastion tunnel'] = """
 type: command
 short-summary: Open a local TCP port that reaches a port on a VM through Bastion.
@@ -229,7 +229,7 @@ examples:
     text: az network bastion proxy -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22
 """
 
-# -- connect: ssh and rdp -------------------------------------------------------------
+# -- connect: ssh and rdp --------------------------------------------------------------------------
 helps['network bastion ssh'] = """
 type: command
 short-summary: SSH into a Linux VM through Bastion with your own OpenSSH client.
@@ -273,7 +273,7 @@ examples:
     text: az network bastion rdp -g MyRG -n MyBastion --target-ip-address 10.0.0.5
 """
 
-# -- extras: doctor ----------------------------------------------------------------------------
+# -- extras: doctor --------------------------------------------------------------------------------
 helps['network bastion doctor'] = """
 type: command
 short-summary: Check why native client connections will or will not work, with the fix for each problem.
@@ -296,7 +296,7 @@ examples:
     text: az network bastion doctor -g MyRG -n MyBastion --query "[?status=='fail'].[check, fix]" -o tsv
 """
 
-# -- extras: ssh-config and file transfer ------------------------------------------------------
+# -- extras: ssh-config and file transfer ----------------------------------------------------------
 helps['network bastion ssh-config'] = """
 type: command
 short-summary: Write an OpenSSH Host block that reaches a VM through Bastion, for plain ssh, scp, sftp, rsync and Ansible.

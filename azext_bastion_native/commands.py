@@ -9,7 +9,7 @@ from azext_bastion_native._format import (
 
 def load_command_table(self, _):
 
-    # -- configure: hosts, native-client, sessions ------------------------------------
+    # -- configure: hosts, native-client, sessions -------------------------------------------------
     with self.command_group('network bastion') as g:
         g.custom_command('create', 'bastion_create', supports_no_wait=True)
         g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
@@ -28,28 +28,28 @@ def load_command_table(self, _):
         g.custom_command('list', 'session_list', table_transformer=sessions_table)
         g.custom_command('disconnect', 'session_disconnect')
 
-    # -- secure: NSG rules for AzureBastionSubnet -------------------------------------
+    # -- secure: NSG rules for AzureBastionSubnet --------------------------------------------------
     with self.command_group('network bastion nsg') as g:
         g.custom_command('show', 'nsg_show', table_transformer=nsg_rules_table)
         g.custom_command('check', 'nsg_check', table_transformer=nsg_check_table)
         g.custom_command('apply', 'nsg_apply', supports_no_wait=True, table_transformer=nsg_apply_table)
 
-    # -- connect: tunnel and proxy ----------------------------------------------------
+    # -- connect: tunnel and proxy -----------------------------------------------------------------
     with self.command_group('network bastion') as g:
         g.custom_command('tunnel', 'bastion_tunnel')
         g.custom_command('proxy', 'bastion_proxy')
 
-    # -- connect: ssh and rdp ---------------------------------------------------------
+    # -- connect: ssh and rdp ----------------------------------------------------------------------
     with self.command_group('network bastion') as g:
         g.custom_command('ssh', 'bastion_ssh')
         g.custom_command('rdp', 'bastion_rdp')
 
-    # -- extras: doctor ------------------------------------------------------------------------
+    # -- extras: doctor ----------------------------------------------------------------------------
     with self.command_group('network bastion') as g:
         g.custom_command('doctor', 'bastion_doctor',
                          table_transformer='[].{Check:check, Status:status, Detail:detail, Fix:fix}')
 
-    # -- extras: ssh-config and file transfer --------------------------------------------------
+    # -- extras: ssh-config and file transfer ------------------------------------------------------
     with self.command_group('network bastion') as g:
         g.custom_command('ssh-config', 'bastion_ssh_config')
 

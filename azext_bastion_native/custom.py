@@ -3,7 +3,7 @@
 from azext_bastion_native._client_factory import cf_network
 
 
-# -- configure ------------------------------------------------------------------------
+# -- configure -------------------------------------------------------------------------------------
 def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address, location=None, sku='Standard',
                    enable_tunneling=None, enable_ip_connect=False, enable_file_copy=False, scale_units=None,
                    tags=None, no_wait=False):
@@ -76,7 +76,7 @@ def session_disconnect(cmd, resource_group_name, name, session_ids):
     return disconnect_sessions(cf_network(cmd.cli_ctx), resource_group_name, name, session_ids)
 
 
-# -- secure: nsg ----------------------------------------------------------------------
+# -- secure: nsg -----------------------------------------------------------------------------------
 def nsg_show(ports=None):
     from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_as_row
     return [rule_as_row(rule) for rule in bastion_rule_set(ports)]
@@ -96,7 +96,7 @@ def nsg_apply(cmd, resource_group_name, name, ports=None, nsg_name=None, yes=Fal
                  override_denies=override_denies)
 
 
-# -- connect: tunnel and proxy --------------------------------------------------------
+# -- connect: tunnel and proxy ---------------------------------------------------------------------
 def bastion_tunnel(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None,
                    port=0, bind_address='127.0.0.1', timeout=None, idle_timeout=None, max_connections=None):
     from azext_bastion_native.connect.tunnel import tunnel_command
@@ -111,7 +111,7 @@ def bastion_proxy(cmd, resource_group_name, name, resource_port, target_resource
                          target_ip_address=target_ip_address)
 
 
-# -- connect: ssh and rdp -------------------------------------------------------------
+# -- connect: ssh and rdp --------------------------------------------------------------------------
 def bastion_ssh(cmd, resource_group_name, name, auth_type, target_resource_id=None, target_ip_address=None,
                 username=None, ssh_key=None, resource_port=None, ssh_args=None):
     from azext_bastion_native.connect.ssh import ssh_command
@@ -128,7 +128,7 @@ def bastion_rdp(cmd, resource_group_name, name, target_resource_id=None, target_
                        configure=configure, disable_gateway=disable_gateway, enable_mfa=enable_mfa)
 
 
-# -- extras: doctor ----------------------------------------------------------------------------
+# -- extras: doctor --------------------------------------------------------------------------------
 def bastion_doctor(cmd, resource_group_name, name, target_resource_id=None, target_ip_address=None,
                    resource_port=None, method=None):
     from azext_bastion_native.doctor.run import exit_when_failed, run_doctor
@@ -138,7 +138,7 @@ def bastion_doctor(cmd, resource_group_name, name, target_resource_id=None, targ
     return [row.as_dict() for row in rows]
 
 
-# -- extras: ssh-config and file transfer ------------------------------------------------------
+# -- extras: ssh-config and file transfer ----------------------------------------------------------
 def bastion_ssh_config(cmd, resource_group_name, name, target_resource_id, host_alias=None, username=None,
                        ssh_key=None, resource_port=None, config_file=None, overwrite=False):
     from azext_bastion_native.connect.ssh_config import ssh_config_command
