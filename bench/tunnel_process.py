@@ -1,7 +1,8 @@
 """The tunnel under test, in its own process: the relay engine exactly as ``az network bastion tunnel`` runs it
 after its one ARM GET (TunnelServer + DataPlaneClient), plus a control line on stdin/stdout so the benchmark can
 read this process's own CPU time (``getrusage``: all threads, microsecond resolution, not /proc clock ticks)
-and memory at any moment.
+and memory at any moment, and the peak RSS over a stretch of time (``watch`` ... ``peak``: sampled every
+few milliseconds by a thread that runs only in between, so it costs nothing while CPU is measured).
 
     python bench/tunnel_process.py ENDPOINT_HOST VM_ID VM_PORT CA_BUNDLE      (ARM token in BENCH_ARM_TOKEN)
 """
@@ -16,17 +17,53 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _rss_mib():
+    with open('/proc/self/statm', encoding='ascii') as statm:
+        return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
+
+
 def _usage():
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    with open('/proc/self/statm', encoding='ascii') as statm:
-        rss_pages = int(statm.read().split()[1])
-    return {'cpu_s': usage.ru_utime + usage.ru_stime, 'rss_mib': rss_pages * os.sysconf('SC_PAGE_SIZE') / 2 ** 20,
-            'peak_rss_mib': usage.ru_maxrss / 1024}
+    return {'cpu_s': usage.ru_utime + usage.ru_stime, 'rss_mib': _rss_mib(), 'peak_rss_mib': usage.ru_maxrss / 1024}
+
+
+class _PeakWatch:
+    """RSS sampled every ``interval`` seconds on a thread, from ``start()`` until ``stop()`` (returns the peak)."""
+
+    def __init__(self, interval=0.005):
+        self.interval = interval
+        self.peak = 0.0
+        self._stopping = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self.peak = _rss_mib()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True, name='bench-rss')
+        self._thread.start()
+
+    def _sample(self):
+        while not self._stopping.wait(self.interval):
+            self.peak = max(self.peak, _rss_mib())
+
+    def stop(self):
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        return max(self.peak, _rss_mib())
 
 
 def _answer_usage_requests():
-    for _ in sys.stdin:
-        print(json.dumps(_usage()), flush=True)
+    watch = _PeakWatch()
+    for line in sys.stdin:
+        command = line.strip()
+        if command == 'watch':
+            watch.start()
+            print('{}', flush=True)
+        elif command == 'peak':
+            print(json.dumps(dict(_usage(), watched_peak_rss_mib=watch.stop())), flush=True)
+        else:
+            print(json.dumps(_usage()), flush=True)
 
 
 def serve(endpoint_host, vm_id, vm_port, ca_bundle):
@@ -47,7 +84,8 @@ def serve(endpoint_host, vm_id, vm_port, ca_bundle):
 
 
 class TunnelProcess:
-    """The parent's handle: ``port``, ``usage()`` -> {cpu_s, rss_mib, peak_rss_mib}, ``stop()``."""
+    """The parent's handle: ``port``, ``usage()`` -> {cpu_s, rss_mib, peak_rss_mib}, ``watch()`` then ``peak()``
+    (usage plus watched_peak_rss_mib, the highest RSS since ``watch()``), ``stop()``."""
 
     def __init__(self, endpoint_host, vm_id, vm_port, ca_bundle, token):
         env = dict(os.environ, BENCH_ARM_TOKEN=token)
@@ -56,10 +94,19 @@ class TunnelProcess:
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.port = int(self.process.stdout.readline())
 
-    def usage(self):
-        self.process.stdin.write('usage\n')
+    def _ask(self, command):
+        self.process.stdin.write(command + '\n')
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
+
+    def usage(self):
+        return self._ask('usage')
+
+    def watch(self):
+        self._ask('watch')
+
+    def peak(self):
+        return self._ask('peak')
 
     def stop(self):
         self.process.send_signal(2)

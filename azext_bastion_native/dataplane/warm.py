@@ -1,7 +1,7 @@
 # --------------------------------------------------------------------------------------------
 # Connection set-up in parallel: the websocket's TCP + TLS handshake does not depend on the session (only
 # the upgrade request carries the websocket token), so the client starts it while the session is being
-# minted and hands the ready TLS connection to websockets for the upgrade. This takes one TLS handshake
+# minted and hands the ready TLS connection over for the upgrade (websocket.py). This takes one TLS handshake
 # off each connection's critical path. A warm connection carries nothing until the upgrade request: if it
 # failed or the server closed it meanwhile, the websocket opens on a fresh connection as before.
 # --------------------------------------------------------------------------------------------
@@ -9,7 +9,6 @@
 
 import asyncio
 import collections
-import functools
 import logging
 import ssl
 import time
@@ -100,27 +99,3 @@ def _close(task: asyncio.Future) -> None:
         return
     if not task.cancelled() and task.exception() is None:
         task.result()[0].abort()
-
-
-@functools.lru_cache(maxsize=None)
-def warm_connect_class():
-    """websockets' ``connect`` that opens over a given warm TLS transport (``transport=``), the way websockets
-    itself continues over a proxy's tunnel: the connection becomes the transport's protocol. Imported lazily
-    (websockets is a heavy import)."""
-    from websockets.asyncio.client import connect
-
-    class ConnectOverWarm(connect):
-        def __init__(self, uri, *, transport: Optional[asyncio.Transport] = None, **kwargs):
-            super().__init__(uri, **kwargs)
-            self._warm = transport
-
-        async def open_tcp_connection(self):
-            transport, self._warm = self._warm, None
-            if transport is None or transport.is_closing():     # used once only (a redirect opens afresh)
-                return await super().open_tcp_connection()
-            connection = self.factory(self.ws_uri)
-            transport.set_protocol(connection)
-            connection.connection_made(transport)
-            return connection
-
-    return ConnectOverWarm

@@ -1,22 +1,24 @@
 # --------------------------------------------------------------------------------------------
 # One relayed connection, start to end: mint a session, open its websocket, pump bytes, delete the
 # session. Shared by the TCP tunnel and the stdio proxy. One log line when it opens (debug) and one
-# when it closes (info) - never per chunk, never a token.
+# when it closes (info, with how it ended: close codes included) - never per chunk, never a token.
 # --------------------------------------------------------------------------------------------
 """Relay one local connection through a fresh Bastion session."""
 
 import asyncio
 import logging
 import time
+from typing import Any, Optional
 
 from ..dataplane import DataPlaneError
-from .pump import READ_SIZE, relay
+from ..dataplane.protocol import Target
+from .pump import LocalEnd, Relay, RelayResult
 
 logger = logging.getLogger(__name__)
 
 
-async def relay_connection(client, target, reader, writer, label, read_size=READ_SIZE):
-    """Relay ``reader``/``writer`` to ``target`` through ``client`` (a DataPlaneClient).
+async def relay_connection(client: Any, target: Target, local: LocalEnd, label: str) -> Optional[RelayResult]:
+    """Relay the ``local`` connection to ``target`` through ``client`` (a DataPlaneClient).
 
     Returns the RelayResult, or None when no session could be opened (the local side is closed then,
     and one line says why). Cancelling the task stops the relay and still deletes the session."""
@@ -26,15 +28,15 @@ async def relay_connection(client, target, reader, writer, label, read_size=READ
         session = await client.mint(target)
     except DataPlaneError as err:
         logger.warning('%s: %s', label, err)
-        writer.transport.abort()
+        local.abort()
         return None
     except asyncio.CancelledError:
-        writer.transport.abort()
+        local.abort()
         raise
     try:
         websocket = await client.connect(session)
     except (DataPlaneError, asyncio.CancelledError) as err:
-        writer.transport.abort()
+        local.abort()
         await _delete(client, session)
         if isinstance(err, asyncio.CancelledError):
             raise
@@ -43,7 +45,7 @@ async def relay_connection(client, target, reader, writer, label, read_size=READ
     setup_ms = (time.monotonic() - started) * 1000
     result = None
     try:
-        result = await relay(reader, writer, websocket, read_size=read_size)
+        result = await Relay(local, websocket).run()
         return result
     finally:
         await _delete(client, session)
@@ -54,7 +56,7 @@ async def relay_connection(client, target, reader, writer, label, read_size=READ
             logger.info('%s: closed after %.1fs (stopped)', label, time.monotonic() - started)
 
 
-async def _delete(client, session):
+async def _delete(client: Any, session: Any) -> None:
     # Shielded: a second cancellation (shutdown) must not abandon the DELETE half-way; the client's
     # aclose() deletes anything left over in any case.
     try:

@@ -10,36 +10,35 @@ import signal
 import stat
 import sys
 from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
+from ..dataplane.protocol import Target
 from .connection import relay_connection
-from .pump import READ_SIZE
+from .pump import LocalEnd
 
 
 class StdioNotSupportedError(RuntimeError):
     """stdin/stdout are not pipes, sockets or terminals (e.g. a regular file)."""
 
 
-async def open_stdio(stdin_fd, stdout_fd):
-    """asyncio streams over the two file descriptors (pipes, sockets or terminals)."""
+async def open_stdio(stdin_fd: int, stdout_fd: int) -> LocalEnd:
+    """A LocalEnd over the two file descriptors (pipes, sockets or terminals)."""
     loop = asyncio.get_running_loop()
     for fd in (stdin_fd, stdout_fd):
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
             raise StdioNotSupportedError('stdin and stdout must be pipes, sockets or a terminal '
                                          '(as ssh ProxyCommand provides).')
-    reader = asyncio.StreamReader(limit=READ_SIZE * 4)
-    # closefd=False: the descriptors belong to the process; we only borrow them.
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                 os.fdopen(stdin_fd, 'rb', buffering=0, closefd=False))
-    transport, stream_protocol = await loop.connect_write_pipe(
-        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
-        os.fdopen(stdout_fd, 'wb', buffering=0, closefd=False))
-    writer = asyncio.StreamWriter(transport, stream_protocol, None, loop)
-    return reader, writer
+    local = LocalEnd()
+    # closefd=False: the descriptors belong to the process; we only borrow them. Output first: the local end
+    # must be able to answer as soon as input arrives.
+    await loop.connect_write_pipe(local.write_pipe_protocol, os.fdopen(stdout_fd, 'wb', buffering=0, closefd=False))
+    await loop.connect_read_pipe(lambda: local, os.fdopen(stdin_fd, 'rb', buffering=0, closefd=False))
+    return local
 
 
 @contextmanager
-def _blocking_restored(*fds):
+def _blocking_restored(*fds: int) -> Iterator[None]:
     """asyncio makes the descriptors non-blocking; the parent shares them, so put them back after."""
     saved = [(fd, os.get_blocking(fd)) for fd in fds]
     try:
@@ -52,7 +51,7 @@ def _blocking_restored(*fds):
                 pass
 
 
-def run_stdio(client, target, stdin_fd=None, stdout_fd=None):
+def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdout_fd: Optional[int] = None) -> bool:
     """Relay stdin/stdout to ``target`` until either side closes; the session is deleted on the way out.
 
     Returns True when a session was opened and relayed, False when none could be opened."""
@@ -72,8 +71,8 @@ def run_stdio(client, target, stdin_fd=None, stdout_fd=None):
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         try:
-            reader, writer = await open_stdio(stdin_fd, stdout_fd)
-            result = await relay_connection(client, target, reader, writer, 'proxy (stdio)')
+            local = await open_stdio(stdin_fd, stdout_fd)
+            result = await relay_connection(client, target, local, 'proxy (stdio)')
             return result is not None
         except asyncio.CancelledError:
             return True

@@ -4,6 +4,7 @@ connections, TLS session resumption, and a cancelled mint still deleted. A small
 import asyncio
 import datetime
 import ipaddress
+import socket
 import ssl
 
 import pytest
@@ -19,6 +20,8 @@ from azext_bastion_native.dataplane.https import KeepAliveHttps
 from azext_bastion_native.dataplane.protocol import Endpoint, HttpRequest, Target
 from azext_bastion_native.dataplane.settings import ConnectionSettings
 from azext_bastion_native.dataplane.warm import WarmConnections
+from azext_bastion_native.relay.pump import Relay
+from tests.unit.relay.doubles import local_pair
 
 VM_ID = '/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm'
 
@@ -106,10 +109,14 @@ def test_sessions_share_one_https_connection_and_websockets_resume_tls(certifica
             for payload in (b'first', b'second'):
                 session = await client.mint(Target(VM_ID, 22))
                 websocket = await client.connect(session)
-                await websocket.send(payload)
-                assert await websocket.recv() == payload
                 reused.append(websocket.transport.get_extra_info('ssl_object').session_reused)
-                await websocket.close()
+                local, user = await local_pair()
+                relaying = asyncio.create_task(Relay(local, websocket).run())
+                await asyncio.get_running_loop().sock_sendall(user, payload)
+                assert await asyncio.wait_for(asyncio.get_running_loop().sock_recv(user, 100), 5) == payload
+                user.shutdown(socket.SHUT_WR)
+                assert (await asyncio.wait_for(relaying, 5)).ending == 'local side closed'
+                user.close()
                 assert await client.delete(session)
             assert bastion.minted == bastion.deleted == ['auth-1', 'auth-2']
             assert len(bastion.http_connections) == 1          # both mints and both deletes: one connection

@@ -16,7 +16,7 @@ from azext_bastion_native.clients.local_tunnel import LocalTunnel
 from azext_bastion_native.clients.ssh import SshLogin
 from azext_bastion_native.dataplane.protocol import Target
 from azext_bastion_native.connect.file import UPLOAD, Transfer
-from tests.unit.relay_doubles import FakeDataPlane, echo_server_on_a_thread
+from tests.unit.relay.doubles import FakeDataPlane, echo_server_on_a_thread
 
 pytestmark = pytest.mark.skipif(not local_tunnel.unix_sockets_supported(), reason='needs AF_UNIX')
 TARGET = Target('/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm', 22)

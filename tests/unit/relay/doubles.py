@@ -6,10 +6,11 @@ import itertools
 import socket
 import threading
 
-from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from azext_bastion_native.dataplane.errors import SessionRefusedError
+from azext_bastion_native.dataplane.websocket import open_websocket
+from azext_bastion_native.relay.pump import LocalEnd
 
 
 async def echo_handler(websocket):
@@ -63,11 +64,9 @@ class WebsocketServer:
 class FakeDataPlane:
     """Quacks like DataPlaneClient: sessions are names, the websocket goes to a loopback test server."""
 
-    def __init__(self, url, refuse=False, max_queue=16, write_limit=64 * 1024):
+    def __init__(self, url, refuse=False):
         self.url = url
         self.refuse = refuse
-        self.max_queue = max_queue
-        self.write_limit = write_limit
         self.live = set()
         self.minted = 0
         self.closed = False
@@ -82,8 +81,7 @@ class FakeDataPlane:
         return session
 
     async def connect(self, session):
-        return await connect(self.url, compression=None, max_queue=self.max_queue,
-                             write_limit=self.write_limit, close_timeout=2, max_size=None)
+        return await open_websocket(self.url, ssl_context=None, close_timeout=2, max_size=None)
 
     async def delete(self, session):
         self.live.discard(session)
@@ -94,9 +92,9 @@ class FakeDataPlane:
         self.live.clear()
 
 
-async def local_pair(limit=256 * 1024):
-    """(reader, writer) for the relay, and the user's end as a plain non-blocking socket."""
+async def local_pair():
+    """A LocalEnd for the relay, and the user's end as a plain non-blocking socket."""
     ours, theirs = socket.socketpair()
-    reader, writer = await asyncio.open_connection(sock=ours, limit=limit)
+    _, local = await asyncio.get_running_loop().create_connection(LocalEnd, sock=ours)
     theirs.setblocking(False)
-    return reader, writer, theirs
+    return local, theirs

@@ -6,8 +6,8 @@ import os
 
 from websockets.exceptions import ConnectionClosed
 
-from azext_bastion_native.relay.pump import relay
-from tests.unit.relay_doubles import FakeDataPlane, WebsocketServer, echo_handler, local_pair
+from azext_bastion_native.relay.pump import Relay
+from tests.unit.relay.doubles import FakeDataPlane, WebsocketServer, echo_handler, local_pair
 
 
 async def _recv_exactly(loop, sock, size, timeout=10):
@@ -32,9 +32,9 @@ def test_bytes_cross_intact_both_ways_and_local_eof_closes_normally():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(echo_then_note_close) as server:
             client = FakeDataPlane(server.url)
-            reader, writer, user = await local_pair()
+            local, user = await local_pair()
             websocket = await client.connect('s')
-            pump = asyncio.create_task(relay(reader, writer, websocket))
+            pump = asyncio.create_task(Relay(local, websocket).run())
             payload = os.urandom(3 * 1024 * 1024 + 17)
             sending = asyncio.create_task(loop.sock_sendall(user, payload))
             echoed = await _recv_exactly(loop, user, len(payload))
@@ -64,9 +64,9 @@ def test_data_in_flight_after_local_eof_is_still_delivered():
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(burst_on_request) as server:
-            reader, writer, user = await local_pair()
+            local, user = await local_pair()
             websocket = await FakeDataPlane(server.url).connect('s')
-            pump = asyncio.create_task(relay(reader, writer, websocket))
+            pump = asyncio.create_task(Relay(local, websocket).run())
             await loop.sock_sendall(user, b'go')
             head = await _recv_exactly(loop, user, 1)          # the burst has started to arrive...
             user.shutdown(1)                                   # ... and now the local side sends EOF
@@ -86,9 +86,9 @@ def test_target_close_ends_the_local_connection_cleanly():
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(say_bye) as server:
-            reader, writer, user = await local_pair()
+            local, user = await local_pair()
             websocket = await FakeDataPlane(server.url).connect('s')
-            result = await asyncio.wait_for(relay(reader, writer, websocket), 5)
+            result = await asyncio.wait_for(Relay(local, websocket).run(), 5)
             assert await _recv_exactly(loop, user, 100) == b'bye'   # then EOF, not a reset
             user.close()
         assert result.ending == 'target closed' and not result.local_eof
@@ -103,9 +103,9 @@ def test_a_dropped_websocket_resets_the_local_connection_promptly():
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(drop_after_first_message) as server:
-            reader, writer, user = await local_pair()
+            local, user = await local_pair()
             websocket = await FakeDataPlane(server.url).connect('s')
-            pump = asyncio.create_task(relay(reader, writer, websocket))
+            pump = asyncio.create_task(Relay(local, websocket).run())
             await loop.sock_sendall(user, b'hello')
             result = await asyncio.wait_for(pump, 3)
             try:
@@ -132,9 +132,9 @@ def test_a_slow_local_reader_bounds_what_the_server_can_push():
 
     async def scenario():
         async with WebsocketServer(flood) as server:
-            reader, writer, user = await local_pair()
+            local, user = await local_pair()
             websocket = await FakeDataPlane(server.url).connect('s')
-            pump = asyncio.create_task(relay(reader, writer, websocket))
+            pump = asyncio.create_task(Relay(local, websocket).run())
             await asyncio.sleep(1.0)
             early = sent[0]
             await asyncio.sleep(0.5)
@@ -155,12 +155,11 @@ def test_a_slow_target_bounds_what_the_local_side_can_push():
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(never_read) as server:
-            reader, writer, user = await local_pair()
+            local, user = await local_pair()
             websocket = await FakeDataPlane(server.url).connect('s')
-            websocket.transport.pause_reading()  # keep the test server's reads out of the picture
             server_side = next(iter(server._server.connections))  # pylint: disable=protected-access
             server_side.transport.pause_reading()
-            pump = asyncio.create_task(relay(reader, writer, websocket))
+            pump = asyncio.create_task(Relay(local, websocket).run())
             pushed, block = 0, os.urandom(256 * 1024)
             deadline = loop.time() + 1.5
             while loop.time() < deadline:

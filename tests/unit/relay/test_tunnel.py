@@ -11,7 +11,7 @@ import threading
 from azext_bastion_native.dataplane.protocol import Target
 from azext_bastion_native.relay.stdio import run_stdio
 from azext_bastion_native.relay.tunnel import StopReason, TunnelServer, run_tunnel
-from tests.unit.relay_doubles import FakeDataPlane, WebsocketServer, echo_handler, echo_server_on_a_thread
+from tests.unit.relay.doubles import FakeDataPlane, WebsocketServer, echo_handler, echo_server_on_a_thread
 
 TARGET = Target('/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm', 22)
 
