@@ -17,13 +17,12 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 from . import protocol
-from .errors import DataPlaneError, SessionUnavailableError, WebsocketOpenError
+from .errors import AnswerLostError, DataPlaneError, NotSentError, SessionUnavailableError, WebsocketOpenError
 from .https import KeepAliveHttps
 from .protocol import Endpoint, HttpAnswer, HttpRequest, RetryPolicy, Session, Target
 from .redact import WebsocketLogger, install_log_redaction, redact_text
 from .settings import ConnectionSettings
-from .warm import WarmConnections
-from .websocket import OpenedWebsocket, open_websocket
+from .warm import WarmConnections, warm_connect_class
 
 logger = logging.getLogger(__name__)
 _websocket_logger = WebsocketLogger(logging.getLogger(__name__ + '.websocket'))
@@ -34,13 +33,17 @@ HTTP_WORKERS = 8                # concurrent HTTPS calls (and token fetches); be
 
 @dataclass(frozen=True)
 class WebsocketOptions:
-    """Websocket limits: the largest frame accepted (``max_size`` bytes), and seconds for the opening and the
-    closing handshake. Flow control is the relay's (relay/pump.py). Compression is off (payloads are usually
-    TLS/SSH: incompressible), and no keepalive pings are sent: upstream never sent any, and a host that did not
-    answer them would have its tunnels cut."""
+    """Websocket tuning. Flow control bounds memory per connection: at most ``max_queue`` received
+    frames of ``max_size`` bytes wait for a slow local reader, and sends wait once ``write_limit``
+    bytes are unsent. Compression is off (payloads are usually TLS/SSH: incompressible).
+    No keepalive pings by default: upstream never sent any, and a host that did not answer them would
+    have its tunnels cut after ping_timeout."""
     max_size: int = 4 * 1024 * 1024
+    max_queue: int = 16
+    write_limit: int = 256 * 1024
     open_timeout: float = 15.0
     close_timeout: float = 5.0
+    ping_interval: Optional[float] = None
 
 
 class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
@@ -63,7 +66,8 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
                            '(AZURE_CLI_DISABLE_CONNECTION_VERIFICATION is set).')
         self._executor = concurrent.futures.ThreadPoolExecutor(HTTP_WORKERS, thread_name_prefix='bastion-http')
         self._ssl = self.settings.ssl_context()
-        self._https = KeepAliveHttps(self._ssl, *HTTP_TIMEOUT, max_connections=HTTP_WORKERS)
+        self._https = KeepAliveHttps(self._ssl, *HTTP_TIMEOUT, max_connections=HTTP_WORKERS,
+                                     user_agent=self.settings.user_agent)
         self._requests = http_session           # created on first use through a proxy
         self._requests_given = http_session is not None
         self._verify = self.settings.requests_verify()
@@ -72,6 +76,8 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         self._live_lock = threading.Lock()
         self._inflight = set()          # mints/deletes/worker calls under way (waited for on close)
         self._proxies = {}              # endpoint host -> proxy URL or None, read once per run
+        self._data_pods = {}            # Developer SKU: Target -> the host /api/connection named, asked once
+        self._data_pod_lock = asyncio.Lock()
         self._closing = False
 
     # -- sessions --------------------------------------------------------------------------------
@@ -81,7 +87,9 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
             return list(self._live.values())
 
     async def mint(self, target: Target) -> Session:
-        """Mint a session for ``target``, retrying 429/5xx/network failures per the retry policy."""
+        """Mint a session for ``target``. A failure is tried again (per the retry policy) only when Bastion
+        certainly did not create a session (protocol.may_send_again): never blindly, since a session whose mint
+        answer got lost can never be deleted."""
         if self._closing:
             raise DataPlaneError('The tunnel is shutting down.')
         warm_host = self._warm_host()
@@ -94,7 +102,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
                 try:
                     return await self._detached(self._mint_once(target))
                 except SessionUnavailableError as err:
-                    delay = self.retry.delay(attempt, err.retry_after)
+                    delay = self.retry.delay(attempt, err.retry_after) if protocol.may_send_again(err) else None
                     if delay is None:
                         raise
                     logger.debug('session request failed (%s); retry %d in %.2fs', err.status, attempt, delay)
@@ -110,18 +118,23 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
             return False            # aclose() deletes what is left
         return await self._detached(self._delete_once(session))
 
-    async def connect(self, session: Session) -> OpenedWebsocket:
-        """Open the session's websocket (binary frames both ways), for the relay to drive."""
+    async def connect(self, session: Session):
+        """Open the session's websocket (binary frames both ways)."""
         from websockets.exceptions import InvalidStatus, WebSocketException
+        url = protocol.websocket_url(session)
         proxy = self._proxy_for(session.endpoint_host)
+        extra = {}
+        if proxy and urlsplit(proxy).scheme == 'https':
+            extra['proxy_ssl'] = self._ssl
         options = self.websocket_options
         warm = await self._warm.take(session.endpoint_host) if self._warm is not None and not proxy else None
-        headers = {}
         try:
-            websocket = await open_websocket(
-                protocol.websocket_url(session), ssl_context=self._ssl, warm=warm, proxy=proxy, proxy_ssl=self._ssl,
-                headers=headers, max_size=options.max_size, open_timeout=options.open_timeout,
-                close_timeout=options.close_timeout, logger=_websocket_logger)
+            websocket = await warm_connect_class()(
+                url, transport=warm, ssl=self._ssl, proxy=proxy, compression=None, logger=_websocket_logger,
+                max_size=options.max_size, max_queue=options.max_queue, write_limit=options.write_limit,
+                open_timeout=options.open_timeout, close_timeout=options.close_timeout,
+                ping_interval=options.ping_interval, user_agent_header=self.settings.user_agent,
+                origin=protocol.websocket_origin(session.endpoint_host), **extra)
         except InvalidStatus as err:
             status = err.response.status_code
             raise WebsocketOpenError(f'Bastion refused the tunnel websocket (HTTP {status}).', status) from None
@@ -184,17 +197,26 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
     async def _mint_once(self, target: Target) -> Session:
         arm_token = await self._arm_token()
         secrets = (arm_token,)
-        host = self.endpoint.host
-        if self.endpoint.developer:
-            answer = await self._send(protocol.developer_connection_request(self.endpoint, target, arm_token))
-            self._check_retryable(answer, secrets)
-            host = protocol.parse_developer_connection(answer, secrets)
+        host = await self._session_host(target, arm_token)
         answer = await self._send(protocol.mint_request(host, target, arm_token))
-        self._check_retryable(answer, secrets)
+        self._check_unavailable(answer, secrets)
         session = protocol.parse_mint(answer, host, self.endpoint.developer, secrets)
         with self._live_lock:
             self._live[session.auth_token] = session
         return session
+
+    async def _session_host(self, target: Target, arm_token: str) -> str:
+        """Where sessions are minted, deleted and connected: the host itself, or for the Developer SKU the data pod
+        that /api/connection names, asked once per command and target, as upstream does (custom.py asks
+        developer_sku_helper._get_data_pod once, then its tunnel mints every session on that host)."""
+        if not self.endpoint.developer:
+            return self.endpoint.host
+        async with self._data_pod_lock:
+            if target not in self._data_pods:
+                answer = await self._send(protocol.developer_connection_request(self.endpoint, target, arm_token))
+                self._check_unavailable(answer, (arm_token,))
+                self._data_pods[target] = protocol.parse_developer_connection(answer, (arm_token,))
+            return self._data_pods[target]
 
     async def _delete_once(self, session: Session) -> bool:
         try:
@@ -211,8 +233,8 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         return gone
 
     @staticmethod
-    def _check_retryable(answer: HttpAnswer, secrets):
-        if answer.status in protocol.RETRYABLE_STATUSES:
+    def _check_unavailable(answer: HttpAnswer, secrets):
+        if answer.status in protocol.UNAVAILABLE_STATUSES:
             raise SessionUnavailableError(
                 f'Bastion could not start the tunnel session (HTTP {answer.status}): '
                 f'{protocol.error_message(answer, secrets) or "no details"}', answer.status,
@@ -250,12 +272,26 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
                                                                                pool_maxsize=HTTP_WORKERS))
         try:
             # verify per request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
-            response = self._requests.request(request.method, request.url, headers=dict(request.headers),
-                                              data=request.form, json=request.json_body, timeout=HTTP_TIMEOUT,
-                                              allow_redirects=False, verify=self._verify)
+            headers = {'User-Agent': self.settings.user_agent, **request.headers}
+            response = self._requests.request(request.method, request.url, headers=headers, data=request.form,
+                                              json=request.json_body, timeout=HTTP_TIMEOUT, allow_redirects=False,
+                                              verify=self._verify)
         except requests.RequestException as err:
             # requests' messages quote the URL (and so the auth token of a DELETE): name the kind only.
-            raise SessionUnavailableError(f'Could not reach the Bastion data plane at '
-                                          f'{urlsplit(request.url).netloc} ({type(err).__name__}).') from None
+            error = NotSentError if _never_sent(err) else AnswerLostError
+            raise error(f'Could not reach the Bastion data plane at {urlsplit(request.url).netloc} '
+                        f'({type(err).__name__}).') from None
         return HttpAnswer(response.status_code, response.content,
                           {key.lower(): value for key, value in response.headers.items()})
+
+
+def _never_sent(error) -> bool:
+    """Whether requests failed before the request could leave: no connection to the host or the proxy, or its TLS
+    handshake failed. Anything later (a read timeout, a dropped connection) may have reached Bastion."""
+    import requests
+    import urllib3.exceptions
+    if isinstance(error, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError,
+                          requests.exceptions.SSLError)):
+        return True
+    reason = getattr(error.args[0], 'reason', None) if error.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)     # DNS failures included

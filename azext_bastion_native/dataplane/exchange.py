@@ -55,8 +55,7 @@ class ClientConnection:
         self._reset()
 
     def _reset(self):
-        self._status: Optional[int] = None
-        self._headers: dict = {}
+        self._head: Tuple[int, dict] = (0, {})      # the real answer's status and headers, once they came
         self._body = bytearray()
         self._received = 0
         self._interim = 0
@@ -127,12 +126,12 @@ class ClientConnection:
             length = headers.get('content-length')
             if length is not None and int(length) > MAX_BODY:     # h11 has checked it is plain digits
                 raise HttpProtocolError('answer body too large')
-            self._status, self._headers = event.status_code, headers
+            self._head = (event.status_code, headers)
         elif isinstance(event, h11.Data):
             self._body += event.data
             if len(self._body) > MAX_BODY:
                 raise HttpProtocolError('answer body too large')
         elif isinstance(event, h11.EndOfMessage):
-            self.answer = HttpAnswer(self._status, bytes(self._body), self._headers)
+            self.answer = HttpAnswer(self._head[0], bytes(self._body), self._head[1])
         elif isinstance(event, h11.ConnectionClosed):
             raise HttpProtocolError('the connection closed before the answer was complete')

@@ -26,7 +26,7 @@ IDEMPOTENT_METHODS = frozenset({'GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'})
 POST_REUSE_IDLE = 4.0
 
 
-class _Wire(asyncio.Protocol):
+class _Wire(asyncio.Protocol):  # pylint: disable=too-many-instance-attributes
     """One connection's bytes, plus its HTTP state. Nothing may arrive between exchanges: bytes after an answer or
     the server's close spoil the connection (it is dropped, never reused)."""
 

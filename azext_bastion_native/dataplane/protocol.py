@@ -1,8 +1,6 @@
-# --------------------------------------------------------------------------------------------
-# The Bastion data-plane protocol, free of I/O: requests are built and answers parsed here, so every
-# wire detail is testable without a socket. DESIGN.md section 6 lists the facts.
-# --------------------------------------------------------------------------------------------
-"""Build data-plane requests and parse their answers (no network, no azure.cli)."""
+"""Build data-plane requests and parse their answers (no network, no azure.cli), so that every wire detail is
+testable without a socket. Each request matches what Microsoft's own client sends: Azure/azure-cli-extensions
+src/bastion/azext_bastion/tunnel.py (mint, websocket, delete) and developer_sku_helper.py (/api/connection)."""
 
 import email.utils
 import json
@@ -11,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 from urllib.parse import quote
 
-from .errors import DataPlaneError, SessionRefusedError, SessionUnavailableError
+from .errors import DataPlaneError, NotSentError, SessionRefusedError, SessionUnavailableError
 from .redact import redact_text
 
 TUNNEL_PROTOCOL = 'tcptunnel'
-# Statuses worth another try: throttling and the gateway/server hiccups a load balancer produces.
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Statuses that mean "Bastion cannot serve this now" (SessionUnavailableError) rather than a refusal.
+UNAVAILABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Of those, the ones whose Retry-After says Bastion turned the request away without acting on it.
+SEND_AGAIN_STATUSES = frozenset({429, 503})
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,13 @@ def parse_developer_connection(answer: HttpAnswer, secrets=()) -> str:
 
 
 def mint_request(endpoint_host: str, target: Target, arm_token: str) -> HttpRequest:
+    """The form upstream's tunnel.py (_get_auth_token) posts. It sets ``'token': None``, which requests leaves out
+    of a form body, so the field is never on the wire: neither is it here."""
     form = {
         'resourceId': target.resource_id,
         'protocol': TUNNEL_PROTOCOL,
         'workloadHostPort': str(target.port),
         'aztoken': arm_token,
-        'token': '',
     }
     if target.hostname:
         form['hostname'] = target.hostname
@@ -117,6 +118,21 @@ def parse_mint(answer: HttpAnswer, endpoint_host: str, developer: bool, secrets=
     except (ValueError, KeyError, TypeError, AttributeError):
         raise DataPlaneError('Bastion answered the session request without authToken/websocketToken.',
                              answer.status) from None
+
+
+def websocket_origin(endpoint_host: str) -> str:
+    """The Origin header of the websocket handshake, as upstream's websocket library (websocket-client,
+    websocket/_handshake.py ``_get_handshake_headers``) sends it for a wss:// URL: ``https://`` and the host, its
+    port left out when it is 443. Upstream's tunnel.py passes no origin of its own."""
+    host, _, port = endpoint_host.rpartition(':') if ':' in endpoint_host else (endpoint_host, '', '')
+    return f'https://{host}' if port in ('', '443') else f'https://{endpoint_host}'
+
+
+# The largest binary frame to send Bastion. Known to work: upstream's tunnel.py (_listen_to_client) sends each
+# read of the local socket, at most 4096 bytes, as one unfragmented frame (websocket-client send_binary), and
+# third-party clients used against real hosts send up to 64 KiB per frame (a 65536-byte read buffer, e.g. the Rust
+# tunnel of rysweet/azlin). Nothing bigger is known to work, so no relay frame should exceed this.
+MAX_UPLOAD_FRAME = 64 * 1024
 
 
 def websocket_url(session: Session) -> str:
@@ -154,9 +170,22 @@ def _raise_for_status(answer: HttpAnswer, what: str, secrets):
         return
     message = error_message(answer, secrets) or 'no details'
     text = f'{what} (HTTP {answer.status}): {message}'
-    if answer.status in RETRYABLE_STATUSES:
-        raise SessionUnavailableError(text, answer.status)
+    if answer.status in UNAVAILABLE_STATUSES:
+        raise SessionUnavailableError(text, answer.status, retry_after=answer.headers.get('retry-after'))
     raise SessionRefusedError(text, answer.status)
+
+
+def may_send_again(error: DataPlaneError) -> bool:
+    """Whether a failed POST (mint, /api/connection) may be sent again. Only when Bastion certainly did not act on
+    it: a session minted by a first try whose answer got lost can never be deleted (only the answer carries its
+    authToken), so it would stay open on the host. Certain are: no connection could be opened (nothing was sent),
+    and 429/503 with Retry-After (Bastion turned the request away and said when to come back). Not certain, so
+    never sent again: a read failure after the request was written, and 500/502/504 (a gateway may give up on a
+    backend that then finishes the mint)."""
+    if isinstance(error, NotSentError):
+        return True
+    return (isinstance(error, SessionUnavailableError) and error.status in SEND_AGAIN_STATUSES
+            and parse_retry_after(error.retry_after) is not None)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ def _default_ca_bundle():
         return None
 
 
-def user_agent(az_version: Optional[str] = None, extension_version: Optional[str] = None) -> str:
+def client_user_agent(az_version: Optional[str] = None, extension_version: Optional[str] = None) -> str:
     """The User-Agent of every data-plane call: azure-cli's product token (its own requests say
     ``AZURECLI/<version>``) and ours, e.g. ``AZURECLI/2.91.0 bastion-native/0.1.0``. The caller knows the versions
     (this package imports nothing from azure.cli)."""

@@ -10,51 +10,9 @@ from azext_bastion_native.dataplane.errors import SessionUnavailableError
 from azext_bastion_native.dataplane.https import KeepAliveHttps
 from azext_bastion_native.dataplane.protocol import HttpRequest
 
+from .doubles import ScriptedServer
+
 MIB = 1024 * 1024
-
-
-class ScriptedServer:
-    """Plain-HTTP loopback server: reads each request (head and Content-Length body) and answers it with
-    ``answer(number)`` -> bytes, or a list of byte strings written with ``pause`` seconds between them.
-    Counts connections and requests."""
-
-    def __init__(self, answer, pause=0.0):
-        self.answer = answer
-        self.pause = pause
-        self.connections = 0
-        self.requests = 0
-        self._server = None
-
-    async def __aenter__(self):
-        self._server = await asyncio.start_server(self._handle, '127.0.0.1', 0)
-        return self
-
-    async def __aexit__(self, *_):
-        self._server.close()
-
-    @property
-    def url(self):
-        return f'http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}'
-
-    async def _handle(self, reader, writer):
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b'\r\n\r\n')
-                for line in head.split(b'\r\n'):
-                    if line.lower().startswith(b'content-length:'):
-                        await reader.readexactly(int(line.split(b':')[1]))
-                self.requests += 1
-                parts = self.answer(self.requests)
-                for number, part in enumerate([parts] if isinstance(parts, bytes) else parts):
-                    if number:
-                        await asyncio.sleep(self.pause)
-                    writer.write(part)
-                    await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
 
 
 def _send(server, https, method='DELETE', path='/api/tokens/x'):

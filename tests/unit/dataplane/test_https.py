@@ -4,7 +4,7 @@ connections, TLS session resumption, and a cancelled mint still deleted. A small
 import asyncio
 import datetime
 import ipaddress
-import socket
+import json
 import ssl
 
 import pytest
@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from azext_bastion_native.dataplane.client import DataPlaneClient
-from azext_bastion_native.dataplane.errors import SessionUnavailableError
+from azext_bastion_native.dataplane.errors import DataPlaneError, NotSentError, SessionUnavailableError
 from azext_bastion_native.dataplane.https import KeepAliveHttps
-from azext_bastion_native.dataplane.protocol import Endpoint, HttpRequest, Target
+from azext_bastion_native.dataplane.protocol import Endpoint, HttpRequest, RetryPolicy, Target
 from azext_bastion_native.dataplane.settings import ConnectionSettings
 from azext_bastion_native.dataplane.warm import WarmConnections
-from azext_bastion_native.relay.pump import Relay
-from tests.unit.relay.doubles import local_pair
+
+from .doubles import ScriptedServer
 
 VM_ID = '/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm'
 
@@ -109,14 +109,10 @@ def test_sessions_share_one_https_connection_and_websockets_resume_tls(certifica
             for payload in (b'first', b'second'):
                 session = await client.mint(Target(VM_ID, 22))
                 websocket = await client.connect(session)
+                await websocket.send(payload)
+                assert await websocket.recv() == payload
                 reused.append(websocket.transport.get_extra_info('ssl_object').session_reused)
-                local, user = await local_pair()
-                relaying = asyncio.create_task(Relay(local, websocket).run())
-                await asyncio.get_running_loop().sock_sendall(user, payload)
-                assert await asyncio.wait_for(asyncio.get_running_loop().sock_recv(user, 100), 5) == payload
-                user.shutdown(socket.SHUT_WR)
-                assert (await asyncio.wait_for(relaying, 5)).ending == 'local side closed'
-                user.close()
+                await websocket.close()
                 assert await client.delete(session)
             assert bastion.minted == bastion.deleted == ['auth-1', 'auth-2']
             assert len(bastion.http_connections) == 1          # both mints and both deletes: one connection
@@ -214,3 +210,88 @@ def test_settings_context_verifies_and_resumes(certificate):
     context = ConnectionSettings(verify=True, ca_bundle=certificate[0], environ={}).ssl_context()
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.remember(object()) is False                 # nothing to keep from a non-TLS object
+
+
+MINTED = json.dumps({'authToken': 'auth-1', 'nodeId': 'node', 'websocketToken': 'ws-1'}).encode()
+MINT_ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' % (
+    len(MINTED), MINTED)
+
+
+def _server_context(certificate):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+def _mint_against(certificate, answer, mints=1):
+    """Mint ``mints`` times against a scripted HTTPS Bastion: (sessions minted or the error, the mint requests
+    that reached the server)."""
+    async def scenario():
+        async with ScriptedServer(answer, ssl_context=_server_context(certificate)) as server:
+            client = DataPlaneClient(Endpoint(server.netloc), lambda: 'arm-token', prewarm=False,
+                                     settings=ConnectionSettings(verify=True, ca_bundle=certificate[0], environ={}),
+                                     retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
+            results = []
+            for _ in range(mints):
+                try:
+                    results.append(await client.mint(Target(VM_ID, 22)))
+                except DataPlaneError as err:
+                    results.append(err)
+            await client.aclose()
+            return results, [path for path in server.paths if path.startswith('POST')]
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize('first_answer', [
+    None,                                                                   # read the request, then hung up
+    b'HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n',
+    b'HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n',
+    b'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n',
+    b'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n',       # no Retry-After
+    b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"authToken": "au',       # cut short
+    b'HTTP/1.1 200 OK\r\nContent-Length: 5_0\r\n\r\n' + b'x' * 50,           # not HTTP
+])
+def test_a_mint_that_bastion_may_have_processed_reaches_it_once(certificate, first_answer):
+    """The first session could never be deleted (its authToken was in the answer that got lost): no second mint."""
+    def answer(number):
+        if number == 1:
+            return [first_answer, None] if first_answer else None
+        return MINT_ANSWER
+    (result,), mints = _mint_against(certificate, answer)
+    assert isinstance(result, SessionUnavailableError)
+    assert mints == ['POST /api/tokens']
+
+
+def test_a_mint_on_a_kept_alive_connection_that_closes_unanswered_is_not_sent_again(certificate):
+    """The server took the first mint on a kept-alive connection, then hung up on the second: it may have read it."""
+    (first, second), mints = _mint_against(certificate, lambda n: MINT_ANSWER if n == 1 else None, mints=2)
+    assert first.auth_token == 'auth-1' and isinstance(second, SessionUnavailableError)
+    assert mints == ['POST /api/tokens'] * 2
+
+
+@pytest.mark.parametrize('refusal', [b'HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\n',
+                                     b'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\n'])
+def test_a_mint_turned_away_with_retry_after_is_sent_again(certificate, refusal):
+    first = refusal + b'Content-Length: 0\r\n\r\n'
+    (result,), mints = _mint_against(certificate, lambda n: first if n == 1 else MINT_ANSWER)
+    assert result.auth_token == 'auth-1' and mints == ['POST /api/tokens'] * 2
+
+
+def test_a_mint_that_found_no_listener_is_sent_again():
+    """Connection refused: nothing was sent, so trying again cannot create a second session."""
+    async def scenario():
+        client = DataPlaneClient(Endpoint('127.0.0.1:1'), lambda: 'arm-token', prewarm=False,
+                                 settings=ConnectionSettings(verify=True, environ={}),
+                                 retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
+        attempts = []
+        original = client._https.send      # pylint: disable=protected-access
+
+        async def counting(request):
+            attempts.append(request.method)
+            return await original(request)
+        client._https.send = counting      # pylint: disable=protected-access
+        with pytest.raises(NotSentError):
+            await client.mint(Target(VM_ID, 22))
+        await client.aclose()
+        return attempts
+    assert asyncio.run(scenario()) == ['POST'] * 3
