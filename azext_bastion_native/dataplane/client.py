@@ -22,7 +22,8 @@ from .https import KeepAliveHttps
 from .protocol import Endpoint, HttpAnswer, HttpRequest, RetryPolicy, Session, Target
 from .redact import WebsocketLogger, install_log_redaction, redact_text
 from .settings import ConnectionSettings
-from .warm import WarmConnections, warm_connect_class
+from .warm import WarmConnections
+from .websocket import OpenedWebsocket, open_websocket
 
 logger = logging.getLogger(__name__)
 _websocket_logger = WebsocketLogger(logging.getLogger(__name__ + '.websocket'))
@@ -33,17 +34,13 @@ HTTP_WORKERS = 8                # concurrent HTTPS calls (and token fetches); be
 
 @dataclass(frozen=True)
 class WebsocketOptions:
-    """Websocket tuning. Flow control bounds memory per connection: at most ``max_queue`` received
-    frames of ``max_size`` bytes wait for a slow local reader, and sends wait once ``write_limit``
-    bytes are unsent. Compression is off (payloads are usually TLS/SSH: incompressible).
-    No keepalive pings by default: upstream never sent any, and a host that did not answer them would
-    have its tunnels cut after ping_timeout."""
+    """Websocket limits: the largest frame accepted (``max_size`` bytes), and seconds for the opening and the
+    closing handshake. Flow control is the relay's (relay/pump.py). Compression is off (payloads are usually
+    TLS/SSH: incompressible), and no keepalive pings are sent: upstream never sent any, and a host that did not
+    answer them would have its tunnels cut."""
     max_size: int = 4 * 1024 * 1024
-    max_queue: int = 16
-    write_limit: int = 256 * 1024
     open_timeout: float = 15.0
     close_timeout: float = 5.0
-    ping_interval: Optional[float] = None
 
 
 class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
@@ -118,23 +115,20 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
             return False            # aclose() deletes what is left
         return await self._detached(self._delete_once(session))
 
-    async def connect(self, session: Session):
-        """Open the session's websocket (binary frames both ways)."""
+    async def connect(self, session: Session) -> OpenedWebsocket:
+        """Open the session's websocket (binary frames both ways), for the relay to drive."""
         from websockets.exceptions import InvalidStatus, WebSocketException
-        url = protocol.websocket_url(session)
         proxy = self._proxy_for(session.endpoint_host)
-        extra = {}
-        if proxy and urlsplit(proxy).scheme == 'https':
-            extra['proxy_ssl'] = self._ssl
         options = self.websocket_options
         warm = await self._warm.take(session.endpoint_host) if self._warm is not None and not proxy else None
+        headers = {'Origin': protocol.websocket_origin(session.endpoint_host)}
+        if self.settings.user_agent:
+            headers['User-Agent'] = self.settings.user_agent
         try:
-            websocket = await warm_connect_class()(
-                url, transport=warm, ssl=self._ssl, proxy=proxy, compression=None, logger=_websocket_logger,
-                max_size=options.max_size, max_queue=options.max_queue, write_limit=options.write_limit,
-                open_timeout=options.open_timeout, close_timeout=options.close_timeout,
-                ping_interval=options.ping_interval, user_agent_header=self.settings.user_agent,
-                origin=protocol.websocket_origin(session.endpoint_host), **extra)
+            websocket = await open_websocket(
+                protocol.websocket_url(session), ssl_context=self._ssl, warm=warm, proxy=proxy, proxy_ssl=self._ssl,
+                headers=headers, max_size=options.max_size, open_timeout=options.open_timeout,
+                close_timeout=options.close_timeout, logger=_websocket_logger)
         except InvalidStatus as err:
             status = err.response.status_code
             raise WebsocketOpenError(f'Bastion refused the tunnel websocket (HTTP {status}).', status) from None
