@@ -75,6 +75,11 @@ class Report:
     def ok(self):
         return not any(f.kind in FAILING_KINDS for f in self.findings)
 
+    @property
+    def azure_accepts(self):
+        """Azure's own check would take this NSG on AzureBastionSubnet: only the rules it requires count."""
+        return not any(f.rule in AZURE_REQUIRED and f.kind in FAILING_KINDS for f in self.findings)
+
     def kind_of(self, rule_name):
         return next((f.kind for f in self.findings if f.rule == rule_name and f.kind != 'warning'), None)
 

@@ -124,6 +124,10 @@ class _Planner:  # pylint: disable=too-many-instance-attributes
             holder = next((r.name for r in self.rules
                            if r.priority == required.priority and r.direction == required.direction), 'a rule')
             return f'priority {required.priority} is taken by {holder}'
+        deny = next((r for r in self.rules if r.access == 'Deny' and r.direction == required.direction
+                     and r.priority == high + 1), None)
+        if deny is not None and high < required.priority:
+            return f'it must come before your Deny {deny.name} ({deny.priority}) to take effect (--override-denies)'
         return f'it must come within {low}-{high} to take effect'
 
     def free_name(self, base):

@@ -1,7 +1,9 @@
-"""Issue 5 end to end: `az network bastion nsg check / apply` with the real `az` against the emulator.
+"""`az network bastion nsg check / apply` end to end, with the real `az` against the emulator, which refuses an NSG on
+AzureBastionSubnet that lacks what Bastion needs, as Azure does (NetworkSecurityGroupNotCompliantForAzureBastionSubnet).
 
 Every test arranges its own host, VNet and NSG (never the shared demo-bastion: an NSG there would limit the
-ports other tests tunnel to). Writes are asserted through the emulator's request log."""
+ports other tests tunnel to). An NSG Azure would refuse on the subnet is arranged unassociated and named with
+--nsg-name. Writes are asserted through the emulator's request log, rule sets read back from the emulator."""
 
 import time
 import uuid
@@ -15,6 +17,8 @@ pytestmark = pytest.mark.e2e
 
 RG = 'demo-rg'
 NOT_COMPLIANT = 3
+REFUSED_BY_AZURE = 'NetworkSecurityGroupNotCompliantForAzureBastionSubnet'
+OFFICES = ['131.107.0.0/16', '20.190.128.5']
 _next_net = iter(range(20, 250))
 
 
@@ -60,6 +64,25 @@ def _subnet_nsg(network, host_name):
     return nsg.id if nsg else None
 
 
+def _rules(network, nsg_name, resource_group=RG):
+    """name -> SecurityRule, read back from the emulator."""
+    return {r.name: r for r in network.network_security_groups.get(resource_group, nsg_name).security_rules}
+
+
+def _ports(rule):
+    return [rule.destination_port_range] if rule.destination_port_range else list(rule.destination_port_ranges)
+
+
+def _rule_set(ports=None, replace=None, extra=()):
+    """The rule set as ARM JSON with some rules replaced (None drops one), plus extra rules."""
+    rules = []
+    for rule in bastion_rule_set(ports):
+        arm = (replace or {}).get(rule.name, rule_to_arm(rule))
+        if arm is not None:
+            rules.append(arm)
+    return rules + list(extra)
+
+
 def _writes_since(emulator, since, *fragments):
     """PUT/PATCH/DELETE requests after `since` whose path contains every fragment (case-insensitive)."""
     return [r for r in emulator.get('/_emulator/requests').json()['requests']
@@ -101,17 +124,18 @@ def test_bare_subnet_check_apply_check_then_no_change(host, az, emulator, networ
 def test_merge_into_a_users_nsg_keeps_their_rules_and_moves_ours(host, az, emulator, network):
     theirs = [arm_rule('their-app', 'Inbound', 120, '10.1.0.0/16', '*', '8443'),
               arm_rule('their-storage', 'Outbound', 100, '*', 'Storage', '443')]
-    nsg = _user_nsg(network, host + '-mine', theirs)
-    _associate(network, host, nsg.id)
+    nsg = _user_nsg(network, host + '-mine', theirs)   # Azure would refuse it on AzureBastionSubnet as it is
+    apply = ('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--nsg-name', host + '-mine')
 
     since = time.time()
-    refused = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, check=False)   # no TTY, no --yes
+    refused = az(*apply, check=False)   # no TTY, no --yes
     assert refused.returncode != 0 and '--yes' in refused.stderr and 'Traceback' not in refused.stderr
     assert 'add AllowHttpsInbound' in refused.stderr
     assert _writes_since(emulator, since, host) == []
 
-    applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes').json
-    assert applied['createdNsg'] is False and applied['associated'] is False
+    applied = az(*apply, '--yes').json
+    assert applied['createdNsg'] is False and applied['associated'] is True
+    assert _subnet_nsg(network, host).lower() == nsg.id.lower()     # the emulator's Azure check accepted it
     moved = {m['rule']: m for m in applied['moved']}
     assert moved['AllowHttpsInbound']['priority'] == 119 and 'their-app' in moved['AllowHttpsInbound']['because']
     assert moved['AllowSshRdpOutbound']['priority'] == 101
@@ -143,10 +167,10 @@ def test_check_reports_each_kind_of_finding(host, az, network):
             rule['properties']['sourceAddressPrefix'] = '*'          # wider: * where GatewayManager belongs
     rules.append(arm_rule('block-web', 'Inbound', 110, 'Internet', '*', '443', access='Deny'))   # breaking
     rules.append(arm_rule('block-10', 'Outbound', 200, '*', '10.0.0.0/8', '*', access='Deny'))   # warning
-    nsg = _user_nsg(network, host + '-mixed', rules)
-    _associate(network, host, nsg.id)
+    _user_nsg(network, host + '-mixed', rules)     # not associated: Azure refuses it on AzureBastionSubnet
+    check_mixed = ('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '--nsg-name', host + '-mixed')
 
-    result = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, check=False)
+    result = az(*check_mixed, check=False)
     assert result.returncode == NOT_COMPLIANT
     kinds = _kinds(result.json)
     assert kinds['AllowHttpsInbound'] == 'breaking'
@@ -154,21 +178,22 @@ def test_check_reports_each_kind_of_finding(host, az, network):
     assert kinds['AllowGatewayManagerInbound'] == 'wider'
     assert kinds['AllowSshRdpOutbound'] == 'present'
     assert any(f['kind'] == 'warning' and f['related'] == ['block-10'] for f in result.json['findings'])
-    table = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '-o', 'table', check=False).stdout
+    table = az(*check_mixed, '-o', 'table', check=False).stdout
     assert 'breaking' in table and 'block-web' in table
-    only_failing = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '--query',
-                      "findings[?kind=='breaking'].rule", check=False)
+    only_failing = az(*check_mixed, '--query', "findings[?kind=='breaking'].rule", check=False)
     assert only_failing.json == ['AllowHttpsInbound'] and only_failing.returncode == NOT_COMPLIANT
 
 
 def test_nsg_in_another_resource_group_is_merged_in_place(host, az, network):
     other_rg = _unique('nsg-rg')
     az('group', 'create', '-n', other_rg, '-l', 'westeurope', '-o', 'none')
-    nsg = _user_nsg(network, 'shared-nsg', [arm_rule('their-app', 'Inbound', 300, '*', '*', '9000')], other_rg)
+    nsg = _user_nsg(network, 'shared-nsg', _rule_set(replace={'DenyOtherVnetOutbound': None}, extra=[
+        arm_rule('their-app', 'Inbound', 300, '*', '*', '9000')]), other_rg)
     _associate(network, host, nsg.id)
     applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes').json
     assert applied['nsg'].lower() == nsg.id.lower() and applied['associated'] is False
-    names = {r.name for r in network.network_security_groups.get(other_rg, 'shared-nsg').security_rules}
+    assert applied['changes'] == ['add DenyOtherVnetOutbound: Outbound 4000 Deny * -> VirtualNetwork ports *']
+    names = set(_rules(network, 'shared-nsg', other_rg))
     assert 'their-app' in names and 'DenyOtherVnetOutbound' in names
     assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
 
@@ -189,21 +214,26 @@ def test_bad_ports_are_refused_before_any_call(az, emulator, ports, phrase):
 
 def test_conflict_mid_update_leaves_bastion_working_and_a_rerun_finishes(host, az, emulator, network):
     nsg = _user_nsg(network, host + '-busy', [arm_rule('their-app', 'Inbound', 300, '*', '*', '9000')])
-    _associate(network, host, nsg.id)
     emulator.post('/_emulator/arm-faults', json={'method': 'PUT', 'status': 412, 'count': 1,
                                                  'path_contains': f'{host}-busy/securityRules/DenyOtherVnetOutbound'})
-    failed = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes', check=False)
+    apply = ('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--nsg-name', host + '-busy', '--yes')
+    failed = az(*apply, check=False)
     assert failed.returncode != 0 and 'changed by someone else' in failed.stderr
-    half = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, check=False).json
+    assert _subnet_nsg(network, host) is None       # associated only after every rule is in
+    half = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '--nsg-name', host + '-busy',
+              check=False).json
     # every allow rule went in before the Deny: nothing Bastion needs is blocked
     assert {k for k, v in _kinds(half).items() if v != 'present'} == {'DenyOtherVnetOutbound'}
-    assert az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes').json['changes'] == [
-        'add DenyOtherVnetOutbound: Outbound 4000 Deny * -> VirtualNetwork ports *']
+    assert az(*apply).json['changes'] == [
+        'add DenyOtherVnetOutbound: Outbound 4000 Deny * -> VirtualNetwork ports *',
+        f"associate '{host}-busy' (resource group '{RG}') with AzureBastionSubnet"]
+    assert _subnet_nsg(network, host).lower() == nsg.id.lower()
     assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
 
 
 def test_data_plane_then_refuses_a_port_outside_the_list_while_22_works(host, az, emulator, sshd_linux_vm):
-    """What the NSG is for: after `nsg apply --ports 22`, Bastion reaches the VM on 22 and nothing else."""
+    """What the NSG is for: after `nsg apply`, Bastion reaches the VM on 22 (and 3389) and nothing else; a port
+    given with --ports is reachable too."""
     az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '22')
     vm_id = sshd_linux_vm.vm_id
     emulator.set_vm_endpoint('linux-vm', 2222, '127.0.0.1', sshd_linux_vm.sshd.port)   # something listens there
@@ -214,3 +244,103 @@ def test_data_plane_then_refuses_a_port_outside_the_list_while_22_works(host, az
     assert refused.returncode != 0 and refused.stdout == ''
     assert '2222' in refused.stderr and 'Traceback' not in refused.stderr
     # (8080 and 5701 stay open to VirtualNetwork: Bastion's own instances talk on them, the rule set keeps them.)
+    az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '2222', '--yes')
+    opened = az(*proxy, '2222', input='', check=False, timeout=60)
+    assert opened.stdout.startswith('SSH-2.0-OpenSSH'), opened.stderr
+
+
+# --- Azure's check on AzureBastionSubnet, and apply never producing what it refuses -------------------------
+
+def test_azure_refuses_an_nsg_without_3389_on_association_and_on_rule_change(host, network):
+    """What `nsg apply --ports 22` used to write (outbound 22 only) is exactly what Azure refuses."""
+    from azure.core.exceptions import HttpResponseError
+    ssh_only = _rule_set(replace={'AllowSshRdpOutbound': arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*',
+                                                                  'VirtualNetwork', '22')})
+    nsg = _user_nsg(network, host + '-ssh-only', ssh_only)
+    with pytest.raises(HttpResponseError) as refused:
+        _associate(network, host, nsg.id)
+    assert refused.value.error.code == REFUSED_BY_AZURE and f'{host}-ssh-only' in refused.value.error.message
+    assert _subnet_nsg(network, host) is None
+
+    good = _user_nsg(network, host + '-good', _rule_set())
+    _associate(network, host, good.id)
+    from azure.mgmt.network.models import SecurityRule
+    with pytest.raises(HttpResponseError) as narrowed:
+        network.security_rules.begin_create_or_update(RG, host + '-good', 'AllowSshRdpOutbound', SecurityRule(
+            arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*', 'VirtualNetwork', '22'))).result()
+    assert narrowed.value.error.code == REFUSED_BY_AZURE
+    assert _ports(_rules(network, host + '-good')['AllowSshRdpOutbound']) == ['22', '3389']
+
+
+def test_apply_with_ports_keeps_ssh_and_rdp_and_azure_accepts_every_write(host, az, network):
+    applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '2222').json
+    assert applied['associated'] is True and _subnet_nsg(network, host).lower() == applied['nsg'].lower()
+    rules = _rules(network, host + '-nsg')
+    assert _ports(rules['AllowSshRdpOutbound']) == ['22', '3389']
+    assert _ports(rules['AllowCustomPortsOutbound']) == ['2222']
+    assert rules['DenyOtherVnetOutbound'].access == 'Deny'
+    # another port list later: the custom-ports rule is rewritten (the NSG is associated, Azure checks the change)
+    again = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '8443', '--yes').json
+    assert again['changes'] == ['update AllowCustomPortsOutbound: Outbound 105 Allow * -> VirtualNetwork ports 8443 '
+                                '(was priority 105, Allow * -> VirtualNetwork ports 2222)']
+    assert _ports(_rules(network, host + '-nsg')['AllowCustomPortsOutbound']) == ['8443']
+    assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '--ports', '8443').json['compliant']
+
+
+def test_https_from_office_addresses_is_reported_narrowed_and_kept(host, az, emulator, network):
+    offices = arm_rule('AllowHttpsInbound', 'Inbound', 120, OFFICES, '*', '443', protocol='Tcp')
+    nsg = _user_nsg(network, host + '-offices', _rule_set(replace={'AllowHttpsInbound': offices}))
+    _associate(network, host, nsg.id)       # Microsoft documents this as supported: Azure accepts it
+    report = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host)
+    assert report.returncode == 0 and report.json['compliant'] is True
+    assert _kinds(report.json)['AllowHttpsInbound'] == 'narrowed'
+    since = time.time()
+    applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes')
+    assert 'No change' in applied.stderr and applied.json['changes'] == []
+    assert _writes_since(emulator, since, host) == []
+    assert _rules(network, host + '-offices')['AllowHttpsInbound'].source_address_prefixes == OFFICES
+
+
+def test_a_user_deny_that_blocks_bastion_is_reported_and_outranked_only_when_asked(host, az, emulator, network):
+    deny = arm_rule('no-web', 'Inbound', 110, 'Internet', '*', '443', access='Deny')
+    nsg = _user_nsg(network, host + '-deny', _rule_set(extra=[deny]))
+    named = ('-g', RG, '-n', host, '--nsg-name', host + '-deny')
+    report = az('network', 'bastion', 'nsg', 'check', *named, check=False)
+    assert report.returncode == NOT_COMPLIANT
+    assert [(f['rule'], f['related']) for f in report.json['findings'] if f['kind'] == 'breaking'] == [
+        ('AllowHttpsInbound', ['no-web'])]
+
+    since = time.time()
+    refused = az('network', 'bastion', 'nsg', 'apply', *named, '--yes', check=False)
+    assert refused.returncode != 0 and 'Traceback' not in refused.stderr
+    assert 'no-web' in refused.stderr and '--override-denies' in refused.stderr
+    assert _writes_since(emulator, since, host) == [] and _subnet_nsg(network, host) is None
+
+    applied = az('network', 'bastion', 'nsg', 'apply', *named, '--yes', '--override-denies').json
+    moved = {m['rule']: m for m in applied['moved']}
+    assert moved['AllowHttpsInbound']['priority'] == 109 and 'no-web' in moved['AllowHttpsInbound']['because']
+    assert _subnet_nsg(network, host).lower() == nsg.id.lower()
+    rules = _rules(network, host + '-deny')
+    assert rules['no-web'].priority == 110 and rules['no-web'].access == 'Deny'     # theirs untouched
+    assert rules['AllowHttpsInbound'].priority == 109
+    assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
+
+
+def test_no_existing_rule_is_written_wider(host, az, network):
+    narrow_ssh = arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*', 'VirtualNetwork', '22')
+    private_web = arm_rule('AllowHttpsInbound', 'Inbound', 120, '10.0.0.0/8', '*', '443', protocol='Tcp')
+    before = _rule_set(replace={'AllowSshRdpOutbound': narrow_ssh, 'AllowHttpsInbound': private_web})
+    nsg = _user_nsg(network, host + '-narrow', before)
+    applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--nsg-name', host + '-narrow',
+                 '--yes').json
+    assert [line.split(':')[0] for line in applied['changes'][:2]] == [
+        'add AllowHttpsInbound-bastion', 'add AllowSshRdpOutbound-bastion']
+    assert _subnet_nsg(network, host).lower() == nsg.id.lower()
+    after = _rules(network, host + '-narrow')
+    for rule in before:      # every rule that was there reads back exactly as it was
+        props, read = rule['properties'], after[rule['name']]
+        assert (read.priority, read.access, read.source_address_prefix, _ports(read)) == (
+            props['priority'], props['access'], props.get('sourceAddressPrefix'),
+            props.get('destinationPortRanges') or [props['destinationPortRange']]), rule['name']
+    assert _ports(after['AllowSshRdpOutbound-bastion']) == ['22', '3389']
+    assert after['AllowHttpsInbound-bastion'].source_address_prefix == 'Internet'

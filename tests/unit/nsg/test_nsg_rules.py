@@ -299,7 +299,7 @@ def test_breaking_deny_is_outranked_only_when_asked():
     plan = plan_apply(nsg, override_denies=True)
     assert [(w.action, w.rule.name, w.rule.priority) for w in plan.writes] == [('update', 'AllowHttpsInbound', 114)]
     assert plan.writes[0].previous['priority'] == 120
-    assert plan.moved[0]['because'] == 'it must come within 100-114 to take effect'
+    assert plan.moved[0]['because'] == 'it must come before your Deny no-web (115) to take effect (--override-denies)'
     merged = apply_to_json(nsg, plan)
     assert deny in merged['properties']['securityRules']
     assert check(merged).ok and plan_apply(merged).empty
@@ -432,3 +432,10 @@ def test_no_existing_rule_is_ever_written_wider(nsg, override):
             assert _within(write.rule, before[write.rule.name.lower()]), write
     if not plan.blocked:
         assert check(apply_to_json(nsg, plan)).ok
+
+
+def test_azure_accepts_only_looks_at_the_rules_azure_requires():
+    assert not check(compliant(without=('DenyOtherVnetOutbound',))).ok
+    assert check(compliant(without=('DenyOtherVnetOutbound',))).azure_accepts
+    assert not check(compliant(without=('AllowAzureCloudOutbound',))).azure_accepts
+    assert not check(None).azure_accepts
