@@ -152,18 +152,18 @@ def test_nsg_denying_the_target_port_fails_with_the_apply_command(az, emulator, 
     from azure.mgmt.network.models import NetworkSecurityGroup
     from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_to_arm
     host = own_vnet_host(enable_tunneling=True)
-    rules = [rule_to_arm(rule) for rule in bastion_rule_set(['3389'])]      # SSH on 22 denied by the Deny rule
+    rules = [rule_to_arm(rule) for rule in bastion_rule_set()]      # 22 and 3389 only: port 2222 hits the Deny rule
     nsg = network.network_security_groups.begin_create_or_update(RG, host + '-nsg', NetworkSecurityGroup(
         {'location': 'westeurope', 'properties': {'securityRules': rules}})).result()
     subnet = network.subnets.get(RG, host + '-vnet', 'AzureBastionSubnet')
     subnet.network_security_group = NetworkSecurityGroup(id=nsg.id)
     network.subnets.begin_create_or_update(RG, host + '-vnet', 'AzureBastionSubnet', subnet).result()
 
-    result = _doctor(az, '-n', host, '--target-resource-id', sshd_linux_vm.vm_id)
+    result = _doctor(az, '-n', host, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', '2222')
     assert result.returncode == FAILED
     rows = _rows(result)
     assert rows['NSG']['status'] == 'fail' and 'DenyOtherVnetOutbound' in rows['NSG']['detail']
-    assert rows['NSG']['fix'] == f'az network bastion nsg apply -g demo-rg -n {host} --ports 22 3389'
+    assert rows['NSG']['fix'] == f'az network bastion nsg apply -g demo-rg -n {host} --ports 22 2222 3389'
     assert _sessions(emulator) == []
 
 
