@@ -138,7 +138,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
                                      f'{redact_text(str(err)) or type(err).__name__}') from None
         # Its TLS session (ticket) lets the next connection skip the full handshake.
         remember = getattr(self._ssl, 'remember', None)
-        ssl_object = websocket.transport.get_extra_info('ssl_object')
+        ssl_object = websocket.ssl_object
         if remember is not None and ssl_object is not None and not proxy:
             remember(ssl_object)
         return websocket

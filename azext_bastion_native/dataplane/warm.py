@@ -11,8 +11,9 @@ import asyncio
 import collections
 import logging
 import ssl
-import time
 from typing import Optional
+
+from .tls import TlsConnection, connect_tls
 
 logger = logging.getLogger(__name__)
 
@@ -20,32 +21,9 @@ MAX_IDLE = 30.0            # seconds a warm connection may wait before it is not
 MAX_WARM_PER_HOST = 32     # bound: never more than this many handshakes ahead of use
 
 
-class _Idle(asyncio.Protocol):
-    """The protocol of a warm connection until websockets takes it over: nothing may arrive before our request."""
-
-    def __init__(self):
-        self.transport = None
-        self.spoiled = False        # the server closed it or sent something unasked
-        self.opened = time.monotonic()
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.spoiled = True
-        self.transport.abort()
-
-    def eof_received(self):
-        self.spoiled = True
-        return False
-
-    def connection_lost(self, exc):
-        self.spoiled = True
-
-
 class WarmConnections:
     """Per data-plane host, a queue of TLS connections being opened (tasks). ``open(host)`` starts one;
-    ``take(host)`` returns a ready, unspoiled transport or None (never raises)."""
+    ``take(host)`` returns a ready, unspoiled TlsConnection or None (never raises)."""
 
     def __init__(self, ssl_context: Optional[ssl.SSLContext], open_timeout: float = 15.0):
         self._ssl = ssl_context
@@ -58,11 +36,9 @@ class WarmConnections:
             return
         queue.append(asyncio.ensure_future(self._connect(endpoint_host)))
 
-    async def _connect(self, endpoint_host):
+    async def _connect(self, endpoint_host: str) -> TlsConnection:
         host, _, port = endpoint_host.rpartition(':') if ':' in endpoint_host else (endpoint_host, '', '443')
-        return await asyncio.wait_for(asyncio.get_running_loop().create_connection(
-            _Idle, host, int(port or 443), ssl=self._ssl, server_hostname=host if self._ssl else None),
-            self._open_timeout)
+        return await asyncio.wait_for(connect_tls(host, int(port or 443), self._ssl), self._open_timeout)
 
     def cancel_one(self, endpoint_host: str) -> None:
         """The session this connection was opened for will not come (its mint failed): drop the newest one."""
@@ -70,20 +46,20 @@ class WarmConnections:
         if queue:
             _close(queue.pop())
 
-    async def take(self, endpoint_host: str):
+    async def take(self, endpoint_host: str) -> Optional[TlsConnection]:
         queue = self._pending.get(endpoint_host)
         while queue:
             task = queue.popleft()
             try:
-                transport, idle = await task
+                connection = await task
             except (OSError, asyncio.TimeoutError, ssl.SSLError) as err:
                 logger.debug('warm connection to %s failed (%s); opening a fresh one', endpoint_host,
                              type(err).__name__)
                 return None
-            if idle.spoiled or transport.is_closing() or time.monotonic() - idle.opened > MAX_IDLE:
-                transport.abort()
+            if not connection.usable(MAX_IDLE):
+                connection.transport.abort()
                 continue
-            return transport
+            return connection
         return None
 
     def close(self) -> None:
@@ -98,4 +74,4 @@ def _close(task: asyncio.Future) -> None:
         task.cancel()
         return
     if not task.cancelled() and task.exception() is None:
-        task.result()[0].abort()
+        task.result().transport.abort()

@@ -1,11 +1,8 @@
-# --------------------------------------------------------------------------------------------
-# The tunnel websocket's opening handshake, driven by websockets' sans-I/O ClientProtocol over a plain asyncio
-# transport: a warm TLS connection (warm.py), a fresh one, or one through an HTTP(S) proxy's CONNECT tunnel
-# (websockets' own connect_http_proxy, then TLS to Bastion on top, as websockets' client does it). The result
-# is the transport with reading paused and the protocol in the OPEN state: the relay takes both over and moves
-# bytes from the transports' callbacks, with no task, queue or future per message.
-# --------------------------------------------------------------------------------------------
-"""Open a Bastion tunnel websocket as a transport plus websockets' sans-I/O ClientProtocol."""
+"""Open a Bastion tunnel websocket: websockets' sans-I/O ClientProtocol does the opening handshake over a TLS
+connection of ours (tls.py) - a warm one (warm.py), a fresh one, or one through an HTTP(S) proxy's CONNECT tunnel
+(websockets' own connect_http_proxy, then TLS to Bastion inside it, as websockets' client does it). The result is
+the TCP transport with reading paused, its TLS session and the protocol, open: the relay takes them over and moves
+bytes from the transport's callbacks, with no task, queue or future per message."""
 
 import asyncio
 import logging
@@ -18,18 +15,25 @@ from websockets.frames import Frame
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from .tls import HANDSHAKE_READ, TlsConnection, TlsSession, connect_tls, start_tls
+
 
 @dataclass
 class OpenedWebsocket:
-    """An open websocket: ``transport`` (reading paused until the relay takes it over), its ``protocol``
-    (state OPEN), the ``frames`` that arrived with the handshake answer, and the seconds a closing handshake
-    may take before the connection is cut (``close_timeout``). ``lost`` is set when the connection ended
-    before the relay took it over."""
+    """An open websocket: the TCP ``transport`` (reading paused until the relay takes it over), its ``tls``
+    session, the ``protocol`` (open, or already closing when the server closed at once), the ``frames`` that
+    arrived with the handshake answer, and the seconds a closing handshake may take before the connection is cut
+    (``close_timeout``). ``lost`` is set when the connection ended before the relay took it over."""
     transport: asyncio.Transport
+    tls: TlsSession
     protocol: ClientProtocol
     close_timeout: float = 5.0
     frames: List[Frame] = field(default_factory=list)
     lost: bool = False
+
+    @property
+    def ssl_object(self) -> Optional[ssl.SSLObject]:
+        return self.tls.ssl_object
 
 
 class _Handshake(asyncio.Protocol):
@@ -38,18 +42,25 @@ class _Handshake(asyncio.Protocol):
     def __init__(self, protocol: ClientProtocol, request, close_timeout: float):
         self.protocol = protocol
         self.request = request
-        self.opened: 'asyncio.Future[OpenedWebsocket]' = asyncio.get_running_loop().create_future()
         self.close_timeout = close_timeout
+        self.opened: 'asyncio.Future[OpenedWebsocket]' = asyncio.get_running_loop().create_future()
         self.websocket: Optional[OpenedWebsocket] = None
+        self._buffer = memoryview(bytearray(HANDSHAKE_READ))
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.websocket = OpenedWebsocket(transport, self.protocol, self.close_timeout)
+    def start(self, connection: TlsConnection) -> None:
+        self.websocket = OpenedWebsocket(connection.transport, connection.tls, self.protocol, self.close_timeout)
+        connection.transport.set_protocol(self)
         self.protocol.send_request(self.request)
-        transport.writelines(self.protocol.data_to_send())
+        connection.tls.send(connection.transport, self.protocol.data_to_send())
 
     def data_received(self, data: bytes) -> None:
-        self.protocol.receive_data(data)
+        try:
+            self.websocket.tls.receive(data, self._buffer, self.protocol.receive_data)
+        except ssl.SSLError as err:
+            self._fail(err)
+            return
+        if self.websocket.tls.closed:
+            self.protocol.receive_eof()
         self._progress()
 
     def eof_received(self) -> None:
@@ -62,8 +73,12 @@ class _Handshake(asyncio.Protocol):
         if not self.opened.done():
             self.protocol.receive_eof()
             self._progress()
-            if not self.opened.done():
-                self.opened.set_exception(ConnectionResetError('the connection closed during the websocket upgrade'))
+            self._fail(ConnectionResetError('the connection closed during the websocket upgrade'))
+
+    def _fail(self, err: Exception) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(err)
+        self.websocket.transport.abort()
 
     def _progress(self) -> None:
         events = self.protocol.events_received()
@@ -71,22 +86,23 @@ class _Handshake(asyncio.Protocol):
             self.websocket.frames.extend(events)
             return
         if self.protocol.handshake_exc is not None:
-            self.opened.set_exception(self.protocol.handshake_exc)
+            self._fail(self.protocol.handshake_exc)
         elif self.protocol.state is not State.CONNECTING:     # OPEN, or already closing: the relay sees to it
             self.websocket.transport.pause_reading()
             self.websocket.frames.extend(event for event in events if isinstance(event, Frame))
             self.opened.set_result(self.websocket)
 
 
-async def open_websocket(url: str, *, ssl_context: Optional[ssl.SSLContext], warm: Optional[asyncio.Transport] = None,
+async def open_websocket(url: str, *, ssl_context: Optional[ssl.SSLContext], warm: Optional[TlsConnection] = None,
                          proxy: Optional[str] = None, proxy_ssl: Optional[ssl.SSLContext] = None,
                          headers: Optional[Mapping[str, str]] = None, max_size: Optional[int] = 4 * 1024 * 1024,
                          open_timeout: float = 15.0, close_timeout: float = 5.0,
                          logger: Union[logging.Logger, logging.LoggerAdapter, None] = None) -> OpenedWebsocket:
-    """Open the websocket at ``url`` (binary frames, no extensions) over ``warm`` (an idle TLS transport to its
+    """Open the websocket at ``url`` (binary frames, no extensions) over ``warm`` (an idle TLS connection to its
     host) when given, else through ``proxy`` (http:// or https://; ``proxy_ssl`` for the latter) or directly.
 
-    Raises websockets' InvalidStatus / InvalidHandshake / InvalidProxy errors, OSError or asyncio.TimeoutError."""
+    Raises websockets' InvalidStatus / InvalidHandshake / InvalidProxy errors, ssl.SSLError, OSError or
+    asyncio.TimeoutError."""
     ws_uri = parse_uri(url)
     protocol = ClientProtocol(ws_uri, max_size=max_size, logger=logger)
     request = protocol.connect()
@@ -103,26 +119,16 @@ async def open_websocket(url: str, *, ssl_context: Optional[ssl.SSLContext], war
 
 
 async def _open(handshake: _Handshake, ws_uri, tls, warm, proxy, proxy_ssl) -> OpenedWebsocket:
-    loop = asyncio.get_running_loop()
-    if warm is not None and not warm.is_closing():
-        warm.set_protocol(handshake)
-        handshake.connection_made(warm)
+    if warm is not None and warm.usable(float('inf')):
+        connection = warm
     elif proxy:
         from websockets.asyncio.client import connect_http_proxy
         from websockets.proxy import parse_proxy
         parsed = parse_proxy(proxy)
         tunnel = await connect_http_proxy(parsed, ws_uri, user_agent_header=None,
                                           **({'ssl': proxy_ssl or True} if parsed.scheme == 'https' else {}))
-        transport = tunnel
-        tunnel.set_protocol(handshake)
-        if tls is not None:
-            try:
-                transport = await loop.start_tls(tunnel, handshake, tls, server_hostname=ws_uri.host)
-            except BaseException:
-                tunnel.abort()
-                raise
-        handshake.connection_made(transport)
+        connection = await start_tls(tunnel, tls, ws_uri.host)
     else:
-        await loop.create_connection(lambda: handshake, ws_uri.host, ws_uri.port, ssl=tls,
-                                     server_hostname=ws_uri.host if tls else None)
+        connection = await connect_tls(ws_uri.host, ws_uri.port, tls)
+    handshake.start(connection)
     return await handshake.opened

@@ -20,6 +20,7 @@
 """The byte pump between a local connection and a websocket."""
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Set, Union
@@ -65,7 +66,7 @@ class LocalEnd(asyncio.BufferedProtocol):
     def __init__(self, on_open: Optional[Callable[['LocalEnd'], None]] = None,
                  read_buffer: Optional[memoryview] = None):
         self._on_open = on_open
-        self._buffer = read_buffer if read_buffer is not None else memoryview(bytearray(READ_SIZE))
+        self.read_buffer = read_buffer if read_buffer is not None else memoryview(bytearray(READ_SIZE))
         self.in_transport: Optional[asyncio.BaseTransport] = None
         self.out_transport: Optional[asyncio.WriteTransport] = None
         self.relay: Optional['Relay'] = None
@@ -85,10 +86,10 @@ class LocalEnd(asyncio.BufferedProtocol):
                 self._on_open(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
+        return self.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._buffer[:nbytes])
+        self.data_received(self.read_buffer[:nbytes])
 
     def data_received(self, data: Bytes) -> None:
         if self.relay is not None:      # reading starts once a relay is attached; it may end first
@@ -183,7 +184,7 @@ class _WritePipeEnd(asyncio.Protocol):
         self.local.resume_writing()
 
 
-class Relay(asyncio.Protocol):
+class Relay(asyncio.BufferedProtocol):
     """The websocket transport's protocol while relaying ``websocket`` to and from ``local``.
     ``await relay.run()`` returns the RelayResult once both sides are done. Cancelling it stops the relay:
     the websocket gets a normal close ("going away", 1001) and the local connection is closed."""
@@ -192,6 +193,8 @@ class Relay(asyncio.Protocol):
         self.local = local
         self.websocket = websocket.protocol
         self.transport = websocket.transport
+        self.tls = websocket.tls
+        self.buffer = local.read_buffer
         self.close_timeout = websocket.close_timeout
         self.result = RelayResult()
         self._gone: 'asyncio.Future[None]' = asyncio.get_running_loop().create_future()
@@ -257,7 +260,22 @@ class Relay(asyncio.Protocol):
             self.transport.resume_reading()
 
     # -- websocket side (asyncio callbacks) ---------------------------------------------------------------------
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # The ciphertext is copied into the TLS session before its plaintext overwrites the same buffer.
+        try:
+            self.tls.receive(self.buffer[:nbytes], self.buffer, self._plaintext_received)
+        except ssl.SSLError:
+            self.transport.abort()      # a broken TLS stream: a drop
+            return
+        if self.tls.closed:         # close_notify: the server is done; answer it and close
+            self.transport.write(self.tls.close_notify())
+            self.eof_received()
+            self.transport.close()
+
+    def _plaintext_received(self, data: Bytes) -> None:
         self.websocket.receive_data(data)
         self._deliver(self.websocket.events_received())
 
@@ -291,7 +309,7 @@ class Relay(asyncio.Protocol):
         writes = self.websocket.data_to_send()
         if writes and not self.transport.is_closing():
             # b'' asks for a TCP half-close: TLS has none, and the server closes once the close handshake is done.
-            self.transport.writelines([data for data in writes if data])
+            self.tls.send(self.transport, [data for data in writes if data])
         if self._cut_timer is None and self.websocket.close_expected():
             self._cut_timer = asyncio.get_running_loop().call_later(self.close_timeout, self.transport.abort)
 

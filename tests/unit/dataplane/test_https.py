@@ -5,6 +5,7 @@ import asyncio
 import datetime
 import ipaddress
 import json
+import socket
 import ssl
 
 import pytest
@@ -20,6 +21,8 @@ from azext_bastion_native.dataplane.https import KeepAliveHttps
 from azext_bastion_native.dataplane.protocol import Endpoint, HttpRequest, RetryPolicy, Target
 from azext_bastion_native.dataplane.settings import ConnectionSettings
 from azext_bastion_native.dataplane.warm import WarmConnections
+from azext_bastion_native.relay.pump import Relay
+from tests.unit.relay.doubles import local_pair
 
 from .doubles import ScriptedServer
 
@@ -109,10 +112,14 @@ def test_sessions_share_one_https_connection_and_websockets_resume_tls(certifica
             for payload in (b'first', b'second'):
                 session = await client.mint(Target(VM_ID, 22))
                 websocket = await client.connect(session)
-                await websocket.send(payload)
-                assert await websocket.recv() == payload
-                reused.append(websocket.transport.get_extra_info('ssl_object').session_reused)
-                await websocket.close()
+                reused.append(websocket.ssl_object.session_reused)
+                local, user = await local_pair()
+                relaying = asyncio.create_task(Relay(local, websocket).run())
+                await asyncio.get_running_loop().sock_sendall(user, payload)
+                assert await asyncio.wait_for(asyncio.get_running_loop().sock_recv(user, 100), 5) == payload
+                user.shutdown(socket.SHUT_WR)
+                assert (await asyncio.wait_for(relaying, 5)).ending == 'local side closed'
+                user.close()
                 assert await client.delete(session)
             assert bastion.minted == bastion.deleted == ['auth-1', 'auth-2']
             assert len(bastion.http_connections) == 1          # both mints and both deletes: one connection
