@@ -1,33 +1,41 @@
-# --------------------------------------------------------------------------------------------
-# Keep tokens out of logs. Two third-party loggers would print them at --debug: websockets logs the
-# handshake path (/webtunnelv2/<websocketToken>) and every frame; urllib3 logs request paths
-# (DELETE /api/tokens/<authToken>). Both are handled here, and our own messages pass the same redaction.
-# --------------------------------------------------------------------------------------------
-"""Redaction of data-plane secrets in text and log records."""
+"""Redaction of data-plane secrets in text and log records. Two third-party loggers would print them at --debug:
+websockets logs the handshake path (/webtunnelv2/<websocketToken>) and every frame; urllib3 logs request paths
+(DELETE /api/tokens/<authToken>). Both are handled here, and our own messages pass the same redaction. Names are
+matched in any case (``AuthToken=``, ``bearer``), and credentials in a URL (``scheme://user:password@host``, as
+websockets' InvalidProxy message quotes a proxy URL) are removed too."""
 
 import logging
 import re
 import sys
+from typing import Iterable
 
 REDACTED = '<redacted>'
 
-# Token-bearing URL paths and form/query fields of the data plane, and JWTs (ARM tokens) anywhere.
+# Token-bearing URL paths and form/query fields of the data plane, bearer credentials, the user information of a
+# URL, and JWTs (ARM tokens) anywhere.
 _PATTERNS = (
-    re.compile(r'(/api/tokens/|/webtunnelv2/|/omni/webtunnel/)[^\s?"\'<>]+'),
-    re.compile(r'((?:aztoken|azToken|token|authToken|websocketToken)["\']?\s*[=:]\s*["\']?)[^\s&"\',}]+'),
-    re.compile(r'(Bearer\s+)[\w\-.~+/]+=*'),
+    re.compile(r'(/api/tokens/|/webtunnelv2/|/omni/webtunnel/)[^\s?"\'<>]+', re.IGNORECASE),
+    re.compile(r'((?:az|auth|websocket|access_|refresh_)?token["\']?\s*[=:]\s*["\']?)[^\s&"\',}]+', re.IGNORECASE),
+    re.compile(r'(bearer\s+)[\w\-.~+/]+=*', re.IGNORECASE),
+    re.compile(r'(\b[a-z][a-z0-9+.-]*://)[^\s/?#"\'<>]+@', re.IGNORECASE),     # up to the last @: p@ss too
     re.compile(r'()eyJ[\w-]+\.[\w-]+\.[\w-]*'),
 )
 
 
-def redact_text(text, secrets=()):
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with token-bearing paths, fields, JWTs and each of ``secrets`` replaced."""
     for secret in secrets:
         if secret and len(secret) >= 6:
             text = text.replace(secret, REDACTED)
     for pattern in _PATTERNS:
-        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+        text = pattern.sub(_keep_prefix, text)
     return text
+
+
+def _keep_prefix(match: 're.Match[str]') -> str:
+    """The name or scheme the secret follows stays; a URL's user information keeps its ``@``."""
+    kept = match.group(1) + REDACTED
+    return kept + '@' if match.group(0).endswith('@') else kept
 
 
 class RedactingFilter(logging.Filter):  # pylint: disable=too-few-public-methods
