@@ -111,8 +111,7 @@ class DirectClient:
 
     def mint(self, port):
         answer = self.http.post(f'https://{self.endpoint_host}/api/tokens', verify=self.ca_bundle, timeout=10, data={
-            'resourceId': self.vm_id, 'protocol': 'tcptunnel', 'workloadHostPort': str(port), 'aztoken': self.token,
-            'token': ''})
+            'resourceId': self.vm_id, 'protocol': 'tcptunnel', 'workloadHostPort': str(port), 'aztoken': self.token})
         answer.raise_for_status()
         return answer.json()
 

@@ -21,6 +21,25 @@ def route_engine_logs():
     logging.getLogger(PACKAGE_LOGGER).parent = logging.getLogger('cli')
 
 
+def data_plane_settings():
+    """The data plane's connection settings from the environment, with azure-cli's User-Agent beside ours (e.g.
+    AZURECLI/2.91.0 bastion-native/0.1.0): dataplane/ imports nothing from azure.cli, so the versions come from here."""
+    from importlib.metadata import PackageNotFoundError, version
+    from azure.cli.core import __version__ as az_version
+    from azext_bastion_native.dataplane.settings import ConnectionSettings, client_user_agent
+    try:
+        ours = version('bastion-native')
+    except PackageNotFoundError:
+        ours = None
+    return ConnectionSettings.from_environ(user_agent=client_user_agent(az_version, ours))
+
+
+def data_plane_client(endpoint, get_arm_token):
+    """The DataPlaneClient of one command run."""
+    from azext_bastion_native.dataplane.client import DataPlaneClient
+    return DataPlaneClient(endpoint, get_arm_token, settings=data_plane_settings())
+
+
 def arm_token_getter(cli_ctx, subscription=None):
     """A callable returning an ARM access token with at least 5 minutes left: asked for each Bastion session (so a
     long-lived tunnel never presents an expired one), kept with its expiry in between (fetching costs a call into
@@ -125,8 +144,7 @@ class Environment:
             return self.open_tunnel(destination)
         from azext_bastion_native.clients.local_tunnel import LocalTunnel, private_socket_tunnel, \
             unix_sockets_supported
-        from azext_bastion_native.dataplane.client import DataPlaneClient
-        client = DataPlaneClient(destination.endpoint, destination.get_arm_token)
+        client = data_plane_client(destination.endpoint, destination.get_arm_token)
         if unix_socket and self.client != 'windows' and unix_sockets_supported():
             return private_socket_tunnel(client, destination.target)
         return LocalTunnel(client, destination.target)

@@ -18,14 +18,13 @@ logger = get_logger(__name__)
 def _open_data_plane(cmd, command_name, resource_group_name, name, resource_port, target_resource_id,
                      target_ip_address):
     """Guards, the argument checks, one ARM GET of the host -> (DataPlaneClient, Target)."""
-    from azext_bastion_native.dataplane.client import DataPlaneClient
     from azext_bastion_native.guards import refuse_in_cloud_shell
     refuse_in_cloud_shell(command_name)
     access.route_engine_logs()
     request = access.connect_request(resource_group_name, name, target_resource_id, target_ip_address,
                                      resource_port)
     _, endpoint, target, get_arm_token = access.resolve_endpoint(cmd.cli_ctx, request)
-    return DataPlaneClient(endpoint, get_arm_token), target
+    return access.data_plane_client(endpoint, get_arm_token), target
 
 
 def is_loopback(address):

@@ -98,13 +98,12 @@ def _probe_data_plane(cli_ctx, host_model, rows, request):
 
 def _session_probe(cli_ctx, host_model, request, session_round_trip):
     from azext_bastion_native.bastion_facts import subscription_of
-    from azext_bastion_native.connect.session import arm_token_getter, route_engine_logs
-    from azext_bastion_native.dataplane.client import DataPlaneClient
+    from azext_bastion_native.connect.session import arm_token_getter, data_plane_client, route_engine_logs
     from azext_bastion_native.connect.preflight import plan_connection
     route_engine_logs()
     endpoint, target = plan_connection(host_model, request)     # the host already read: no second GET
     subscription = subscription_of(getattr(host_model, 'id', ''))
-    return session_round_trip(DataPlaneClient(endpoint, arm_token_getter(cli_ctx, subscription)), target)
+    return session_round_trip(data_plane_client(endpoint, arm_token_getter(cli_ctx, subscription)), target)
 
 
 def run_doctor(cli_ctx, resource_group, name, target_resource_id=None, target_ip_address=None,

@@ -47,9 +47,11 @@ def linux_vm_to(emu):
 
 
 def mint(emu, vm="linux-vm", port=22, host="demo-bastion", token=None, resource_id=None, **extra):
+    """POST /api/tokens on a host's dnsName (``host`` names it) or on an address (host:port, e.g. a data pod)."""
     form = {"resourceId": resource_id or emu.vm_id(vm), "protocol": "tcptunnel", "workloadHostPort": str(port),
-            "aztoken": emu.token() if token is None else token, "token": "", **extra}
-    return requests.post(f"https://{emu.endpoints[host]}/api/tokens", data=form, verify=emu.ca_bundle, timeout=10)
+            "aztoken": emu.token() if token is None else token, **extra}
+    address = emu.endpoints.get(host, host)
+    return requests.post(f"https://{address}/api/tokens", data=form, verify=emu.ca_bundle, timeout=10)
 
 
 def ws_url(emu, minted: dict, host="demo-bastion") -> str:
@@ -57,7 +59,8 @@ def ws_url(emu, minted: dict, host="demo-bastion") -> str:
 
 
 def delete(emu, minted: dict, host="demo-bastion"):
-    return requests.delete(f"https://{emu.endpoints[host]}/api/tokens/{minted['authToken']}",
+    address = emu.endpoints.get(host, host)
+    return requests.delete(f"https://{address}/api/tokens/{minted['authToken']}",
                            headers={"X-Node-Id": minted["nodeId"]}, verify=emu.ca_bundle, timeout=10)
 
 
@@ -463,16 +466,54 @@ def test_developer_sku_connection_and_omni_websocket(emu, echo, linux_vm_to):
     body = {"resourceId": emu.vm_id("linux-vm"), "bastionResourceId": emu.bastion_id(DEVELOPER_HOST),
             "vmPort": 22, "azToken": emu.token(), "connectionType": "nativeclient"}
     answer = requests.post(f"https://{endpoint}/api/connection", json=body, verify=emu.ca_bundle, timeout=10)
-    assert answer.status_code == 200 and answer.text == endpoint
-    minted = mint(emu, host=DEVELOPER_HOST).json()
+    pod = answer.text
+    assert answer.status_code == 200 and pod != endpoint and pod.startswith("localhost:")    # another host
+    # The dnsName serves /api/connection only; the pod serves sessions only.
+    refused = mint(emu, host=DEVELOPER_HOST)
+    assert refused.status_code == 404 and "/api/connection" in refused.json()["message"]
+    assert requests.post(f"https://{pod}/api/connection", json=body, verify=emu.ca_bundle,
+                         timeout=10).status_code == 404
+    minted = mint(emu, host=pod).json()
     with pytest.raises(InvalidStatus):
-        connect(ws_url(emu, minted, host=DEVELOPER_HOST), ssl=emu.client_ssl())
-    fresh = mint(emu, host=DEVELOPER_HOST).json()
-    with connect(f"wss://{answer.text}/omni/webtunnel/{fresh['websocketToken']}", ssl=emu.client_ssl()) as ws:
+        connect(f"wss://{pod}/webtunnelv2/{minted['websocketToken']}?X-Node-Id={minted['nodeId']}",
+                ssl=emu.client_ssl())
+    fresh = mint(emu, host=pod).json()
+    with pytest.raises(InvalidStatus):                                  # the right path on the wrong host
+        connect(f"wss://{endpoint}/omni/webtunnel/{fresh['websocketToken']}", ssl=emu.client_ssl())
+    fresh = mint(emu, host=pod).json()
+    with connect(f"wss://{pod}/omni/webtunnel/{fresh['websocketToken']}", ssl=emu.client_ssl()) as ws:
         ws.send(b"dev")
         assert ws.recv(timeout=5) == b"dev"
+    assert delete(emu, fresh, host=endpoint).status_code == 404          # deleted on the pod, too
     for session in (minted, fresh):
-        assert delete(emu, session, host=DEVELOPER_HOST).status_code == 204
+        assert delete(emu, session, host=pod).status_code == 204
     standard = requests.post(f"https://{emu.endpoints['demo-bastion']}/api/connection", json=body,
                              verify=emu.ca_bundle, timeout=10)
     assert standard.status_code == 400
+
+
+# --- the wire as Microsoft's client sends it ------------------------------------------------------
+def test_an_empty_token_field_is_refused_and_none_is_fine(emu):
+    form = {"resourceId": emu.vm_id("linux-vm"), "protocol": "tcptunnel", "workloadHostPort": "22",
+            "aztoken": emu.token(), "token": ""}
+    refused = requests.post(f"https://{emu.endpoints['demo-bastion']}/api/tokens", data=form, verify=emu.ca_bundle,
+                            timeout=10)
+    assert refused.status_code == 400 and "'token'" in refused.json()["message"]
+    minted = mint(emu)
+    assert minted.status_code == 200
+    assert delete(emu, minted.json()).status_code == 204
+
+
+def test_a_foreign_origin_is_refused_and_the_clients_headers_are_recorded(emu, echo, linux_vm_to):
+    linux_vm_to(echo.address)
+    foreign = mint(emu).json()
+    with pytest.raises(InvalidStatus):
+        connect(ws_url(emu, foreign), ssl=emu.client_ssl(), origin="https://evil.example")
+    delete(emu, foreign)
+    minted = mint(emu).json()
+    own = f"https://{emu.endpoints['demo-bastion']}"
+    with connect(ws_url(emu, minted), ssl=emu.client_ssl(), origin=own, user_agent_header="AZURECLI/9 test/1"):
+        [listed] = [s for s in control(emu, "sessions") if s["state"] == "connected"]
+    assert listed["client"]["websocket_origin"] == own
+    assert listed["client"]["websocket_user_agent"] == "AZURECLI/9 test/1"
+    assert delete(emu, minted).status_code == 204

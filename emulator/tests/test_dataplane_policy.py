@@ -100,3 +100,36 @@ def test_ip_connect_rules():
 def test_parse_port_refuses_non_ports(value):
     with pytest.raises(policy.AccessRefused):
         policy.parse_port(value)
+
+
+# --- the wire as Microsoft's client sends it ------------------------------------------------------
+def test_an_empty_token_field_is_refused_an_absent_one_is_not():
+    with pytest.raises(policy.AccessRefused) as refused:
+        policy.check_mint_form({"aztoken": "t", "token": ""})
+    assert refused.value.status == 400
+    policy.check_mint_form({"aztoken": "t"})
+
+
+def test_developer_sessions_live_on_the_data_pod_and_api_connection_on_the_dns_name():
+    developer = {"sku": {"name": "Developer"}, "properties": {"dnsName": "127.0.0.1:8443"}}
+    pod = policy.data_pod_host("127.0.0.1:8443")
+    assert pod == "localhost:8443"
+    policy.check_developer_host(developer, pod, data_pod=True)
+    policy.check_developer_host(developer, "127.0.0.1:8443", data_pod=False)
+    for host, data_pod in (("127.0.0.1:8443", True), (pod, False)):
+        with pytest.raises(policy.AccessRefused):
+            policy.check_developer_host(developer, host, data_pod=data_pod)
+    standard = {"sku": {"name": "Standard"}, "properties": {"dnsName": "127.0.0.1:9443"}}
+    policy.check_developer_host(standard, "127.0.0.1:9443", data_pod=True)
+
+
+@pytest.mark.parametrize("origin, host, refused", [
+    (None, "bst.example", False),
+    ("https://bst.example", "bst.example", False),
+    ("https://bst.example", "bst.example:443", False),
+    ("https://127.0.0.1:8443", "127.0.0.1:8443", False),
+    ("https://evil.example", "bst.example", True),
+    ("http://bst.example", "bst.example", True),
+])
+def test_only_the_hosts_own_origin_opens_a_websocket(origin, host, refused):
+    assert bool(policy.websocket_origin_refusal(origin, host)) is refused

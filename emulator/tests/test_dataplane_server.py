@@ -23,7 +23,7 @@ def test_tunnel_through_the_emulator_process(emulator, arm, echo):
     vm_id = emulator.resource_id("Microsoft.Compute/virtualMachines", "linux-vm")
     known = {s["sessionId"] for s in emulator.get("sessions").json()}
     minted = arm.session.post(f"https://{endpoint}/api/tokens", verify=emulator.ca_bundle, timeout=10, data={
-        "resourceId": vm_id, "protocol": "tcptunnel", "workloadHostPort": "22", "aztoken": arm.token, "token": ""})
+        "resourceId": vm_id, "protocol": "tcptunnel", "workloadHostPort": "22", "aztoken": arm.token})
     assert minted.status_code == 200, minted.text
     tokens = minted.json()
     url = f"wss://{endpoint}/webtunnelv2/{tokens['websocketToken']}?X-Node-Id={tokens['nodeId']}"

@@ -207,7 +207,7 @@ def test_session_list_and_disconnect(az, emulator):
     token = az('account', 'get-access-token', '--query', 'accessToken', '-o', 'tsv').stdout.strip()
     # A session as a native client opens it (mint only; the websocket is not needed for it to be listed).
     minted = requests.post(f"https://{host['dnsName']}/api/tokens", verify=emulator.ca_bundle, timeout=10, data={
-        'resourceId': vm_id, 'protocol': 'tcptunnel', 'workloadHostPort': '22', 'aztoken': token, 'token': ''})
+        'resourceId': vm_id, 'protocol': 'tcptunnel', 'workloadHostPort': '22', 'aztoken': token})
     minted.raise_for_status()
 
     sessions = az('network', 'bastion', 'session', 'list', '-g', RG, '-n', 'demo-bastion').json

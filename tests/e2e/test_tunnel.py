@@ -151,6 +151,21 @@ def test_a_killed_client_frees_its_session_while_the_tunnel_runs(tunnel, emulato
     assert sessions_drain(emulator)
 
 
+def test_the_wire_carries_azure_clis_user_agent_and_the_hosts_own_origin(tunnel, emulator, az):
+    """As Microsoft's client: the websocket's Origin is the data-plane host's own (websocket-client's default), and
+    azure-cli's product token leads the User-Agent of the mint and of the websocket."""
+    dns_name = az('network', 'bastion', 'show', '-g', 'demo-rg', '-n', 'demo-bastion').json['dnsName']
+    running = tunnel()
+    with socket.create_connection(('127.0.0.1', running.port), timeout=15) as held:
+        held.sendall(b'hi')
+        assert held.recv(2) == b'hi'
+        [session] = emulator.get('/_emulator/sessions').json()
+    client = session['client']
+    assert client['websocket_origin'] == f'https://{dns_name}'
+    for agent in (client['mint_user_agent'], client['websocket_user_agent']):
+        assert agent.startswith('AZURECLI/2.91.0 bastion-native/'), agent
+
+
 def test_websocket_dropped_mid_stream_ends_the_client_promptly_and_the_next_one_works(
         tunnel, emulator, vm_id, sink_source):
     source = sink_source(send_bytes=8 * 1024 * 1024)

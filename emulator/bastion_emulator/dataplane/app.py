@@ -98,7 +98,9 @@ class _HostDataPlane:
         try:
             claims = self._claims(form.get("aztoken"))
             bastion = self._bastion()
+            policy.check_developer_host(bastion, request.host, data_pod=True)
             policy.check_native_client(bastion)
+            policy.check_mint_form(form)
             if (form.get("protocol") or "").lower() != "tcptunnel":
                 raise policy.AccessRefused(400, f"Unsupported protocol '{form.get('protocol', '')}': native "
                                                 "client sessions use protocol=tcptunnel.")
@@ -110,6 +112,7 @@ class _HostDataPlane:
             stats["mints_refused"] += 1
             return _error(refused.status, refused.message)
         session = self._new_session(bastion, vm, target_ip, port, claims)
+        session.client["mint_user_agent"] = request.headers.get("User-Agent", "")
         stats["mints"] += 1
         return web.json_response({"authToken": session.auth_token, "nodeId": session.node_id,
                                   "websocketToken": session.websocket_token})
@@ -132,6 +135,10 @@ class _HostDataPlane:
         if session is None or session.bastion_id.lower() != self.bastion_id.lower():
             self.registry.stats["deletes_unknown"] += 1
             return _error(404, "The session was not found; it has already ended or was never created.")
+        try:
+            policy.check_developer_host(self._bastion(), request.host, data_pod=session.developer)
+        except policy.AccessRefused as refused:
+            return _error(refused.status, refused.message)
         node_id = request.headers.get("X-Node-Id", "")
         if node_id and node_id != session.node_id:
             return _error(400, "The X-Node-Id header does not match the node that holds this session.")
@@ -157,6 +164,8 @@ class _HostDataPlane:
             stats["websockets_refused"] += 1
             return _error(*refusal)
         session.websocket_used = True
+        session.client.update(websocket_origin=request.headers.get("Origin", ""),
+                              websocket_user_agent=request.headers.get("User-Agent", ""))
         target = self.state.vm_target(session.target_resource_id, session.port)
         try:
             if target is None:
@@ -194,6 +203,13 @@ class _HostDataPlane:
         node_id = request.query.get("X-Node-Id")
         if not developer and node_id != session.node_id:
             return 400, "The X-Node-Id query parameter is missing or does not match the session's node."
+        origin_refusal = policy.websocket_origin_refusal(request.headers.get("Origin"), request.host)
+        if origin_refusal:
+            return 403, origin_refusal
+        try:
+            policy.check_developer_host(self._bastion(), request.host, data_pod=developer)
+        except policy.AccessRefused as refused:
+            return refused.status, refused.message
         return None
 
     # --- GET /api/rdpfile ------------------------------------------------------------------------
@@ -242,6 +258,7 @@ class _HostDataPlane:
             bastion = self._bastion()
             if not policy.is_developer_sku(bastion):
                 raise policy.AccessRefused(400, "This endpoint serves Developer SKU hosts; use POST /api/tokens.")
+            policy.check_developer_host(bastion, request.host, data_pod=False)
             if (body.get("bastionResourceId") or "").lower() != self.bastion_id.lower():
                 raise policy.AccessRefused(400, "bastionResourceId does not name this Bastion host.")
             if (body.get("connectionType") or "").lower() != "nativeclient":
@@ -252,8 +269,8 @@ class _HostDataPlane:
         except policy.AccessRefused as refused:
             return _error(refused.status, refused.message)
         self.registry.stats["connections"] += 1
-        # The answer names the data pod to mint on; here that is this same listener.
-        return web.Response(text=request.host, content_type="text/plain")
+        # The answer names the data pod to mint on: another host name for this same listener.
+        return web.Response(text=policy.data_pod_host(request.host), content_type="text/plain")
 
 
 _FAULT_MESSAGES = {

@@ -81,6 +81,48 @@ def check_native_client(bastion: dict) -> None:
                                  "(enableTunneling) on the host's configuration to connect with a native client.")
 
 
+def check_mint_form(form) -> None:
+    """Fields Microsoft's client never sends are not accepted either. Its tunnel.py passes ``'token': None``,
+    which requests leaves out of the form, so a ``token`` field (empty or not) never reached Bastion from it."""
+    if "token" in form and not (form.get("token") or "").strip():
+        raise AccessRefused(400, "The form field 'token' is empty. Leave it out: a session needs resourceId, "
+                                 "protocol, workloadHostPort and aztoken (and hostname for IP-based connections).")
+
+
+def data_pod_host(dns_name: str) -> str:
+    """The data pod a Developer host's /api/connection names. In Azure it is another host than the dnsName; here it
+    is the same loopback listener under the name ``localhost`` (the emulator's certificate covers both), so a
+    client that mints on the dnsName instead of the answered host is refused."""
+    _, _, port = dns_name.rpartition(":")
+    return f"localhost:{port}"
+
+
+def check_developer_host(bastion: dict, request_host: str, *, data_pod: bool) -> None:
+    """A Developer host's dnsName answers /api/connection only; sessions are minted, deleted and connected on the
+    data pod it names (upstream: developer_sku_helper._get_data_pod, then the tunnel on that host)."""
+    if not is_developer_sku(bastion):
+        return
+    dns_name = (bastion.get("properties") or {}).get("dnsName") or ""
+    on_data_pod = request_host.lower() == data_pod_host(dns_name).lower()
+    if data_pod and not on_data_pod:
+        raise AccessRefused(404, "This Developer SKU host's address serves POST /api/connection only: mint, "
+                                 "delete and connect sessions on the host that /api/connection answered.")
+    if not data_pod and on_data_pod:
+        raise AccessRefused(404, "POST /api/connection is served on the Bastion host's dnsName, not on a data pod.")
+
+
+def websocket_origin_refusal(origin: str | None, request_host: str) -> str | None:
+    """A websocket from a page of another origin is refused (cross-site websocket hijacking); Microsoft's client
+    (websocket-client) sends the data-plane host's own, ``https://`` + host (port left out when 443)."""
+    if not origin:
+        return None
+    host, _, port = request_host.rpartition(":") if ":" in request_host else (request_host, "", "")
+    allowed = {f"https://{request_host}".lower(), f"https://{host}".lower() if port in ("", "443") else ""}
+    if origin.lower() not in allowed:
+        return f"The Origin '{origin}' is not this Bastion host's; the tunnel websocket is refused."
+    return None
+
+
 def check_ip_connect(bastion: dict, port: int) -> None:
     if is_developer_sku(bastion) or not (bastion.get("properties") or {}).get("enableIpConnect"):
         raise AccessRefused(403, "IP-based connection is not enabled for this Bastion host (enableIpConnect). "

@@ -32,6 +32,7 @@ class TunnelSession:
     state: str = "minted"       # minted -> connected -> closed (stays listed until DELETE, like Azure)
     websocket_used: bool = False
     relay: object | None = None         # the live TunnelRelay while the websocket is open
+    client: dict = field(default_factory=dict)     # what the client sent: User-Agents, websocket Origin
 
     @property
     def protocol(self) -> str:
@@ -40,7 +41,8 @@ class TunnelSession:
     def public_view(self) -> dict:
         """The test-hook view: no tokens."""
         return {"sessionId": self.session_id, "bastionId": self.bastion_id, "target": self.target_resource_id,
-                "targetIp": self.target_ip, "port": self.port, "state": self.state, "created": self.created}
+                "targetIp": self.target_ip, "port": self.port, "state": self.state, "created": self.created,
+                "client": dict(self.client)}
 
     def active_session_json(self) -> dict:
         """BastionActiveSession as ARM's getActiveSessions returns it."""
