@@ -109,8 +109,7 @@ class TlsConnection(asyncio.Protocol):
         self.opened = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport      # type: ignore[assignment]   # a stream transport (uvloop's are no subclasses)
         self._step()
 
     def data_received(self, data: bytes) -> None:
@@ -160,7 +159,8 @@ async def connect_tls(host: str, port: int, context: Optional[ssl.SSLContext]) -
     try:
         await connection.ready
     except BaseException:
-        connection.transport.abort()
+        if connection.transport is not None:
+            connection.transport.abort()
         raise
     return connection
 

@@ -1,11 +1,9 @@
-# --------------------------------------------------------------------------------------------
-# Connection set-up in parallel: the websocket's TCP + TLS handshake does not depend on the session (only
-# the upgrade request carries the websocket token), so the client starts it while the session is being
-# minted and hands the ready TLS connection over for the upgrade (websocket.py). This takes one TLS handshake
-# off each connection's critical path. A warm connection carries nothing until the upgrade request: if it
-# failed or the server closed it meanwhile, the websocket opens on a fresh connection as before.
-# --------------------------------------------------------------------------------------------
-"""Warm (pre-opened) TLS connections for tunnel websockets."""
+"""Warm (pre-opened) TLS connections for tunnel websockets, for connection set-up in parallel: the websocket's
+TCP + TLS handshake does not depend on the session (only the upgrade request carries the websocket token), so the
+client starts it while the session is being minted and hands the ready TLS connection over for the upgrade
+(websocket.py). This takes one TLS handshake off each connection's critical path. A warm connection carries nothing
+until the upgrade request: if it failed or the server closed it meanwhile, the websocket opens on a fresh one.
+"""
 
 import asyncio
 import collections

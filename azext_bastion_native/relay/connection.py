@@ -1,9 +1,7 @@
-# --------------------------------------------------------------------------------------------
-# One relayed connection, start to end: mint a session, open its websocket, pump bytes, delete the
-# session. Shared by the TCP tunnel and the stdio proxy. One log line when it opens (debug) and one
-# when it closes (info, with how it ended: close codes included) - never per chunk, never a token.
-# --------------------------------------------------------------------------------------------
-"""Relay one local connection through a fresh Bastion session."""
+"""Relay one local connection through a fresh Bastion session, start to end: mint a session, open its websocket,
+pump bytes, delete the session. Shared by the TCP tunnel and the stdio proxy. One log line when it opens (debug) and one
+when it closes (info, with how it ended: close codes included) - never per chunk, never a token.
+"""
 
 import asyncio
 import logging

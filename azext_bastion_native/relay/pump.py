@@ -1,23 +1,21 @@
-# --------------------------------------------------------------------------------------------
-# Bytes between a local connection (TCP or Unix socket, or stdio pipes) and a tunnel websocket, moved from the
-# transports' callbacks: local data_received -> ClientProtocol.send_binary -> websocket transport write, and
-# websocket data_received -> ClientProtocol.receive_data -> frames -> local transport write. No task, queue,
-# future or await per chunk, so a 1-byte keystroke costs two callbacks and the framing.
-#
-# Memory: socket reads land in one read buffer shared by every connection of a server (a read is framed at
-# once, in the same callback); nothing else is kept per connection but what the transports hold while the
-# other side is slow, and that is bounded by backpressure: a side over its write limit pauses reading on the
-# other (pause_writing -> pause_reading, resume_writing -> resume_reading).
-#
-# Half-close: a websocket has no half-close. When the local side sends EOF we start the websocket's normal
-# closing handshake (1000) - Bastion then ends the target connection - and keep delivering whatever still
-# arrives until the peer's close frame, within the close timeout.
-#
-# Failure: a websocket that drops (no close frame, an error close code, or a closing handshake that times out)
-# aborts the local connection (RST, so the client knows the stream is incomplete) at once; a local error closes
-# the websocket normally.
-# --------------------------------------------------------------------------------------------
-"""The byte pump between a local connection and a websocket."""
+"""The byte pump between a local connection (TCP or Unix socket, or stdio pipes) and a tunnel websocket, driven
+from the transports' callbacks: local data_received -> ClientProtocol.send_binary -> websocket transport write, and
+websocket data_received -> ClientProtocol.receive_data -> frames -> local transport write. No task, queue,
+future or await per chunk, so a 1-byte keystroke costs two callbacks and the framing.
+
+Memory: socket reads land in one read buffer shared by every connection of a server (a read is framed at
+once, in the same callback); nothing else is kept per connection but what the transports hold while the
+other side is slow, and that is bounded by backpressure: a side over its write limit pauses reading on the
+other (pause_writing -> pause_reading, resume_writing -> resume_reading).
+
+Half-close: a websocket has no half-close. When the local side sends EOF we start the websocket's normal
+closing handshake (1000) - Bastion then ends the target connection - and keep delivering whatever still
+arrives until the peer's close frame, within the close timeout.
+
+Failure: a websocket that drops (no close frame, an error close code, or a closing handshake that times out)
+aborts the local connection (RST, so the client knows the stream is incomplete) at once; a local error closes
+the websocket normally.
+"""
 
 import asyncio
 import ssl
@@ -32,6 +30,7 @@ from websockets.protocol import State
 from ..dataplane.websocket import OpenedWebsocket
 
 READ_SIZE = 64 * 1024           # one socket read, framed as one websocket message
+EARLY_READ = 4 * 1024           # the one read uvloop makes before the relay is ready
 WRITE_LIMIT = 64 * 1024         # unsent bytes on either side before the other side's reading pauses
 LOCAL_CLOSE_TIMEOUT = 5.0       # seconds to flush the local side before giving up on a slow reader
 STOP_TIMEOUT = 1.0              # on a stop, seconds for each side's polite close before cutting it
@@ -55,17 +54,18 @@ class RelayResult:
         return (self.ended or time.monotonic()) - self.started
 
 
-class LocalEnd(asyncio.BufferedProtocol):
-    """The local connection's protocol: one transport for a socket, or a read pipe plus a write pipe (stdio:
-    pass the write pipe's protocol from ``write_pipe_protocol()`` to connect_write_pipe first).
+class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attributes
+    """The local connection's protocol: one transport for a socket, or (``pipes``) a read pipe plus a write pipe
+    (stdio: connect the write pipe with ``write_pipe_protocol()`` first, then the read pipe with this).
 
     ``on_open(local_end)`` runs when a socket connection is made. Reading waits until a Relay attaches: what the
     local side sends meanwhile stays in the kernel's socket buffer, not in ours. ``read_buffer``: a buffer shared
     by the connections of one event loop for socket reads (each read is consumed before the next one)."""
 
     def __init__(self, on_open: Optional[Callable[['LocalEnd'], None]] = None,
-                 read_buffer: Optional[memoryview] = None):
+                 read_buffer: Optional[memoryview] = None, pipes: bool = False):
         self._on_open = on_open
+        self._pipes = pipes
         self.read_buffer = read_buffer if read_buffer is not None else memoryview(bytearray(READ_SIZE))
         self.in_transport: Optional[asyncio.BaseTransport] = None
         self.out_transport: Optional[asyncio.WriteTransport] = None
@@ -73,27 +73,36 @@ class LocalEnd(asyncio.BufferedProtocol):
         self.eof = False            # the local side sent EOF
         self.gone = False           # the local side can take no more bytes (closed, reset or broken)
         self.closed: 'asyncio.Future[None]' = asyncio.get_running_loop().create_future()
+        self._early: List[bytes] = []
         self._pauses: Set[str] = set()      # why reading is paused: 'unrelayed', 'websocket'
 
     # -- asyncio callbacks ---------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.in_transport = transport
         self.pause_reading('unrelayed')
-        if self.out_transport is None:
+        if not self._pipes:
             self.out_transport = transport          # a socket: both ways
             transport.set_write_buffer_limits(high=WRITE_LIMIT)
             if self._on_open is not None:
                 self._on_open(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.read_buffer
+        return self.read_buffer if self.relay is not None else self.read_buffer[:EARLY_READ]
 
     def buffer_updated(self, nbytes: int) -> None:
         self.data_received(self.read_buffer[:nbytes])
 
     def data_received(self, data: Bytes) -> None:
-        if self.relay is not None:      # reading starts once a relay is attached; it may end first
+        if self.relay is not None:
             self.relay.upload(data)
+        elif not self.gone:
+            # uvloop reads once even when paused in connection_made: keep that read, and pause for real.
+            self._early.append(bytes(data))
+            if self.in_transport.is_reading():
+                self.in_transport.pause_reading()
+            else:
+                self.in_transport.resume_reading()
+                self.in_transport.pause_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -126,6 +135,11 @@ class LocalEnd(asyncio.BufferedProtocol):
     def attach(self, relay: 'Relay') -> None:
         """Relay from now on: start reading."""
         self.relay = relay
+        early, self._early = self._early, []
+        for data in early:
+            relay.upload(data)
+        if self.eof:
+            relay.local_eof()
         if self.gone:
             relay.local_gone(None)
         else:
@@ -148,15 +162,18 @@ class LocalEnd(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         """Deliver what is buffered, then close (EOF to the local client)."""
-        for transport in {self.in_transport, self.out_transport}:
-            if transport is not None:
-                transport.close()
+        for transport in self._transports():
+            transport.close()
 
     def abort(self) -> None:
         """Close at once (a TCP client sees a reset)."""
-        for transport in {self.in_transport, self.out_transport}:
-            if transport is not None:
-                transport.abort()
+        for transport in self._transports():
+            transport.abort()
+
+    def _transports(self) -> List[asyncio.BaseTransport]:
+        if self.out_transport is self.in_transport:     # a socket
+            return [self.in_transport] if self.in_transport is not None else []
+        return [transport for transport in (self.in_transport, self.out_transport) if transport is not None]
 
     def write_pipe_protocol(self) -> asyncio.BaseProtocol:
         """The protocol for stdout's write pipe: flow control and loss go to this LocalEnd."""
@@ -168,9 +185,8 @@ class _WritePipeEnd(asyncio.Protocol):
         self.local = local
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        self.local.out_transport = transport
-        transport.set_write_buffer_limits(high=WRITE_LIMIT)
+        self.local.out_transport = transport    # type: ignore[assignment]   # a write pipe
+        transport.set_write_buffer_limits(high=WRITE_LIMIT)     # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.local.output_lost(exc)
@@ -184,7 +200,7 @@ class _WritePipeEnd(asyncio.Protocol):
         self.local.resume_writing()
 
 
-class Relay(asyncio.BufferedProtocol):
+class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attributes
     """The websocket transport's protocol while relaying ``websocket`` to and from ``local``.
     ``await relay.run()`` returns the RelayResult once both sides are done. Cancelling it stops the relay:
     the websocket gets a normal close ("going away", 1001) and the local connection is closed."""

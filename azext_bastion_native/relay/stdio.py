@@ -1,8 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# The stdio proxy: one session relaying stdin/stdout, for ssh's ProxyCommand. stdout carries the
-# relayed bytes and nothing else (diagnostics go to logging, i.e. stderr).
-# --------------------------------------------------------------------------------------------
-"""Relay stdin/stdout through one Bastion session."""
+"""Relay stdin/stdout through one Bastion session, for ssh's ProxyCommand. stdout carries the relayed bytes and
+nothing else (diagnostics go to logging, i.e. stderr)."""
 
 import asyncio
 import os
@@ -13,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
 from ..dataplane.protocol import Target
+from . import event_loop
 from .connection import relay_connection
 from .pump import LocalEnd
 
@@ -29,11 +27,12 @@ async def open_stdio(stdin_fd: int, stdout_fd: int) -> LocalEnd:
         if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
             raise StdioNotSupportedError('stdin and stdout must be pipes, sockets or a terminal '
                                          '(as ssh ProxyCommand provides).')
-    local = LocalEnd()
-    # closefd=False: the descriptors belong to the process; we only borrow them. Output first: the local end
-    # must be able to answer as soon as input arrives.
-    await loop.connect_write_pipe(local.write_pipe_protocol, os.fdopen(stdout_fd, 'wb', buffering=0, closefd=False))
-    await loop.connect_read_pipe(lambda: local, os.fdopen(stdin_fd, 'rb', buffering=0, closefd=False))
+    local = LocalEnd(pipes=True)
+    # Duplicates: the descriptors belong to the process, and a transport closes its own (uvloop's always do).
+    # Output first: the local end must be able to answer as soon as input arrives.
+    local.out_transport, _ = await loop.connect_write_pipe(local.write_pipe_protocol,
+                                                           os.fdopen(os.dup(stdout_fd), 'wb', buffering=0))
+    await loop.connect_read_pipe(lambda: local, os.fdopen(os.dup(stdin_fd), 'rb', buffering=0))
     return local
 
 
@@ -82,4 +81,4 @@ def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdou
             await client.aclose()
 
     with _blocking_restored(stdin_fd, stdout_fd):
-        return asyncio.run(main())
+        return event_loop.run(main())

@@ -1,7 +1,5 @@
-# --------------------------------------------------------------------------------------------
-# The TCP tunnel: a local listener whose every connection gets its own Bastion session.
-# --------------------------------------------------------------------------------------------
-"""TunnelServer: listen locally, relay each connection through Bastion, stop cleanly."""
+"""TunnelServer: listen locally (a TCP port or a Unix socket), relay each connection through a Bastion session of
+its own, stop cleanly."""
 
 import asyncio
 import ctypes
@@ -14,6 +12,7 @@ import time
 from typing import Any, Callable, Optional, Set, Tuple
 
 from ..dataplane.protocol import Target
+from . import event_loop
 from .connection import relay_connection
 from .pump import READ_SIZE, LocalEnd
 
@@ -230,4 +229,4 @@ def run_tunnel(server: TunnelServer,
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
-    return asyncio.run(main())
+    return event_loop.run(main())
