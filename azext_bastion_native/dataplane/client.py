@@ -13,7 +13,7 @@ import concurrent.futures
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Coroutine, Dict, Iterable, List, Optional, Set, TypeVar
 from urllib.parse import urlsplit
 
 from . import protocol
@@ -26,6 +26,7 @@ from .warm import WarmConnections
 from .websocket import OpenedWebsocket, open_websocket
 
 logger = logging.getLogger(__name__)
+T = TypeVar('T')
 _websocket_logger = WebsocketLogger(logging.getLogger(__name__ + '.websocket'))
 
 HTTP_TIMEOUT = (10, 30)         # (connect, read) seconds for each data-plane HTTPS call
@@ -51,7 +52,8 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
 
     def __init__(self, endpoint: Endpoint, get_arm_token: Callable[[], str],
                  settings: Optional[ConnectionSettings] = None, retry: Optional[RetryPolicy] = None,
-                 websocket_options: Optional[WebsocketOptions] = None, http_session=None, prewarm: bool = True):
+                 websocket_options: Optional[WebsocketOptions] = None, http_session: Any = None,
+                 prewarm: bool = True):
         install_log_redaction()
         self.endpoint = endpoint
         self._get_arm_token = get_arm_token
@@ -69,17 +71,17 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         self._requests_given = http_session is not None
         self._verify = self.settings.requests_verify()
         self._warm = WarmConnections(self._ssl, self.websocket_options.open_timeout) if prewarm else None
-        self._live = {}                 # auth_token -> Session, minted and not yet deleted
+        self._live: Dict[str, Session] = {}     # auth_token -> Session, minted and not yet deleted
         self._live_lock = threading.Lock()
-        self._inflight = set()          # mints/deletes/worker calls under way (waited for on close)
-        self._proxies = {}              # endpoint host -> proxy URL or None, read once per run
-        self._data_pods = {}            # Developer SKU: Target -> the host /api/connection named, asked once
+        self._inflight: Set[asyncio.Future] = set()     # mints/deletes/worker calls under way (waited for on close)
+        self._proxies: Dict[str, Optional[str]] = {}    # endpoint host -> proxy URL or None, read once per run
+        self._data_pods: Dict[Target, str] = {}         # Developer SKU: the host /api/connection named, asked once
         self._data_pod_lock = asyncio.Lock()
         self._closing = False
 
     # -- sessions --------------------------------------------------------------------------------
     @property
-    def live_sessions(self):
+    def live_sessions(self) -> List[Session]:
         with self._live_lock:
             return list(self._live.values())
 
@@ -90,8 +92,9 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         if self._closing:
             raise DataPlaneError('The tunnel is shutting down.')
         warm_host = self._warm_host()
-        if warm_host:
-            self._warm.open(warm_host)
+        warm = self._warm if warm_host else None
+        if warm is not None and warm_host:
+            warm.open(warm_host)
         attempt = 0
         try:
             while True:
@@ -105,8 +108,8 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
                     logger.debug('session request failed (%s); retry %d in %.2fs', err.status, attempt, delay)
                     await asyncio.sleep(delay)
         except BaseException:
-            if warm_host:
-                self._warm.cancel_one(warm_host)
+            if warm is not None and warm_host:
+                warm.cancel_one(warm_host)
             raise
 
     async def delete(self, session: Session) -> bool:
@@ -143,7 +146,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
             remember(ssl_object)
         return websocket
 
-    async def aclose(self, timeout: float = 10.0):
+    async def aclose(self, timeout: float = 10.0) -> None:
         """Delete every session still live (waiting, bounded, for mints in flight) and release resources."""
         self._closing = True
         pending = [future for future in list(self._inflight) if not future.done()]
@@ -165,7 +168,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
             self._requests.close()
 
     # -- the calls -----------------------------------------------------------------------------------
-    def _detached(self, coroutine):
+    def _detached(self, coroutine: Coroutine[Any, Any, T]) -> 'asyncio.Future[T]':
         """Run ``coroutine`` as its own task, tracked until done: a caller cancelled meanwhile does not stop it,
         so a session minted for it is still recorded (and deleted by aclose())."""
         task = asyncio.ensure_future(coroutine)
@@ -173,7 +176,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         task.add_done_callback(self._call_done)
         return asyncio.shield(task)
 
-    def _call_done(self, future):
+    def _call_done(self, future: asyncio.Future) -> None:
         self._inflight.discard(future)
         if not future.cancelled():
             future.exception()      # retrieved: a failure whose caller has gone is not reported twice
@@ -227,7 +230,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         return gone
 
     @staticmethod
-    def _check_unavailable(answer: HttpAnswer, secrets):
+    def _check_unavailable(answer: HttpAnswer, secrets: Iterable[str]) -> None:
         if answer.status in protocol.UNAVAILABLE_STATUSES:
             raise SessionUnavailableError(
                 f'Bastion could not start the tunnel session (HTTP {answer.status}): '
@@ -235,14 +238,14 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
                 retry_after=answer.headers.get('retry-after'))
 
     # -- transports ------------------------------------------------------------------------------------
-    def _proxy_for(self, endpoint_host):
+    def _proxy_for(self, endpoint_host: str) -> Optional[str]:
         # Asked several times per connection; reading the proxy variables walks the whole environment.
         if endpoint_host not in self._proxies:
             host, _, port = endpoint_host.partition(':')
             self._proxies[endpoint_host] = self.settings.proxy_for(host, int(port or 443))
         return self._proxies[endpoint_host]
 
-    def _warm_host(self):
+    def _warm_host(self) -> Optional[str]:
         """The host whose websocket a mint will open, when it is known before the mint and reached directly."""
         if self._warm is None or self.endpoint.developer:     # Developer: the node is named by /api/connection
             return None
@@ -279,7 +282,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
                           {key.lower(): value for key, value in response.headers.items()})
 
 
-def _never_sent(error) -> bool:
+def _never_sent(error: Exception) -> bool:
     """Whether requests failed before the request could leave: no connection to the host or the proxy, or its TLS
     handshake failed. Anything later (a read timeout, a dropped connection) may have reached Bastion."""
     import requests

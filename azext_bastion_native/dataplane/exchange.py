@@ -6,7 +6,7 @@ request (never when anything arrived beyond the answer). The asyncio layer (http
 """
 
 import json
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 from urllib.parse import urlencode, urlsplit
 
 import h11
@@ -54,7 +54,7 @@ class ClientConnection:
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         self._head: Tuple[int, dict] = (0, {})      # the real answer's status and headers, once they came
         self._body = bytearray()
         self._received = 0
@@ -109,7 +109,7 @@ class ClientConnection:
             raise HttpProtocolError(str(err)) from None
         return self.answer
 
-    def _on_event(self, event):
+    def _on_event(self, event: object) -> None:
         if isinstance(event, h11.InformationalResponse):
             # An interim answer (100 Continue, 103 Early Hints): the real one follows; a stream of them does not.
             self._interim += 1
@@ -119,9 +119,9 @@ class ClientConnection:
         elif isinstance(event, h11.Response):
             if not 200 <= event.status_code <= 599:     # RFC 9110 15: three digits, 1xx to 5xx
                 raise HttpProtocolError(f'status code {event.status_code} out of range')
-            headers = {}
-            for name, value in event.headers:
-                name, value = name.decode('latin-1'), value.decode('latin-1')
+            headers: Dict[str, str] = {}
+            for raw_name, raw_value in event.headers:
+                name, value = raw_name.decode('latin-1'), raw_value.decode('latin-1')
                 headers[name] = f'{headers[name]}, {value}' if name in headers else value
             length = headers.get('content-length')
             if length is not None and int(length) > MAX_BODY:     # h11 has checked it is plain digits

@@ -32,7 +32,7 @@ class _Wire(asyncio.Protocol):  # pylint: disable=too-many-instance-attributes
 
     def __init__(self, user_agent: str):
         self.http = ClientConnection(user_agent)
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
         self.busy = False
         self.spoiled = False
         self.idle_since = time.monotonic()
@@ -41,10 +41,10 @@ class _Wire(asyncio.Protocol):  # pylint: disable=too-many-instance-attributes
         self._paused = False
         self._waiter: Optional[asyncio.Future] = None
 
-    def connection_made(self, transport):
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # create_connection: a Transport
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         if not self.busy:
             self.spoiled = True
             self.transport.abort()
@@ -55,18 +55,18 @@ class _Wire(asyncio.Protocol):  # pylint: disable=too-many-instance-attributes
             self.transport.pause_reading()
         self._wake()
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         self._eof = True
         self.spoiled = True
         self._wake()
         return False
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Optional[Exception]) -> None:
         self._eof = True
         self.spoiled = True
         self._wake()
 
-    def _wake(self):
+    def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 

@@ -6,7 +6,7 @@ import email.utils
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 from urllib.parse import quote
 
 from .errors import DataPlaneError, NotSentError, SessionRefusedError, SessionUnavailableError
@@ -27,7 +27,7 @@ class Target:
     hostname: Optional[str] = None      # IP connect only: the private IP the host connects to
 
     @classmethod
-    def for_ip(cls, subscription_id, resource_group, ip_address, port):
+    def for_ip(cls, subscription_id: str, resource_group: str, ip_address: str, port: int) -> 'Target':
         """IP connect names the target with Bastion's bh-hostConnect pseudo resource plus ``hostname``."""
         resource_id = (f'/subscriptions/{subscription_id}/resourceGroups/{resource_group}'
                        f'/providers/Microsoft.Network/bh-hostConnect/{ip_address}')
@@ -79,7 +79,7 @@ def developer_connection_request(endpoint: Endpoint, target: Target, arm_token: 
     })
 
 
-def parse_developer_connection(answer: HttpAnswer, secrets=()) -> str:
+def parse_developer_connection(answer: HttpAnswer, secrets: Iterable[str] = ()) -> str:
     """The answer's body is the host to use (plain text, or a JSON string)."""
     _raise_for_status(answer, 'Bastion (Developer SKU) refused the connection', secrets)
     text = answer.body.decode('utf-8', 'replace').strip()
@@ -109,7 +109,7 @@ def mint_request(endpoint_host: str, target: Target, arm_token: str) -> HttpRequ
     return HttpRequest('POST', f'https://{endpoint_host}/api/tokens', form=form)
 
 
-def parse_mint(answer: HttpAnswer, endpoint_host: str, developer: bool, secrets=()) -> Session:
+def parse_mint(answer: HttpAnswer, endpoint_host: str, developer: bool, secrets: Iterable[str] = ()) -> Session:
     _raise_for_status(answer, 'Bastion refused the tunnel session', secrets)
     try:
         data = json.loads(answer.body)
@@ -152,7 +152,7 @@ def delete_succeeded(answer: HttpAnswer) -> bool:
     return answer.status in (200, 204, 404)
 
 
-def error_message(answer: HttpAnswer, secrets=()) -> str:
+def error_message(answer: HttpAnswer, secrets: Iterable[str] = ()) -> str:
     """Bastion's own words from an error body (JSON ``message`` or short text), with secrets removed."""
     text = answer.body.decode('utf-8', 'replace').strip()
     try:
@@ -165,7 +165,7 @@ def error_message(answer: HttpAnswer, secrets=()) -> str:
     return redact_text(text, secrets)
 
 
-def _raise_for_status(answer: HttpAnswer, what: str, secrets):
+def _raise_for_status(answer: HttpAnswer, what: str, secrets: Iterable[str]) -> None:
     if 200 <= answer.status < 300:
         return
     message = error_message(answer, secrets) or 'no details'

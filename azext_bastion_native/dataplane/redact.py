@@ -7,7 +7,7 @@ websockets' InvalidProxy message quotes a proxy URL) are removed too."""
 import logging
 import re
 import sys
-from typing import Iterable
+from typing import Any, Iterable
 
 REDACTED = '<redacted>'
 
@@ -41,7 +41,7 @@ def _keep_prefix(match: 're.Match[str]') -> str:
 class RedactingFilter(logging.Filter):  # pylint: disable=too-few-public-methods
     """A logging filter that rewrites a record's message with :func:`redact_text` (it never drops one)."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # pylint: disable=broad-except
@@ -57,7 +57,7 @@ _REDACTOR = RedactingFilter()
 THIRD_PARTY_LOGGERS = ('urllib3.connectionpool', 'websockets.client', 'websockets.protocol')
 
 
-def install_log_redaction():
+def install_log_redaction() -> None:
     """Attach the redacting filter to the third-party loggers that can see request paths (idempotent)."""
     for name in THIRD_PARTY_LOGGERS:
         logger = logging.getLogger(name)
@@ -69,13 +69,13 @@ class WebsocketLogger(logging.LoggerAdapter):
     """The ``logger=`` we hand to websockets: it reports nothing below INFO (websockets would otherwise log
     the handshake path, which holds the websocket token, and one line per frame) and redacts the rest."""
 
-    def __init__(self, logger):
+    def __init__(self, logger: logging.Logger):
         super().__init__(logger, {})
 
-    def isEnabledFor(self, level):
+    def isEnabledFor(self, level: int) -> bool:
         return level > logging.DEBUG and self.logger.isEnabledFor(level)
 
-    def log(self, level, msg, *args, **kwargs):
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         if not self.isEnabledFor(level):
             return
         kwargs.pop('stacklevel', None)
@@ -91,20 +91,20 @@ class WebsocketLogger(logging.LoggerAdapter):
                 text = f'{text} ({type(error).__name__})'
         self.logger.log(level, '%s', text)
 
-    def debug(self, msg, *args, **kwargs):
+    def debug(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.log(logging.DEBUG, msg, *args, **kwargs)
 
-    def info(self, msg, *args, **kwargs):
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.log(logging.INFO, msg, *args, **kwargs)
 
-    def warning(self, msg, *args, **kwargs):
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.log(logging.WARNING, msg, *args, **kwargs)
 
-    def error(self, msg, *args, **kwargs):
+    def error(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.log(logging.ERROR, msg, *args, **kwargs)
 
-    def exception(self, msg, *args, exc_info=True, **kwargs):
+    def exception(self, msg: Any, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
         self.log(logging.ERROR, msg, *args, exc_info=exc_info, **kwargs)
 
-    def critical(self, msg, *args, **kwargs):
+    def critical(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.log(logging.CRITICAL, msg, *args, **kwargs)

@@ -5,14 +5,14 @@ import os
 import ssl
 import urllib.request
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 CA_BUNDLE_VARIABLE = 'REQUESTS_CA_BUNDLE'
 CLIENT_NAME = 'bastion-native'
 NO_VERIFY_VARIABLE = 'AZURE_CLI_DISABLE_CONNECTION_VERIFICATION'
 
 
-def _default_ca_bundle():
+def _default_ca_bundle() -> Optional[str]:
     """requests' own default (certifi), so HTTPS calls and the websocket agree when no bundle is set."""
     try:
         import certifi
@@ -45,7 +45,7 @@ class ConnectionSettings:
         ca_bundle = env.get(CA_BUNDLE_VARIABLE) or env.get('CURL_CA_BUNDLE') or _default_ca_bundle()
         return cls(verify=verify, ca_bundle=ca_bundle, environ=environ, user_agent=user_agent)
 
-    def requests_verify(self):
+    def requests_verify(self) -> Union[bool, str]:
         """The ``verify=`` value for requests."""
         if not self.verify:
             return False
@@ -66,7 +66,7 @@ class ConnectionSettings:
     def proxy_for(self, host: str, port: int = 443) -> Optional[str]:
         """The HTTPS proxy URL for ``host`` per HTTPS_PROXY/NO_PROXY, or None for a direct connection."""
         env = os.environ if self.environ is None else self.environ
-        proxies = {}
+        proxies: Dict[str, Tuple[Tuple[bool, bool], str]] = {}
         bypass = ''
         for key, value in env.items():
             lower = key.lower()
@@ -90,13 +90,15 @@ class ResumingContext(ssl.SSLContext):
     last remembered for it, so the server may skip the certificate exchange. The server decides; a refused
     ticket just means a full handshake. asyncio creates every TLS connection through ``wrap_bio``."""
 
-    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
+                 server_hostname: Union[str, bytes, None] = None,
+                 session: Optional[ssl.SSLSession] = None) -> ssl.SSLObject:
         if session is None and not server_side:
             session = self._resumable().get(server_hostname)
         return super().wrap_bio(incoming, outgoing, server_side=server_side, server_hostname=server_hostname,
                                 session=session)
 
-    def remember(self, ssl_object) -> bool:
+    def remember(self, ssl_object: Any) -> bool:
         """Keep ``ssl_object``'s session (a completed connection made with this context) for its host."""
         session = getattr(ssl_object, 'session', None)
         if session is None or not session.has_ticket:
@@ -104,13 +106,14 @@ class ResumingContext(ssl.SSLContext):
         self._resumable()[ssl_object.server_hostname] = session
         return True
 
-    def _resumable(self):
+    def _resumable(self) -> Dict[Any, ssl.SSLSession]:
         try:
             return self.__dict__['resumable_sessions']
         except KeyError:
             return self.__dict__.setdefault('resumable_sessions', {})
 
 
-def _bypassed(host, port, no_proxy):
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
     """NO_PROXY matching as urllib does it (``*``, domain suffixes, host:port)."""
-    return bool(urllib.request.proxy_bypass_environment(f'{host}:{port}', {'no': no_proxy}))
+    return bool(urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]  # public, not in typeshed
+        f'{host}:{port}', {'no': no_proxy}))

@@ -25,7 +25,7 @@ class CachedToken:
         self._margin = margin
         self._clock = clock
         self._lock = threading.Lock()
-        self._token = None
+        self._token: Optional[str] = None
         self._expires_on = 0.0
 
     def peek(self) -> Optional[str]:
@@ -43,5 +43,5 @@ class CachedToken:
                     self._token, self._expires_on = token, float(expires_on)
             return token
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'{type(self).__name__}(cached={self._token is not None})'     # never the token itself
