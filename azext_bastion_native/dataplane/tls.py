@@ -10,7 +10,7 @@ event loop, and encrypts in the callback that has the bytes, so a connection cos
 import asyncio
 import ssl
 import time
-from typing import Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union, cast
 
 Bytes = Union[bytes, bytearray, memoryview]
 HANDSHAKE_READ = 16 * 1024      # plaintext read per call while opening (TLS records are at most 16 KiB)
@@ -26,7 +26,8 @@ class TlsSession:
         if context is not None:
             self._incoming = ssl.MemoryBIO()
             self._outgoing = ssl.MemoryBIO()
-            self.ssl_object = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
+            self._ssl = self.ssl_object = context.wrap_bio(self._incoming, self._outgoing,
+                                                           server_hostname=server_hostname)
 
     def handshake(self) -> bool:
         """One step of the handshake; True once it is complete. Raises ssl.SSLError when it failed."""
@@ -45,7 +46,7 @@ class TlsSession:
     def read_into(self, buffer: memoryview) -> int:
         """Decrypt into ``buffer``; 0 when nothing (more) is readable for now, or the peer closed (``closed``)."""
         try:
-            count = self.ssl_object.read(len(buffer), buffer)
+            count = cast(int, self._ssl.read(len(buffer), buffer))
         except ssl.SSLWantReadError:
             return 0
         except ssl.SSLZeroReturnError:
@@ -55,7 +56,7 @@ class TlsSession:
         return count
 
     def encrypt(self, data: Bytes) -> None:
-        self.ssl_object.write(data)
+        self._ssl.write(data)
 
     def output(self) -> bytes:
         """Ciphertext to send (b'' when none)."""
@@ -71,7 +72,7 @@ class TlsSession:
             pass
         return self.output()
 
-    def receive(self, data: Bytes, buffer: memoryview, deliver: Callable[[Bytes], None]) -> None:
+    def receive(self, data: Bytes, buffer: memoryview, deliver: Callable[[Any], None]) -> None:
         """``data`` arrived: hand its plaintext to ``deliver``, decrypted into ``buffer`` (each piece is used up
         before the next overwrites it)."""
         if self.ssl_object is None:
@@ -90,7 +91,7 @@ class TlsSession:
             transport.writelines(chunks)
             return
         for chunk in chunks:
-            self.ssl_object.write(chunk)
+            self._ssl.write(chunk)
         output = self.output()
         if output:
             transport.write(output)
@@ -103,7 +104,7 @@ class TlsConnection(asyncio.Protocol):
 
     def __init__(self, context: Optional[ssl.SSLContext], server_hostname: str):
         self.tls = TlsSession(context, server_hostname)
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]   # set by connection_made
         self.ready: 'asyncio.Future[None]' = asyncio.get_running_loop().create_future()
         self.spoiled = False
         self.opened = time.monotonic()

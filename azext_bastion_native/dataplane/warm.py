@@ -9,7 +9,7 @@ import asyncio
 import collections
 import logging
 import ssl
-from typing import Optional
+from typing import DefaultDict, Deque, Optional
 
 from .tls import TlsConnection, connect_tls
 
@@ -26,7 +26,8 @@ class WarmConnections:
     def __init__(self, ssl_context: Optional[ssl.SSLContext], open_timeout: float = 15.0):
         self._ssl = ssl_context
         self._open_timeout = open_timeout
-        self._pending = collections.defaultdict(collections.deque)
+        self._pending: DefaultDict[str, Deque['asyncio.Future[TlsConnection]']] = collections.defaultdict(
+            collections.deque)
 
     def open(self, endpoint_host: str) -> None:
         queue = self._pending[endpoint_host]

@@ -13,7 +13,8 @@ from typing import List, Mapping, Optional, Union
 from websockets.client import ClientProtocol
 from websockets.frames import Frame
 from websockets.protocol import State
-from websockets.uri import parse_uri
+from websockets.http11 import Request
+from websockets.uri import WebSocketURI, parse_uri
 
 from .tls import HANDSHAKE_READ, TlsConnection, TlsSession, connect_tls, start_tls
 
@@ -39,19 +40,14 @@ class OpenedWebsocket:
 class _Handshake(asyncio.Protocol):
     """The transport's protocol from the upgrade request until the relay takes over."""
 
-    def __init__(self, protocol: ClientProtocol, request, close_timeout: float):
+    def __init__(self, protocol: ClientProtocol, request: Request, connection: TlsConnection, close_timeout: float):
         self.protocol = protocol
-        self.request = request
-        self.close_timeout = close_timeout
         self.opened: 'asyncio.Future[OpenedWebsocket]' = asyncio.get_running_loop().create_future()
-        self.websocket: Optional[OpenedWebsocket] = None
+        self.websocket = OpenedWebsocket(connection.transport, connection.tls, protocol, close_timeout)
         self._buffer = memoryview(bytearray(HANDSHAKE_READ))
-
-    def start(self, connection: TlsConnection) -> None:
-        self.websocket = OpenedWebsocket(connection.transport, connection.tls, self.protocol, self.close_timeout)
         connection.transport.set_protocol(self)
-        self.protocol.send_request(self.request)
-        connection.tls.send(connection.transport, self.protocol.data_to_send())
+        protocol.send_request(request)
+        connection.tls.send(connection.transport, protocol.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -68,8 +64,7 @@ class _Handshake(asyncio.Protocol):
         self._progress()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
-        if self.websocket is not None:
-            self.websocket.lost = True
+        self.websocket.lost = True
         if not self.opened.done():
             self.protocol.receive_eof()
             self._progress()
@@ -82,14 +77,15 @@ class _Handshake(asyncio.Protocol):
 
     def _progress(self) -> None:
         events = self.protocol.events_received()
+        frames = [event for event in events if isinstance(event, Frame)]
         if self.opened.done():      # frames after the answer, before the transport paused (same read)
-            self.websocket.frames.extend(events)
+            self.websocket.frames.extend(frames)
             return
         if self.protocol.handshake_exc is not None:
             self._fail(self.protocol.handshake_exc)
         elif self.protocol.state is not State.CONNECTING:     # OPEN, or already closing: the relay sees to it
             self.websocket.transport.pause_reading()
-            self.websocket.frames.extend(event for event in events if isinstance(event, Frame))
+            self.websocket.frames.extend(frames)
             self.opened.set_result(self.websocket)
 
 
@@ -108,17 +104,14 @@ async def open_websocket(url: str, *, ssl_context: Optional[ssl.SSLContext], war
     request = protocol.connect()
     for name, value in (headers or {}).items():
         request.headers[name] = value
-    handshake = _Handshake(protocol, request, close_timeout)
     tls = ssl_context if ws_uri.secure else None
-    try:
-        return await asyncio.wait_for(_open(handshake, ws_uri, tls, warm, proxy, proxy_ssl), open_timeout)
-    except BaseException:
-        if handshake.websocket is not None:
-            handshake.websocket.transport.abort()
-        raise
+    return await asyncio.wait_for(_open(protocol, request, close_timeout, ws_uri, tls, warm, proxy, proxy_ssl),
+                                  open_timeout)
 
 
-async def _open(handshake: _Handshake, ws_uri, tls, warm, proxy, proxy_ssl) -> OpenedWebsocket:
+async def _open(protocol: ClientProtocol, request: Request, close_timeout: float, ws_uri: WebSocketURI,
+                tls: Optional[ssl.SSLContext], warm: Optional[TlsConnection], proxy: Optional[str],
+                proxy_ssl: Optional[ssl.SSLContext]) -> OpenedWebsocket:  # pylint: disable=too-many-arguments
     if warm is not None and warm.usable(float('inf')):
         connection = warm
     elif proxy:
@@ -130,5 +123,8 @@ async def _open(handshake: _Handshake, ws_uri, tls, warm, proxy, proxy_ssl) -> O
         connection = await start_tls(tunnel, tls, ws_uri.host)
     else:
         connection = await connect_tls(ws_uri.host, ws_uri.port, tls)
-    handshake.start(connection)
-    return await handshake.opened
+    try:
+        return await _Handshake(protocol, request, connection, close_timeout).opened
+    except BaseException:
+        connection.transport.abort()
+        raise

@@ -21,7 +21,7 @@ import asyncio
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Set, Union
+from typing import Callable, List, Optional, Set, Union, cast
 
 from websockets.exceptions import ConnectionClosedOK
 from websockets.frames import Frame, Opcode
@@ -67,8 +67,8 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
         self._on_open = on_open
         self._pipes = pipes
         self.read_buffer = read_buffer if read_buffer is not None else memoryview(bytearray(READ_SIZE))
-        self.in_transport: Optional[asyncio.BaseTransport] = None
-        self.out_transport: Optional[asyncio.WriteTransport] = None
+        self.in_transport: Optional[asyncio.Transport] = None       # a socket's, or stdin's read pipe
+        self.out_transport: Optional[asyncio.WriteTransport] = None     # the same socket's, or stdout's write pipe
         self.relay: Optional['Relay'] = None
         self.eof = False            # the local side sent EOF
         self.gone = False           # the local side can take no more bytes (closed, reset or broken)
@@ -78,11 +78,11 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
 
     # -- asyncio callbacks ---------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.in_transport = transport
+        self.in_transport = cast(asyncio.Transport, transport)
         self.pause_reading('unrelayed')
         if not self._pipes:
-            self.out_transport = transport          # a socket: both ways
-            transport.set_write_buffer_limits(high=WRITE_LIMIT)
+            self.out_transport = self.in_transport          # a socket: both ways
+            self.in_transport.set_write_buffer_limits(high=WRITE_LIMIT)
             if self._on_open is not None:
                 self._on_open(self)
 
@@ -95,7 +95,7 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
     def data_received(self, data: Bytes) -> None:
         if self.relay is not None:
             self.relay.upload(data)
-        elif not self.gone:
+        elif not self.gone and self.in_transport is not None:
             # uvloop reads once even when paused in connection_made: keep that read, and pause for real.
             self._early.append(bytes(data))
             if self.in_transport.is_reading():
@@ -157,7 +157,7 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
                 self.in_transport.resume_reading()
 
     def write(self, data: Bytes) -> None:
-        if not self.gone:
+        if not self.gone and self.out_transport is not None:
             self.out_transport.write(data)
 
     def close(self) -> None:
@@ -170,7 +170,7 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
         for transport in self._transports():
             transport.abort()
 
-    def _transports(self) -> List[asyncio.BaseTransport]:
+    def _transports(self) -> List[Union[asyncio.Transport, asyncio.WriteTransport]]:
         if self.out_transport is self.in_transport:     # a socket
             return [self.in_transport] if self.in_transport is not None else []
         return [transport for transport in (self.in_transport, self.out_transport) if transport is not None]
@@ -185,8 +185,8 @@ class _WritePipeEnd(asyncio.Protocol):
         self.local = local
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.local.out_transport = transport    # type: ignore[assignment]   # a write pipe
-        transport.set_write_buffer_limits(high=WRITE_LIMIT)     # type: ignore[attr-defined]
+        self.local.out_transport = cast(asyncio.WriteTransport, transport)
+        self.local.out_transport.set_write_buffer_limits(high=WRITE_LIMIT)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.local.output_lost(exc)
@@ -292,8 +292,8 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
             self.transport.close()
 
     def _plaintext_received(self, data: Bytes) -> None:
-        self.websocket.receive_data(data)
-        self._deliver(self.websocket.events_received())
+        self.websocket.receive_data(data)   # type: ignore[arg-type]   # a memoryview is fine: it is copied
+        self._deliver(cast(List[Frame], self.websocket.events_received()))     # open: frames only
 
     def eof_received(self) -> None:
         self.websocket.receive_eof()

@@ -62,7 +62,7 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
         self._handlers: Set[asyncio.Task] = set()
         self._accepted = 0
         self._stop_reason: Optional[StopReason] = None
-        self._wake: Optional[asyncio.Event] = None
+        self._wake = asyncio.Event()
         self._trim: Optional[asyncio.TimerHandle] = None
         self._last_active = 0.0
 
@@ -72,7 +72,6 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
 
     async def start(self) -> Tuple[str, Optional[int]]:
         """Start listening; returns (address, port) actually bound, or (unix_path, None) on a Unix socket."""
-        self._wake = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         def local_end() -> LocalEnd:
@@ -94,8 +93,7 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
         """Ask serve() to stop (safe from a signal handler running on the loop)."""
         if self._stop_reason is None:
             self._stop_reason = reason
-        if self._wake is not None:
-            self._wake.set()
+        self._wake.set()
 
     async def serve(self) -> StopReason:
         """Serve until stopped, timed out or idle; then shut down cleanly. Returns the StopReason."""
@@ -156,7 +154,7 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
         if self.unix_path is not None:
             label = f'connection {self._accepted} on {self.unix_path}'     # Unix peers have no address
         else:
-            peer = local.in_transport.get_extra_info('peername') or ('?', 0)
+            peer = (local.in_transport and local.in_transport.get_extra_info('peername')) or ('?', 0)
             label = f'connection {self._accepted} from {peer[0]}:{peer[1]}'
         if self._stop_reason is not None or (
                 self.max_connections is not None and len(self._handlers) >= self.max_connections):
