@@ -172,3 +172,47 @@ def test_a_slow_target_bounds_what_the_local_side_can_push():
             user.close()
         assert pushed < 48 * 1024 * 1024       # 1.5 s of loopback would be gigabytes without pushback
     asyncio.run(scenario())
+
+
+def test_a_finished_relay_frees_both_sides_without_the_garbage_collector():
+    """Reference cycles would keep a connection's buffers (its TLS session's, websockets' parser's) until the
+    collector's next full pass: after a burst of connections, RSS stayed at its peak."""
+    import gc
+    import weakref
+
+    async def scenario():
+        async with WebsocketServer(echo_handler) as server:
+            local, user = await local_pair()
+            websocket = await FakeDataPlane(server.url).connect('s')
+            relay = Relay(local, websocket)
+            pump = asyncio.create_task(relay.run())
+            await asyncio.get_running_loop().sock_sendall(user, b'ping')
+            assert await _recv_exactly(asyncio.get_running_loop(), user, 4) == b'ping'
+            user.shutdown(1)
+            await asyncio.wait_for(pump, 5)
+            user.close()
+            del pump, websocket, local
+            return weakref.ref(relay)
+
+    gc.disable()
+    try:
+        gone = asyncio.run(scenario())
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+def test_nothing_is_read_from_the_local_side_before_the_websocket_is_open():
+    """Bytes the client sends during set-up wait in the kernel's socket buffer, not in ours (uvloop reads once)."""
+    from azext_bastion_native.relay.pump import EARLY_READ
+
+    async def scenario():
+        local, user = await local_pair()
+        user.setblocking(True)
+        user.sendall(os.urandom(1024 * 1024 // 8))
+        await asyncio.sleep(0.3)
+        kept = sum(len(data) for data in local._early)  # pylint: disable=protected-access
+        local.abort()
+        user.close()
+        return kept
+    assert asyncio.run(scenario()) <= EARLY_READ
