@@ -120,3 +120,26 @@ def test_a_well_behaved_server_keeps_one_connection():
             https.close()
         assert bodies == [b'1', b'2', b'3'] and server.connections == 1
     asyncio.run(scenario())
+
+
+def test_a_post_goes_only_on_a_recently_used_connection(monkeypatch):
+    """A server may close an idle kept-alive connection just as a request goes out on it, and then nobody knows
+    whether it read the request: a DELETE may go on any idle connection (sent again if so), a POST (a mint) only on
+    one used moments ago."""
+    from azext_bastion_native.dataplane import https as https_module
+    monkeypatch.setattr(https_module, 'POST_REUSE_IDLE', 0.1)
+
+    async def scenario():
+        async with ScriptedServer(lambda _: b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n') as server:
+            https = KeepAliveHttps(None)
+            await _send(server, https, 'POST', '/api/tokens')
+            await _send(server, https, 'POST', '/api/tokens')        # at once: the same connection
+            assert server.connections == 1
+            await asyncio.sleep(0.2)
+            await _send(server, https, 'DELETE')                     # idle a while: still fine for a DELETE
+            assert server.connections == 1
+            await asyncio.sleep(0.2)
+            await _send(server, https, 'POST', '/api/tokens')        # idle a while: a fresh one for a POST
+            assert server.connections == 2
+            https.close()
+    asyncio.run(scenario())
