@@ -109,3 +109,10 @@ def test_redact_text_removes_paths_fields_and_jwts():
     for secret in ('auth-SECRET-1', 'wsTOK', ARM_TOKEN, 'abc.def'):
         assert secret not in out
     assert '/api/tokens/<redacted>' in out and 'X-Node-Id=n' in out
+
+
+def test_the_relay_frames_no_more_than_bastion_is_known_to_take():
+    """Each local read goes out as one binary frame; none may be larger than frames known to work against real
+    Bastion hosts (protocol.MAX_UPLOAD_FRAME says where that knowledge comes from)."""
+    from azext_bastion_native.relay import pump
+    assert 4096 <= pump.READ_SIZE <= protocol.MAX_UPLOAD_FRAME
