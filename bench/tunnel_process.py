@@ -5,6 +5,8 @@ and memory at any moment, and the peak RSS over a stretch of time (``watch`` ...
 few milliseconds by a thread that runs only in between, so it costs nothing while CPU is measured).
 
     python bench/tunnel_process.py ENDPOINT_HOST VM_ID VM_PORT CA_BUNDLE      (ARM token in BENCH_ARM_TOKEN)
+
+BENCH_TUNNEL_LOG=INFO shows the engine's one line per connection (how each ended).
 """
 import json
 import os
@@ -72,6 +74,8 @@ def serve(endpoint_host, vm_id, vm_port, ca_bundle):
     from azext_bastion_native.dataplane.protocol import Endpoint, Target
     from azext_bastion_native.dataplane.settings import ConnectionSettings
     from azext_bastion_native.relay.tunnel import TunnelServer, run_tunnel
+    import logging
+    logging.basicConfig(level=os.environ.get('BENCH_TUNNEL_LOG', 'WARNING'), format='tunnel %(levelname)s %(message)s')
     token = os.environ['BENCH_ARM_TOKEN']
     client = DataPlaneClient(Endpoint(endpoint_host), lambda: token,
                              settings=ConnectionSettings(verify=True, ca_bundle=ca_bundle))

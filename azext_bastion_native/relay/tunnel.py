@@ -19,6 +19,9 @@ from .pump import READ_SIZE, LocalEnd
 logger = logging.getLogger(__name__)
 
 UNIX_SOCKET_MODE = 0o600        # only our user may connect (the directory around it should be private too)
+# Connections the kernel may queue before we accept them: in a burst, a full queue drops the client's handshake ACK
+# and later resets a connection the client thinks open.
+BACKLOG = 1024
 TRIM_DELAY = 1.0                # seconds after a connection ends before freed memory goes back to the system
 
 
@@ -79,11 +82,12 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
         address: str
         port: Optional[int]
         if self.unix_path is not None:
-            self._server = await loop.create_unix_server(local_end, path=self.unix_path)
+            self._server = await loop.create_unix_server(local_end, path=self.unix_path, backlog=BACKLOG)
             os.chmod(self.unix_path, UNIX_SOCKET_MODE)
             address, port = self.unix_path, None
         else:
-            self._server = await loop.create_server(local_end, self.bind_address, self.port, reuse_address=True)
+            self._server = await loop.create_server(local_end, self.bind_address, self.port, reuse_address=True,
+                                                    backlog=BACKLOG)
             address, port = self._server.sockets[0].getsockname()[:2]
             self.port = port
         self._last_active = time.monotonic()
