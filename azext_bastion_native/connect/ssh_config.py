@@ -3,13 +3,19 @@
 `az network bastion ssh-config`: an OpenSSH `Host` block whose ProxyCommand is `az network bastion proxy`, so plain
 ssh, scp, sftp, rsync and Ansible reach the VM through Bastion. Blocks we write sit between marker comments, so an
 update replaces exactly our lines and never the user's; the file is rewritten atomically (temp file in the same
-directory + rename)."""
+directory + rename) after the real `ssh -G` has read the new text without complaint.
+
+Placement: ssh takes the FIRST value it finds for each option, so a block after the user's `Host *` (or any `Match`)
+would lose User, IdentityFile, StrictHostKeyChecking... to it. New blocks go right before the first `Host` line that
+matches their alias, or the first `Match` line, and at the end only when there is neither. We insert rather than
+`Include` a file of ours: an Include has to sit above the user's first Host line to win, which means editing the
+top of their file anyway, and one file keeps what ssh will do readable in one place."""
 
 import contextlib
+import fnmatch
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +29,10 @@ DIRECTORY_MODE = 0o700
 # A Host pattern that is one literal name: no whitespace, wildcards (*, ?), negation (!), lists (,) or comments.
 _ALIAS = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 _HOST_LINE = re.compile(r'^\s*host\s*[=\s]\s*(?P<patterns>.*)$', re.IGNORECASE)
+_MATCH_LINE = re.compile(r'^\s*match\s*[=\s]', re.IGNORECASE)
+# Characters that make ssh_config's tokenizer split or end a value unless it is in double quotes.
+_NEEDS_QUOTES = re.compile(r"[\s'#]")
+VALIDATE_TIMEOUT = 15.0
 
 
 class SshConfigError(Refused):
@@ -57,24 +67,54 @@ def default_alias(target_resource_id):
     return parts['resource_name']
 
 
-def az_argv(executable=None, os_name=None, which=shutil.which):
+def find_program(name, os_name=None, environ=None, isfile=os.path.isfile):
+    """Absolute path of ``name`` on PATH, or None. Never the current directory, and never a relative PATH entry:
+    on Windows shutil.which() looks in the current directory first, so an `az.bat` planted in a checked-out
+    repository would run instead of az (and end up in the ssh config)."""
+    os_name = os_name or os.name
+    environ = os.environ if environ is None else environ
+    separator = ';' if os_name == 'nt' else ':'
+    if os_name == 'nt':
+        extensions = [ext.lower() for ext in environ.get('PATHEXT', '.COM;.EXE;.BAT;.CMD').split(';') if ext]
+        names = [name] if os.path.splitext(name)[1].lower() in extensions else [name + ext for ext in extensions]
+    else:
+        names = [name]
+    for directory in environ.get('PATH', '').split(separator):
+        directory = directory.strip('"')
+        if not directory or not _is_absolute(directory, os_name):
+            continue
+        for candidate in names:
+            path = directory.rstrip('\\/') + ('\\' if os_name == 'nt' else '/') + candidate
+            if isfile(path) and (os_name == 'nt' or os.access(path, os.X_OK)):
+                return path
+    return None
+
+
+def _is_absolute(path, os_name):
+    if os_name == 'nt':
+        return bool(re.match(r'^([A-Za-z]:[\\/]|[\\/]{2})', path))
+    return path.startswith('/')
+
+
+def az_argv(executable=None, os_name=None, which=None):
     """How to start this same az again, as absolute argv: the az beside this interpreter (a venv or an MSI
-    install), else the one on PATH, else ``python -m azure.cli``."""
+    install), else the one on PATH (never from the current directory: find_program), else ``python -m azure.cli``."""
     executable = executable or sys.executable
     os_name = os_name or os.name
     names = ('az.cmd', 'az.bat', 'az') if os_name == 'nt' else ('az',)
     for candidate in (os.path.join(os.path.dirname(executable), name) for name in names):
         if os.path.isfile(candidate):
             return [os.path.abspath(candidate)]
-    found = which('az')
+    found = which('az') if which is not None else find_program('az', os_name)
     if found:
-        return [os.path.abspath(found)]
+        return [found]
     return [os.path.abspath(executable), '-m', 'azure.cli']
 
 
-def proxy_argv(az, resource_group, name, target_resource_id, port):
+def proxy_argv(az, resource_group, name, target_resource_id, port, subscription=None):
+    subscription_args = ['--subscription', subscription] if subscription else []
     return [*az, 'network', 'bastion', 'proxy', '-g', resource_group, '-n', name,
-            '--target-resource-id', target_resource_id, '--resource-port', str(port)]
+            '--target-resource-id', target_resource_id, '--resource-port', str(port), *subscription_args]
 
 
 def _command_line(argv, os_name):
@@ -83,15 +123,22 @@ def _command_line(argv, os_name):
     return line.replace('%', '%%')      # ssh expands %h, %p, ... in ProxyCommand
 
 
+def config_value(value, what):
+    """``value`` as one ssh_config argument: in double quotes when it holds a space, an apostrophe or a #
+    (ssh's tokenizer pairs apostrophes as quotes too: one alone is "invalid quotes" for the whole file), a
+    backslash doubled (an escape character to that tokenizer), % doubled (ssh expands %-tokens). A double
+    quote or a line break cannot be written at all."""
+    if '"' in value or '\n' in value or '\r' in value or not value:
+        raise SshConfigError('invalid-argument', f"{what} '{value}' cannot be written to ssh_config.",
+                             'Use a value without double quotes or line breaks.')
+    value = value.replace('\\', '\\\\').replace('%', '%%')
+    return f'"{value}"' if _NEEDS_QUOTES.search(value) else value
+
+
 def _config_path_value(path, os_name):
-    """A path as an ssh_config value: ssh expands % tokens; quotes keep spaces in one argument."""
     if os_name == 'nt':
         path = path.replace('\\', '/')      # backslashes are escapes to ssh_config's tokenizer
-    if '"' in path or '\n' in path:
-        raise SshConfigError('invalid-argument', f"--ssh-key '{path}': ssh_config cannot hold that path.",
-                             'Move the key to a path without double quotes or line breaks.')
-    path = path.replace('%', '%%')
-    return f'"{path}"' if any(char.isspace() for char in path) else path
+    return config_value(path, '--ssh-key')
 
 
 def render_block(alias, proxy, username=None, key_path=None, host_key_alias=None, comment=None, os_name=None):
@@ -102,9 +149,10 @@ def render_block(alias, proxy, username=None, key_path=None, host_key_alias=None
         lines.append(f'# {comment}')
     lines += [f'Host {alias}', f'    ProxyCommand {_command_line(proxy, os_name)}']
     if username:
-        if any(char.isspace() or char in '"%' for char in username):
-            raise SshConfigError('invalid-argument', f"--username '{username}' cannot be written to ssh_config.")
-        lines.append(f'    User {username}')
+        if any(char.isspace() or char in '"%\\' for char in username):
+            raise SshConfigError('invalid-argument', f"--username '{username}' cannot be written to ssh_config.",
+                                 'Use a user name without spaces, double quotes, % or backslashes.')
+        lines.append(f'    User {config_value(username, "--username")}')
     if key_path:
         lines += [f'    IdentityFile {_config_path_value(key_path, os_name)}', '    IdentitiesOnly yes']
     if host_key_alias:
@@ -142,22 +190,93 @@ def unmarked_host_lines(text, alias):
     return found
 
 
-def merge_block(text, alias, block, overwrite=False):
-    """``text`` with ``block`` in place of our block for ``alias`` (overwrite only), or appended after
-    everything else (prepending would pull the user's leading global options into our Host)."""
+def _host_matches(patterns, alias):
+    """OpenSSH's pattern-list rule for a Host line: any negated pattern that matches excludes; else any pattern."""
+    alias, matched = alias.lower(), False
+    for pattern in patterns.replace(',', ' ').split():
+        pattern = pattern.strip('"').lower()
+        negated = pattern.startswith('!')
+        if fnmatch.fnmatchcase(alias, pattern.lstrip('!')):
+            if negated:
+                return False
+            matched = True
+    return matched
+
+
+def _first_shadowing_line(lines, aliases):
+    """Index of the first line outside our blocks that starts a section ssh would read before a block appended
+    at the end for any of ``aliases``: a Host line matching one of them, or any Match line (not evaluated)."""
+    inside = False
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith('# >>> bastion-native '):
+            inside = True
+        elif stripped.startswith('# <<< bastion-native '):
+            inside = False
+        elif not inside:
+            host = _HOST_LINE.match(line)
+            if _MATCH_LINE.match(line) or (host and any(_host_matches(host.group('patterns'), alias)
+                                                        for alias in aliases)):
+                return index
+    return None
+
+
+def marked_aliases(text):
+    """The aliases of every block of ours in ``text``, in file order."""
+    prefix = '# >>> bastion-native '
+    return [line.strip()[len(prefix):-len(' >>>')] for line in text.splitlines()
+            if line.strip().startswith(prefix) and line.strip().endswith(' >>>')]
+
+
+def merge_blocks(text, blocks, overwrite=False, remove=()):
+    """``text`` with ``blocks`` ({alias: block text}) merged in and our blocks for the aliases in ``remove``
+    taken out: (new text, aliases whose block was replaced). A block is replaced where it is, unless something
+    ssh reads first would shadow it there; new (and moved) blocks go before the first shadowing line, else
+    at the end (module docstring). Without ``overwrite`` an existing block is refused."""
     lines = text.splitlines(keepends=True)
-    span = _find_marked_block(lines, alias)
-    if span is not None:
+    newline = '\r\n' if lines and lines[0].endswith('\r\n') else '\n'
+    replaced, pending = [], {}
+    for alias, block in blocks.items():
+        span = _find_marked_block(lines, alias)
+        if span is None:
+            pending[alias] = block
+            continue
         if not overwrite:
             raise SshConfigError('exists', f"The ssh config already has a Bastion block for '{alias}'.",
                                  'Add --overwrite to replace it, or choose another --host-alias.')
-        newline = '\r\n' if lines[span[0]].endswith('\r\n') else '\n'
-        replacement = block.replace('\n', newline) if newline != '\n' else block
-        return ''.join(lines[:span[0]]) + replacement + ''.join(lines[span[1] + 1:]), True
-    if not text:
-        return block, False
-    separator = '' if text.endswith('\n') else '\n'
-    return text + separator + '\n' + block, False
+        replaced.append(alias)
+        shadow = _first_shadowing_line(lines, [alias])
+        if shadow is not None and shadow < span[0]:
+            del lines[span[0]:span[1] + 1]
+            pending[alias] = block
+        else:
+            lines[span[0]:span[1] + 1] = block.replace('\n', newline).splitlines(keepends=True)
+    for alias in remove:
+        span = _find_marked_block(lines, alias)
+        if span is not None:
+            end = span[1] + 1
+            if end < len(lines) and not lines[end].strip():
+                end += 1        # the blank line we put after it
+            del lines[span[0]:end]
+    if pending:
+        added = ''.join(pending.values()).replace('\n', newline)
+        shadow = _first_shadowing_line(lines, list(pending))
+        if shadow is not None:
+            lines[shadow:shadow] = (added + newline).splitlines(keepends=True)
+        elif lines:
+            if not lines[-1].endswith('\n'):
+                lines[-1] += newline
+            lines.append(newline)
+            lines += added.splitlines(keepends=True)
+        else:
+            lines = added.splitlines(keepends=True)
+    return ''.join(lines), replaced
+
+
+def merge_block(text, alias, block, overwrite=False):
+    """``text`` with ``block`` merged in for ``alias`` (merge_blocks): (new text, True if it replaced one)."""
+    merged, replaced = merge_blocks(text, {alias: block}, overwrite)
+    return merged, bool(replaced)
 
 
 def check_can_write(path, alias, overwrite):
@@ -175,11 +294,32 @@ def _read(path):
         return handle.read()
 
 
-def write_block(path, alias, block, overwrite=False):
-    """Add (or with ``overwrite`` replace) our block for ``alias`` in the config at ``path``.
+def validate_with_ssh(path, alias, ssh=None):
+    """Let the real OpenSSH client parse the config at ``path`` (`ssh -G -F PATH ALIAS`: no connection), so a
+    value it cannot read never reaches the user's file; SshConfigError with ssh's own words if it refuses.
+    Skipped (True) when there is no ssh to ask; returns False then."""
+    ssh = ssh or find_program('ssh')
+    if ssh is None:
+        return False
+    try:
+        result = subprocess.run([ssh, '-G', '-F', path, alias], capture_output=True, text=True, check=False,
+                                timeout=VALIDATE_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if result.returncode != 0:
+        said = ' '.join(result.stderr.strip().replace(path, '<config>').split())[:500]
+        raise SshConfigError('damaged', f'ssh cannot read the config with this block, so it was not written: {said}',
+                             'Check the lines ssh names (they may be your own), or write the block to another '
+                             'file with --file.')
+    return True
+
+
+def write_blocks(path, blocks, overwrite=False, remove=()):
+    """Merge ``blocks`` ({alias: text}) into the config at ``path`` and take out ours for ``remove``
+    (merge_blocks), check the result with `ssh -G`, then put it in place atomically.
 
     A new file is made 0600 (its directory 0700); an existing one keeps its mode and every other line. A
-    symlinked config is updated where it points. Returns (real path, True if a block was replaced)."""
+    symlinked config is updated where it points. Returns (real path, aliases whose block was replaced)."""
     path = os.path.realpath(os.path.expanduser(path))
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
@@ -187,7 +327,7 @@ def write_block(path, alias, block, overwrite=False):
         os.chmod(directory, DIRECTORY_MODE)     # makedirs' mode is filtered by the umask
     exists = os.path.exists(path)
     text = _read(path) if exists else ''
-    merged, replaced = merge_block(text, alias, block, overwrite)
+    merged, replaced = merge_blocks(text, blocks, overwrite, remove)
     mode = os.stat(path).st_mode & 0o7777 if exists else FILE_MODE
     descriptor, temporary = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=directory)
     try:
@@ -196,6 +336,7 @@ def write_block(path, alias, block, overwrite=False):
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
+        validate_with_ssh(temporary, next(iter(blocks), None) or 'bastion-native-check')
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -204,6 +345,12 @@ def write_block(path, alias, block, overwrite=False):
             pass
         raise
     return path, replaced
+
+
+def write_block(path, alias, block, overwrite=False):
+    """write_blocks for one block: (real path, True if it replaced ours for ``alias``)."""
+    path, replaced = write_blocks(path, {alias: block}, overwrite)
+    return path, bool(replaced)
 
 
 # -- the command ------------------------------------------------------------------------------------------
@@ -218,6 +365,16 @@ def _file_errors(config_file):
     except (OSError, UnicodeError) as err:
         raise FileOperationError(f"Cannot update '{config_file}': {getattr(err, 'strerror', None) or err}.") \
             from None
+
+
+def given_subscription(cli_ctx):
+    """The subscription's id when --subscription was given, for the ProxyCommand: it runs later, when the
+    default subscription may be another one (a name is resolved to the id, which never changes)."""
+    given = getattr(cli_ctx, 'data', {}).get('subscription_id')
+    if not given:
+        return None
+    from azure.cli.core._profile import Profile
+    return Profile(cli_ctx=cli_ctx).get_subscription_id(given)
 
 
 def _refuse_offline(cli_ctx, request_args, host_alias, ssh_key, config_file, overwrite):
@@ -246,7 +403,8 @@ def ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_
         config_file, overwrite)
     # What `ssh` and `proxy` would refuse: host without native client (the proxy's pre-flight), missing VM.
     destination = session.resolve_destination(cmd.cli_ctx, request)
-    proxy = proxy_argv(az_argv(), resource_group_name, name, target_resource_id, port)
+    proxy = proxy_argv(az_argv(), resource_group_name, name, target_resource_id, port,
+                       subscription=given_subscription(cmd.cli_ctx))
     with _file_errors(config_file):
         block = render_block(alias, proxy, username=username or destination.admin_username,
                              key_path=os.path.abspath(key_path) if key_path else None,

@@ -98,7 +98,7 @@ def test_second_write_refused_then_overwrite_replaces_only_the_block(az, sshd_li
     _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', 'web', '--username', 'bob', '--file', str(config),
                 '--overwrite')
     second = config.read_text(encoding='utf-8')
-    assert second.startswith(before) and second.endswith(after)
+    assert second.endswith(before + after)         # the block sits before the user's `Host *`: ssh reads it first
     assert second.count('# >>> bastion-native web >>>') == 1
     assert '    User bob' in second and 'alice' not in second
     assert second.replace('User bob', 'User alice') == first     # exactly the block changed, nothing else
@@ -135,3 +135,26 @@ def test_cloud_shell_and_key_vault_key_are_refused_before_any_request(az, emulat
         assert result.returncode != 0 and words in result.stderr
         assert seen == []
         assert not (tmp_path / 'config').exists()
+
+
+def test_block_wins_over_the_users_host_star_and_quotes_an_apostrophe_key(
+        az, emulator, sshd_linux_vm, ssh_key, tmp_path):
+    """ssh takes the first value it finds: the user's `Host *` (another User, strict host keys) must not win over
+    the block; a key path with an apostrophe and --subscription are written so ssh and the proxy take them."""
+    sshd = sshd_linux_vm.sshd
+    key = tmp_path / "bob's_key"
+    key.write_bytes(ssh_key.read_bytes())
+    key.chmod(0o600)
+    config = tmp_path / 'config'
+    users_lines = 'Host *\n    User someone\n    StrictHostKeyChecking yes\n'
+    config.write_text(users_lines, encoding='utf-8')
+    subscription = emulator.ready['subscription']
+    _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', 'starred', '--username', sshd.user, '--ssh-key', str(key),
+                '--file', str(config), '--subscription', subscription)
+    text = config.read_text(encoding='utf-8')
+    assert text.endswith('\n' + users_lines) and text.index('Host starred') < text.index('Host *')
+    assert f'--subscription {subscription}' in text
+    result = _client(az, 'ssh', config, tmp_path / 'known_hosts', 'starred', 'whoami')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == sshd.user
+    assert sessions_drain(emulator)

@@ -1,6 +1,7 @@
 """connect/ssh_config.py: the Host block (as the real ssh parses it), exact replacement between markers, safe writes,
 and the command's refusals before any network call."""
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -93,14 +94,90 @@ def test_az_argv_prefers_the_az_beside_this_interpreter(tmp_path):
 
 
 # -- merging into an existing config ----------------------------------------------------------------------
-USER_TEXT = 'Host *\n    ServerAliveInterval 30\n'
+USER_TEXT = 'Host other\n    ServerAliveInterval 30\n'
 
 
-def test_appended_after_the_users_lines():
+def test_appended_after_the_users_lines_that_do_not_match_it():
     block = ssh_config.render_block('vm1', PROXY)
     merged, replaced = ssh_config.merge_block(USER_TEXT.rstrip('\n'), 'vm1', block)
     assert not replaced
     assert merged == USER_TEXT + '\n' + block
+
+
+@pytest.mark.parametrize('section', ['Host *', 'Host v* !web', 'host=VM1', 'Match all', 'Host a,vm?'])
+def test_placed_before_the_first_section_ssh_would_read_first(section):
+    head = 'ServerAliveInterval 5\nHost other\n    Port 2200\n'
+    tail = f'{section}\n    User someone\n    StrictHostKeyChecking yes\n'
+    block = ssh_config.render_block('vm1', PROXY, username='me')
+    merged, _ = ssh_config.merge_block(head + tail, 'vm1', block)
+    assert merged == head + block + '\n' + tail
+
+
+def test_negated_pattern_does_not_shadow():
+    text = 'Host * !vm1\n    User someone\n'
+    merged, _ = ssh_config.merge_block(text, 'vm1', ssh_config.render_block('vm1', PROXY))
+    assert merged.startswith(text)
+
+
+@pytest.mark.skipif(shutil.which('ssh') is None, reason='needs the OpenSSH client')
+def test_users_host_star_no_longer_wins_over_the_block(tmp_path):
+    config = tmp_path / 'config'
+    config.write_text('Host *\n    User someone\n    StrictHostKeyChecking yes\n')
+    ssh_config.write_block(str(config), 'vm1', ssh_config.render_block('vm1', PROXY, username='me'))
+    options = _ssh_resolves(config, 'vm1')
+    assert options['user'] == ['me'] and options['stricthostkeychecking'] == ['accept-new']
+    assert _ssh_resolves(config, 'elsewhere')['user'] == ['someone']
+
+
+def test_replaced_block_that_an_older_version_appended_after_host_star_moves_before_it():
+    old = ssh_config.render_block('vm1', PROXY, username='alice')
+    text = 'Host *\n    User someone\n\n' + old
+    new = ssh_config.render_block('vm1', PROXY, username='bob')
+    merged, replaced = ssh_config.merge_block(text, 'vm1', new, overwrite=True)
+    assert replaced and merged == new + '\nHost *\n    User someone\n\n'
+
+
+@pytest.mark.skipif(shutil.which('ssh') is None, reason='needs the OpenSSH client')
+@pytest.mark.parametrize('username, key_name',
+                         [("o'brien", 'id'), ('me', "bob's_key"), ('me', 'a #b'), ("d'arcy", "it's 50%")])
+def test_apostrophes_and_hashes_are_quoted_so_ssh_reads_them_back(tmp_path, username, key_name):
+    key = tmp_path / key_name
+    proxy = [f"/home/{username}/bin/az", *PROXY[1:]]
+    config = tmp_path / 'config'
+    config.write_text('Host *\n    Port 22\n')
+    block = ssh_config.render_block('vm1', proxy, username=username, key_path=str(key), os_name='posix')
+    ssh_config.write_block(str(config), 'vm1', block)
+    options = _ssh_resolves(config, 'vm1')
+    assert options['user'] == [username]
+    assert options['identityfile'] == [str(key).replace('%', '%%')]
+    assert options['proxycommand'][0].startswith(shlex.quote(proxy[0]) + ' network bastion proxy ')
+    assert _ssh_resolves(config, 'other')['port'] == ['22']         # the rest of the file still reads
+
+
+@pytest.mark.skipif(shutil.which('ssh') is None, reason='needs the OpenSSH client')
+def test_a_block_ssh_cannot_read_is_never_written(tmp_path, monkeypatch):
+    config = tmp_path / 'config'
+    config.write_text('Host x\n    Port 22\n')
+    before = config.read_text()
+    monkeypatch.setattr(ssh_config, 'config_value', lambda value, _what: value)     # the old, unquoted way
+    block = ssh_config.render_block('vm1', PROXY, username="o'brien", os_name='posix')
+    with pytest.raises(ssh_config.SshConfigError, match='ssh cannot read') as refused:
+        ssh_config.write_block(str(config), 'vm1', block)
+    assert refused.value.kind == 'damaged'
+    assert config.read_text() == before and os.listdir(tmp_path) == ['config']
+
+
+def test_windows_az_is_never_taken_from_the_current_directory():
+    files = {'C:\\work\\repo\\az.bat', 'C:\\Program Files\\Azure CLI\\wbin\\az.cmd'}
+    environ = {'PATH': '.;;repo;C:\\Program Files\\Azure CLI\\wbin', 'PATHEXT': '.COM;.EXE;.BAT;.CMD'}
+    found = ssh_config.find_program('az', 'nt', environ, isfile=files.__contains__)
+    assert found == 'C:\\Program Files\\Azure CLI\\wbin\\az.cmd'
+    assert ssh_config.find_program('az', 'nt', {'PATH': '.;repo'}, isfile=lambda _: True) is None
+
+
+def test_subscription_goes_into_the_proxy_command_when_given():
+    assert ssh_config.proxy_argv(['az'], 'rg', 'bh', VM_ID, 22, subscription='S2')[-2:] == ['--subscription', 'S2']
+    assert '--subscription' not in ssh_config.proxy_argv(['az'], 'rg', 'bh', VM_ID, 22)
 
 
 def test_existing_block_refused_without_overwrite_and_replaced_exactly_with_it():
