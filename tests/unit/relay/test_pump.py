@@ -216,3 +216,24 @@ def test_nothing_is_read_from_the_local_side_before_the_websocket_is_open():
         user.close()
         return kept
     assert asyncio.run(scenario()) <= EARLY_READ
+
+
+def test_binary_frames_are_what_websockets_parses_at_every_length_boundary():
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    from azext_bastion_native.relay.pump import SMALL_FRAME, binary_frame
+    for length in (0, 1, 125, 126, SMALL_FRAME - 1, SMALL_FRAME, 65535, 65536, 70000):
+        data = os.urandom(length)
+        pieces = binary_frame(data)
+        reader = StreamReader()
+        reader.feed_data(b''.join(pieces))
+        parser = Frame.parse(reader.read_exact, mask=True)     # as a server reads a client's frame
+        try:
+            next(parser)
+            raise AssertionError(f'{length}: incomplete frame')
+        except StopIteration as parsed:
+            frame = parsed.value
+        assert frame.opcode is Opcode.BINARY and frame.fin and frame.data == data
+        assert pieces[0][1] & 0x80                              # masked, as a client must
+        assert len(pieces) == (1 if length < SMALL_FRAME else 2)
