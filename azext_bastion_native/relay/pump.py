@@ -1,7 +1,8 @@
 """The byte pump between a local connection (TCP or Unix socket, or stdio pipes) and a tunnel websocket, driven
-from the transports' callbacks: local data_received -> ClientProtocol.send_binary -> websocket transport write, and
-websocket data_received -> ClientProtocol.receive_data -> frames -> local transport write. No task, queue,
-future or await per chunk, so a 1-byte keystroke costs two callbacks and the framing.
+from the transports' callbacks: local read -> binary frame -> TLS -> websocket transport write, and websocket read
+-> TLS -> ClientProtocol.receive_data -> frames -> local transport write. websockets' sans-I/O ClientProtocol
+parses what arrives, answers pings and runs the closing handshake; data frames going up are framed here (it keeps
+no state for them). No task, queue, future or await per chunk: a 1-byte keystroke costs two callbacks.
 
 Memory: socket reads land in one read buffer shared by every connection of a server (a read is framed at
 once, in the same callback); nothing else is kept per connection but what the transports hold while the
