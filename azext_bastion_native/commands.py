@@ -15,7 +15,7 @@ def load_command_table(self, _):
         g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
         g.custom_command('list', 'bastion_list', table_transformer=bastion_hosts_table)
         g.custom_command('delete', 'bastion_delete', supports_no_wait=True, confirmation=True)
-        g.custom_wait_command('wait', 'bastion_show')
+        g.custom_wait_command('wait', 'bastion_wait_getter')
 
     with self.command_group('network bastion native-client') as g:
         g.custom_show_command('show', 'native_client_show', table_transformer=native_client_table)

@@ -27,6 +27,11 @@ def bastion_show(cmd, resource_group_name, name):
     return get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
 
 
+def bastion_wait_getter(cmd, resource_group_name, name):
+    from azext_bastion_native.management.hosts import get_host
+    return get_host(cf_network(cmd.cli_ctx), resource_group_name, name, for_wait=True)
+
+
 def bastion_list(cmd, resource_group_name=None):
     from azext_bastion_native.management.errors import arm_errors
     client = cf_network(cmd.cli_ctx)

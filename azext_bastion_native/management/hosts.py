@@ -17,8 +17,11 @@ def host_label(resource_group, name):
     return f"Bastion host '{name}' in resource group '{resource_group}'"
 
 
-def get_host(client, resource_group, name):
-    with arm_errors(host_label(resource_group, name),
+def get_host(client, resource_group, name, for_wait=False):
+    """GET the host. for_wait: ARM's 404 passes through as azure.core's ResourceNotFoundError, the one azure-cli's
+    generic wait (azure.cli.core.commands.command_operation.WaitCommandOperation.wait) acts on: --deleted returns,
+    --exists/--created keep polling. A typed azclierror there would end the wait at once."""
+    with arm_errors(host_label(resource_group, name), pass_not_found=for_wait,
                     not_found_hint=f'List the hosts you can see: az network bastion list -g {resource_group} -o table'):
         return client.bastion_hosts.get(resource_group, name)
 

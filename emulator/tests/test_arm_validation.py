@@ -60,8 +60,10 @@ def test_unknown_resource_and_unknown_group(arm):
 def test_api_version_missing_or_unknown(arm):
     path = arm.network_id("bastionHosts", "demo-bastion")
     _error(arm.call("GET", path, api_version=None), 400, "MissingApiVersionParameter")
-    body = _error(arm.call("GET", path, api_version="2099-01-01"), 400, "InvalidApiVersionParameter")
-    assert NETWORK_API in body["error"]["message"]
+    # A well-formed version the provider does not serve: ARM names the location, the version and the type.
+    body = _error(arm.call("GET", path, api_version="2099-01-01"), 400, "NoRegisteredProviderFound")
+    message = body["error"]["message"]
+    assert "API version '2099-01-01' for type 'bastionHosts'" in message and NETWORK_API in message
     _error(arm.call("GET", path, api_version="latest"), 400, "InvalidApiVersionParameter")
 
 

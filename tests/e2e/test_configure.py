@@ -1,48 +1,11 @@
 """Issue 4 end to end: deploy with native client, turn it on/off, list and end sessions, with the real `az`
 against the emulator. Refused cases assert that the host (or the absence of one) is unchanged afterwards."""
 
-import uuid
-
 import pytest
 
+from tests.e2e.arrange import RG, bastion_requests, make_public_ip, make_vnet, refused, unique
+
 pytestmark = pytest.mark.e2e
-
-RG = 'demo-rg'
-
-
-def _unique(prefix):
-    return f'{prefix}-{uuid.uuid4().hex[:6]}'
-
-
-def _vnet(network, name, bastion_prefix='10.9.1.0/26'):
-    from azure.mgmt.network.models import AddressSpace, Subnet, VirtualNetwork
-    subnets = [Subnet(name='default', address_prefix='10.9.0.0/24')]
-    if bastion_prefix:
-        subnets.append(Subnet(name='AzureBastionSubnet', address_prefix=bastion_prefix))
-    return network.virtual_networks.begin_create_or_update(
-        RG, name, VirtualNetwork(location='westeurope', address_space=AddressSpace(address_prefixes=['10.9.0.0/16']),
-                                 subnets=subnets)).result()
-
-
-def _pip(network, name, sku='Standard', allocation='Static'):
-    from azure.mgmt.network.models import PublicIPAddress, PublicIPAddressSku
-    return network.public_ip_addresses.begin_create_or_update(
-        RG, name, PublicIPAddress(location='westeurope', sku=PublicIPAddressSku(name=sku),
-                                  public_ip_allocation_method=allocation)).result()
-
-
-def _bastion_writes(emulator, name):
-    """PUT/PATCH/DELETE requests that reached the emulator for this host."""
-    requests_seen = emulator.get('/_emulator/requests').json()['requests']
-    return [r for r in requests_seen if r['method'] in ('PUT', 'PATCH', 'DELETE')
-            and f'/bastionhosts/{name}'.lower() in r['path'].lower() and '/_emulator' not in r['path']]
-
-
-def _refused(result, *phrases):
-    assert result.returncode != 0
-    assert 'Traceback' not in result.stderr
-    for phrase in phrases:
-        assert phrase in result.stderr, result.stderr
 
 
 def _arm_fault(emulator, method, path_contains, status, count=1, headers=None):
@@ -53,18 +16,18 @@ def _arm_fault(emulator, method, path_contains, status, count=1, headers=None):
 @pytest.fixture
 def basic_host(network, az):
     """A Basic host of its own (native client off), deployed through the real create command."""
-    name = _unique('basic')
-    _vnet(network, name + '-vnet')
-    _pip(network, name + '-ip')
+    name = unique('basic')
+    make_vnet(network, name + '-vnet')
+    make_public_ip(network, name + '-ip')
     az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet',
        '--public-ip-address', name + '-ip', '--sku', 'Basic')
     return name
 
 
 def test_create_defaults_to_standard_with_native_client_then_show_list_delete(network, az, emulator):
-    name = _unique('bst')
-    _vnet(network, name + '-vnet')
-    _pip(network, name + '-ip')
+    name = unique('bst')
+    make_vnet(network, name + '-vnet')
+    make_public_ip(network, name + '-ip')
     created = az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet',
                  '--public-ip-address', name + '-ip', '--tags', 'team=ops').json
     assert created['sku']['name'] == 'Standard'
@@ -79,36 +42,36 @@ def test_create_defaults_to_standard_with_native_client_then_show_list_delete(ne
     assert name in az('network', 'bastion', 'list', '--query', '[].name').json
 
     az('network', 'bastion', 'delete', '-g', RG, '-n', name, '--yes')
-    _refused(az('network', 'bastion', 'show', '-g', RG, '-n', name, check=False), f"'{name}'", 'not found')
+    refused(az('network', 'bastion', 'show', '-g', RG, '-n', name, check=False), f"'{name}'", 'not found')
 
 
 @pytest.mark.parametrize('case', ['no-subnet', 'small-subnet', 'basic-ip', 'dynamic-ip', 'no-vnet', 'no-ip',
                                   'basic-tunneling', 'scale-units', 'bad-vnet-id'])
 def test_create_refuses_bad_prerequisites_before_writing(network, az, emulator, case):
-    name = _unique('bad')
+    name = unique('bad')
     vnet, pip = name + '-vnet', name + '-ip'
     extra = []
     expect = []
     if case == 'no-subnet':
-        _vnet(network, vnet, bastion_prefix=None)
-        _pip(network, pip)
+        make_vnet(network, vnet, bastion_prefix=None)
+        make_public_ip(network, pip)
         expect = ['AzureBastionSubnet', 'az network vnet subnet create']
     elif case == 'small-subnet':
-        _vnet(network, vnet, bastion_prefix='10.9.1.0/27')
-        _pip(network, pip)
+        make_vnet(network, vnet, bastion_prefix='10.9.1.0/27')
+        make_public_ip(network, pip)
         expect = ['/26 or larger']
     elif case in ('basic-ip', 'dynamic-ip'):
-        _vnet(network, vnet)
+        make_vnet(network, vnet)
         if case == 'basic-ip':
-            _pip(network, pip, sku='Basic', allocation='Static')
+            make_public_ip(network, pip, sku='Basic', allocation='Static')
         else:
-            _pip(network, pip, sku='Basic', allocation='Dynamic')
+            make_public_ip(network, pip, sku='Basic', allocation='Dynamic')
         expect = ['Standard SKU and Static']
     elif case == 'no-vnet':
-        _pip(network, pip)
+        make_public_ip(network, pip)
         expect = [f"Virtual network '{vnet}'", 'not found', 'az network vnet create']
     elif case == 'no-ip':
-        _vnet(network, vnet)
+        make_vnet(network, vnet)
         expect = [f"Public IP address '{pip}'", 'not found']
     elif case == 'basic-tunneling':
         extra = ['--sku', 'Basic', '--enable-tunneling', 'true']
@@ -121,9 +84,9 @@ def test_create_refuses_bad_prerequisites_before_writing(network, az, emulator, 
         expect = ['valid resource ID']
     result = az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', vnet,
                 '--public-ip-address', pip, *extra, check=False)
-    _refused(result, *expect)
-    assert _bastion_writes(emulator, name) == []
-    _refused(az('network', 'bastion', 'show', '-g', RG, '-n', name, check=False), 'not found')
+    refused(result, *expect)
+    assert bastion_requests(emulator, name) == []
+    refused(az('network', 'bastion', 'show', '-g', RG, '-n', name, check=False), 'not found')
 
 
 def test_native_client_show_lists_this_clients_methods(az):
@@ -141,16 +104,16 @@ def test_native_client_show_lists_this_clients_methods(az):
 def test_enable_on_an_enabled_host_writes_nothing(az, emulator):
     result = az('network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', 'demo-bastion')
     assert 'already enabled' in result.stderr
-    assert _bastion_writes(emulator, 'demo-bastion') == []
+    assert bastion_requests(emulator, 'demo-bastion') == []
 
 
 def test_basic_host_needs_upgrade_sku_and_confirmation(basic_host, az, emulator):
     before = az('network', 'bastion', 'show', '-g', RG, '-n', basic_host).json
-    _refused(az('network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', basic_host, check=False),
-             'Basic SKU', '--upgrade-sku')
+    refused(az('network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', basic_host, check=False),
+            'Basic SKU', '--upgrade-sku')
     # No terminal to ask on and no --yes: refused, not assumed.
-    _refused(az('network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', basic_host, '--upgrade-sku',
-                check=False), '--yes')
+    refused(az('network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', basic_host, '--upgrade-sku',
+               check=False), '--yes')
     after = az('network', 'bastion', 'show', '-g', RG, '-n', basic_host).json
     unchanged = ('sku', 'enableTunneling', 'etag')
     assert [after[key] for key in unchanged] == [before[key] for key in unchanged]
@@ -159,7 +122,7 @@ def test_basic_host_needs_upgrade_sku_and_confirmation(basic_host, az, emulator)
                   '--enable-ip-connect', '--yes').json
     assert upgraded['sku']['name'] == 'Standard'
     assert upgraded['enableTunneling'] is True and upgraded['enableIpConnect'] is True
-    puts = [r for r in _bastion_writes(emulator, basic_host) if r['method'] == 'PUT']
+    puts = [r for r in bastion_requests(emulator, basic_host) if r['method'] == 'PUT']
     assert puts and puts[-1].get('if_match') == before['etag']
 
 
@@ -177,8 +140,8 @@ def test_disable_then_no_wait_enable_then_wait(basic_host, az):
 def test_conflicting_writes_are_reported_and_change_nothing(basic_host, az, emulator, status, phrase):
     before = az('network', 'bastion', 'show', '-g', RG, '-n', basic_host).json
     _arm_fault(emulator, 'PUT', f'/bastionHosts/{basic_host}', status)
-    _refused(az('network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', basic_host, '--upgrade-sku',
-                '--yes', check=False), phrase)
+    refused(az('network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', basic_host, '--upgrade-sku',
+               '--yes', check=False), phrase)
     after = az('network', 'bastion', 'show', '-g', RG, '-n', basic_host).json
     assert (after['sku'], after['enableTunneling']) == (before['sku'], before['enableTunneling'])
 
@@ -188,16 +151,16 @@ def test_throttled_write_is_retried_after_retry_after(basic_host, az, emulator):
     done = az('network', 'bastion', 'native-client', 'enable', '-g', RG, '-n', basic_host, '--upgrade-sku',
               '--yes').json
     assert done['enableTunneling'] is True
-    puts = [r for r in _bastion_writes(emulator, basic_host) if r['method'] == 'PUT']
+    puts = [r for r in bastion_requests(emulator, basic_host) if r['method'] == 'PUT']
     assert len(puts) >= 2      # the throttled one and its retry
 
 
 def test_unknown_host_and_bad_ids_are_clear_errors(az):
-    _refused(az('network', 'bastion', 'native-client', 'show', '-g', RG, '-n', 'no-such-bastion', check=False),
-             "Bastion host 'no-such-bastion'", 'not found')
-    _refused(az('network', 'bastion', 'show', '--ids', '/subscriptions/x/not/an/id', check=False))
-    _refused(az('network', 'bastion', 'native-client', 'disable', '-g', 'no-such-rg', '-n', 'x', '--yes',
-                check=False), 'not found')
+    refused(az('network', 'bastion', 'native-client', 'show', '-g', RG, '-n', 'no-such-bastion', check=False),
+            "Bastion host 'no-such-bastion'", 'not found')
+    refused(az('network', 'bastion', 'show', '--ids', '/subscriptions/x/not/an/id', check=False))
+    refused(az('network', 'bastion', 'native-client', 'disable', '-g', 'no-such-rg', '-n', 'x', '--yes',
+               check=False), 'not found')
 
 
 def test_session_list_and_disconnect(az, emulator):

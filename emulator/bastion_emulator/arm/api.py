@@ -123,6 +123,7 @@ class ArmApi:  # pylint: disable=too-few-public-methods
         self.state = state
         self.operations = operations
         self.dataplane_hosts = dataplane_hosts  # start(bastion_id) -> dnsName, stop(bastion_id)
+        self.api_versions = {ns: set(v) for ns, v in API_VERSIONS.items()}
 
     # --- entry point ---------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.Response:
@@ -161,8 +162,7 @@ class ArmApi:  # pylint: disable=too-few-public-methods
             raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid or has expired.",
                            challenge)
 
-    @staticmethod
-    def _check_api_version(request: web.Request, lower: list[str]) -> None:
+    def _check_api_version(self, request: web.Request, lower: list[str]) -> None:
         version = request.query.get("api-version")
         if not version:
             raise ArmError(400, "MissingApiVersionParameter",
@@ -170,11 +170,32 @@ class ArmApi:  # pylint: disable=too-few-public-methods
         namespace = "microsoft.resources"
         if "providers" in lower and len(lower) > lower.index("providers") + 1:
             namespace = lower[lower.index("providers") + 1]
-        supported = API_VERSIONS.get(namespace, set())
-        if not _API_VERSION_FORMAT.match(version) or version not in supported:
-            raise ArmError(400, "InvalidApiVersionParameter",
-                           f"The api-version '{version}' is invalid. The supported versions are "
-                           f"'{','.join(sorted(supported, reverse=True))}'.")
+        supported = self.api_versions.get(namespace, set())
+        if version in supported:
+            return
+        shown = ", ".join(sorted(supported, reverse=True))
+        if _API_VERSION_FORMAT.match(version) and namespace != "microsoft.resources":
+            # A well-formed version a resource provider does not serve (yet): ARM's answer names the type.
+            at = lower.index("providers")
+            type_name = request.path.strip("/").split("/")[at + 2] if len(lower) > at + 2 else namespace
+            raise ArmError(400, "NoRegisteredProviderFound",
+                           f"No registered resource provider found for location '{self.state.location}' and API "
+                           f"version '{version}' for type '{type_name}'. The supported api-versions are '{shown}'. "
+                           f"The supported locations are '{self.state.location}'.")
+        raise ArmError(400, "InvalidApiVersionParameter",
+                       f"The api-version '{version}' is invalid. The supported versions are '{shown}'.")
+
+    # --- test hook: a cloud that does not serve some versions (as sovereign clouds lag public Azure) ----
+    async def withdraw_api_versions(self, request: web.Request) -> web.Response:
+        """``POST /_emulator/api-versions`` ``{"namespace": "microsoft.network", "withdraw": ["2024-05-01"]}``."""
+        spec = await _json_body(request)
+        self.api_versions[spec["namespace"].lower()] -= set(spec.get("withdraw") or [])
+        return json_response({ns: sorted(v) for ns, v in self.api_versions.items()})
+
+    async def restore_api_versions(self, _request: web.Request) -> web.Response:
+        """``DELETE /_emulator/api-versions``: every version served again."""
+        self.api_versions = {ns: set(v) for ns, v in API_VERSIONS.items()}
+        return web.Response(status=204)
 
     # --- subscription level --------------------------------------------------------------------
     def _subscription(self) -> dict:
@@ -428,3 +449,5 @@ def add_routes(app: web.Application, api: ArmApi) -> None:
     app.router.add_route("*", "/subscriptions", api.handle)
     app.router.add_route("*", "/subscriptions/{tail:.*}", api.handle)
     app.router.add_route("*", "/tenants", api.handle)
+    app.router.add_post("/_emulator/api-versions", api.withdraw_api_versions)
+    app.router.add_delete("/_emulator/api-versions", api.restore_api_versions)
