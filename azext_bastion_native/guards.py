@@ -22,6 +22,11 @@ _URL = re.compile(r'^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>[^/\\\s:@]+)(
 _APP_SERVICE = re.compile(r'^@microsoft\.keyvault\((?P<body>.*)\)\s*$', re.IGNORECASE | re.DOTALL)
 # ssh refuses a private key that group or others may read or write (OpenSSH checks mode & 077).
 _TOO_OPEN = stat.S_IRWXG | stat.S_IRWXO
+# What a key file's text has and a path has not: line breaks, PEM/OpenSSH/PuTTY armour, a public key line
+# ("ssh-ed25519 AAAA..."), or a long base64 run (a key's body pasted without armour) with fewer slashes than a
+# path of that length would have.
+_KEY_TEXT = re.compile(r'[\r\n]|PRIVATE KEY|-----BEGIN|PuTTY-User-Key-File|^\s*(?:ssh|ecdsa|sk)-\S+\s+AAAA')
+_BASE64_RUN = re.compile(r'[A-Za-z0-9+/]{64,}={0,2}')
 
 
 @dataclass(frozen=True)
@@ -122,11 +127,42 @@ def _has_scheme_or_app_service(value):
     return bool(_APP_SERVICE.match(text)) or '://' in text
 
 
+def holds_key_material(value):
+    """Whether an --ssh-key value is a key's text rather than a path: azure-cli replaces an argument ``@FILE``
+    with FILE's contents (azure-cli core commands/__init__.py, _expand_file_prefixed_files), so ``--ssh-key
+    @~/.ssh/id_ed25519`` arrives as the private key itself. A value naming an existing file is a path."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    base64_body = any(run.count('/') * 16 < len(run) for run in _BASE64_RUN.findall(value))
+    if _KEY_TEXT.search(value) is None and not base64_body:
+        return False
+    try:
+        return not os.path.exists(os.path.expanduser(value))
+    except (OSError, ValueError):
+        return True
+
+
+def validate_ssh_key(namespace):
+    """Argument validator of every --ssh-key (ssh, ssh-config, file): key text is refused before anything else
+    runs, and never quoted, so it reaches no message, log line or azure-cli's error telemetry."""
+    refuse_key_material(getattr(namespace, 'ssh_key', None))
+
+
+def refuse_key_material(value):
+    if holds_key_material(value):
+        from azure.cli.core.azclierror import InvalidArgumentValueError
+        raise InvalidArgumentValueError(
+            '--ssh-key holds the text of a key, not the path of a key file (azure-cli replaces @FILE with the '
+            "file's contents). The value is not shown.",
+            recommendation="Pass the key file's path, without @: --ssh-key ~/.ssh/id_ed25519")
+
+
 def check_ssh_key_file(path, extra_suffixes=()):
     """The usable local private key path, or InvalidArgumentValueError saying how to fix it.
 
     A scheme-less value that looks like a vault host but exists as a local file is a file: the user meant it."""
     from azure.cli.core.azclierror import InvalidArgumentValueError
+    refuse_key_material(path)
     expanded = os.path.expanduser(path)
     reference = parse_key_vault_reference(path, extra_suffixes)
     if reference is not None and (_has_scheme_or_app_service(path) or not os.path.lexists(expanded)):

@@ -311,3 +311,43 @@ def test_ssh_reaches_the_tunnel_through_a_private_unix_socket_not_a_port(az, emu
     assert process.returncode == 0, stderr[-2000:]
     assert 'through-the-socket' in stdout
     _assert_clean(emulator, run_dirs)           # the socket and its directory are gone, and every session
+
+
+# -- --ssh-key @FILE: azure-cli hands us the key's text; it must never be echoed ----------------------------
+def _key_text_commands(vm, key_argument, tmp_path):
+    upload_source = tmp_path / 'upload.txt'
+    upload_source.write_text('x\n')
+    target = ['-g', RG, '-n', BASTION, '--target-resource-id', vm.vm_id]
+    return {
+        'ssh': ['network', 'bastion', 'ssh', *target, '--auth-type', 'ssh-key', '--ssh-key', key_argument],
+        'ssh-config': ['network', 'bastion', 'ssh-config', *target, '--ssh-key', key_argument],
+        'file upload': ['network', 'bastion', 'file', 'upload', *target, '--auth-type', 'ssh-key',
+                        '--ssh-key', key_argument, '--source', str(upload_source), '--destination', 'x.txt'],
+        'file download': ['network', 'bastion', 'file', 'download', *target, '--auth-type', 'ssh-key',
+                          '--ssh-key', key_argument, '--source', 'x.txt', '--destination', str(tmp_path)],
+    }
+
+
+@pytest.mark.parametrize('command, verbosity, key_file', [
+    *[(command, verbosity, 'private') for command in ('ssh', 'ssh-config', 'file upload', 'file download')
+      for verbosity in ([], ['--debug'])],
+    ('ssh', [], 'public'),
+])
+def test_ssh_key_at_file_is_refused_without_echoing_the_key(az, emulator, vm, run_dirs, ssh_key, tmp_path,
+                                                            verbosity, command, key_file):
+    """`--ssh-key @~/.ssh/id_ed25519` reaches the extension as the key's text (azure-cli expands @FILE): refused
+    with the fix, before any request, and no line of the key shows in stdout or stderr, even with --debug."""
+    path = str(ssh_key) if key_file == 'private' else str(vm.sshd.client_key) + '.pub'
+    key_lines = [line.strip() for line in open(path, encoding='utf-8').read().split('\n') if len(line.strip()) > 8]
+    key_parts = [part for line in key_lines for part in line.split() if len(part) > 16]
+    args = _key_text_commands(vm, '@' + path, tmp_path)[command] + verbosity
+    emulator.delete('/_emulator/requests')
+    result = _run(az, args, _env(az, run_dirs))
+    assert [r for r in emulator.get('/_emulator/requests').json()['requests']
+            if not r['path'].startswith('/_emulator')] == [], 'a refusal must come before any network call'
+    assert result.returncode != 0
+    assert 'without @' in result.stderr
+    if not verbosity:
+        assert 'Traceback' not in result.stderr     # with --debug azure-cli logs every error's traceback
+    leaked = [part for part in key_lines + key_parts if part in result.stderr + result.stdout]
+    assert leaked == []

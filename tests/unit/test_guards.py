@@ -198,3 +198,30 @@ def test_outside_cloud_shell_nothing_happens(monkeypatch, value):
         monkeypatch.setenv('ACC_CLOUD', value)
     assert guards.in_cloud_shell() == bool(in_cloud_console())
     assert guards.refuse_in_cloud_shell('network bastion ssh') is None
+
+
+# --- --ssh-key holding a key's text (azure-cli's @FILE expansion) ------------------------------------
+@pytest.mark.parametrize('text', [
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END',
+    '-----BEGIN RSA PRIVATE KEY-----',
+    'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3ZkXwz5F6s9kJ3o0h0m4H1bL3c9q2W6y0v5x1yZ user@host',
+    'PuTTY-User-Key-File-3: ssh-ed25519',
+    'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQAAACB',
+])
+def test_key_text_is_refused_without_quoting_it(text):
+    with pytest.raises(InvalidArgumentValueError) as refused:
+        check_ssh_key_file(text)
+    assert 'without @' in ' '.join(refused.value.recommendations)
+    assert text not in str(refused.value) and 'b3BlbnNzaC1' not in str(refused.value)
+
+
+@pytest.mark.parametrize('path', ['~/.ssh/id_ed25519', '@~/.ssh/missing', 'C:\\Users\\me\\.ssh\\id_rsa',
+                                  '/home/user/projects/myproject/keys/deploy/production/region/westeurope/key'])
+def test_paths_are_not_mistaken_for_key_text(path):
+    assert not guards.holds_key_material(path)
+
+
+def test_an_existing_file_is_a_path_whatever_its_name(tmp_path):
+    key = tmp_path / ('A' * 70)
+    key.write_text('x')
+    assert not guards.holds_key_material(str(key))
