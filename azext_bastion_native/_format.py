@@ -8,7 +8,21 @@ def _resource_group(resource_id):
     return parse_resource_id(resource_id or '').get('resource_group') or ''
 
 
+def _several(result, transform, label=None):
+    """With several --ids, azure-cli's result is a list of the single results (in no set order): their rows one
+    after the other, each first named by its ``label`` key (last path segment), e.g. the NSG."""
+    rows = []
+    for one in result:
+        for row in transform(one):
+            if label:
+                row = OrderedDict([(label.capitalize(), (one.get(label) or '-').rsplit('/', 1)[-1]), *row.items()])
+            rows.append(row)
+    return rows
+
+
 def bastion_host_table_row(result):
+    if isinstance(result, list):        # several --ids
+        return [bastion_host_table_row(host) for host in result]
     if not result:
         return result
     props = result.get('properties', result)
@@ -28,6 +42,8 @@ def bastion_hosts_table(result):
 
 
 def native_client_table(result):
+    if isinstance(result, list):        # several --ids
+        return _several(result, native_client_table)
     rows = [OrderedDict([
         ('Host', result['name']), ('Sku', result['sku']), ('NativeClient', result['nativeClient']),
         ('ClientOs', result['clientOs']), ('Target', ''), ('Method', ''), ('EntraAuth', ''), ('FileTransfer', ''),
@@ -47,6 +63,8 @@ def _yes_no(value):
 
 
 def sessions_table(result):
+    if result and all(isinstance(one, list) for one in result):     # several --ids: a list per host
+        return sessions_table([session for one in result for session in one])
     return [OrderedDict([
         ('SessionId', s.get('sessionId')), ('User', s.get('userName')), ('Protocol', s.get('protocol')),
         ('Target', s.get('targetHostName') or s.get('targetIpAddress')), ('Started', s.get('startTime')),
@@ -68,6 +86,8 @@ def nsg_rules_table(result):
 
 # -- secure: nsg -----------------------------------------------------------------------------------
 def nsg_check_table(result):
+    if isinstance(result, list):        # several --ids
+        return _several(result, nsg_check_table, label='nsg')
     return [OrderedDict([
         ('Rule', finding['rule'] or '-'),
         ('Finding', finding['kind']),
@@ -76,6 +96,8 @@ def nsg_check_table(result):
 
 
 def nsg_apply_table(result):
+    if isinstance(result, list):        # several --ids
+        return _several(result, nsg_apply_table, label='nsg')
     changes = result.get('changes') or ['no change']
     rows = [OrderedDict([('Change', line)]) for line in changes]
     rows += [OrderedDict([('Change', f'not changed: {item}')]) for item in result.get('unresolved') or []]

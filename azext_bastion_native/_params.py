@@ -7,7 +7,9 @@ from knack.arguments import CLIArgumentType
 from azure.cli.core.commands.parameters import (
     get_enum_type, get_location_type, get_three_state_flag, resource_group_name_type, tags_type)
 
-from azext_bastion_native._validators import validate_ports
+from azext_bastion_native._validators import (
+    validate_local_port, validate_max_connections, validate_one_host, validate_ports, validate_positive_seconds,
+    validate_resource_port)
 
 bastion_name_type = CLIArgumentType(
     options_list=['--name', '-n'], id_part='name', help='Name of the Bastion host.',
@@ -29,12 +31,16 @@ target_ip_address_type = CLIArgumentType(
     help='Private IP address of the target (IP connect: the host needs it enabled; ports 22 and 3389 only). '
          'Give this or --target-resource-id.')
 resource_port_type = CLIArgumentType(
-    options_list=['--resource-port'], type=int, help='Port on the target to connect to, e.g. 22 or 3389.')
+    options_list=['--resource-port'], type=int, validator=validate_resource_port,
+    help='Port on the target to connect to, e.g. 22 or 3389.')
 ssh_key_type = CLIArgumentType(
     options_list=['--ssh-key'],
     help='Path of your private key file (mode 600) for --auth-type ssh-key. Keys in Azure Key Vault are not supported: '
          'download them first.')
-username_type = CLIArgumentType(help='User to sign in as. Default: the VM\'s admin user name.')
+username_type = CLIArgumentType(help='User to sign in as. Default: the admin user name in the VM\'s profile.')
+# A host the connecting commands go through: --ids works as for `show` (one host per run).
+connect_host_name_type = CLIArgumentType(
+    options_list=['--name', '-n'], id_part='name', validator=validate_one_host, help='Name of the Bastion host.')
 
 
 def load_arguments(self, _):
@@ -116,18 +122,20 @@ def _tunnel_arguments(self):
             c.argument('target_resource_id', target_resource_id_type)
             c.argument('target_ip_address', target_ip_address_type)
             c.argument('resource_port', resource_port_type)
-            c.argument('name', bastion_name_type, id_part=None)
+            c.argument('name', connect_host_name_type)
 
     with self.argument_context('network bastion tunnel') as c:
-        c.argument('port', type=int, help='Local port to listen on. Default: 0, a free port (the ready line names it).')
+        c.argument('port', type=int, validator=validate_local_port,
+                   help='Local port to listen on. Default: 0, a free port (the ready line names it).')
         c.argument('bind_address', options_list=['--bind-address'],
                    help='Local address to listen on. Default: 127.0.0.1. Any other address lets whoever can reach it '
                         'into the VM.')
-        c.argument('timeout', type=int,
+        c.argument('timeout', type=int, validator=validate_positive_seconds,
                    help='Stop listening after this many seconds; open connections get a short grace period to finish.')
-        c.argument('idle_timeout', options_list=['--idle-timeout'], type=int,
+        c.argument('idle_timeout', options_list=['--idle-timeout'], type=int, validator=validate_positive_seconds,
                    help='Stop once no connection has been open for this many seconds.')
         c.argument('max_connections', options_list=['--max-connections'], type=int,
+                   validator=validate_max_connections,
                    help='Most connections open at once; more are refused. Default: no limit.')
 
 
@@ -135,7 +143,7 @@ def _ssh_rdp_arguments(self):
     """ssh and rdp."""
     for command in ('network bastion ssh', 'network bastion rdp'):
         with self.argument_context(command) as c:
-            c.argument('name', bastion_name_type, id_part=None)
+            c.argument('name', connect_host_name_type)
             c.argument('target_resource_id', target_resource_id_type)
             c.argument('target_ip_address', target_ip_address_type)
 
@@ -145,7 +153,9 @@ def _ssh_rdp_arguments(self):
                         '(Entra ID: a short-lived certificate for your signed-in account; not with '
                         '--target-ip-address).')
         c.argument('username', username_type,
-                   help='User to sign in as. Default: the VM\'s admin user name. Not with aad.')
+                   help='User to sign in as. Default: with --target-resource-id, the admin user name in the '
+                        'VM\'s profile; with --target-ip-address, ssh\'s own default (a User in your ssh config, '
+                        'else your local user name), not the VM\'s admin. Not with aad.')
         c.argument('ssh_key', ssh_key_type)
         c.argument('resource_port', resource_port_type,
                    help='SSH port on the VM. Default: 22. A custom port needs --target-resource-id.')
@@ -170,7 +180,7 @@ def _ssh_rdp_arguments(self):
 def _doctor_arguments(self):
     """doctor."""
     with self.argument_context('network bastion doctor') as c:
-        c.argument('name', bastion_name_type, id_part=None)
+        c.argument('name', connect_host_name_type)
         c.argument('target_resource_id', target_resource_id_type,
                    help='Resource ID of the VM to check (exists, running, OS) and to mint a test session to. '
                         'Optional; not with --target-ip-address.')
@@ -187,7 +197,7 @@ def _ssh_config_and_file_arguments(self):
     """ssh-config and file upload/download."""
     for command in ('network bastion ssh-config', 'network bastion file'):
         with self.argument_context(command) as c:
-            c.argument('name', bastion_name_type, id_part=None)
+            c.argument('name', connect_host_name_type)
             c.argument('target_resource_id', target_resource_id_type,
                        help='Resource ID of the target VM (or VM scale set instance), e.g. from '
                             '`az vm show -g RG -n VM --query id`.')

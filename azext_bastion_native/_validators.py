@@ -1,5 +1,7 @@
 """Argument validators: they run before any network call, so bad input costs nothing."""
 
+MAX_PORT = 65535
+
 
 def validate_ports(namespace):
     from azure.cli.core.azclierror import InvalidArgumentValueError
@@ -10,3 +12,51 @@ def validate_ports(namespace):
         raise InvalidArgumentValueError(
             f'--ports: {err}.',
             recommendation='Give ports as numbers 1-65535 or ranges like 8000-8010, e.g. --ports 22 3389.') from None
+
+
+def _refuse(message, recommendation):
+    from azure.cli.core.azclierror import InvalidArgumentValueError
+    raise InvalidArgumentValueError(message, recommendation=recommendation)
+
+
+def validate_resource_port(namespace):
+    """--resource-port, when given, is a port on the target: 1-65535 (0 is no port, not "the default")."""
+    port = getattr(namespace, 'resource_port', None)
+    if port is not None and not 1 <= port <= MAX_PORT:
+        _refuse(f'--resource-port {port} is not a port (1-65535).',
+                'Give the port the target listens on, e.g. --resource-port 22, or leave it out for the default.')
+
+
+def validate_local_port(namespace):
+    """tunnel --port: 0 (a free port) to 65535."""
+    port = getattr(namespace, 'port', None)
+    if port is not None and not 0 <= port <= MAX_PORT:
+        _refuse(f'--port {port} is not a port (1-65535, or 0 for a free one).',
+                'Choose a local port such as --port 2222, or --port 0 for a free one.')
+
+
+def validate_positive_seconds(namespace):
+    """tunnel --timeout and --idle-timeout: a number of seconds above zero (0 would end the tunnel at once)."""
+    for option, dest in (('--timeout', 'timeout'), ('--idle-timeout', 'idle_timeout')):
+        seconds = getattr(namespace, dest, None)
+        if seconds is not None and seconds <= 0:
+            _refuse(f'{option} {seconds} is not a number of seconds above 0.',
+                    f'Give {option} in seconds, e.g. {option} 3600, or leave it out for no limit.')
+
+
+def validate_max_connections(namespace):
+    """tunnel --max-connections: at least 1 (0 would refuse every connection)."""
+    count = getattr(namespace, 'max_connections', None)
+    if count is not None and count < 1:
+        _refuse(f'--max-connections {count} would refuse every connection.',
+                'Give at least 1, or leave it out for no limit.')
+
+
+def validate_one_host(namespace):
+    """A connecting command works through one Bastion host: several --ids would run it once per host, at the same
+    time, each on the one terminal (azure-cli runs the jobs of several ids concurrently)."""
+    ids = getattr(namespace, '_ids', None) or getattr(namespace, 'ids', None) or []
+    if len(ids) > 1:
+        from azure.cli.core.azclierror import ArgumentUsageError
+        raise ArgumentUsageError(f'--ids names {len(ids)} Bastion hosts; this command connects through one.',
+                                 recommendation='Give one Bastion host ID, or run the command once per host.')
