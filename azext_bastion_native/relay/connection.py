@@ -15,17 +15,20 @@ from .pump import LocalEnd, Relay, RelayResult
 logger = logging.getLogger(__name__)
 
 
-async def relay_connection(client: Any, target: Target, local: LocalEnd, label: str) -> Optional[RelayResult]:
+async def relay_connection(client: Any, target: Target, local: LocalEnd, label: str,
+                           problem_level: int = logging.WARNING) -> Optional[RelayResult]:
     """Relay the ``local`` connection to ``target`` through ``client`` (a DataPlaneClient).
 
     Returns the RelayResult, or None when no session could be opened (the local side is closed then,
-    and one line says why). Cancelling the task stops the relay and still deletes the session."""
+    and one line says why). Cancelling the task stops the relay and still deletes the session.
+    ``problem_level``: how a failed session or one Bastion ended is logged (the tunnel carries on: a warning; the
+    stdio proxy has only this one: an error)."""
     started = time.monotonic()
     logger.debug('%s: opened', label)
     try:
         session = await client.mint(target)
     except DataPlaneError as err:
-        logger.warning('%s: %s', label, err)
+        logger.log(problem_level, '%s: %s', label, err)
         local.abort()
         return None
     except asyncio.CancelledError:
@@ -38,7 +41,7 @@ async def relay_connection(client: Any, target: Target, local: LocalEnd, label: 
         await _delete(client, session)
         if isinstance(err, asyncio.CancelledError):
             raise
-        logger.warning('%s: %s', label, err)
+        logger.log(problem_level, '%s: %s', label, err)
         return None
     setup_ms = (time.monotonic() - started) * 1000
     result = None
@@ -47,6 +50,8 @@ async def relay_connection(client: Any, target: Target, local: LocalEnd, label: 
         return result
     finally:
         await _delete(client, session)
+        if result is not None and result.bastion_ended:
+            logger.log(problem_level, '%s: Bastion ended the session (%s).', label, result.bastion_ended)
         if result is not None:
             logger.info('%s: closed after %.1fs, %d bytes up, %d bytes down, set-up %.1f ms (%s)',
                         label, result.duration, result.bytes_up, result.bytes_down, setup_ms, result.ending)

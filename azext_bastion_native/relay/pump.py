@@ -50,6 +50,9 @@ class RelayResult:
     bytes_down: int = 0
     local_eof: bool = False         # the local side sent EOF first
     ending: str = ''                # why it ended, in words, for the one log line
+    # Bastion closed the websocket with an error ("code 1008, <its reason>": `session disconnect`, idle policy):
+    # said to the user at default verbosity, not only in the closing log line.
+    bastion_ended: str = ''
     started: float = field(default_factory=time.monotonic)
     ended: float = 0.0
 
@@ -364,6 +367,9 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
         if isinstance(self.websocket.close_exc, ConnectionClosedOK):
             return False
         frame = self.websocket.close_rcvd or self.websocket.close_sent
+        received = self.websocket.close_rcvd
+        if received is not None and not self.result.bastion_ended:
+            self.result.bastion_ended = f'code {received.code}' + (f', {received.reason}' if received.reason else '')
         self.result.ending = self.result.ending or (
             f'websocket dropped (code {frame.code})' if frame else 'websocket dropped (no close frame)')
         return True

@@ -2,6 +2,7 @@
 nothing else (diagnostics go to logging, i.e. stderr)."""
 
 import asyncio
+import logging
 import os
 import signal
 import stat
@@ -17,6 +18,15 @@ from .pump import LocalEnd
 
 class StdioNotSupportedError(RuntimeError):
     """stdin/stdout are not pipes, sockets or terminals (e.g. a regular file)."""
+
+
+class StdioStopped(Exception):
+    """A signal (SIGINT, SIGTERM, SIGHUP) ended the relay, its session deleted: ``exit_code`` is 128 + its number,
+    as shells report it."""
+
+    def __init__(self, signum: int):
+        super().__init__(f'signal {signum}')
+        self.exit_code = 128 + signum
 
 
 async def open_stdio(stdin_fd: int, stdout_fd: int) -> LocalEnd:
@@ -53,7 +63,8 @@ def _blocking_restored(*fds: int) -> Iterator[None]:
 def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdout_fd: Optional[int] = None) -> bool:
     """Relay stdin/stdout to ``target`` until either side closes; the session is deleted on the way out.
 
-    Returns True when a session was opened and relayed, False when none could be opened."""
+    Returns True when a session was opened and relayed, False when none could be opened; raises StdioStopped after
+    a signal."""
     stdin_fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
     stdout_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
 
@@ -61,19 +72,26 @@ def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdou
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         installed = []
+        stopped_by = []
+
+        def stop(signum: int) -> None:
+            stopped_by.append(signum)
+            task.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, 'SIGHUP', None)):
             if signum is None:
                 continue
             try:
-                loop.add_signal_handler(signum, task.cancel)
+                loop.add_signal_handler(signum, stop, signum)
                 installed.append(signum)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         try:
             local = await open_stdio(stdin_fd, stdout_fd)
-            result = await relay_connection(client, target, local, 'proxy (stdio)')
+            result = await relay_connection(client, target, local, 'proxy (stdio)', problem_level=logging.ERROR)
             return result is not None
         except asyncio.CancelledError:
+            if stopped_by:
+                raise StdioStopped(stopped_by[0]) from None
             return True
         finally:
             for signum in installed:

@@ -29,13 +29,14 @@ class StopReason(enum.Enum):
     STOPPED = 'stopped'             # stop() called
     INTERRUPTED = 'interrupted'     # SIGINT / Ctrl+C
     TERMINATED = 'terminated'       # SIGTERM
+    HUNG_UP = 'hung up'             # SIGHUP: the terminal closed
     TIMEOUT = 'timeout'             # --timeout elapsed
     IDLE = 'idle'                   # --idle-timeout elapsed with no connection open
 
     @property
     def exit_code(self) -> int:
         """Shell conventions: 128 + signal number after a signal, 0 for a planned end."""
-        return {StopReason.INTERRUPTED: 130, StopReason.TERMINATED: 143}.get(self, 0)
+        return {StopReason.INTERRUPTED: 130, StopReason.TERMINATED: 143, StopReason.HUNG_UP: 129}.get(self, 0)
 
 
 class TunnelServer:  # pylint: disable=too-many-instance-attributes
@@ -209,14 +210,17 @@ def release_freed_memory() -> bool:
 
 def run_tunnel(server: TunnelServer,
                on_ready: Optional[Callable[[str, Optional[int]], None]] = None) -> StopReason:
-    """Run ``server`` on a fresh event loop until it stops; SIGINT/SIGTERM stop it cleanly.
+    """Run ``server`` on a fresh event loop until it stops; SIGINT/SIGTERM/SIGHUP stop it cleanly.
 
     ``on_ready(address, port)`` is called once listening. Returns the StopReason."""
 
     async def main():
         loop = asyncio.get_running_loop()
         installed = []
-        for signum, reason in ((signal.SIGINT, StopReason.INTERRUPTED), (signal.SIGTERM, StopReason.TERMINATED)):
+        for signum, reason in ((signal.SIGINT, StopReason.INTERRUPTED), (signal.SIGTERM, StopReason.TERMINATED),
+                               (getattr(signal, 'SIGHUP', None), StopReason.HUNG_UP)):
+            if signum is None:
+                continue        # Windows has no SIGHUP
             try:
                 loop.add_signal_handler(signum, server.stop, reason)
                 installed.append(signum)
