@@ -301,9 +301,14 @@ helps['network bastion ssh-config'] = """
 type: command
 short-summary: Write an OpenSSH Host block that reaches a VM through Bastion, for plain ssh, scp, sftp, rsync and Ansible.
 long-summary: >
-    The block's ProxyCommand runs `az network bastion proxy` (this az, by absolute path), so every ssh-based
-    tool connects through Bastion with `ssh ALIAS`, `scp FILE ALIAS:`, `rsync -e ssh`, `sftp ALIAS` or an
-    Ansible inventory naming ALIAS. It pins the host key under the same known_hosts name that
+    Every ssh-based tool then connects through Bastion with `ssh ALIAS`, `scp FILE ALIAS:`, `rsync -e ssh`,
+    `sftp ALIAS` or an Ansible inventory naming ALIAS. On Linux and macOS the block's ProxyCommand is a small
+    helper (`python -I .../agent/proxy_helper.py`) that asks the connection agent (`az network bastion agent`)
+    for the connection, starting it in the background when none runs: a new ssh connection then costs no az
+    start-up. On Windows, or with --no-agent, it runs `az network bastion proxy` (this az, by absolute path)
+    for each connection. The block goes before the first `Host`/`Match` section of your config that would
+    otherwise set the same options first (ssh takes the first value it finds), and the new file is read back
+    with `ssh -G` before it replaces the old one. It pins the host key under the same known_hosts name that
     `az network bastion ssh` uses for the VM (HostKeyAlias, StrictHostKeyChecking accept-new), and with
     --ssh-key adds IdentityFile and IdentitiesOnly yes. Without --file the block is printed on stdout; with
     --file it is added to that config (created 0600 if absent), between marker comments: a second run for
@@ -316,6 +321,40 @@ examples:
     text: az network bastion ssh-config -g MyRG -n MyBastion --target-resource-id VM_ID
   - name: Update the block after the VM moved to another Bastion host.
     text: az network bastion ssh-config -g MyRG -n OtherBastion --target-resource-id VM_ID --host-alias web1 --file ~/.ssh/config --overwrite
+"""
+
+helps['network bastion agent'] = """
+type: group
+short-summary: The connection agent behind ssh-config's ProxyCommand (Linux and macOS).
+long-summary: >
+    One process per user and az sign-in (AZURE_CONFIG_DIR) that keeps what every ssh connection through Bastion
+    needs: the ARM token (refreshed before it expires), each Bastion host read from ARM and its data-plane TLS.
+    It listens on a Unix socket (0600) in a private 0700 directory, mints a Bastion session per connection and
+    deletes it when that connection ends. The ProxyCommand helper starts it when needed; it exits by itself
+    after --idle-timeout (default 15 minutes) with no connection, and on SIGTERM/SIGHUP, deleting every session.
+    One agent serves every Bastion host and subscription: one socket for the helper to find, one token per
+    subscription. Windows has no agent: ssh-config writes `az network bastion proxy` there.
+"""
+
+helps['network bastion agent start'] = """
+type: command
+short-summary: Start the connection agent in the background (nothing to do if it runs); prints its status.
+examples:
+  - name: Start an agent that stays up for an hour without connections.
+    text: az network bastion agent start --idle-timeout 3600
+"""
+
+helps['network bastion agent stop'] = """
+type: command
+short-summary: Stop the connection agent; its live connections end and every Bastion session is deleted.
+"""
+
+helps['network bastion agent status'] = """
+type: command
+short-summary: Show the connection agent's pid, socket, uptime, live connections per target and sessions open.
+examples:
+  - name: Is it running, and with how many connections?
+    text: az network bastion agent status --query "{running:running, live:liveConnections}" -o json
 """
 
 helps['network bastion file'] = """

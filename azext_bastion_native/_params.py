@@ -45,7 +45,7 @@ connect_host_name_type = CLIArgumentType(
 
 def load_arguments(self, _):
     for load in (_configure_arguments, _nsg_arguments, _tunnel_arguments, _ssh_rdp_arguments, _doctor_arguments,
-                 _ssh_config_and_file_arguments):
+                 _ssh_config_and_file_arguments, _agent_arguments):
         load(self)
 
 
@@ -193,6 +193,15 @@ def _doctor_arguments(self):
                         'tunnel), else from the VM\'s OS.')
 
 
+def _agent_arguments(self):
+    """agent start."""
+    with self.argument_context('network bastion agent start') as c:
+        c.argument('idle_timeout', options_list=['--idle-timeout'], type=float, validator=validate_positive_seconds,
+                   help='Seconds with no live connection before the agent exits by itself. Default: 900.')
+        c.argument('foreground', action='store_true',
+                   help='Run the agent in this process until it stops (how the ProxyCommand helper starts it).')
+
+
 def _ssh_config_and_file_arguments(self):
     """ssh-config and file upload/download."""
     for command in ('network bastion ssh-config', 'network bastion file'):
@@ -216,6 +225,9 @@ def _ssh_config_and_file_arguments(self):
         c.argument('overwrite', action='store_true',
                    help='Replace this alias\'s block written earlier by this command (nothing else in the file '
                         'changes).')
+        c.argument('no_agent', options_list=['--no-agent'], action='store_true',
+                   help='ProxyCommand `az network bastion proxy` (an az start-up per connection) instead of the '
+                        'connection agent\'s helper. Always so on Windows.')
 
     with self.argument_context('network bastion file') as c:
         c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key']),

@@ -53,6 +53,11 @@ def load_command_table(self, _):
     with self.command_group('network bastion') as g:
         g.custom_command('ssh-config', 'bastion_ssh_config')
 
+    with self.command_group('network bastion agent') as g:
+        g.custom_command('start', 'agent_start')
+        g.custom_command('stop', 'agent_stop')
+        g.custom_command('status', 'agent_status')
+
     with self.command_group('network bastion file') as g:
         g.custom_command('upload', 'bastion_file_upload')
         g.custom_command('download', 'bastion_file_download')

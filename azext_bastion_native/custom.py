@@ -145,11 +145,27 @@ def bastion_doctor(cmd, resource_group_name, name, target_resource_id=None, targ
 
 # -- extras: ssh-config and file transfer ----------------------------------------------------------
 def bastion_ssh_config(cmd, resource_group_name, name, target_resource_id, host_alias=None, username=None,
-                       ssh_key=None, resource_port=None, config_file=None, overwrite=False):
+                       ssh_key=None, resource_port=None, config_file=None, overwrite=False, no_agent=False):
     from azext_bastion_native.connect.ssh_config import ssh_config_command
     return ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_alias=host_alias,
                               username=username, ssh_key=ssh_key, resource_port=resource_port,
-                              config_file=config_file, overwrite=overwrite)
+                              config_file=config_file, overwrite=overwrite, no_agent=no_agent)
+
+
+# -- extras: the connection agent ------------------------------------------------------------------
+def agent_start(cmd, idle_timeout=None, foreground=False):
+    from azext_bastion_native.agent.commands import agent_start as start
+    return start(cmd, idle_timeout=idle_timeout, foreground=foreground)
+
+
+def agent_stop(cmd):
+    from azext_bastion_native.agent.commands import agent_stop as stop
+    return stop(cmd)
+
+
+def agent_status(cmd):
+    from azext_bastion_native.agent.commands import agent_status as status
+    return status(cmd)
 
 
 def bastion_file_upload(cmd, resource_group_name, name, target_resource_id, auth_type, source, destination,

@@ -111,6 +111,17 @@ def az_argv(executable=None, os_name=None, which=None):
     return [os.path.abspath(executable), '-m', 'azure.cli']
 
 
+HELPER_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'agent',
+                             'proxy_helper.py')
+
+
+def agent_helper_argv(az, resource_group, name, target_resource_id, port, subscription=None, python=None):
+    """The connection agent's ProxyCommand: this interpreter, isolated (-I: nothing from the environment or the
+    current directory on its path), runs the stand-alone helper, which starts the agent with ``az`` if need be."""
+    return [python or sys.executable, '-I', HELPER_SCRIPT, resource_group, name, target_resource_id, str(port),
+            subscription or '-', *az]
+
+
 def proxy_argv(az, resource_group, name, target_resource_id, port, subscription=None):
     subscription_args = ['--subscription', subscription] if subscription else []
     return [*az, 'network', 'bastion', 'proxy', '-g', resource_group, '-n', name,
@@ -391,8 +402,18 @@ def _refuse_offline(cli_ctx, request_args, host_alias, ssh_key, config_file, ove
     return key_path, request, alias
 
 
+def proxy_command_argv(resource_group, name, target_resource_id, port, subscription, no_agent=False,
+                       os_name=None):
+    """The agent's helper on POSIX; `az network bastion proxy` on Windows (no Unix socket OpenSSH can use, no
+    detached daemons) or when asked."""
+    from azext_bastion_native.clients.local_tunnel import unix_sockets_supported
+    maker = proxy_argv if no_agent or (os_name or os.name) == 'nt' or not unix_sockets_supported() \
+        else agent_helper_argv
+    return maker(az_argv(), resource_group, name, target_resource_id, port, subscription=subscription)
+
+
 def ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_alias=None, username=None,
-                       ssh_key=None, resource_port=None, config_file=None, overwrite=False):
+                       ssh_key=None, resource_port=None, config_file=None, overwrite=False, no_agent=False):
     """`az network bastion ssh-config`: print the Host block, or write it into ``config_file``."""
     from knack.log import get_logger
     from azext_bastion_native.clients.ssh import host_key_alias
@@ -403,8 +424,8 @@ def ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_
         config_file, overwrite)
     # What `ssh` and `proxy` would refuse: host without native client (the proxy's pre-flight), missing VM.
     destination = session.resolve_destination(cmd.cli_ctx, request)
-    proxy = proxy_argv(az_argv(), resource_group_name, name, target_resource_id, port,
-                       subscription=given_subscription(cmd.cli_ctx))
+    proxy = proxy_command_argv(resource_group_name, name, target_resource_id, port,
+                               given_subscription(cmd.cli_ctx), no_agent)
     with _file_errors(config_file):
         block = render_block(alias, proxy, username=username or destination.admin_username,
                              key_path=os.path.abspath(key_path) if key_path else None,

@@ -1,5 +1,6 @@
 """`az network bastion ssh-config` end to end: the real az writes the block, then the real ssh and scp use it
-(ProxyCommand = `az network bastion proxy`) against the emulator and a real sshd; no Bastion session is left."""
+(ProxyCommand: the connection agent's helper, or `az network bastion proxy` with --no-agent) against the emulator
+and a real sshd; no Bastion session is left. The agent itself: test_fleet_agent.py."""
 
 import hashlib
 import os
@@ -35,7 +36,7 @@ def test_written_config_drives_real_ssh_and_scp_both_ways(az, emulator, sshd_lin
     sshd = sshd_linux_vm.sshd
     config = tmp_path / 'dot-ssh' / 'config'        # neither directory nor file exists yet
     result = _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', ALIAS, '--username', sshd.user,
-                         '--ssh-key', str(ssh_key), '--file', str(config))
+                         '--ssh-key', str(ssh_key), '--file', str(config), '--no-agent')
     assert result.stdout == ''
     assert f"ssh {ALIAS}" in result.stderr
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
@@ -64,7 +65,7 @@ def test_written_config_drives_real_ssh_and_scp_both_ways(az, emulator, sshd_lin
 
 
 def test_without_file_stdout_is_exactly_the_block(az, sshd_linux_vm):
-    block = _ssh_config(az, sshd_linux_vm.vm_id).stdout
+    block = _ssh_config(az, sshd_linux_vm.vm_id, '--no-agent').stdout
     lines = block.splitlines()
     assert lines[0] == '# >>> bastion-native linux-vm >>>'          # default alias: the VM name
     assert lines[-1] == '# <<< bastion-native linux-vm <<<'
@@ -150,7 +151,7 @@ def test_block_wins_over_the_users_host_star_and_quotes_an_apostrophe_key(
     config.write_text(users_lines, encoding='utf-8')
     subscription = emulator.ready['subscription']
     _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', 'starred', '--username', sshd.user, '--ssh-key', str(key),
-                '--file', str(config), '--subscription', subscription)
+                '--file', str(config), '--subscription', subscription, '--no-agent')
     text = config.read_text(encoding='utf-8')
     assert text.endswith('\n' + users_lines) and text.index('Host starred') < text.index('Host *')
     assert f'--subscription {subscription}' in text

@@ -1,0 +1,118 @@
+"""`az network bastion agent start | stop | status`: the connection agent for users who want control of it (ssh's
+ProxyCommand helper starts it by itself when needed). POSIX only: on Windows ssh-config keeps `az ... proxy`."""
+
+import os
+import time
+
+from knack.log import get_logger
+
+logger = get_logger(__name__)
+
+STOP_TIMEOUT = 30.0
+
+
+def _paths():
+    from azure.cli.core import azclierror
+    from azext_bastion_native.agent.proxy_helper import AgentUnavailable, agent_paths
+    from azext_bastion_native.clients.local_tunnel import unix_sockets_supported
+    if not unix_sockets_supported():
+        raise azclierror.ValidationError(
+            'The connection agent needs Unix sockets, which this system does not offer to OpenSSH.',
+            recommendation='On Windows, ssh-config writes `az network bastion proxy` as the ProxyCommand instead.')
+    try:
+        return agent_paths()
+    except AgentUnavailable as err:
+        raise azclierror.FileOperationError(str(err)) from None
+
+
+def _ask(paths, operation):
+    """The agent's answer to ``operation``, or None when no agent answers."""
+    import socket
+    from azext_bastion_native.agent.proxy_helper import PROTOCOL_VERSION, ask
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(paths.socket)
+        answer, _ = ask(sock, {'v': PROTOCOL_VERSION, 'op': operation}, timeout=10)
+        return answer
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
+
+
+def _status(paths):
+    answer = _ask(paths, 'status')
+    if not answer or not answer.get('ok'):
+        return {'running': False, 'socket': paths.socket}
+    return {'running': True, **answer['status']}
+
+
+def agent_status(cmd):  # pylint: disable=unused-argument
+    return _status(_paths())
+
+
+def agent_start(cmd, idle_timeout=None, foreground=False):
+    from azext_bastion_native.agent.server import DEFAULT_IDLE_TIMEOUT
+    paths = _paths()
+    idle_timeout = float(idle_timeout) if idle_timeout is not None else DEFAULT_IDLE_TIMEOUT
+    if foreground:
+        _run_in_foreground(cmd.cli_ctx, paths, idle_timeout)
+        return None
+    status = _status(paths)
+    if status['running']:
+        logger.warning('The agent is already running (pid %s).', status['pid'])
+        return status
+    from azure.cli.core import azclierror
+    from azext_bastion_native.agent.proxy_helper import AgentUnavailable, connect_or_start
+    from azext_bastion_native.connect.ssh_config import az_argv
+    try:
+        connect_or_start(paths, az_argv(), extra_args=['--idle-timeout', str(idle_timeout)]).close()
+    except AgentUnavailable as err:
+        raise azclierror.ClientRequestError(f'The agent did not start: {err}',
+                                            recommendation=f'See its log: {paths.log}') from None
+    return _status(paths)
+
+
+def _run_in_foreground(cli_ctx, paths, idle_timeout):
+    from azext_bastion_native.agent.hosts import BastionHosts
+    from azext_bastion_native.agent.server import AlreadyRunning, ConnectionAgent, run_agent
+    from azext_bastion_native.connect.session import route_engine_logs
+    route_engine_logs()
+    agent = ConnectionAgent(paths, BastionHosts(cli_ctx), idle_timeout=idle_timeout)
+    try:
+        reason = run_agent(agent)
+    except AlreadyRunning:
+        logger.warning('Another agent is already serving %s.', paths.socket)
+        return
+    logger.info('agent %s exited (%s); every session it opened has been deleted.', os.getpid(), reason)
+
+
+def agent_stop(cmd):  # pylint: disable=unused-argument
+    paths = _paths()
+    answer = _ask(paths, 'stop')
+    if not answer or not answer.get('ok'):
+        return {'running': False, 'socket': paths.socket}
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and _pid_alive(answer.get('pid')):
+        time.sleep(0.05)
+    stopped = not _pid_alive(answer.get('pid'))
+    if not stopped:
+        logger.warning('The agent (pid %s) has not exited yet; it is still deleting sessions.', answer.get('pid'))
+    return {'running': not stopped, 'stopped': stopped, 'pid': answer.get('pid'), 'socket': paths.socket}
+
+
+def _pid_alive(pid):
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own child, not yet reaped) is gone for our purpose.
+    try:
+        with open(f'/proc/{int(pid)}/stat', encoding='ascii') as handle:
+            return handle.read().split(') ', 1)[1][:1] != 'Z'
+    except (OSError, IndexError):
+        return True

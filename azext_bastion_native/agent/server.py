@@ -1,0 +1,321 @@
+"""The connection agent's server: a private Unix socket that answers one JSON line per connection (proxy_helper's
+wire) and relays each "connect" through a Bastion session of its own, minted for it and deleted when it ends.
+
+It imports nothing from azure.cli: what a request needs (data-plane client, Target) comes from a ``hosts`` object
+(agent/hosts.py builds it on azure-cli's sign-in): ``await hosts.get(request) -> (client, target)``,
+``hosts.clients()``, ``hosts.refresh_tokens()`` and ``await hosts.aclose()`` (deletes whatever session is left).
+One agent per user and az configuration: an exclusive lock on ``paths.lock`` for its whole life."""
+
+import asyncio
+import collections
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any, Dict, Optional, Set
+
+from ..dataplane import DataPlaneError
+from ..relay import event_loop
+from ..relay.pump import READ_SIZE, LocalEnd, Relay
+from ..relay.tunnel import BACKLOG, UNIX_SOCKET_MODE, release_freed_memory
+from .proxy_helper import MAX_LINE, PROTOCOL_VERSION, AgentPaths, encode, split_line
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IDLE_TIMEOUT = 15 * 60.0    # seconds without a live connection before the agent exits
+REQUEST_TIMEOUT = 10.0              # seconds for a client to send its request line
+GRACE_PERIOD = 10.0                 # on exit: seconds for relays to close and sessions to be deleted
+TOKEN_REFRESH_INTERVAL = 60.0       # seconds between looks at the ARM tokens (refreshed ahead of expiry)
+LOCK_WAIT = 30.0                    # seconds to wait for an agent that is shutting down to let go of the lock
+
+
+class AlreadyRunning(Exception):
+    """Another agent holds the lock and answers on the socket."""
+
+
+@contextlib.contextmanager
+def agent_lock(paths: AgentPaths, wait: float = LOCK_WAIT):
+    """The one-agent lock: taken at once, or after an agent that no longer answers (shutting down) lets go."""
+    descriptor = os.open(paths.lock, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if _answers(paths.socket):
+                    raise AlreadyRunning(paths.socket) from None
+                if time.monotonic() > deadline:
+                    raise AlreadyRunning(paths.socket) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _answers(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
+    """Serve ``paths.socket`` until stopped (stop request, SIGTERM, SIGHUP, SIGINT) or idle for ``idle_timeout``
+    seconds with no live connection; then close every relay and delete every session (bounded)."""
+
+    def __init__(self, paths: AgentPaths, hosts: Any, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 grace_period: float = GRACE_PERIOD):
+        self.paths = paths
+        self.hosts = hosts
+        self.idle_timeout = idle_timeout
+        self.grace_period = grace_period
+        self.started = time.time()
+        self.served = 0
+        self.failed = 0
+        self.live: Dict[asyncio.Task, str] = {}         # relaying connections -> target label
+        self._handlers: Set[asyncio.Task] = set()       # every accepted connection being handled
+        self._read_buffer = memoryview(bytearray(READ_SIZE))
+        self._listener: Optional[socket.socket] = None
+        self._stop_reason: Optional[str] = None
+        self._wake: Optional[asyncio.Event] = None
+        self._last_active = time.monotonic()
+
+    # -- life ----------------------------------------------------------------------------------------------
+    def stop(self, reason: str = 'stopped') -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        if self._wake is not None:
+            self._wake.set()
+
+    def listen(self) -> None:
+        """Bind the socket (a stale one left by a crashed agent is replaced: we hold the lock), 0600."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.paths.socket)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            listener.bind(self.paths.socket)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.paths.socket, UNIX_SOCKET_MODE)
+        listener.listen(BACKLOG)
+        listener.setblocking(False)
+        self._listener = listener
+
+    async def serve(self) -> str:
+        """Accept until a stop; returns why it stopped. listen() first."""
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        installed = []
+        for signum, reason in ((signal.SIGTERM, 'terminated'), (signal.SIGINT, 'interrupted'),
+                               (getattr(signal, 'SIGHUP', None), 'hung up')):
+            if signum is not None:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(signum, self.stop, reason)
+                    installed.append(signum)
+        accepting = asyncio.ensure_future(self._accept_loop())
+        refreshing = asyncio.ensure_future(self._refresh_tokens())
+        try:
+            while self._stop_reason is None:
+                self._wake.clear()
+                timeout = self._idle_check()
+                if self._stop_reason is not None:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            for task in (accepting, refreshing):
+                task.cancel()
+            await self._shut_down()
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+        return self._stop_reason or 'stopped'
+
+    def _idle_check(self) -> float:
+        """Stop when idle too long; else the seconds until the next look."""
+        if self.live or self._handlers:
+            return 3600.0
+        idle_for = time.monotonic() - self._last_active
+        if idle_for >= self.idle_timeout:
+            self.stop('idle')
+        return max(0.05, self.idle_timeout - idle_for)
+
+    async def _shut_down(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.paths.socket)
+        handlers = set(self._handlers)
+        logger.info('agent stopping (%s) with %d live connection(s)', self._stop_reason, len(self.live))
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers, timeout=self.grace_period)
+        await self.hosts.aclose(timeout=self.grace_period)
+
+    async def _refresh_tokens(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TOKEN_REFRESH_INTERVAL)
+            try:
+                await loop.run_in_executor(None, self.hosts.refresh_tokens)
+            except Exception as err:  # pylint: disable=broad-except
+                logger.warning('could not refresh the ARM token: %s', type(err).__name__)
+
+    # -- connections ---------------------------------------------------------------------------------------
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(self._listener)
+            conn.setblocking(False)
+            task = asyncio.ensure_future(self._handle(conn))
+            self._handlers.add(task)
+            task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task) -> None:
+        self._handlers.discard(task)
+        self.live.pop(task, None)
+        self._last_active = time.monotonic()
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _read_request(self, conn: socket.socket) -> Optional[dict]:
+        loop = asyncio.get_running_loop()
+        data = b''
+        while True:
+            request, rest = split_line(data)
+            if request is not None:
+                if rest:
+                    raise ValueError('bytes after the request line')
+                return request
+            chunk = await loop.sock_recv(conn, MAX_LINE)
+            if not chunk:
+                return None
+            data += chunk
+
+    async def _handle(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        handed_over = False
+        try:
+            try:
+                request = await asyncio.wait_for(self._read_request(conn), REQUEST_TIMEOUT)
+            except (ValueError, UnicodeError, asyncio.TimeoutError):
+                await loop.sock_sendall(conn, encode({'ok': False, 'error': 'not a request this agent reads'}))
+                return
+            if request is None:
+                return
+            if request.get('v') != PROTOCOL_VERSION:
+                await loop.sock_sendall(conn, encode({'ok': False, 'error': (
+                    f"this agent speaks version {PROTOCOL_VERSION}; stop it with "
+                    "`az network bastion agent stop` and connect again")}))
+                return
+            operation = request.get('op')
+            if operation == 'status':
+                await loop.sock_sendall(conn, encode({'ok': True, 'status': self.status()}))
+            elif operation == 'stop':
+                await loop.sock_sendall(conn, encode({'ok': True, 'pid': os.getpid()}))
+                self.stop('stopped')
+            elif operation == 'connect':
+                handed_over = True
+                await self._connect(conn, request)
+            else:
+                await loop.sock_sendall(conn, encode({'ok': False, 'error': f'unknown operation {operation!r}'}))
+        except OSError:
+            pass                            # the helper went away
+        finally:
+            if not handed_over:
+                conn.close()
+
+    async def _connect(self, conn: socket.socket, request: dict) -> None:
+        """Mint, open the websocket, say ok (or the one-line reason), relay, delete the session."""
+        loop = asyncio.get_running_loop()
+        label = target_label(request)
+        task = asyncio.current_task()
+        self.live[task] = label
+        session = client = None
+        try:
+            client, target = await self.hosts.get(request)
+            session = await client.mint(target)
+            websocket = await client.connect(session)
+        except asyncio.CancelledError:
+            await self._delete(client, session)
+            conn.close()
+            raise
+        except Exception as err:  # pylint: disable=broad-except
+            self.failed += 1
+            await self._delete(client, session)
+            message = describe_failure(err)
+            logger.warning('%s: %s', label, message)
+            with contextlib.suppress(OSError):
+                await loop.sock_sendall(conn, encode({'ok': False, 'error': message}))
+            conn.close()
+            return
+        self.served += 1
+        try:
+            await loop.sock_sendall(conn, encode({'ok': True}))
+            _, local = await loop.connect_accepted_socket(lambda: LocalEnd(read_buffer=self._read_buffer), conn)
+            result = await Relay(local, websocket).run()
+            logger.info('%s: closed after %.1fs, %d bytes up, %d bytes down (%s)', label, result.duration,
+                        result.bytes_up, result.bytes_down, result.ending)
+        except OSError:
+            conn.close()
+            websocket.transport.abort()
+        finally:
+            await self._delete(client, session)
+            asyncio.get_running_loop().call_later(1.0, release_freed_memory)
+
+    @staticmethod
+    async def _delete(client: Any, session: Any) -> None:
+        if client is not None and session is not None:
+            # Shielded: a second cancellation (shutdown) must not abandon the DELETE half-way.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(client.delete(session))
+
+    def status(self) -> dict:
+        per_target = collections.Counter(self.live.values())
+        return {
+            'pid': os.getpid(),
+            'socket': self.paths.socket,
+            'log': self.paths.log,
+            'startedAt': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.started)),
+            'uptimeSeconds': round(time.time() - self.started, 1),
+            'idleTimeoutSeconds': self.idle_timeout,
+            'liveConnections': sum(per_target.values()),
+            'connectionsPerTarget': dict(sorted(per_target.items())),
+            'sessionsOpen': sum(len(client.live_sessions) for client in self.hosts.clients()),
+            'connectionsServed': self.served,
+            'connectionsFailed': self.failed,
+        }
+
+
+def target_label(request: dict) -> str:
+    target = str(request.get('target') or '?')
+    return f"{target.rstrip('/').rsplit('/', 1)[-1]}:{request.get('port')}"
+
+
+def describe_failure(err: BaseException) -> str:
+    """One line for the ssh user: a data-plane refusal's own (redacted) words, or a CLI error's message with its
+    recommendation; never a traceback."""
+    if isinstance(err, DataPlaneError):
+        return str(err)
+    message = str(err) or type(err).__name__
+    recommendations = getattr(err, 'recommendations', None) or []
+    recommendation = getattr(err, 'recommendation', None)
+    extra = ' '.join(str(item) for item in ([recommendation] if recommendation else recommendations))
+    return ' '.join(f'{message} {extra}'.split())
+
+
+def run_agent(agent: ConnectionAgent) -> str:
+    """Take the lock, listen, serve until stopped: the agent's whole life on a fresh event loop."""
+    with agent_lock(agent.paths):
+        agent.listen()
+        return event_loop.run(agent.serve())
