@@ -1,6 +1,8 @@
 """`az network bastion proxy` as ssh's ProxyCommand, against the emulator and a real sshd."""
 
+import select
 import shlex
+import signal
 import subprocess
 
 import pytest
@@ -35,3 +37,50 @@ def test_proxy_refuses_a_host_without_native_client(az, emulator):
     assert result.returncode != 0
     assert 'az network bastion native-client enable -g demo-rg -n basic-bastion' in result.stderr
     assert result.stdout == ''
+
+
+ECHO_VM_PORT = 7007
+
+
+@pytest.fixture
+def echo_vm(emulator, echo_server):
+    emulator.set_vm_endpoint('linux-vm', ECHO_VM_PORT, echo_server.host, echo_server.port)
+    yield emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
+    emulator.delete('/_emulator/faults')
+
+
+def _proxy(az_env, vm_id):
+    return subprocess.Popen(  # pylint: disable=consider-using-with
+        [az_executable(), 'network', 'bastion', 'proxy', '-g', RG, '-n', HOST, '--target-resource-id', vm_id,
+         '--resource-port', str(ECHO_VM_PORT)],
+        env=az_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize('signum, code', [(signal.SIGHUP, 129), (signal.SIGTERM, 143)])
+def test_a_signal_ends_the_proxy_with_its_exit_status_and_deletes_the_session(az_env, emulator, echo_vm, signum,
+                                                                              code):
+    proxy = _proxy(az_env, echo_vm)
+    try:
+        proxy.stdin.write(b'ping')
+        proxy.stdin.flush()
+        assert select.select([proxy.stdout], [], [], 60)[0], 'nothing relayed'
+        assert proxy.stdout.read1(4) == b'ping'
+        assert len(emulator.get('/_emulator/sessions').json()) == 1
+        proxy.send_signal(signum)
+        _, stderr = proxy.communicate(timeout=30)
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
+    assert proxy.returncode == code, stderr[-2000:]
+    assert b'Traceback' not in stderr
+    assert sessions_drain(emulator)
+
+
+def test_a_refused_session_is_logged_as_an_error(az_env, emulator, echo_vm):
+    emulator.post('/_emulator/faults', {'mint_status': 401, 'count': 1})
+    proxy = _proxy(az_env, echo_vm)
+    _, stderr = proxy.communicate(b'', timeout=60)
+    assert proxy.returncode == 1
+    text = stderr.decode(errors='replace')
+    assert 'ERROR: proxy (stdio): ' in text and 'HTTP 401' in text, text[-2000:]
+    assert 'WARNING: proxy (stdio)' not in text

@@ -111,16 +111,17 @@ def test_64_concurrent_connections_are_relayed_intact_and_sigint_deletes_every_s
     assert 'Tunnel is ready, connect on port' in running.stderr()
 
 
-@pytest.mark.parametrize('how', ['sigterm', 'timeout', 'idle-timeout'])
+@pytest.mark.parametrize('how', ['sigterm', 'sighup', 'timeout', 'idle-timeout'])
 def test_every_way_of_stopping_leaves_no_session(how, tunnel, emulator):
     extra = {'timeout': ('--timeout', 2), 'idle-timeout': ('--idle-timeout', 1)}.get(how, ())
     running = tunnel(*extra)
     sock = socket.create_connection(('127.0.0.1', running.port))
     sock.sendall(b'abc')
     assert sock.recv(3) == b'abc'
-    if how == 'sigterm':
-        running.process.send_signal(signal.SIGTERM)
-        assert running.wait() == 143
+    if how in ('sigterm', 'sighup'):      # SIGHUP: the terminal closed
+        running.process.send_signal(signal.SIGTERM if how == 'sigterm' else signal.SIGHUP)
+        assert running.wait() == (143 if how == 'sigterm' else 129)
+        _ends_promptly(sock)
     elif how == 'timeout':
         time.sleep(2.5)
         assert socket.socket().connect_ex(('127.0.0.1', running.port)) != 0     # listener closed
@@ -179,6 +180,22 @@ def test_websocket_dropped_mid_stream_ends_the_client_promptly_and_the_next_one_
         received, _ = _ends_promptly(sock, timeout=30)
     assert received == 8 * 1024 * 1024                  # the next connection gets the whole stream
     assert sessions_drain(emulator), json.dumps(emulator.get('/_emulator/sessions').json()) + running.stderr()[-3000:]
+
+
+def test_bastion_ending_a_session_is_said_at_default_verbosity(tunnel, emulator, az):
+    running = tunnel()
+    with socket.create_connection(('127.0.0.1', running.port)) as sock:
+        sock.sendall(b'hi')
+        assert sock.recv(2) == b'hi'
+        [session_id] = az('network', 'bastion', 'session', 'list', '-g', RG, '-n', HOST,
+                          '--query', '[].sessionId').json
+        az('network', 'bastion', 'session', 'disconnect', '-g', RG, '-n', HOST, '--session-ids', session_id)
+        _ends_promptly(sock)
+    assert _echo(running.port) == b'ping'               # the tunnel carries on
+    running.process.send_signal(signal.SIGINT)
+    running.wait()
+    assert 'WARNING: connection 1 from 127.0.0.1' in running.stderr()
+    assert 'Bastion ended the session (code 1008, session disconnected by administrator)' in running.stderr()
 
 
 def test_mint_401_closes_that_connection_with_a_clear_message(tunnel, emulator):
