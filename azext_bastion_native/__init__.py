@@ -17,6 +17,8 @@ class BastionNativeCommandsLoader(AzCommandsLoader):
 
     def load_command_table(self, args):
         from azext_bastion_native.commands import load_command_table
+        from azext_bastion_native.side_by_side import warn_if_installed
+        warn_if_installed()
         load_command_table(self, args)
         return self.command_table
 

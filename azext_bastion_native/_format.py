@@ -31,8 +31,8 @@ def bastion_host_table_row(result):
         ('ResourceGroup', _resource_group(result.get('id'))),
         ('Location', result.get('location')),
         ('Sku', (result.get('sku') or {}).get('name')),
-        ('NativeClient', 'on' if props.get('enableTunneling') else 'off'),
-        ('IpConnect', 'on' if props.get('enableIpConnect') else 'off'),
+        ('NativeClient', _on_off(props.get('enableTunneling'))),
+        ('IpConnect', _on_off(props.get('enableIpConnect'))),
         ('ProvisioningState', props.get('provisioningState')),
     ])
 
@@ -46,11 +46,12 @@ def native_client_table(result):
         return _several(result, native_client_table)
     rows = [OrderedDict([
         ('Host', result['name']), ('Sku', result['sku']), ('NativeClient', result['nativeClient']),
+        ('IpConnect', _on_off(result['enableIpConnect'])), ('FileCopy', _on_off(result['enableFileCopy'])),
         ('ClientOs', result['clientOs']), ('Target', ''), ('Method', ''), ('EntraAuth', ''), ('FileTransfer', ''),
         ('ConcurrentSessions', ''), ('CustomPort', '')])]
     for method in result.get('methods', []):
         rows.append(OrderedDict([
-            ('Host', ''), ('Sku', ''), ('NativeClient', ''), ('ClientOs', ''),
+            ('Host', ''), ('Sku', ''), ('NativeClient', ''), ('IpConnect', ''), ('FileCopy', ''), ('ClientOs', ''),
             ('Target', method['targetOs']), ('Method', method['method']),
             ('EntraAuth', _yes_no(method['entraAuth'])), ('FileTransfer', _yes_no(method['fileTransfer'])),
             ('ConcurrentSessions', _yes_no(method['concurrentSessions'])),
@@ -60,6 +61,10 @@ def native_client_table(result):
 
 def _yes_no(value):
     return 'yes' if value else 'no'
+
+
+def _on_off(value):
+    return 'on' if value else 'off'
 
 
 def sessions_table(result):

@@ -19,14 +19,34 @@ type: command
 short-summary: Deploy a Bastion host with native client support (Standard SKU by default).
 long-summary: >
     Checked before anything is sent: the virtual network has a subnet named AzureBastionSubnet of /26 or
-    larger, the public IP is Standard SKU with Static allocation, native client features are not asked of
-    Basic or Developer, and scale units (2-50) only from Standard up. Deployment takes a while; progress is
-    shown, or use --no-wait and then `az network bastion wait --created`.
+    larger, the public IP is Standard SKU with Static allocation, each feature is offered by the SKU (Basic:
+    Kerberos only; Standard: all but session recording and private-only; Premium: all; Developer: none), and
+    scale units (2-50) only from Standard up. A Developer host takes the virtual network itself and no
+    AzureBastionSubnet or public IP; a --private-only (Premium) host takes no public IP. Deployment takes a
+    while; progress is shown, or use --no-wait and then `az network bastion wait --created`.
 examples:
   - name: Deploy a Standard host with native client on.
     text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --public-ip-address MyIp
   - name: Also allow connecting by private IP, with 4 scale units, and return at once.
     text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --public-ip-address MyIp --enable-ip-connect true --scale-units 4 --no-wait
+  - name: Deploy a Developer host (free, shared pool; no AzureBastionSubnet or public IP).
+    text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --sku Developer
+  - name: Deploy a private-only Premium host (no public IP).
+    text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --sku Premium --private-only true
+"""
+
+helps['network bastion update'] = """
+type: command
+short-summary: Change a Bastion host's SKU (upwards only), scale units, features or tags.
+long-summary: >
+    Reads the host, applies the options given (others stay as they are) and writes it back only if nobody changed
+    it meanwhile. The SKU rules are checked first: nothing is written when the host's SKU does not offer a feature.
+    Also takes azure-cli's generic --set/--add/--remove.
+examples:
+  - name: Turn native client on.
+    text: az network bastion update -g MyRG -n MyBastion --enable-tunneling true
+  - name: Upgrade to Premium and turn on session recording.
+    text: az network bastion update -g MyRG -n MyBastion --sku Premium --session-recording true
 """
 
 helps['network bastion show'] = """

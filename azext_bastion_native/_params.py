@@ -43,6 +43,9 @@ connect_host_name_type = CLIArgumentType(
     options_list=['--name', '-n'], id_part='name', validator=validate_one_host, help='Name of the Bastion host.')
 
 
+SKU_CHOICES = ['Standard', 'Premium', 'Basic', 'Developer']
+
+
 def load_arguments(self, _):
     for load in (_configure_arguments, _nsg_arguments, _tunnel_arguments, _ssh_rdp_arguments, _doctor_arguments,
                  _ssh_config_and_file_arguments, _agent_arguments):
@@ -59,20 +62,41 @@ def _configure_arguments(self):
     with self.argument_context('network bastion create') as c:
         c.argument('name', bastion_name_type, id_part=None)
         c.argument('vnet_name', options_list=['--vnet-name'],
-                   help='Name or ID of the virtual network with an AzureBastionSubnet (/26 or larger).')
+                   help='Name or ID of the virtual network: with an AzureBastionSubnet (/26 or larger), or for '
+                        '--sku Developer any virtual network.')
         c.argument('public_ip_address', options_list=['--public-ip-address'],
-                   help='Name or ID of a Standard SKU, Static public IP address.')
+                   help='Name or ID of a Standard SKU, Static public IP address. Not for --sku Developer or '
+                        '--private-only.')
         c.argument('location', get_location_type(self.cli_ctx),
                    help='Location. Default: the virtual network\'s location.')
-        c.argument('sku', arg_type=get_enum_type(['Standard', 'Premium', 'Basic', 'Developer']),
-                   help='SKU. Native client needs Standard (the default) or Premium.')
-        c.argument('enable_tunneling', arg_type=get_three_state_flag(),
-                   help='Native client support. Default: true on Standard and Premium.')
-        c.argument('enable_ip_connect', arg_type=get_three_state_flag(),
-                   help='Connect to VMs by private IP address (Standard and Premium).')
-        c.argument('enable_file_copy', arg_type=get_three_state_flag(),
-                   help='File copy in browser sessions (Standard and Premium).')
-        c.argument('scale_units', type=int, help='Instances, 2-50 (Standard and Premium). Default: 2.')
+        c.argument('sku', arg_type=get_enum_type(SKU_CHOICES),
+                   help='SKU. Native client needs Standard (the default) or Premium; Developer is a free shared '
+                        'pool without AzureBastionSubnet or public IP.')
+        c.argument('zones', nargs='+', help='Availability zones, space-separated, e.g. 1 2 3.')
+        c.argument('private_only', options_list=['--private-only'], arg_type=get_three_state_flag(),
+                   help='Private-only deployment: no public IP, reached from the virtual network only (Premium).')
+
+    for command in ('network bastion create', 'network bastion update'):
+        with self.argument_context(command) as c:
+            c.argument('enable_tunneling', arg_type=get_three_state_flag(),
+                       help='Native client support (Standard and Premium). Default on create: true there.')
+            c.argument('enable_ip_connect', arg_type=get_three_state_flag(),
+                       help='Connect to VMs by private IP address (Standard and Premium).')
+            c.argument('file_copy', options_list=['--file-copy', '--enable-file-copy'],
+                       arg_type=get_three_state_flag(), help='File copy in browser sessions (Standard and Premium).')
+            c.argument('disable_copy_paste', arg_type=get_three_state_flag(),
+                       help='Turn off copy and paste in browser sessions (Standard and Premium).')
+            c.argument('enable_kerberos', arg_type=get_three_state_flag(),
+                       help='Kerberos authentication (Basic, Standard and Premium).')
+            c.argument('enable_shareable_link', arg_type=get_three_state_flag(),
+                       help='Shareable links to VMs (Standard and Premium).')
+            c.argument('session_recording', arg_type=get_three_state_flag(),
+                       help='Session recording (Premium).')
+            c.argument('scale_units', type=int, help='Instances, 2-50 (Standard and Premium). Default: 2.')
+
+    with self.argument_context('network bastion update') as c:
+        c.argument('sku', arg_type=get_enum_type(SKU_CHOICES),
+                   help='New SKU: only upwards (Basic -> Standard -> Premium); Azure never downgrades a host.')
 
     with self.argument_context('network bastion list') as c:
         c.argument('resource_group_name', resource_group_name_type,
@@ -228,6 +252,19 @@ def _ssh_config_and_file_arguments(self):
         c.argument('no_agent', options_list=['--no-agent'], action='store_true',
                    help='ProxyCommand `az network bastion proxy` (an az start-up per connection) instead of the '
                         'connection agent\'s helper. Always so on Windows.')
+        c.argument('vm_resource_group', options_list=['--vm-resource-group'],
+                   help='Write a Host block for every Linux VM of this resource group that the host reaches (its '
+                        'virtual network and peered ones); alias: the VM name. Not with --target-resource-id.')
+        c.argument('all_vms', options_list=['--all'], action='store_true',
+                   help='Write a Host block for every Linux VM the host reaches, in any resource group.')
+        c.argument('prune', action='store_true',
+                   help='With --vm-resource-group or --all: remove the blocks this set wrote earlier for VMs that '
+                        'are gone.')
+        c.argument('inventory', options_list=['--inventory'],
+                   help='With --vm-resource-group or --all: also write an Ansible inventory of the same hosts to '
+                        'this file, grouped by OS and resource group (`ansible -i FILE all -m ping`).')
+        c.argument('inventory_format', options_list=['--inventory-format'], arg_type=get_enum_type(['yaml', 'ini']),
+                   help='Format of --inventory. Default: yaml.')
 
     with self.argument_context('network bastion file') as c:
         c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key']),

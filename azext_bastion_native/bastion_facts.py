@@ -3,11 +3,39 @@ host's SKU name is read, the ports IP connect reaches, the port and VM OS each c
 Cloud Shell is recognised. Pure: no azure.cli imports, loads at command-table time."""
 
 import os
+from dataclasses import dataclass
 
 # SKUs whose hosts have the native client switch (enableTunneling); DESIGN.md section 2.
 NATIVE_CLIENT_SKUS = ('Standard', 'Premium')
 # SKUs served from the shared developer endpoint: native client without the switch, no IP connect.
 DEVELOPER_SKUS = ('Developer', 'QuickConnect')
+SKUS = ('Developer', 'Basic', 'Standard', 'Premium')     # cheapest first; ARM never downgrades a host
+
+
+@dataclass(frozen=True)
+class HostFeature:
+    """A boolean setting of a host: its REST property, its flag on create/update, and the SKUs offering it."""
+    rest_name: str
+    flag: str
+    skus: tuple
+
+
+# bastionHost.json (Azure/azure-rest-api-specs, stable/2024-05-01) properties; the SKUs from Microsoft's "About Bastion
+# configuration settings" table: Basic has Kerberos only, Standard everything but session recording and
+# private-only deployment, Premium everything, Developer none of them. Flag names as in Microsoft's `bastion`
+# extension (src/bastion/azext_bastion/aaz/latest/network/bastion/_create.py) where it has them.
+HOST_FEATURES = (
+    HostFeature('enableTunneling', '--enable-tunneling', ('Standard', 'Premium')),
+    HostFeature('enableIpConnect', '--enable-ip-connect', ('Standard', 'Premium')),
+    HostFeature('enableFileCopy', '--file-copy', ('Standard', 'Premium')),
+    HostFeature('disableCopyPaste', '--disable-copy-paste', ('Standard', 'Premium')),
+    HostFeature('enableShareableLink', '--enable-shareable-link', ('Standard', 'Premium')),
+    HostFeature('enableKerberos', '--enable-kerberos', ('Basic', 'Standard', 'Premium')),
+    HostFeature('enableSessionRecording', '--session-recording', ('Premium',)),
+    HostFeature('enablePrivateOnlyBastion', '--private-only', ('Premium',)),
+)
+SCALE_UNITS_RANGE = (2, 50)                 # bastionHost.json scaleUnits minimum/maximum
+SCALING_SKUS = ('Standard', 'Premium')      # "Host scaling": other SKUs have a fixed 2 units
 # IP-based connect only reaches these ports upstream (DESIGN.md section 4).
 IP_CONNECT_PORTS = (22, 3389)
 # The port each connect method uses when none is given; another port is the table's "custom port".

@@ -8,10 +8,16 @@ from azext_bastion_native._format import (
 
 
 def load_command_table(self, _):
+    from azure.cli.core.commands import CliCommandType
+    custom_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}')
 
     # -- configure: hosts, native-client, sessions -------------------------------------------------
     with self.command_group('network bastion') as g:
-        g.custom_command('create', 'bastion_create', supports_no_wait=True)
+        g.custom_command('create', 'bastion_create', supports_no_wait=True, table_transformer=bastion_host_table_row)
+        g.generic_update_command('update', getter_name='bastion_show', getter_type=custom_type,
+                                 setter_name='bastion_update_setter', setter_type=custom_type,
+                                 setter_arg_name='parameters', custom_func_name='bastion_update',
+                                 supports_no_wait=True, table_transformer=bastion_host_table_row)
         g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
         g.custom_command('list', 'bastion_list', table_transformer=bastion_hosts_table)
         g.custom_command('delete', 'bastion_delete', supports_no_wait=True, confirmation=True)

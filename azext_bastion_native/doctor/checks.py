@@ -52,6 +52,14 @@ def check_cloud_shell(environ):
     return CheckRow('Cloud Shell', PASS, 'Not in Azure Cloud Shell.')
 
 
+def check_side_by_side(microsoft_extension_path):
+    """A row only when Microsoft's `bastion` extension is installed too (side_by_side.py): which one runs is luck."""
+    if not microsoft_extension_path:
+        return None
+    from azext_bastion_native.side_by_side import REMOVE_COMMAND, clash_message
+    return CheckRow('Other bastion extension', FAIL, clash_message(microsoft_extension_path), REMOVE_COMMAND)
+
+
 def check_sign_in(failure: Optional[Failure]):
     if failure is not None:
         return CheckRow('Signed in', FAIL, f'No Azure Resource Manager token: {failure.message}', 'az login')

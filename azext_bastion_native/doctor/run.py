@@ -114,6 +114,9 @@ def run_doctor(cli_ctx, resource_group, name, target_resource_id=None, target_ip
     environ = os.environ if environ is None else environ
     which = which or shutil.which
     rows = [checks.check_cloud_shell(environ)]
+    from azext_bastion_native import side_by_side
+    clash = checks.check_side_by_side(side_by_side.installed_path(side_by_side.extension_dirs()))
+    rows += [clash] if clash else []
     sign_in = _sign_in_failure(cli_ctx)
     rows.append(checks.check_sign_in(sign_in))
 

@@ -1,12 +1,14 @@
-"""Bastion hosts over azure-mgmt-network: create with native client, read, and switch native client on/off.
+"""Bastion hosts over azure-mgmt-network: create (every SKU's request shape), update, read.
 
 Every check that can be made before a write is made before it, so a refused command changes nothing."""
 
 import ipaddress
+import re
 
 from azure.cli.core import azclierror
 
-from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, sku_name
+from azext_bastion_native.bastion_facts import (
+    DEVELOPER_SKUS, HOST_FEATURES, NATIVE_CLIENT_SKUS, SCALE_UNITS_RANGE, SCALING_SKUS, SKUS, sku_name)
 from azext_bastion_native.management.errors import arm_errors
 
 BASTION_SUBNET = 'AzureBastionSubnet'
@@ -79,32 +81,118 @@ def check_public_ip(client, resource_group, public_ip):
     return pip
 
 
-def check_sku_options(sku, enable_tunneling, enable_ip_connect, enable_file_copy, scale_units):
-    basic_like = sku in ('Basic', 'Developer')
-    flags = (('--enable-tunneling', enable_tunneling), ('--enable-ip-connect', enable_ip_connect),
-             ('--enable-file-copy', enable_file_copy))
-    wanted = [flag for flag, on in flags if on]
-    if basic_like and wanted:
+def sdk_attribute(rest_name):
+    """'enableIpConnect' -> 'enable_ip_connect', the azure-mgmt-network model attribute of a REST property."""
+    return re.sub('([A-Z])', r'_\1', rest_name).lower()
+
+
+def features_from_flags(**values):
+    """REST property name -> the value of its flag (None: not given); `values` by parameter name (file_copy=...)."""
+    return {feature.rest_name: values.get(feature.flag[2:].replace('-', '_')) for feature in HOST_FEATURES}
+
+
+def check_sku_rules(sku, features, scale_units=None, zones=None):
+    """Refuse, before anything is written, what Azure refuses for a host of this SKU.
+
+    features: REST property name -> the value asked for (None or False: not asked for)."""
+    wanted = [feature for feature in HOST_FEATURES if features.get(feature.rest_name) and sku not in feature.skus]
+    if wanted:
+        fits = next((candidate for candidate in SKUS[SKUS.index(sku):]
+                     if all(candidate in feature.skus for feature in wanted)), 'Premium')
         raise azclierror.ArgumentUsageError(
-            f"{', '.join(wanted)} need(s) the Standard or Premium SKU; {sku} does not offer native client features.",
-            recommendation='Use --sku Standard (the default), or drop those flags.')
+            f"{', '.join(feature.flag for feature in wanted)}: not offered by the {sku} SKU.",
+            recommendation=f'Use --sku {fits}, or drop those options.')
     if scale_units is not None:
-        if basic_like:
-            raise azclierror.ArgumentUsageError(f'--scale-units needs Standard or Premium; {sku} has a fixed 2 units.',
-                                                recommendation='Use --sku Standard, or drop --scale-units.')
-        if not 2 <= scale_units <= 50:
-            raise azclierror.InvalidArgumentValueError(f'--scale-units must be 2-50, not {scale_units}.')
+        low, high = SCALE_UNITS_RANGE
+        if not low <= scale_units <= high:
+            raise azclierror.InvalidArgumentValueError(f'--scale-units must be {low}-{high}, not {scale_units}.')
+        if scale_units != low and sku not in SCALING_SKUS:
+            raise azclierror.ArgumentUsageError(
+                f'--scale-units needs Standard or Premium; {sku} hosts have a fixed {low} units.',
+                recommendation='Use --sku Standard, or drop --scale-units.')
+    if zones and sku in DEVELOPER_SKUS:
+        raise azclierror.ArgumentUsageError('--zones: a Developer host runs in a shared pool and takes no zones.',
+                                            recommendation='Drop --zones, or use --sku Standard.')
 
 
-def build_host(location, sku, subnet_id, public_ip_id, enable_tunneling, enable_ip_connect, enable_file_copy,
-               scale_units, tags):
+def check_sku_change(label, old_sku, new_sku):
+    """ARM never downgrades a host, and a Developer host has no subnet or public IP to grow into another SKU."""
+    if old_sku == new_sku:
+        return
+    if old_sku in DEVELOPER_SKUS:
+        raise azclierror.ValidationError(
+            f'{label} is Developer SKU: it cannot be changed in place (other SKUs need AzureBastionSubnet and a '
+            'public IP).', recommendation='Create a new host with az network bastion create --sku Standard ...')
+    if SKUS.index(new_sku) < SKUS.index(old_sku):
+        raise azclierror.ValidationError(f'{label} is {old_sku} SKU; Azure does not downgrade a host to {new_sku}.',
+                                         recommendation='Delete and recreate the host to use a smaller SKU.')
+
+
+def _features_for_create(sku, features):
+    """The booleans sent on create (Microsoft's `bastion` extension sends them, false by default); native client
+    on by default where the SKU has it."""
+    chosen = {feature.rest_name: bool(features.get(feature.rest_name)) for feature in HOST_FEATURES}
+    if features.get('enableTunneling') is None:
+        chosen['enableTunneling'] = sku in NATIVE_CLIENT_SKUS
+    return chosen
+
+
+def build_host(client, resource_group, vnet, public_ip, location, sku, features, scale_units, zones, tags):
+    """The BastionHost model to PUT, after every check: the request shape of each SKU as Microsoft's REST
+    examples show it (BastionHostPut.json, BastionHostDeveloperPut.json, BastionHostPutWithPrivateOnly.json)."""
     from azure.mgmt.network.models import BastionHost, BastionHostIPConfiguration, Sku, SubResource
-    return BastionHost(
-        location=location, sku=Sku(name=sku), tags=tags,
-        ip_configurations=[BastionHostIPConfiguration(name='bastion_ip_config', subnet=SubResource(id=subnet_id),
-                                                      public_ip_address=SubResource(id=public_ip_id))],
-        enable_tunneling=bool(enable_tunneling), enable_ip_connect=bool(enable_ip_connect),
-        enable_file_copy=bool(enable_file_copy), scale_units=scale_units)
+    features = _features_for_create(sku, features)
+    check_sku_rules(sku, features, scale_units, zones)
+    if sku in DEVELOPER_SKUS:
+        if public_ip:
+            raise azclierror.ArgumentUsageError(
+                '--public-ip-address: a Developer host has no public IP (it is reached through a shared pool).',
+                recommendation='Drop --public-ip-address, or use --sku Standard.')
+        _, _, vnet_model = _read_by_name_or_id(
+            vnet, resource_group, 'virtual network', client.virtual_networks.get,
+            'Create it first: az network vnet create -g {rg} -n {name} --address-prefixes 10.0.0.0/16')
+        return BastionHost(location=location or vnet_model.location, sku=Sku(name=sku), tags=tags,
+                           virtual_network=SubResource(id=vnet_model.id), ip_configurations=[])
+    private_only = features['enablePrivateOnlyBastion']
+    if private_only and public_ip:
+        raise azclierror.MutuallyExclusiveArgumentError(
+            '--private-only and --public-ip-address: a private-only host has no public IP.',
+            recommendation='Drop --public-ip-address.')
+    if not private_only and not public_ip:
+        raise azclierror.RequiredArgumentMissingError(
+            f'--public-ip-address is required for a {sku} host (a Standard SKU, Static public IP).',
+            recommendation='az network public-ip create -g <rg> -n <name> --sku Standard --allocation-method Static; '
+                           'or --sku Premium --private-only for a host without one, or --sku Developer.')
+    vnet_model, subnet = check_bastion_subnet(client, resource_group, vnet)
+    pip = check_public_ip(client, resource_group, public_ip) if public_ip else None
+    ip_configuration = BastionHostIPConfiguration(
+        name='bastion_ip_config', subnet=SubResource(id=subnet.id),
+        public_ip_address=SubResource(id=pip.id) if pip is not None else None)
+    return BastionHost(location=location or vnet_model.location, sku=Sku(name=sku), tags=tags, zones=zones,
+                       ip_configurations=[ip_configuration], scale_units=scale_units,
+                       **{sdk_attribute(name): value for name, value in features.items()})
+
+
+def apply_update(host, label, sku=None, features=None, scale_units=None, tags=None):
+    """Change the host read from ARM as `update` asks, after the SKU rules are checked on the result."""
+    from azure.mgmt.network.models import Sku
+    old_sku = sku_name(host)
+    new_sku = sku or old_sku
+    check_sku_change(label, old_sku, new_sku)
+    changed = {name: value for name, value in (features or {}).items() if value is not None}
+    result = {feature.rest_name: bool(getattr(host, sdk_attribute(feature.rest_name), None)) for feature in
+              HOST_FEATURES}
+    result.update(changed)
+    check_sku_rules(new_sku, result, scale_units)
+    if sku:
+        host.sku = Sku(name=new_sku)
+    for name, value in changed.items():
+        setattr(host, sdk_attribute(name), bool(value))
+    if scale_units is not None:
+        host.scale_units = scale_units
+    if tags is not None:
+        host.tags = tags
+    return host
 
 
 def put_host(client, resource_group, name, host, etag=None, no_wait=False):

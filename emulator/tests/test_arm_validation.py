@@ -117,6 +117,51 @@ def test_developer_sku_cannot_enable_tunneling(arm):
     _error(arm.call("GET", path), 404, "ResourceNotFound")
 
 
+def _developer_body(vnet, **props):
+    return {"location": "westeurope", "sku": {"name": "Developer"},
+            "properties": {"virtualNetwork": {"id": vnet}, "ipConfigurations": [], **props}}
+
+
+def test_each_sku_has_the_request_shape_of_its_rest_example(arm, bastion_network):
+    """BastionHostDeveloperPut.json: virtualNetwork and no IP configuration; BastionHostPut.json: one IP
+    configuration with subnet and public IP; BastionHostPutWithPrivateOnly.json: Premium, no public IP."""
+    def path():
+        return arm.network_id("bastionHosts", f"shape-{uuid.uuid4().hex[:6]}")
+    subnet, pip, vnet = bastion_network["subnet"], bastion_network["pip"], bastion_network["vnet"]
+    no_vnet = {"location": "westeurope", "sku": {"name": "Developer"}, "properties": {"ipConfigurations": []}}
+    _error(arm.call("PUT", path(), no_vnet), 400, "BastionHostDeveloperSkuRequiresVirtualNetwork")
+    with_ip = _developer_body(vnet)
+    with_ip["properties"]["ipConfigurations"] = _host_body(subnet, pip)["properties"]["ipConfigurations"]
+    _error(arm.call("PUT", path(), with_ip), 400, "BastionHostDeveloperSkuDoesNotSupportIpConfigurations")
+    _error(arm.call("PUT", path(), dict(_developer_body(vnet), zones=["1"])), 400,
+           "BastionHostDeveloperSkuDoesNotSupportZones")
+    _error(arm.call("PUT", path(), _developer_body(vnet, enableKerberos=True)), 400,
+           "BastionFeatureNotSupportedForSku")
+    for sku in ("Basic", "Standard", "Premium"):
+        bare = {"location": "westeurope", "sku": {"name": sku}, "properties": {"virtualNetwork": {"id": vnet}}}
+        _error(arm.call("PUT", path(), bare), 400, "BastionHostMustHaveOneIpConfiguration")
+    private_with_ip = _host_body(subnet, pip, sku="Premium", enablePrivateOnlyBastion=True)
+    _error(arm.call("PUT", path(), private_with_ip), 400, "PrivateOnlyBastionHostCannotHavePublicIp")
+    _error(arm.call("PUT", path(), _host_body(subnet, pip, sku="Standard", enablePrivateOnlyBastion=True)), 400,
+           "BastionFeatureNotSupportedForSku")
+    _error(arm.call("PUT", path(), _host_body(subnet, pip, sku="Basic", disableCopyPaste=True)), 400,
+           "BastionFeatureNotSupportedForSku")
+
+    developer = path()
+    answer = arm.call("PUT", developer, _developer_body(vnet))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["properties"]["ipConfigurations"] == []
+    arm.call("DELETE", developer)
+    basic_kerberos = path()
+    assert arm.call("PUT", basic_kerberos, _host_body(subnet, pip, sku="Basic", enableKerberos=True)).status_code \
+        == 201
+    _wait_succeeded(arm, basic_kerberos)
+    arm.call("DELETE", basic_kerberos)
+    deadline = time.monotonic() + 5       # the subnet is free again for the other tests
+    while arm.call("GET", basic_kerberos).status_code != 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_host_needs_azure_bastion_subnet_of_26_or_larger(arm, bastion_network):
     path = arm.network_id("bastionHosts", f"val-{uuid.uuid4().hex[:6]}")
     body = _error(arm.call("PUT", path, _host_body(bastion_network["small"], bastion_network["pip"])), 400,

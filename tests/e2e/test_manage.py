@@ -86,3 +86,120 @@ def test_a_cloud_without_the_pinned_version_gets_a_typed_error(az, emulator):
         emulator.delete('/_emulator/api-versions').raise_for_status()
     refused(result, PINNED_VERSION, 'NoRegisteredProviderFound', 'az cloud show')
     assert result.stdout == ''
+
+
+# -- create and update: every option of Microsoft's `bastion` extension, the SKU rules first ---------------------
+def _last_put_body(emulator, name):
+    import json
+    puts = bastion_requests(emulator, name, methods=('PUT',))
+    return json.loads(puts[-1]['body'])
+
+
+def test_create_developer_sends_the_virtual_network_and_no_ip_configuration(az, network, emulator):
+    name = unique('dev')
+    make_vnet(network, name + '-vnet', bastion_prefix=None)      # no AzureBastionSubnet, no public IP
+    created = az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet',
+                 '--sku', 'Developer').json
+    assert created['sku']['name'] == 'Developer' and created['provisioningState'] == 'Succeeded'
+    sent = _last_put_body(emulator, name)
+    assert sent['properties']['virtualNetwork']['id'].endswith(f'/virtualNetworks/{name}-vnet')
+    assert sent['properties'].get('ipConfigurations') in (None, [])
+    assert not [key for key in sent['properties'] if key.startswith(('enable', 'disable'))]
+
+    make_public_ip(network, name + '-ip')
+    refused(az('network', 'bastion', 'create', '-g', RG, '-n', name + '2', '--vnet-name', name + '-vnet',
+               '--sku', 'Developer', '--public-ip-address', name + '-ip', check=False),
+            '--public-ip-address', 'Developer')
+    assert bastion_requests(emulator, name + '2') == []
+
+
+def test_create_premium_with_every_option(az, network, emulator):
+    name = unique('prem')
+    created = _create(az, network, name, '--sku', 'Premium', '--scale-units', '4', '--enable-ip-connect', 'true',
+                      '--file-copy', 'true', '--disable-copy-paste', 'true', '--enable-kerberos', 'true',
+                      '--enable-shareable-link', 'true', '--session-recording', 'true', '--zones', '1', '2',
+                      '--tags', 'team=ops').json
+    assert created['sku']['name'] == 'Premium' and created['scaleUnits'] == 4
+    for prop in ('enableTunneling', 'enableIpConnect', 'enableFileCopy', 'disableCopyPaste', 'enableKerberos',
+                 'enableShareableLink', 'enableSessionRecording'):
+        assert created[prop] is True, prop
+    assert created['enablePrivateOnlyBastion'] is False
+    assert created['zones'] == ['1', '2'] and created['tags'] == {'team': 'ops'}
+
+
+def test_create_private_only_premium_has_no_public_ip(az, network, emulator):
+    name = unique('priv')
+    make_vnet(network, name + '-vnet')
+    created = az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet',
+                 '--sku', 'Premium', '--private-only', 'true').json
+    assert created['enablePrivateOnlyBastion'] is True
+    config = _last_put_body(emulator, name)['properties']['ipConfigurations'][0]['properties']
+    assert config['subnet']['id'].endswith('/subnets/AzureBastionSubnet') and 'publicIPAddress' not in config
+
+
+@pytest.mark.parametrize('sku, extra, phrases', [
+    ('Basic', ['--file-copy', 'true'], ['--file-copy', 'Basic', '--sku Standard']),
+    ('Basic', ['--disable-copy-paste', 'true'], ['--disable-copy-paste', '--sku Standard']),
+    ('Standard', ['--session-recording', 'true'], ['--session-recording', '--sku Premium']),
+    ('Standard', ['--private-only', 'true'], ['--private-only', '--sku Premium']),
+    ('Developer', ['--enable-kerberos', 'true'], ['--enable-kerberos', '--sku Basic']),
+    ('Developer', ['--zones', '1'], ['--zones']),
+    ('Basic', ['--scale-units', '3'], ['--scale-units', 'Standard or Premium']),
+    ('Premium', ['--scale-units', '51'], ['2-50']),
+    ('Standard', ['--no-ip'], ['--public-ip-address is required']),
+    ('Premium', ['--private-only', 'true'], ['--private-only and --public-ip-address']),
+])
+def test_sku_rules_are_checked_before_anything_is_sent(az, network, emulator, sku, extra, phrases):
+    name = unique('rule')
+    make_vnet(network, name + '-vnet')
+    make_public_ip(network, name + '-ip')
+    ip = [] if extra == ['--no-ip'] or sku == 'Developer' else ['--public-ip-address', name + '-ip']
+    extra = [] if extra == ['--no-ip'] else extra
+    result = az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet', *ip,
+                '--sku', sku, *extra, check=False)
+    refused(result, *phrases)
+    assert bastion_requests(emulator, name) == []
+
+
+def test_update_changes_only_what_is_asked_and_keeps_the_sku_rules(az, network, emulator):
+    name = unique('upd')
+    _create(az, network, name, '--sku', 'Basic')
+    before = az('network', 'bastion', 'show', '-g', RG, '-n', name).json
+    refused(az('network', 'bastion', 'update', '-g', RG, '-n', name, '--enable-tunneling', 'true', check=False),
+            '--enable-tunneling', '--sku Standard')
+    refused(az('network', 'bastion', 'update', '-g', RG, '-n', name, '--sku', 'Developer', check=False),
+            'does not downgrade')
+    assert az('network', 'bastion', 'show', '-g', RG, '-n', name).json['etag'] == before['etag']
+
+    updated = az('network', 'bastion', 'update', '-g', RG, '-n', name, '--sku', 'Standard', '--enable-tunneling',
+                 'true', '--scale-units', '3', '--set', 'tags.env=test').json
+    assert updated['sku']['name'] == 'Standard' and updated['enableTunneling'] is True
+    assert updated['scaleUnits'] == 3 and updated['tags'] == {'env': 'test'}
+    assert updated['enableIpConnect'] is False                   # not asked: unchanged
+    put = bastion_requests(emulator, name, methods=('PUT',))[-1]
+    assert put.get('if_match') == before['etag']                 # written only over what was read
+
+    table = az('network', 'bastion', 'update', '-g', RG, '-n', name, '--enable-ip-connect', 'true',
+               '-o', 'table').stdout
+    header = table.splitlines()[0].split()
+    assert header == ['Name', 'ResourceGroup', 'Location', 'Sku', 'NativeClient', 'IpConnect', 'ProvisioningState']
+    assert 'Standard' in table and table.count(' on ') >= 1
+
+
+def test_create_table_shows_what_matters(az, network):
+    name = unique('tbl')
+    table = _create(az, network, name, '--enable-ip-connect', 'true', '-o', 'table').stdout
+    lines = table.splitlines()
+    assert lines[0].split() == ['Name', 'ResourceGroup', 'Location', 'Sku', 'NativeClient', 'IpConnect',
+                                'ProvisioningState']
+    assert lines[2].split() == [name, RG, 'westeurope', 'Standard', 'on', 'on', 'Succeeded']
+
+
+def test_native_client_show_table_has_ip_connect_and_file_copy(az):
+    table = az('network', 'bastion', 'native-client', 'show', '-g', RG, '-n', 'demo-bastion', '-o', 'table').stdout
+    header = table.splitlines()[0].split()
+    assert 'IpConnect' in header and 'FileCopy' in header
+    shown = az('network', 'bastion', 'native-client', 'show', '-g', RG, '-n', 'demo-bastion').json
+    first = dict(zip(header, table.splitlines()[2].split()))
+    assert first['IpConnect'] == ('on' if shown['enableIpConnect'] else 'off')
+    assert first['FileCopy'] == ('on' if shown['enableFileCopy'] else 'off')

@@ -17,10 +17,13 @@ from ..state import EmulatorState, new_etag, parse_resource_id
 from . import bastion_nsg
 
 SKU_RANK = {"Developer": 0, "Basic": 1, "Standard": 2, "Premium": 3}
+# Microsoft's "About Bastion configuration settings" table: Basic offers Kerberos only, Standard all but session
+# recording and private-only deployment, Premium everything, Developer none of these.
+BASIC_FEATURES = ("enableKerberos",)
 STANDARD_ONLY_FEATURES = ("enableTunneling", "enableIpConnect", "enableFileCopy", "enableShareableLink",
-                          "enableKerberos")
+                          "disableCopyPaste")
 PREMIUM_ONLY_FEATURES = ("enableSessionRecording", "enablePrivateOnlyBastion")
-BASTION_FEATURE_DEFAULTS = {name: False for name in ("disableCopyPaste",) + STANDARD_ONLY_FEATURES
+BASTION_FEATURE_DEFAULTS = {name: False for name in BASIC_FEATURES + STANDARD_ONLY_FEATURES
                             + PREMIUM_ONLY_FEATURES}
 MAX_BASTION_SUBNET_PREFIX = 26
 SECURITY_RULE_PROTOCOLS = {"tcp": "Tcp", "udp": "Udp", "icmp": "Icmp", "esp": "Esp", "ah": "Ah", "*": "*"}
@@ -64,6 +67,11 @@ def prepare_bastion_host(state: EmulatorState, resource_id: str, body: dict, exi
                            f"{old_sku} to {sku} is not supported. Delete and recreate the host instead.")
     for name, default in BASTION_FEATURE_DEFAULTS.items():
         props.setdefault(name, old_props.get(name, default))
+    if sku == "Developer":
+        wanted = [name for name in BASIC_FEATURES if props.get(name)]
+        if wanted:
+            raise _bad_request("BastionFeatureNotSupportedForSku",
+                               f"{', '.join(wanted)} requires the Basic SKU or higher; the host would be Developer.")
     if SKU_RANK[sku] < SKU_RANK["Standard"]:
         wanted = [name for name in STANDARD_ONLY_FEATURES if props.get(name)]
         if wanted:
@@ -87,11 +95,27 @@ def prepare_bastion_host(state: EmulatorState, resource_id: str, body: dict, exi
     else:
         props.pop("dnsName", None)
     if sku == "Developer":
-        _require_reference(state, _ref_id(props.get("virtualNetwork")), resource_id, "virtual network")
-        props.pop("ipConfigurations", None)
+        _prepare_developer_shape(state, resource_id, host, props)
     else:
         _prepare_bastion_ip_configurations(state, resource_id, props, private_only=props["enablePrivateOnlyBastion"])
     return host
+
+
+def _prepare_developer_shape(state: EmulatorState, resource_id: str, host: dict, props: dict) -> None:
+    """A Developer host names its virtual network and has no IP configuration, no zones and no scaling
+    (azure-rest-api-specs BastionHostDeveloperPut.json: ``virtualNetwork``, ``ipConfigurations: []``)."""
+    if not _ref_id(props.get("virtualNetwork")):
+        raise _bad_request("BastionHostDeveloperSkuRequiresVirtualNetwork",
+                           f"Bastion host {resource_id} of SKU Developer needs properties.virtualNetwork.")
+    _require_reference(state, _ref_id(props.get("virtualNetwork")), resource_id, "virtual network")
+    if props.get("ipConfigurations"):
+        raise _bad_request("BastionHostDeveloperSkuDoesNotSupportIpConfigurations",
+                           f"Bastion host {resource_id} of SKU Developer takes no ipConfigurations: it needs no "
+                           "AzureBastionSubnet or public IP.")
+    if host.get("zones"):
+        raise _bad_request("BastionHostDeveloperSkuDoesNotSupportZones",
+                           f"Bastion host {resource_id} of SKU Developer cannot be placed in availability zones.")
+    props["ipConfigurations"] = []
 
 
 def _prepare_bastion_ip_configurations(state: EmulatorState, resource_id: str, props: dict,
@@ -123,6 +147,10 @@ def _prepare_bastion_ip_configurations(state: EmulatorState, resource_id: str, p
                                    f"Subnet {subnet['id']} is already used by bastion host {other['id']}; each "
                                    "virtual network has at most one bastion host.")
     pip_id = _ref_id(config_props.get("publicIPAddress"))
+    if pip_id and private_only:
+        raise _bad_request("PrivateOnlyBastionHostCannotHavePublicIp",
+                           f"Bastion host {resource_id} is private-only (enablePrivateOnlyBastion); its IP "
+                           "configuration takes no publicIPAddress.")
     if pip_id or not private_only:
         pip = _require_reference(state, pip_id, resource_id, "public IP address")
         pip_sku = (pip.get("sku") or {}).get("name", "Basic")
