@@ -7,6 +7,7 @@ from knack.arguments import CLIArgumentType
 from azure.cli.core.commands.parameters import (
     get_enum_type, get_location_type, get_three_state_flag, resource_group_name_type, tags_type)
 
+from azext_bastion_native.guards import validate_ssh_key
 from azext_bastion_native._validators import (
     validate_local_port, validate_max_connections, validate_one_host, validate_ports, validate_positive_seconds,
     validate_resource_port)
@@ -34,7 +35,7 @@ resource_port_type = CLIArgumentType(
     options_list=['--resource-port'], type=int, validator=validate_resource_port,
     help='Port on the target to connect to, e.g. 22 or 3389.')
 ssh_key_type = CLIArgumentType(
-    options_list=['--ssh-key'],
+    options_list=['--ssh-key'], validator=validate_ssh_key,
     help='Path of your private key file (mode 600) for --auth-type ssh-key. Keys in Azure Key Vault are not supported: '
          'download them first.')
 username_type = CLIArgumentType(help='User to sign in as. Default: the admin user name in the VM\'s profile.')
