@@ -1,15 +1,15 @@
 """Session harness: the emulator subprocess, the real `az` logged in to it, and helper B's sshd fixtures.
 
 Fixtures: ``emulator``, ``az_env``, ``az`` (see ``bastion_emulator.pytest_fixtures``); ``sshd``, ``sshd_linux_vm``,
-``echo_server``, ``sink_source`` (see ``tests/fixtures_sshd.py``); ``network`` (azure-mgmt-network against the
-emulator, for arranging resources)."""
+``sshd_second_linux_vm``, ``echo_server``, ``sink_source`` (see ``tests/fixtures_sshd.py``); ``network``
+(azure-mgmt-network against the emulator, for arranging resources)."""
 import time
 
 import pytest
 
 from bastion_emulator.testing.pytest_fixtures import az, az_env, emulator  # noqa: F401  pylint: disable=unused-import
 from tests.fixtures_sshd import (  # noqa: F401  pylint: disable=unused-import
-    echo_server, sink_source, ssh_key, sshd, sshd_linux_vm)
+    echo_server, sink_source, ssh_key, sshd, sshd_linux_vm, sshd_second_linux_vm)
 
 
 @pytest.fixture(scope='session')

@@ -18,7 +18,6 @@ from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS
 from azext_bastion_native.errors import INVALID_ARGUMENT, NOT_INSTALLED, Refused
 
 UPLOAD, DOWNLOAD = 'upload', 'download'
-LOOPBACK = '127.0.0.1'
 STDERR_FD = 2
 
 
@@ -46,28 +45,30 @@ def local_operand(path):
     return path if os.path.isabs(path) else os.path.join(os.curdir, path)
 
 
-def remote_operand(path, host=LOOPBACK):
+def remote_operand(path, host):
     return f'{host}:{path}'
 
 
-def scp_argv(scp_program, port, login, alias, transfer, extra_args=(), proxy_command=None):
-    """scp's argv: ``scp -P PORT [-r] [-o User=U] AUTH EXTRA HOSTKEY SOURCE DESTINATION``; with ``proxy_command``
-    (a tunnel on a Unix socket, ``port`` None) ``-o ProxyCommand=...`` instead of ``-P PORT``.
+def scp_argv(scp_program, port, login, alias, transfer, extra_args=(), name=None, proxy_command=None):
+    """scp's argv: ``scp ROUTE [-r] [-o User=U] AUTH SESSION EXTRA HOSTKEY SOURCE DESTINATION``, the VM named
+    ``name`` (clients.ssh.connection_name; the alias when None) in the remote operand; ROUTE as ssh_argv's.
 
-    OpenSSH keeps the first value of an option: the sign-in method comes before the user's arguments so it
-    holds, the host-key pinning after them so the user's own HostKeyAlias / StrictHostKeyChecking win."""
-    from azext_bastion_native.clients.ssh import auth_options, port_options
+    OpenSSH keeps the first value of an option: the route, sign-in method and session options come before the
+    user's arguments so they hold, the host-key pinning after them so the user's own HostKeyAlias /
+    StrictHostKeyChecking win."""
+    from azext_bastion_native.clients.ssh import auth_options, port_options, session_options
     argv = [scp_program] + port_options('-P', port, proxy_command)
     if transfer.recursive:
         argv.append('-r')
     if login.username:
         argv += ['-o', f'User={login.username}']       # not user@host: Entra-style names may contain '@'
-    argv += auth_options(login)
+    argv += auth_options(login) + session_options()
     argv += list(extra_args)
     argv += ['-o', f'HostKeyAlias={alias}', '-o', 'StrictHostKeyChecking=accept-new']
+    host = name or alias
     if transfer.direction == UPLOAD:
-        return argv + [local_operand(transfer.source), remote_operand(transfer.destination)]
-    return argv + [remote_operand(transfer.source), local_operand(transfer.destination)]
+        return argv + [local_operand(transfer.source), remote_operand(transfer.destination, host)]
+    return argv + [remote_operand(transfer.source, host), local_operand(transfer.destination)]
 
 
 def check_local_paths(transfer):
@@ -139,11 +140,13 @@ def run_transfer(destination, login, transfer, scp_program, extra_args, environm
     Returns scp's exit code; the tunnel (with every Bastion session) is gone when this returns."""
     from azext_bastion_native.clients.ssh import host_key_alias
     from azext_bastion_native.connect.session import tunnel_errors
+    from azext_bastion_native.connect.ssh import destination_name
     stderr = stderr or sys.stderr
     destination_was_directory = transfer.direction == DOWNLOAD and os.path.isdir(transfer.destination)
     with tunnel_errors(environment, destination, unix_socket=True) as tunnel:
         argv = scp_argv(scp_program, tunnel.port, login, host_key_alias(destination.target_label), transfer,
-                        extra_args, proxy_command=getattr(tunnel, 'proxy_command', None))
+                        extra_args, name=destination_name(destination),
+                        proxy_command=getattr(tunnel, 'proxy_command', None))
         started = clock()
         code = run_scp(argv, environment)
         elapsed = clock() - started

@@ -24,6 +24,7 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
     request = refuse_early('network bastion ssh', facts, resource_group_name, name, target_resource_id,
                            target_ip_address)
     session.check_ssh_login_arguments(auth_type, username, ssh_key)
+    refuse_backgrounding(ssh_args)
     key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cmd.cli_ctx)) if ssh_key else None
     ssh_program = _find_ssh(environment)
     _, destination = resolve_and_dispatch(cmd.cli_ctx, facts, request)
@@ -59,8 +60,36 @@ def run_ssh(destination, auth_type, username, key_path, ssh_args, ssh_program, e
             login = SshLogin(auth_type, username or destination.admin_username, key_path)
         tunnel = cleanup.enter_context(session.tunnel_errors(environment, destination, unix_socket=True))
         argv = ssh_argv(ssh_program, tunnel.port, login, host_key_alias(destination.target_label), ssh_args,
-                        proxy_command=getattr(tunnel, 'proxy_command', None))
+                        name=destination_name(destination), proxy_command=getattr(tunnel, 'proxy_command', None))
         return environment.run_program(argv)
+
+
+def destination_name(destination):
+    """The name ssh and scp are given for a resolved Destination (clients.ssh.connection_name)."""
+    from azext_bastion_native.clients.ssh import connection_name
+    return connection_name(destination.target_label, destination.endpoint.host, destination.target.resource_id,
+                           destination.target.port)
+
+
+def refuse_backgrounding(ssh_args):
+    """ssh must stay in the foreground: the tunnel lives in this process and ends when az returns, so ``-f`` (or a
+    ControlPersist master) would leave ssh, and any -L/-R forward, running over a dead connection, and az would
+    still exit 0."""
+    from azext_bastion_native.clients.ssh import background_option
+    from azext_bastion_native.cli_errors import refusals_as_cli_errors
+    from azext_bastion_native.errors import INVALID_ARGUMENT, Refused
+    option = background_option(ssh_args or [])
+    if option is None:
+        return
+    with refusals_as_cli_errors():
+        raise Refused(
+            f'ssh {option} would keep ssh running after `az network bastion ssh` returns, but the Bastion tunnel '
+            'ends with the command: the session and any forward (-L, -R, -D) would be dead.',
+            'Keep this command in the foreground (drop the option; Ctrl+C ends it), or for a lasting connection '
+            'open one with `az network bastion tunnel -g RG -n NAME --target-resource-id ID --resource-port 22 '
+            '--port 2222` and run `ssh -f -N -L ... -p 2222 USER@127.0.0.1`, or write a Host block with '
+            '`az network bastion ssh-config` and run `ssh -f -N -L ... ALIAS` (its ProxyCommand lives as long as ssh).',
+            INVALID_ARGUMENT)
 
 
 def _entra_login(cleanup, fetch_certificate, cloud_name):

@@ -9,9 +9,12 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 
 import pytest
+
+from tests.e2e.tunnel_helpers import sessions_drain
 
 pytestmark = pytest.mark.e2e
 
@@ -299,9 +302,9 @@ def test_ssh_reaches_the_tunnel_through_a_private_unix_socket_not_a_port(az, emu
         directories = os.listdir(run_dirs['TMPDIR'])
         assert len(directories) == 1
         directory = os.path.join(run_dirs['TMPDIR'], directories[0])
-        sockets = [os.path.join(directory, name) for name in os.listdir(directory)]
+        sockets = [os.path.join(directory, name) for name in os.listdir(directory)
+                   if stat.S_ISSOCK(os.stat(os.path.join(directory, name)).st_mode)]     # beside e.g. owner.pid
         assert len(sockets) == 1 and sockets[0] in listening       # az's own listener, in the run's TMPDIR
-        assert stat.S_ISSOCK(os.stat(sockets[0]).st_mode)
         assert stat.S_IMODE(os.stat(sockets[0]).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
         stdout, stderr = process.communicate(timeout=60)
@@ -351,3 +354,81 @@ def test_ssh_key_at_file_is_refused_without_echoing_the_key(az, emulator, vm, ru
         assert 'Traceback' not in result.stderr     # with --debug azure-cli logs every error's traceback
     leaked = [part for part in key_lines + key_parts if part in result.stderr + result.stdout]
     assert leaked == []
+
+
+# -- two VMs and a user's ssh_config: each VM gets its own name, so nothing of one VM's is used for another ----
+def _own_key(vm, tmp_path, name):
+    key = tmp_path / name
+    shutil.copyfile(vm.sshd.client_key, key)
+    key.chmod(0o600)
+    return str(key)
+
+
+def _multiplexing_config(tmp_path, control_directory, known_hosts):
+    """A user config common in the wild: a loopback block for Vagrant/containers that turns pinning off, and
+    connection sharing for every host (ControlPath with %r, %h and %p, a persisting master)."""
+    config = tmp_path / 'ssh_config'
+    config.write_text('Host 127.0.0.1 localhost\n'
+                      '    UserKnownHostsFile /dev/null\n'
+                      '    StrictHostKeyChecking no\n'
+                      'Host *\n'
+                      '    ControlMaster auto\n'
+                      f'    ControlPath {control_directory}/%r@%h:%p\n'
+                      '    ControlPersist 60\n'
+                      f'    UserKnownHostsFile {known_hosts}\n'
+                      '    HashKnownHosts no\n')
+    return str(config)
+
+
+def test_two_vms_with_a_users_control_master_each_run_on_their_own_vm_and_are_pinned(
+        az, emulator, vm, sshd_second_linux_vm, run_dirs, tmp_path):
+    """While `ssh` to VM A is open, `ssh` and `file upload` to VM B reach B (its marker, its sftp directory), not
+    A's shared connection; a `Host 127.0.0.1` block does not turn pinning off; each VM's key is pinned."""
+    vm_b = sshd_second_linux_vm
+    # ControlPaths must fit a Unix socket path: a short directory of its own, as users keep them (~/.ssh/cm).
+    control_directory = tempfile.mkdtemp(prefix='cm', dir='/tmp')
+    known_hosts = os.path.join(run_dirs['HOME'], 'known_hosts')
+    config = _multiplexing_config(tmp_path, control_directory, known_hosts)
+    env = _env(az, run_dirs)
+    login_a = ['--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key', _own_key(vm, tmp_path, 'key_a')]
+    login_b = ['--auth-type', 'ssh-key', '--username', vm_b.sshd.user,
+               '--ssh-key', _own_key(vm_b, tmp_path, 'key_b')]
+    holder = subprocess.Popen([az.executable, *_ssh_args(vm, *login_a, '--', '-F', config,
+                                                         'echo marker-a=$VM_MARKER; sleep 120')],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.listdir(control_directory) and time.monotonic() < deadline and holder.poll() is None:
+            time.sleep(0.2)
+        masters = os.listdir(control_directory)
+        assert len(masters) == 1, f'ssh to A did not start its master: {masters}'
+        # The user's connection sharing works, per VM: A's master is named after A, not 127.0.0.1.
+        assert '127.0.0.1' not in masters[0] and 'bastion-linux-vm-' in masters[0]
+
+        to_b = _run(az, _ssh_args(vm_b, *login_b, '--', '-F', config, 'echo marker-b=$VM_MARKER'), env)
+        assert to_b.returncode == 0, to_b.stderr[-2000:]
+        assert f'marker-b={vm_b.marker}' in to_b.stdout
+
+        source = tmp_path / 'for-b.txt'
+        source.write_text('for B only\n')
+        remote = f'two-vms-{os.getpid()}.txt'
+        upload = _run(az, ['network', 'bastion', 'file', 'upload', '-g', RG, '-n', BASTION, '--target-resource-id',
+                           vm_b.vm_id, *login_b, '--source', str(source), '--destination', remote,
+                           '--', '-F', config], env)
+        assert upload.returncode == 0, upload.stderr[-2000:]
+        assert (vm_b.sftp_directory / remote).read_text() == 'for B only\n'
+        assert holder.poll() is None, 'the ssh to A ended early'
+    finally:
+        holder.send_signal(signal.SIGINT)
+        try:
+            holder.communicate(timeout=30)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            shutil.rmtree(control_directory, ignore_errors=True)
+    pinned = open(known_hosts, encoding='utf-8').read()
+    for target, sshd in ((vm, vm.sshd), (vm_b, vm_b.sshd)):
+        alias = 'bastion.' + target.vm_id.lower().replace('/', '-').strip('-')
+        assert f'{alias} {sshd.host_key_pub.split()[0]} {sshd.host_key_pub.split()[1]}' in pinned
+    assert '127.0.0.1' not in pinned
+    assert sessions_drain(emulator)

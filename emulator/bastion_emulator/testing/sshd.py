@@ -112,7 +112,8 @@ def _authorized_keys_dir(workdir: Path, is_root: bool) -> Path:
 
 
 def _write_config(workdir: Path, port: int, host_key: Path, keys_dir: Path, password_auth: bool,
-                  user_ca_pub: str | os.PathLike | None) -> Path:
+                  user_ca_pub: str | os.PathLike | None, environment: dict[str, str] | None = None,
+                  sftp_directory: str | os.PathLike | None = None) -> Path:
     lines = [
         f"Port {port}",
         "ListenAddress 127.0.0.1",
@@ -127,8 +128,10 @@ def _write_config(workdir: Path, port: int, host_key: Path, keys_dir: Path, pass
         "PermitRootLogin no",
         "LogLevel VERBOSE",
         "PrintMotd no",
-        "Subsystem sftp internal-sftp",
+        "Subsystem sftp internal-sftp" + (f" -d {sftp_directory}" if sftp_directory else ""),
     ]
+    if environment:
+        lines.append("SetEnv " + " ".join(f"{name}={value}" for name, value in environment.items()))
     if user_ca_pub:
         lines.append(f"TrustedUserCAKeys {Path(user_ca_pub).resolve()}")
     config = workdir / "sshd_config"
@@ -151,8 +154,13 @@ def _wait_listening(process: subprocess.Popen, port: int, log_path: Path) -> Non
 
 
 def start_sshd(workdir: str | os.PathLike, user_ca_pub: str | os.PathLike | None = None,
-               login_user: str | None = None) -> SshdHandle:
-    """Start sshd on a free loopback port. `login_user`: an extra account for certificate sign-in (root only)."""
+               login_user: str | None = None, environment: dict[str, str] | None = None,
+               sftp_directory: str | os.PathLike | None = None) -> SshdHandle:
+    """Start sshd on a free loopback port. `login_user`: an extra account for certificate sign-in (root only).
+
+    Several of these stand for several VMs on one machine; what tells them apart: each its own host key and
+    client key, `environment` (SetEnv: variables every session sees, e.g. a marker naming the VM) and
+    `sftp_directory` (where sftp and scp sessions start, so relative remote paths land in a directory of its own)."""
     if not sshd_available():
         raise RuntimeError("OpenSSH server (sshd) or ssh-keygen is not installed")
     workdir = Path(workdir)
@@ -178,7 +186,8 @@ def start_sshd(workdir: str | os.PathLike, user_ca_pub: str | os.PathLike | None
         (keys_dir / account).write_text(client_pub)
         (keys_dir / account).chmod(0o644)
     port = _free_port()
-    config = _write_config(workdir, port, host_key, keys_dir, password is not None, user_ca_pub)
+    config = _write_config(workdir, port, host_key, keys_dir, password is not None, user_ca_pub, environment,
+                           sftp_directory)
     log_path = workdir / "sshd.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ from azext_bastion_native.connect import session
 from azext_bastion_native.connect import file as file_transfer
 from azext_bastion_native.clients.ssh import SshLogin, host_key_alias
 from azext_bastion_native.connect.file import DOWNLOAD, UPLOAD, Transfer
+from azext_bastion_native.dataplane.protocol import Endpoint, Target
 
 VM_ID = '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1'
 
@@ -26,22 +27,26 @@ def test_the_tables_tunnel_row_offers_file_transfer_on_every_client(client):
 
 def test_scp_argv_for_a_key_upload():
     argv = file_transfer.scp_argv('/usr/bin/scp', 40022, SshLogin('ssh-key', 'azureuser', '/k/id'), 'bastion.vm',
-                                  Transfer(UPLOAD, 'a:b.txt', '/tmp/x', recursive=True), ['-l', '800'])
-    assert argv[:4] == ['/usr/bin/scp', '-P', '40022', '-r']
+                                  Transfer(UPLOAD, 'a:b.txt', '/tmp/x', recursive=True), ['-l', '800'],
+                                  name='bastion-vm-1')
+    assert argv[:6] == ['/usr/bin/scp', '-o', 'HostName=127.0.0.1', '-P', '40022', '-r']
+    assert argv.index('ControlPersist=no') < argv.index('-l')       # before the user's: it holds
     assert argv[argv.index('-i') + 1] == '/k/id'
     assert 'User=azureuser' in argv and 'IdentitiesOnly=yes' in argv
     # The user's arguments come before the host-key pinning (the first value wins: theirs can override it).
     assert argv.index('-l') < argv.index('HostKeyAlias=bastion.vm')
     assert argv.index('PreferredAuthentications=publickey') < argv.index('-l')
-    assert argv[-2:] == [os.path.join('.', 'a:b.txt'), '127.0.0.1:/tmp/x']     # not read as host "a"
+    assert argv[-2:] == [os.path.join('.', 'a:b.txt'), 'bastion-vm-1:/tmp/x']     # not read as host "a"
 
 
 def test_scp_argv_for_a_password_download():
-    argv = file_transfer.scp_argv('scp', 1, SshLogin('password', None), 'alias',
-                                  Transfer(DOWNLOAD, 'logs/app.log', '/home/me/app.log'))
+    argv = file_transfer.scp_argv('scp', None, SshLogin('password', None), 'alias',
+                                  Transfer(DOWNLOAD, 'logs/app.log', '/home/me/app.log'), name='bastion-vm-1',
+                                  proxy_command='proxy /run/s')
+    assert argv[1:3] == ['-o', 'ProxyCommand=proxy /run/s'] and '-P' not in argv
     assert 'PubkeyAuthentication=no' in argv and '-r' not in argv
     assert not any(arg.startswith('User=') for arg in argv)
-    assert argv[-2:] == ['127.0.0.1:logs/app.log', '/home/me/app.log']
+    assert argv[-2:] == ['bastion-vm-1:logs/app.log', '/home/me/app.log']
 
 
 def test_local_checks(tmp_path):
@@ -99,8 +104,9 @@ def machine(monkeypatch):
     """An Environment whose tunnel and scp are recorded; Azure answers with one Linux VM."""
     monkeypatch.delenv('ACC_CLOUD', raising=False)
     events, runs = [], []
-    destination = session.Destination(endpoint=None, target=None, target_label=VM_ID, get_arm_token=lambda: '',
-                                      target_os='linux', admin_username='vmadmin')
+    destination = session.Destination(endpoint=Endpoint('bst-1.bastion.azure.com'), target=Target(VM_ID, 22),
+                                      target_label=VM_ID, get_arm_token=lambda: '', target_os='linux',
+                                      admin_username='vmadmin')
     monkeypatch.setattr(session, 'resolve_destination', lambda *_: events.append('azure') or destination)
 
     def run(argv):
@@ -123,7 +129,7 @@ def test_upload_runs_scp_inside_the_tunnel_as_the_vms_admin(machine, source, cap
     _upload(machine, source, scp_args=['-C'])
     assert machine.events == ['azure', 'tunnel open', 'scp', 'tunnel closed']
     argv = machine.runs[0]
-    assert argv[:3] == ['/usr/bin/scp', '-P', '50022']
+    assert argv[:5] == ['/usr/bin/scp', '-o', 'HostName=127.0.0.1', '-P', '50022']
     assert 'User=vmadmin' in argv and '-C' in argv
     assert f'HostKeyAlias={host_key_alias(VM_ID)}' in argv      # the same known_hosts name as `ssh`
     captured = capsys.readouterr()
@@ -144,7 +150,8 @@ def test_terminal_gets_scps_own_meter_and_no_summary(machine, source):
     stderr = io.StringIO()
     stderr.isatty = lambda: True
     login = SshLogin('password', 'u')
-    code = file_transfer.run_transfer(session.Destination(None, None, VM_ID, lambda: ''), login,
+    code = file_transfer.run_transfer(session.Destination(Endpoint('bst-1.bastion.azure.com'), Target(VM_ID, 22),
+                                                          VM_ID, lambda: ''), login,
                                       Transfer(UPLOAD, str(source), 'x'), 'scp', [], machine.environment,
                                       stderr=stderr)
     assert code == 0 and stderr.getvalue() == ''

@@ -129,14 +129,14 @@ def test_proxy_command_doubles_percent_signs_for_ssh(tmp_path):
 
 def test_ssh_and_scp_use_the_proxy_command_instead_of_a_port_and_keep_the_pinning():
     argv = ssh.ssh_argv('ssh', None, SshLogin('password', 'u'), 'bastion.vm', ['-o', 'ProxyCommand=mine', 'id'],
-                        proxy_command="python -I '/a b/proxy.py' /s")
+                        name='bastion-vm-1', proxy_command="python -I '/a b/proxy.py' /s")
     assert '-p' not in argv and 'None' not in argv
     assert argv.index("ProxyCommand=python -I '/a b/proxy.py' /s") < argv.index('ProxyCommand=mine')   # ours holds
-    assert 'HostKeyAlias=bastion.vm' in argv and argv[-4:] == ['127.0.0.1', '-o', 'ProxyCommand=mine', 'id']
+    assert 'HostKeyAlias=bastion.vm' in argv and argv[-4:] == ['bastion-vm-1', '-o', 'ProxyCommand=mine', 'id']
     scp = file_transfer.scp_argv('scp', None, SshLogin('password', 'u'), 'bastion.vm', Transfer(UPLOAD, '/f', 'g'),
-                                 proxy_command='p /s')
+                                 name='bastion-vm-1', proxy_command='p /s')
     assert '-P' not in scp and 'ProxyCommand=p /s' in scp and 'HostKeyAlias=bastion.vm' in scp
-    assert scp[-2:] == ['/f', '127.0.0.1:g']
+    assert scp[-2:] == ['/f', 'bastion-vm-1:g']
 
 
 def test_proxy_ends_quietly_on_ctrl_c(tmp_path):
