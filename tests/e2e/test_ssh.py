@@ -432,3 +432,74 @@ def test_two_vms_with_a_users_control_master_each_run_on_their_own_vm_and_are_pi
         assert f'{alias} {sshd.host_key_pub.split()[0]} {sshd.host_key_pub.split()[1]}' in pinned
     assert '127.0.0.1' not in pinned
     assert sessions_drain(emulator)
+
+
+# -- nothing of ssh's may outlive the command: its tunnel ends when az returns ------------------------------
+@pytest.mark.parametrize('background', [['-f', '-N'], ['-fN'], ['-o', 'ControlPersist=yes', '-N']],
+                         ids=['-f', '-fN', 'ControlPersist'])
+def test_backgrounding_ssh_is_refused_with_the_lasting_alternatives(az, emulator, vm, run_dirs, ssh_key,
+                                                                    background):
+    """`ssh -- -f -N -L ...` used to return 0 with the forward already dead (the in-process tunnel had ended)."""
+    stderr = _refused_offline(az, emulator, _ssh_args(vm, '--auth-type', 'ssh-key', '--username', vm.sshd.user,
+                                                      '--ssh-key', str(ssh_key), '--', *_known_hosts(run_dirs),
+                                                      *background, '-L', '18022:localhost:22'),
+                              _env(az, run_dirs))
+    assert 'az network bastion tunnel' in stderr and 'az network bastion ssh-config' in stderr
+    _assert_clean(emulator, run_dirs)
+
+
+def _parent_pid(pid):
+    with open(f'/proc/{pid}/stat', encoding='ascii') as handle:
+        return int(handle.read().rsplit(')', 1)[1].split()[1])
+
+
+def _descends_from(pid, ancestor):
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        pid = _parent_pid(pid)
+    return False
+
+
+def _pids_holding_unix_socket(path):
+    """ssh binds its control socket under a temporary name (PATH.RANDOM), then renames it: /proc keeps the first."""
+    with open('/proc/net/unix', encoding='utf-8', errors='replace') as handle:
+        rows = [line.split() for line in handle.readlines()[1:]]
+    inodes = {row[6] for row in rows if len(row) > 7 and (row[7] == path or row[7].startswith(path + '.'))}
+    holders = set()
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if _socket_inodes_of(pid) & inodes:
+                holders.add(int(pid))
+        except OSError:
+            continue
+    return holders
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/net/unix'), reason='needs Linux /proc')
+def test_a_users_control_persist_master_stays_in_the_foreground_of_the_command(
+        az, emulator, vm, run_dirs, ssh_key, tmp_path):
+    """`ControlPersist` in the user's config would fork the master off to the background, where it outlives az
+    and the tunnel it runs over: our runs keep the master in the foreground, a child of az, gone with it."""
+    control_directory = tempfile.mkdtemp(prefix='cm', dir='/tmp')
+    config = _multiplexing_config(tmp_path, control_directory, os.path.join(run_dirs['HOME'], 'known_hosts'))
+    process = subprocess.Popen([az.executable, *_ssh_args(vm, '--auth-type', 'ssh-key', '--username', vm.sshd.user,
+                                                          '--ssh-key', str(ssh_key), '--', '-F', config,
+                                                          'echo done; sleep 5')],
+                               env=_env(az, run_dirs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.listdir(control_directory) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        masters = [os.path.join(control_directory, name) for name in os.listdir(control_directory)]
+        assert len(masters) == 1, 'no master started'
+        holders = _pids_holding_unix_socket(masters[0])
+        assert holders and all(_descends_from(pid, process.pid) for pid in holders), 'the master left az'
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(control_directory, ignore_errors=True)
+    assert process.returncode == 0, stderr[-2000:]
+    assert 'done' in stdout
+    _assert_clean(emulator, run_dirs)
