@@ -5,6 +5,10 @@ SIGINT to the whole foreground group, so the child has it too; we give it a mome
 caller's clean-up (tunnel sessions, temp keys) always runs after it."""
 
 import logging
+import ntpath
+import os
+import posixpath
+import re
 import signal
 import subprocess
 import threading
@@ -14,6 +18,37 @@ logger = logging.getLogger(__name__)
 
 INTERRUPTED_EXIT_CODE = 130     # 128 + SIGINT, as shells report it
 STOP_GRACE_SECONDS = 5.0
+WINDOWS_PATHEXT = '.COM;.EXE;.BAT;.CMD'     # cmd.exe's default when PATHEXT is unset
+_WINDOWS_ABSOLUTE = re.compile(r'^(?:[A-Za-z]:[\\/]|[\\/]{2}[^\\/])')     # C:\dir or \\server\share
+
+
+def find_program(name, os_name=None, environ=None, isfile=os.path.isfile, access=os.access):
+    """The absolute path of program ``name`` found on PATH, or None: shutil.which() without the current directory.
+
+    On Windows shutil.which() (and CreateProcess with a bare name) look in the current directory first, so an
+    ssh.exe, mstsc.exe or az.bat planted in a checked-out repository would run instead of the real one. Here only
+    absolute PATH entries count, on every OS (a relative entry such as '.' or 'bin' names the current directory
+    too). ``os_name`` ('nt' | 'posix'), ``environ`` and ``isfile``/``access``: injectable for tests."""
+    os_name = os_name or os.name
+    environ = os.environ if environ is None else environ
+    windows = os_name == 'nt'
+    paths = ntpath if windows else posixpath
+    if paths.dirname(name):
+        return None         # a relative or absolute path is not a program name: never resolved here
+    names = [name]
+    if windows:
+        extensions = [ext.lower() for ext in (environ.get('PATHEXT') or WINDOWS_PATHEXT).split(';') if ext]
+        if not any(name.lower().endswith(ext) for ext in extensions):
+            names = [name + ext for ext in extensions]
+    search_path = environ.get('PATH') or (environ.get('Path') if windows else None) or ''
+    for directory in search_path.split(paths.pathsep):
+        directory = directory.strip().strip('"') if windows else directory
+        if not (_WINDOWS_ABSOLUTE.match(directory) if windows else directory.startswith('/')):
+            continue
+        for candidate in (paths.join(directory, each) for each in names):
+            if isfile(candidate) and (windows or access(candidate, os.X_OK)):
+                return candidate
+    return None
 
 
 class Terminated(Exception):

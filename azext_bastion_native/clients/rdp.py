@@ -5,9 +5,12 @@ the local programs that can open either. The gateway's .rdp file carries a gatew
 written to a 0600 file in a private directory, never logged."""
 
 import logging
-import shutil
+import ntpath
+import os
 from dataclasses import dataclass
 from urllib.parse import urlencode
+
+from azext_bastion_native.clients.launch import find_program
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +80,11 @@ def tunnel_rdp_file(port, host=LOOPBACK):
     return '\r\n'.join(lines) + '\r\n'
 
 
-def find_launcher(client, which=shutil.which):
+def find_launcher(client, which=find_program, environ=None):
     """The RDP client to start on this machine ('windows' | 'linux' | 'other'), or None when none is found."""
     if client == 'windows':
         program = which('mstsc') or which('mstsc.exe')
-        return RdpLauncher('mstsc', program or 'mstsc')
+        return RdpLauncher('mstsc', program or _system32_mstsc(environ))
     for name in FREERDP_PROGRAMS:
         program = which(name)
         if program:
@@ -91,6 +94,13 @@ def find_launcher(client, which=shutil.which):
         if program:
             return RdpLauncher('open', program)
     return None
+
+
+def _system32_mstsc(environ=None):
+    """mstsc's own absolute path when PATH does not list it: a bare 'mstsc' would be looked up in the current
+    directory first by CreateProcess."""
+    environ = os.environ if environ is None else environ
+    return ntpath.join(environ.get('SystemRoot') or environ.get('SYSTEMROOT') or 'C:\\Windows', 'System32', 'mstsc.exe')
 
 
 def launcher_argv(launcher, port=None, rdp_file=None, configure=False):

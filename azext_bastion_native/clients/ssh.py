@@ -5,9 +5,10 @@ Only argv is built here (no shell); running it lives in launch.py."""
 
 import hashlib
 import re
-import shutil
 from dataclasses import dataclass
 from typing import Optional
+
+from azext_bastion_native.clients.launch import find_program
 
 PASSWORD = 'password'
 SSH_KEY = 'ssh-key'
@@ -156,7 +157,7 @@ def _user_option_names(extra_args):
     return names
 
 
-def find_ssh(which=shutil.which):
+def find_ssh(which=find_program):
     path = which('ssh')
     if not path:
         raise SshClientNotFound('No OpenSSH client (ssh) was found on PATH.')

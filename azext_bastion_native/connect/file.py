@@ -7,7 +7,6 @@ when that is a terminal) is sent to our stderr, so stdout stays empty; without a
 instead."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -116,8 +115,9 @@ def summary_line(direction, size, seconds):
     return f'{verb} {size} bytes in {seconds:.2f} s{rate}.'
 
 
-def find_scp(which=shutil.which):
-    path = which('scp')
+def find_scp(which=None):
+    from azext_bastion_native.clients.launch import find_program
+    path = (which or find_program)('scp')
     if not path:
         raise TransferRefused('No OpenSSH scp was found on PATH.',
                               'Install OpenSSH (Debian/Ubuntu: apt-get install openssh-client; Windows: Settings > '

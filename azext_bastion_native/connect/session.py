@@ -4,13 +4,13 @@ log lines under az's own logger, the resolved Destination, the injectable Enviro
 import contextlib
 import logging
 import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from azext_bastion_native.bastion_facts import subscription_of
 from azext_bastion_native.capabilities import client_os
+from azext_bastion_native.clients.launch import find_program
 
 PACKAGE_LOGGER = 'azext_bastion_native'
 
@@ -121,7 +121,7 @@ class Destination:
 class Environment:
     """The machine-facing parts, injectable in tests: OS, program lookup, process runner, HTTP, tunnel."""
     system: str = field(default_factory=platform.system)
-    which: Callable = shutil.which
+    which: Callable = find_program               # never from the current directory (Windows' shutil.which is)
     run: Optional[Callable] = None               # run(argv) -> exit code; default clients.launch.run_foreground
     http_get: Optional[Callable] = None          # requests.get-like, for /api/rdpfile
     open_tunnel: Optional[Callable] = None       # open_tunnel(destination) -> context manager with .port
