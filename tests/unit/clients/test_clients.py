@@ -376,3 +376,25 @@ def test_scp_is_looked_up_with_find_program(monkeypatch):
     from azext_bastion_native.connect import file as file_transfer
     monkeypatch.setattr(launch, 'find_program', lambda name: rf'C:\OpenSSH\{name}.exe')
     assert file_transfer.find_scp() == r'C:\OpenSSH\scp.exe'
+
+
+@pytest.mark.skipif(not launch.find_program('ssh'), reason='needs OpenSSH ssh')
+def test_ssh_dash_g_shows_our_options_winning_over_a_users_loopback_and_wildcard_blocks(tmp_path):
+    """`ssh -G` prints the configuration ssh would use: a user's `Host 127.0.0.1 localhost` block that turns
+    pinning off does not apply, and a `Host *` ControlPersist / StrictHostKeyChecking loses to our command line."""
+    config = tmp_path / 'config'
+    config.write_text('Host 127.0.0.1 localhost\n    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n'
+                      '    HostKeyAlias loopback\n'
+                      'Host *\n    ControlMaster auto\n    ControlPath ~/.ssh/cm-%r@%h:%p\n    ControlPersist 60\n'
+                      '    StrictHostKeyChecking no\n    ProxyCommand nc %h %p\n')
+    name = ssh.connection_name(VM_ID, 'bst-1.bastion.azure.com', VM_ID, 22)
+    argv = ssh.ssh_argv(launch.find_program('ssh'), None, SshLogin('password', 'u'), ssh.host_key_alias(VM_ID),
+                        ['-F', str(config), 'uptime'], name=name, proxy_command='proxy /run/s')
+    shown = subprocess.run([argv[0], '-G', *argv[1:]], capture_output=True, text=True, check=True).stdout
+    effective = dict(line.split(' ', 1) for line in shown.splitlines() if ' ' in line)
+    assert effective['hostname'] == name
+    assert effective['userknownhostsfile'] != '/dev/null'
+    assert effective['stricthostkeychecking'] == 'accept-new'
+    assert effective['hostkeyalias'] == ssh.host_key_alias(VM_ID)
+    assert effective['controlpersist'] == 'no' and effective['controlmaster'] == 'auto'
+    assert effective['proxycommand'] == 'proxy /run/s'
