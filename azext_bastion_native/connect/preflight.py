@@ -44,15 +44,20 @@ def check_arguments(request: ConnectRequest):
                              f"--target-resource-id '{request.target_resource_id}' is not a valid resource ID.",
                              'Copy it from: az vm show -g RG -n VM --query id -o tsv')
     if request.target_ip_address:
-        try:
-            ipaddress.ip_address(request.target_ip_address)
-        except ValueError:
-            raise PreflightError('invalid-argument',
-                                 f"--target-ip-address '{request.target_ip_address}' is not an IP address.") from None
+        check_ip_address(request.target_ip_address)
         if int(request.resource_port) not in IP_CONNECT_PORTS:
             raise PreflightError('invalid-argument', f'IP connect reaches ports {ip_connect_ports_text()} only, '
                                  f'not {request.resource_port}.',
                                  'Use --resource-port 22 or 3389, or connect by --target-resource-id.')
+
+
+def check_ip_address(target_ip_address):
+    """--target-ip-address is an IP address (v4 or v6); every command that takes it checks it so."""
+    try:
+        ipaddress.ip_address(target_ip_address)
+    except ValueError:
+        raise PreflightError('invalid-argument',
+                             f"--target-ip-address '{target_ip_address}' is not an IP address.") from None
 
 
 def plan_connection(host, request: ConnectRequest):

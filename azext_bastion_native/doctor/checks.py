@@ -10,7 +10,7 @@ from typing import Optional
 from azext_bastion_native.bastion_facts import (
     ASSUMED_TARGET_OS, DEFAULT_METHOD_PORTS, DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, in_cloud_shell,
     ip_connect_ports_text, sku_name)
-from azext_bastion_native.capabilities import CLIENT_LABELS, CapabilityRefused, decide
+from azext_bastion_native.capabilities import CLIENT_LABELS, CapabilityRefused, CommandArgs, decide
 
 PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
 METHODS = ('ssh', 'rdp', 'tunnel')
@@ -28,6 +28,34 @@ class CheckRow:
 
 
 @dataclass(frozen=True)
+class Asked:
+    """The connection doctor checks: the host, the target (a VM resource ID or an IP address) and the port."""
+    resource_group: str
+    name: str
+    port: int
+    target_resource_id: Optional[str] = None
+    target_ip_address: Optional[str] = None
+
+    def command_args(self):
+        """The host and target as the suggested commands name them."""
+        if self.target_resource_id:
+            target = f'--target-resource-id {self.target_resource_id}'
+        elif self.target_ip_address:
+            target = f'--target-ip-address {self.target_ip_address}'
+        else:
+            target = CommandArgs.target
+        return CommandArgs(self.resource_group, self.name, target)
+
+    def target_label(self):
+        if self.target_resource_id:
+            from azure.mgmt.core.tools import parse_resource_id
+            parts = parse_resource_id(self.target_resource_id)
+            instance = f"/{parts['child_name_1']}" if parts.get('child_name_1') else ''     # a scale set's VM
+            return f"VM '{parts.get('name')}{instance}'"
+        return self.target_ip_address or 'the target'
+
+
+@dataclass(frozen=True)
 class Failure:
     """Why a fact could not be had (an ARM read refused, no sign-in): the message and the tool's own fix."""
     message: str
@@ -40,6 +68,24 @@ def skipped(check, because):
 
 def _enable_command(resource_group, name):
     return f'az network bastion native-client enable -g {resource_group} -n {name}'
+
+
+def host_fix(host, resource_group, name, target_ip_address=None):
+    """The one command that gives this host what the connection needs - Standard SKU (confirmed with --yes: a
+    fix must run without a terminal), native client, and IP connect when connecting by IP - so whichever failing
+    row's fix the user runs, it works alone. Developer hosts cannot be upgraded in place: a Standard host is
+    deployed instead."""
+    sku = sku_name(host)
+    if sku in DEVELOPER_SKUS:
+        return (f'{sku} hosts cannot be upgraded in place; deploy a Standard host: az network bastion create '
+                f'-g {resource_group} -n NEW_NAME --vnet-name VNET --public-ip-address STANDARD_STATIC_IP'
+                + (' --enable-ip-connect true' if target_ip_address else ''))
+    options = [] if sku in NATIVE_CLIENT_SKUS else ['--upgrade-sku']
+    if target_ip_address and not _props(host).get('enableIpConnect'):
+        options.append('--enable-ip-connect')
+    if '--upgrade-sku' in options:
+        options.append('--yes')
+    return ' '.join([_enable_command(resource_group, name), *options])
 
 
 # -- 1, 2: where and who -----------------------------------------------------------------------
@@ -71,7 +117,7 @@ def _props(resource):
     return (resource or {}).get('properties') or {}
 
 
-def check_host(host, failure: Optional[Failure], resource_group, name):
+def check_host(host, failure: Optional[Failure], resource_group, name, target_ip_address=None):
     """host: the Bastion host's ARM JSON (None when the GET failed, see `failure`)."""
     if host is None:
         failure = failure or Failure('not read')
@@ -84,12 +130,12 @@ def check_host(host, failure: Optional[Failure], resource_group, name):
     if sku in DEVELOPER_SKUS:
         return CheckRow('Bastion host', WARN, f'{sku} SKU: native client goes through the shared developer '
                                               'endpoint (no IP connect, no custom settings).',
-                        f'{_enable_command(resource_group, name)} --upgrade-sku')
+                        host_fix(host, resource_group, name, target_ip_address))
     return CheckRow('Bastion host', FAIL, f'{sku} SKU: native client needs Standard or Premium.',
-                    f'{_enable_command(resource_group, name)} --upgrade-sku')
+                    host_fix(host, resource_group, name, target_ip_address))
 
 
-def check_native_client(host, resource_group, name):
+def check_native_client(host, resource_group, name, target_ip_address=None):
     if host is None:
         return skipped('Native client', 'The host was not read.')
     if sku_name(host) in DEVELOPER_SKUS:
@@ -97,8 +143,7 @@ def check_native_client(host, resource_group, name):
     if _props(host).get('enableTunneling'):
         return CheckRow('Native client', PASS, 'Native client support (enableTunneling) is on.')
     return CheckRow('Native client', FAIL, 'Native client support (enableTunneling) is off.',
-                    _enable_command(resource_group, name) + (
-                        '' if sku_name(host) in NATIVE_CLIENT_SKUS else ' --upgrade-sku'))
+                    host_fix(host, resource_group, name, target_ip_address))
 
 
 def check_ip_connect(host, target_ip_address, port, resource_group, name):
@@ -106,17 +151,22 @@ def check_ip_connect(host, target_ip_address, port, resource_group, name):
         return skipped('IP connect', 'Not asked: no --target-ip-address.')
     if host is None:
         return skipped('IP connect', 'The host was not read.')
+    if sku_name(host) in DEVELOPER_SKUS:
+        return CheckRow('IP connect', FAIL, f'{sku_name(host)} SKU has no IP connect; {target_ip_address} cannot be '
+                                            'reached by address.',
+                        'Connect by --target-resource-id, or ' + host_fix(host, resource_group, name,
+                                                                          target_ip_address))
     if not _props(host).get('enableIpConnect'):
         return CheckRow('IP connect', FAIL, f'IP connect (enableIpConnect) is off; {target_ip_address} cannot be '
                                             'reached by address.',
-                        f'{_enable_command(resource_group, name)} --enable-ip-connect')
+                        host_fix(host, resource_group, name, target_ip_address))
     if port not in IP_CONNECT_PORTS:
         return CheckRow('IP connect', FAIL, f'IP connect reaches ports {ip_connect_ports_text()} only, not {port}.',
                         'Use --resource-port 22 or 3389, or connect by --target-resource-id.')
     return CheckRow('IP connect', PASS, f'IP connect is on; port {port} is allowed.')
 
 
-# -- 6: the target and the seed's table ----------------------------------------------------------
+# -- 6: the target and the documentation's support table -------------------------------------------
 @dataclass(frozen=True)
 class VmFacts:
     name: str
@@ -164,16 +214,18 @@ def choose_port(port, method, os_type):
     return DEFAULT_METHOD_PORTS['rdp' if (os_type or '').lower() == 'windows' else 'ssh']
 
 
-def check_method(client, method, port, os_type, ip_connect):
-    """The seed's table (and this extension's additions) for this client OS, target OS and method."""
+def check_method(client, method, os_type, asked: Asked):
+    """The documentation's support table (and this extension's additions) for this client OS, target OS and
+    method; a refusal's fix names the user's own host and target."""
+    port = asked.port
     target_os = os_type or ASSUMED_TARGET_OS[method]
     assumed = '' if os_type or not target_os else f' (VM OS not known: {target_os.capitalize()} assumed)'
     try:
         row = decide(client, target_os, method, custom_port=port if method != 'tunnel' else None,
-                     ip_connect=ip_connect)
+                     ip_connect=bool(asked.target_ip_address), args=asked.command_args())
     except CapabilityRefused as refused:
         return CheckRow('Method', FAIL, refused.message + assumed, refused.recommendation)
-    return CheckRow('Method', PASS, f'{method} on port {port}{assumed}: {row.describe()}.')
+    return CheckRow('Method', PASS, f'{method} on port {port}{assumed}: {row.describe()}, {row.source()}.')
 
 
 # -- 7: the NSG on AzureBastionSubnet --------------------------------------------------------------
@@ -189,7 +241,7 @@ def nsg_ports(port):
     return [str(p) for p in sorted({22, 3389} | ({int(port)} if port else set()))]
 
 
-def _apply_command(resource_group, name, port):
+def apply_command(resource_group, name, port):
     return f'az network bastion nsg apply -g {resource_group} -n {name} --ports {" ".join(nsg_ports(port))}'
 
 
@@ -199,7 +251,7 @@ def check_nsg(nsg, failure: Optional[Failure], port, resource_group, name):
     from azext_bastion_native.nsg.rule_set import bastion_rule_set
     if failure is not None:
         return CheckRow('NSG', WARN, f'Not checked: {failure.message}', failure.recommendation)
-    fix = _apply_command(resource_group, name, port)
+    fix = apply_command(resource_group, name, port)
     if nsg is None:
         return CheckRow('NSG', PASS, 'AzureBastionSubnet has no NSG: nothing blocks native client (nor limits its '
                                      f'ports; to limit them: {fix}).')
@@ -247,46 +299,101 @@ def check_local_clients(method, client, which):
 
 
 # -- 9: the data plane ---------------------------------------------------------------------------
+MINT, WEBSOCKET = 'mint', 'websocket'
+
+
 @dataclass(frozen=True)
 class ProbeResult:  # pylint: disable=too-many-instance-attributes
-    """What a data-plane probe found. kind: 'tls' (handshake only) or 'session' (minted and deleted)."""
+    """What a data-plane probe found. kind: 'tls' (handshake only) or 'session' (minted, its websocket opened and
+    closed, deleted); stage: the step of a session probe that failed (MINT or WEBSOCKET)."""
     kind: str
     endpoint: str
     ok: bool
     elapsed_ms: float = 0.0
     error: str = ''
-    status: Optional[int] = None    # HTTP status of a refused mint
+    status: Optional[int] = None    # HTTP status of a refused mint or websocket
     deleted: bool = True            # 'session': the minted session was deleted again
     verify: bool = True             # TLS certificates verified (AZURE_CLI_DISABLE_CONNECTION_VERIFICATION unset)
+    stage: str = ''
 
 
-def check_data_plane(probe: Optional[ProbeResult], why_not=''):
+def check_data_plane(probe: Optional[ProbeResult], why_not='', asked: Optional[Asked] = None,
+                     nsg_denies_port: Optional[bool] = False):
+    """nsg_denies_port: the NSG row found the target port denied outbound (None: the NSG was not read)."""
     if probe is None:
         return skipped('Data plane', why_not or 'Nothing to probe.')
     unverified = '' if probe.verify else ' (certificate NOT verified: AZURE_CLI_DISABLE_CONNECTION_VERIFICATION)'
+    port = f'port {asked.port}' if asked else 'the target port'
     if probe.ok and probe.kind == 'tls':
         return CheckRow('Data plane', PASS, f'TLS handshake with {probe.endpoint} in {probe.elapsed_ms:.0f} ms'
                                             f'{unverified}.{" " + why_not if why_not else ""}')
     if probe.ok and not probe.deleted:
-        return CheckRow('Data plane', WARN, f'A session to the target was minted in {probe.elapsed_ms:.0f} ms, but '
-                                            'deleting it failed; it ends when Bastion expires it.',
-                        'az network bastion session list -g RG -n NAME, then session disconnect')
+        return CheckRow('Data plane', WARN, f'A session to the target was minted and {port} answered in '
+                                            f'{probe.elapsed_ms:.0f} ms, but deleting the session failed; it ends '
+                                            'when Bastion expires it.',
+                        f'az network bastion session list -g {asked.resource_group} -n {asked.name}, then session '
+                        'disconnect' if asked else 'az network bastion session list, then session disconnect')
     if probe.ok:
-        return CheckRow('Data plane', PASS, f'Session to the target minted and deleted through {probe.endpoint}: '
-                                            f'{probe.elapsed_ms:.0f} ms round trip{unverified}.')
-    return CheckRow('Data plane', FAIL, f'{probe.endpoint}: {probe.error}', _data_plane_fix(probe))
+        return CheckRow('Data plane', PASS, f'Session minted through {probe.endpoint}, its websocket opened ({port} '
+                                            f'answered) and closed, session deleted: {probe.elapsed_ms:.0f} ms round '
+                                            f'trip{unverified}.')
+    if probe.stage == WEBSOCKET:
+        return CheckRow('Data plane', FAIL, f'A session was minted through {probe.endpoint}, but its websocket to '
+                                            f'{port} of the target failed: {probe.error}',
+                        _data_plane_fix(probe, asked, nsg_denies_port))
+    return CheckRow('Data plane', FAIL, f'{probe.endpoint}: {probe.error}',
+                    _data_plane_fix(probe, asked, nsg_denies_port))
 
 
-def _data_plane_fix(probe):
-    if probe.status in (401, 403):
-        return 'Sign in again (az login); your account needs Reader on the Bastion host, the VM and its NIC.'
-    if probe.status == 404:
-        return 'Check the target: az vm show --ids VM_ID'
+# Bastion answers a websocket whose target does not accept the TCP connection with a gateway error.
+TARGET_UNREACHABLE_STATUSES = (502, 504)
+
+
+def _data_plane_fix(probe, asked: Optional[Asked], nsg_denies_port):
+    """The fix for a failed probe, from its cause: the target port (websocket refused with a gateway error), the
+    sign-in (401), the NSG or a role (403: the NSG row, or Bastion's own words, say which), the target (404),
+    TLS, or the network."""
+    if asked is not None:
+        if probe.stage == WEBSOCKET and probe.status in TARGET_UNREACHABLE_STATUSES:
+            return _target_port_fix(asked)
+        if probe.status == 403:
+            return _forbidden_fix(probe, asked, nsg_denies_port)
+        if probe.status == 404:
+            return _not_found_fix(asked)
+    if probe.status == 401:
+        return 'Sign in again: az login (Bastion did not accept your access token).'
     if 'certificate' in probe.error.lower() or 'ssl' in probe.error.lower():
         return ('Trust the CA that signs the endpoint: set REQUESTS_CA_BUNDLE to its PEM bundle (a TLS-inspecting '
                 'proxy needs its own CA there).')
     return ('Check that this machine reaches the host on 443 (proxy: HTTPS_PROXY/NO_PROXY), then retry; '
             'az network bastion show shows the host\'s state.')
+
+
+def _target_port_fix(asked: Asked):
+    return (f'Nothing accepted the connection on port {asked.port} of {asked.target_label()}: start the service '
+            f'that should listen there, allow port {asked.port} inbound from AzureBastionSubnet in the VM\'s own '
+            'firewall and in the NSG on its subnet or NIC, or give the port it listens on with --resource-port.')
+
+
+def _forbidden_fix(probe, asked: Asked, nsg_denies_port):
+    apply = apply_command(asked.resource_group, asked.name, asked.port)
+    if nsg_denies_port or 'network security group' in probe.error.lower():
+        return apply
+    scope = asked.target_resource_id or 'RESOURCE_ID'
+    role = ('Your account needs the Reader role on the Bastion host, the VM, its NIC and its virtual network; an '
+            f'owner grants it with az role assignment create --assignee YOUR_ACCOUNT --role Reader --scope {scope} '
+            '(and the same for the others).')
+    if nsg_denies_port is None:     # the NSG could not be read: it may be the cause as well
+        return f'{role} If the NSG on AzureBastionSubnet denies port {asked.port}: {apply}'
+    return role
+
+
+def _not_found_fix(asked: Asked):
+    if asked.target_ip_address:
+        return (f'No VM answers at {asked.target_ip_address} from this host: check the address (az vm '
+                f'list-ip-addresses -g {asked.resource_group} -o table) and that its virtual network is the '
+                'host\'s or peered with it.')
+    return f'Check the VM: az vm show --ids {asked.target_resource_id}'
 
 
 def exit_code(rows, failing_code):

@@ -1,15 +1,16 @@
 """Probe the Bastion data plane and time it.
 
 `az network bastion doctor`'s data-plane probes: a TLS handshake with the host's dnsName, or (with a target) one
-session minted and deleted at once through DataPlaneClient, which proves sign-in, host, tunnelling, target and NSG
-together. No azure.cli imports; nothing here logs a token."""
+session through DataPlaneClient - minted, its websocket opened (Bastion connects to the target port) and closed
+with nothing sent, deleted - which proves sign-in, host, tunnelling, NSG, target and port together. No azure.cli
+imports; nothing here logs a token."""
 
 import asyncio
 import socket
 import time
 
 from azext_bastion_native.dataplane.errors import DataPlaneError
-from azext_bastion_native.doctor.checks import ProbeResult
+from azext_bastion_native.doctor.checks import MINT, WEBSOCKET, ProbeResult
 
 TLS_TIMEOUT = 10.0
 
@@ -58,23 +59,38 @@ def _describe(err):
 
 
 def session_round_trip(client, target, clock=time.perf_counter):
-    """Mint a session for `target` and delete it at once; the client is closed (deleting anything still live,
-    e.g. after a failed delete or Ctrl+C) on every way out."""
+    """Mint a session for `target`, open its websocket and close it at once, delete the session; the client is
+    closed (deleting anything still live, e.g. after a failed websocket or delete, or Ctrl+C) on every way out.
+    Opening the websocket is what a real connection does first: Bastion refuses it when nothing accepts the TCP
+    connection on the target port, which a mint alone never shows."""
     async def probe():
         start = clock()
+        stage = MINT
         try:
             session = await client.mint(target)
+            stage = WEBSOCKET
+            close_websocket(await client.connect(session))
             await client.delete(session)
-            return (clock() - start) * 1000, None
+            return (clock() - start) * 1000, None, stage
         except DataPlaneError as err:
-            return 0.0, err
+            return 0.0, err, stage
         finally:
             await client.aclose()
-    elapsed_ms, error = asyncio.run(probe())
+    elapsed_ms, error, stage = asyncio.run(probe())
     # aclose() retried any delete that failed; what is still recorded as live was not deleted.
     deleted = not client.live_sessions
     if error is not None:
         return ProbeResult('session', client.endpoint.host, False, error=error.message, status=error.status,
-                           deleted=deleted, verify=client.settings.verify)
+                           deleted=deleted, verify=client.settings.verify, stage=stage)
     return ProbeResult('session', client.endpoint.host, True, elapsed_ms, deleted=deleted,
                        verify=client.settings.verify)
+
+
+def close_websocket(websocket):
+    """Close an opened tunnel websocket (dataplane.websocket.OpenedWebsocket) the normal way (1000) and its
+    connection, sending nothing through it."""
+    from websockets.protocol import State
+    if websocket.protocol.state is State.OPEN and not websocket.lost:
+        websocket.protocol.send_close(1000)
+        websocket.tls.send(websocket.transport, [data for data in websocket.protocol.data_to_send() if data])
+    websocket.transport.close()

@@ -24,6 +24,8 @@ def _failure(err):
 
 def _check_arguments(target_resource_id, target_ip_address, resource_port, method):
     from azure.cli.core import azclierror
+    from azext_bastion_native.cli_errors import refusals_as_cli_errors
+    from azext_bastion_native.connect.preflight import check_ip_address
     if target_resource_id and target_ip_address:
         raise azclierror.MutuallyExclusiveArgumentError(
             'Give at most one of --target-resource-id and --target-ip-address.')
@@ -31,6 +33,9 @@ def _check_arguments(target_resource_id, target_ip_address, resource_port, metho
         raise azclierror.InvalidArgumentValueError(f'--resource-port {resource_port} is not a port (1-65535).')
     if method and method not in checks.METHODS:
         raise azclierror.InvalidArgumentValueError(f'--method must be one of {", ".join(checks.METHODS)}.')
+    if target_ip_address:
+        with refusals_as_cli_errors():
+            check_ip_address(target_ip_address)
 
 
 def _sign_in_failure(cli_ctx):
@@ -75,14 +80,36 @@ def _read_nsg(cli_ctx, resource_group, name):
         return None, _failure(err)
 
 
-def _probe_data_plane(cli_ctx, host_model, rows, request):
+def _host_rows(cli_ctx, sign_in, resource_group, name, target_ip_address):
+    """(the host's model or None, its two rows)."""
+    if sign_in is not None:
+        return None, [checks.skipped(check, 'Not signed in.') for check in ('Bastion host', 'Native client')]
+    host_model, failure = _read_host(cli_ctx, resource_group, name)
+    host = host_model.as_dict() if host_model is not None else None
+    return host_model, [checks.check_host(host, failure, resource_group, name, target_ip_address),
+                        checks.check_native_client(host, resource_group, name, target_ip_address)]
+
+
+def _nsg_row(cli_ctx, host, asked):
+    """The NSG row, and whether the NSG denies the target port outbound (None when that is not known)."""
+    if host is None:
+        return checks.skipped('NSG', 'The host was not read.'), None
+    nsg, failure = _read_nsg(cli_ctx, asked.resource_group, asked.name)
+    denies = None if failure is not None else nsg is not None and checks.outbound_blocker(nsg, asked.port) is not None
+    return checks.check_nsg(nsg, failure, asked.port, asked.resource_group, asked.name), denies
+
+
+def _probe_data_plane(cli_ctx, host_model, rows, asked):
     """(ProbeResult or None, why no session was tried)."""
+    from azext_bastion_native.connect.preflight import ConnectRequest
     from azext_bastion_native.dataplane.settings import ConnectionSettings
     from azext_bastion_native.doctor.probe import session_round_trip, tls_handshake
     dns_name = getattr(host_model, 'dns_name', None) if host_model is not None else None
     if not dns_name:
         return None, 'The host has no DNS name (not read, or still deploying).'
     failed = [row.check for row in rows if row.check in SESSION_PREREQUISITES and row.status == checks.FAIL]
+    request = ConnectRequest(asked.resource_group, asked.name, asked.port, asked.target_resource_id,
+                             asked.target_ip_address)
     if not (request.target_resource_id or request.target_ip_address):
         why = 'Give --target-resource-id or --target-ip-address to also mint (and delete) a session.'
     elif failed:
@@ -109,7 +136,6 @@ def _session_probe(cli_ctx, host_model, request, session_round_trip):
 def run_doctor(cli_ctx, resource_group, name, target_resource_id=None, target_ip_address=None,
                resource_port=None, method=None, environ=None, which=None, system=None):
     """Every check, in order, as CheckRows. environ / which / system: injectable for tests."""
-    from azext_bastion_native.connect.preflight import ConnectRequest
     _check_arguments(target_resource_id, target_ip_address, resource_port, method)
     environ = os.environ if environ is None else environ
     which = which or shutil.which
@@ -120,33 +146,24 @@ def run_doctor(cli_ctx, resource_group, name, target_resource_id=None, target_ip
     sign_in = _sign_in_failure(cli_ctx)
     rows.append(checks.check_sign_in(sign_in))
 
-    host_model = vm = None
-    if sign_in is None:
-        host_model, host_failure = _read_host(cli_ctx, resource_group, name)
-        host = host_model.as_dict() if host_model is not None else None
-        rows.append(checks.check_host(host, host_failure, resource_group, name))
-        rows.append(checks.check_native_client(host, resource_group, name))
-    else:
-        host = None
-        rows += [checks.skipped('Bastion host', 'Not signed in.'), checks.skipped('Native client', 'Not signed in.')]
+    host_model, host_rows = _host_rows(cli_ctx, sign_in, resource_group, name, target_ip_address)
+    rows += host_rows
+    host = host_model.as_dict() if host_model is not None else None
+    vm = None
     vm_failure = None
     if target_resource_id and sign_in is None:
         vm, vm_failure = _read_vm(cli_ctx, target_resource_id)
     os_type = vm.os_type if vm else None
     method = checks.choose_method(method, resource_port, os_type)
     port = checks.choose_port(resource_port, method, os_type)
+    asked = checks.Asked(resource_group, name, port, target_resource_id, target_ip_address)
     rows.append(checks.check_ip_connect(host, target_ip_address, port, resource_group, name))
     rows.append(checks.skipped('Target VM', 'Not signed in.') if target_resource_id and sign_in is not None
                 else checks.check_target_vm(vm, vm_failure, target_resource_id, target_ip_address))
-    rows.append(checks.check_method(client_os(system), method, port, os_type, bool(target_ip_address)))
-    if host is not None:
-        nsg, nsg_failure = _read_nsg(cli_ctx, resource_group, name)
-        rows.append(checks.check_nsg(nsg, nsg_failure, port, resource_group, name))
-    else:
-        rows.append(checks.skipped('NSG', 'The host was not read.'))
-    rows.append(checks.check_local_clients(method, client_os(system), which))
-    request = ConnectRequest(resource_group, name, port, target_resource_id, target_ip_address)
-    rows.append(checks.check_data_plane(*_probe_data_plane(cli_ctx, host_model, rows, request)))
+    rows.append(checks.check_method(client_os(system), method, os_type, asked))
+    nsg_row, nsg_denies_port = _nsg_row(cli_ctx, host, asked)
+    rows += [nsg_row, checks.check_local_clients(method, client_os(system), which)]
+    rows.append(checks.check_data_plane(*_probe_data_plane(cli_ctx, host_model, rows, asked), asked, nsg_denies_port))
     return rows
 
 

@@ -158,6 +158,9 @@ def test_entra_rdp_from_linux_is_refused_naming_the_row(az, emulator, run_dirs):
                             text=True, timeout=60, env=_env(az, run_dirs, '/usr/bin:/bin'), check=False)
     assert result.returncode != 0 and 'Traceback' not in result.stderr
     assert 'Linux native client' in result.stderr and 'Entra ID' in result.stderr
+    # what to do instead fits rdp (whose --auth-type is password or aad), and the table is named by its page
+    assert 'ssh-key' not in result.stderr and 'drop --auth-type aad' in result.stderr
+    assert 'Configure Bastion for native client connections' in result.stderr and 'seed' not in result.stderr
 
 
 def test_rdp_refused_in_cloud_shell(az, emulator, run_dirs):

@@ -1,10 +1,10 @@
-"""The seed's capability table as data, and the dispatch decision built on it."""
+"""The documentation's support table as data, and the dispatch decision built on it."""
 import pytest
 
 from azext_bastion_native import capabilities
 from azext_bastion_native.capabilities import CapabilityRefused, decide, find_row, rows_for_client, client_os
 
-SEED_ROWS = [
+DOCUMENTED_ROWS = [
     # client, target, method, entra, file transfer, concurrent, custom port  (DESIGN.md section 3)
     ('windows', 'windows', 'rdp', True, True, True, True),
     ('windows', 'linux', 'ssh', True, False, True, True),
@@ -15,18 +15,19 @@ SEED_ROWS = [
 ]
 
 
-def test_seed_table_is_exactly_the_documented_rows():
+def test_documented_table_is_exactly_the_documented_rows():
     as_tuples = [(r.client, r.target_os, r.method, r.entra_auth, r.file_transfer, r.concurrent_sessions,
-                  r.custom_port) for r in capabilities.SEED_TABLE]
-    assert as_tuples == SEED_ROWS
-    assert not any(r.beyond_table for r in capabilities.SEED_TABLE)
+                  r.custom_port) for r in capabilities.DOCUMENTED_TABLE]
+    assert as_tuples == DOCUMENTED_ROWS
+    assert not any(r.beyond_table for r in capabilities.DOCUMENTED_TABLE)
 
 
 def test_rows_beyond_the_table_are_marked_and_never_offer_entra():
     assert capabilities.BEYOND_TABLE
     for row in capabilities.BEYOND_TABLE:
         assert row.beyond_table and not row.entra_auth
-        assert "beyond the seed's table" in row.describe()
+        assert "beyond the documentation's table" in row.describe()
+        assert capabilities.SUPPORT_TABLE_URL in row.source() and 'beyond' in row.source()
     assert find_row('linux', 'windows', 'rdp').beyond_table
 
 
@@ -65,7 +66,8 @@ def test_decide_returns_the_row_for_an_allowed_combination():
 def test_decide_refuses_aad_on_the_tunnel_naming_the_row_and_the_alternative():
     with pytest.raises(CapabilityRefused) as refused:
         decide('linux', 'windows', 'tunnel', auth_type='aad')
-    assert "The seed's table: Linux native client -> any VM via `az network bastion tunnel`" in refused.value.message
+    assert 'Linux native client -> any VM via `az network bastion tunnel`' in refused.value.message
+    assert capabilities.SUPPORT_TABLE_TITLE in refused.value.message
     assert 'Entra ID auth: no' in refused.value.message
     assert '--resource-port 3389' in refused.value.recommendation
     assert 'RDP client' in refused.value.recommendation
@@ -114,4 +116,61 @@ def test_decide_file_transfer():
 def test_row_as_dict_is_json_ready():
     row = capabilities.row_as_dict(find_row('windows', 'windows', 'rdp'))
     assert row['command'] == 'az network bastion rdp'
-    assert row['entraAuth'] is True and row['beyondSeedTable'] is False
+    assert row['entraAuth'] is True and row['beyondDocumentedTable'] is False
+
+
+# -- what to run instead: matches the method, the VM's OS and the sign-in options of the command ----------------
+def _refusal(*args, **kwargs):
+    with pytest.raises(CapabilityRefused) as refused:
+        decide(*args, **kwargs)
+    return refused.value
+
+
+@pytest.mark.parametrize('client', ['windows', 'linux', 'other'])
+def test_rdp_to_a_linux_vm_suggests_ssh_or_a_tunnel_to_an_rdp_server_never_ssh_to_3389(client):
+    advice = _refusal(client, 'linux', 'rdp').recommendation
+    assert advice.startswith('use `az network bastion ssh -g RG -n BASTION --target-resource-id VM_ID`')
+    tunnel_part = advice.split('--resource-port 3389', 1)[1]
+    assert 'RDP client' in tunnel_part and 'ssh' not in tunnel_part
+
+
+@pytest.mark.parametrize('client', ['windows', 'linux', 'other'])
+def test_ssh_to_a_windows_vm_suggests_rdp_or_a_tunnel_to_an_ssh_server(client):
+    advice = _refusal(client, 'windows', 'ssh').recommendation
+    assert advice.startswith('use `az network bastion rdp -g RG -n BASTION --target-resource-id VM_ID`')
+    tunnel_part = advice.split('--resource-port 22', 1)[1]
+    assert 'ssh -p 50022' in tunnel_part and 'RDP' not in tunnel_part
+
+
+def test_a_custom_port_is_kept_in_the_tunnel_suggestion():
+    advice = _refusal('linux', 'linux', 'rdp', custom_port=3390).recommendation
+    assert '--resource-port 3390' in advice and 'RDP client' in advice
+
+
+@pytest.mark.parametrize('client', ['linux', 'other'])
+def test_rdp_with_entra_where_it_is_not_offered_never_suggests_an_ssh_key(client):
+    advice = _refusal(client, 'windows', 'rdp', auth_type='aad').recommendation
+    assert 'ssh-key' not in advice and 'drop --auth-type aad' in advice
+
+
+def test_ssh_with_entra_where_it_is_not_offered_suggests_password_or_key():
+    advice = _refusal('other', 'linux', 'ssh', auth_type='aad').recommendation
+    assert '--auth-type password' in advice and '--auth-type ssh-key --ssh-key PATH' in advice
+
+
+def test_entra_with_ip_connect_suggests_the_sign_in_options_of_the_method():
+    assert 'ssh-key' not in _refusal('windows', 'windows', 'rdp', auth_type='aad', ip_connect=True).recommendation
+    assert 'ssh-key' in _refusal('linux', 'linux', 'ssh', auth_type='aad', ip_connect=True).recommendation
+
+
+def test_suggestions_name_the_users_host_and_target_when_given():
+    args = capabilities.CommandArgs('demo-rg', 'demo-bastion', '--target-ip-address 10.0.0.4')
+    advice = _refusal('linux', 'windows', 'ssh', args=args).recommendation
+    assert '`az network bastion rdp -g demo-rg -n demo-bastion --target-ip-address 10.0.0.4`' in advice
+    assert 'RG' not in advice and 'VM_ID' not in advice
+
+
+def test_refusals_name_the_documentation_by_title_and_link():
+    for refusal in (_refusal('linux', 'windows', 'ssh'), _refusal('linux', 'windows', 'rdp', auth_type='aad')):
+        assert capabilities.SUPPORT_TABLE_TITLE in refusal.message
+        assert capabilities.SUPPORT_TABLE_URL in refusal.message

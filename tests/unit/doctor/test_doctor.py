@@ -6,9 +6,10 @@ from types import SimpleNamespace
 import pytest
 
 from azext_bastion_native.doctor import checks
-from azext_bastion_native.dataplane.errors import SessionRefusedError, SessionUnavailableError
+from azext_bastion_native.dataplane.errors import SessionRefusedError, SessionUnavailableError, WebsocketOpenError
 from azext_bastion_native.dataplane.settings import ConnectionSettings
-from azext_bastion_native.doctor.checks import FAIL, PASS, SKIP, WARN, Failure, ProbeResult, VmFacts
+from azext_bastion_native.capabilities import SUPPORT_TABLE_TITLE, SUPPORT_TABLE_URL
+from azext_bastion_native.doctor.checks import FAIL, PASS, SKIP, WARN, Asked, Failure, ProbeResult, VmFacts
 from azext_bastion_native.doctor.probe import session_round_trip, tls_handshake
 from tests.unit.nsg.test_nsg_rules import arm_rule, compliant, nsg_of
 
@@ -45,10 +46,35 @@ def test_standard_and_premium_hosts_pass(sku):
     assert checks.check_host(host(sku), None, RG, NAME).status == PASS
 
 
-def test_basic_host_fails_and_the_fix_upgrades_the_sku():
+def test_basic_host_fails_and_the_fix_upgrades_the_sku_without_asking():
     row = checks.check_host(host('Basic', tunneling=False), None, RG, NAME)
     assert row.status == FAIL and 'Basic' in row.detail
-    assert row.fix == ENABLE + ' --upgrade-sku'
+    assert row.fix == ENABLE + ' --upgrade-sku --yes'
+
+
+def test_a_basic_host_reached_by_ip_gets_one_command_on_every_row_it_fails():
+    basic = host('Basic', tunneling=False)
+    rows = [checks.check_host(basic, None, RG, NAME, '10.0.0.4'),
+            checks.check_native_client(basic, RG, NAME, '10.0.0.4'),
+            checks.check_ip_connect(basic, '10.0.0.4', 22, RG, NAME)]
+    assert [row.status for row in rows] == [FAIL, FAIL, FAIL]
+    assert {row.fix for row in rows} == {ENABLE + ' --upgrade-sku --enable-ip-connect --yes'}
+
+
+def test_a_standard_host_with_tunnelling_and_ip_connect_off_gets_one_command_too():
+    off = host(tunneling=False, ip_connect=False)
+    fixes = {checks.check_native_client(off, RG, NAME, '10.0.0.4').fix,
+             checks.check_ip_connect(off, '10.0.0.4', 22, RG, NAME).fix}
+    assert fixes == {ENABLE + ' --enable-ip-connect'}
+    assert checks.check_native_client(off, RG, NAME).fix == ENABLE       # not by IP: IP connect is not needed
+
+
+def test_a_developer_host_is_never_told_to_upgrade_in_place():
+    developer = host('Developer', tunneling=False)
+    row = checks.check_host(developer, None, RG, NAME)
+    assert row.status == WARN and '--upgrade-sku' not in row.fix and 'az network bastion create' in row.fix
+    ip_row = checks.check_ip_connect(developer, '10.0.0.4', 22, RG, NAME)
+    assert ip_row.status == FAIL and '--target-resource-id' in ip_row.fix and '--upgrade-sku' not in ip_row.fix
 
 
 def test_developer_host_warns_and_has_no_tunnelling_switch():
@@ -67,7 +93,8 @@ def test_missing_host_fails_with_the_read_error_and_its_recommendation():
 def test_tunnelling_off_fails_with_the_enable_command():
     row = checks.check_native_client(host(tunneling=False), RG, NAME)
     assert (row.status, row.fix) == (FAIL, ENABLE)
-    assert checks.check_native_client(host('Basic', tunneling=False), RG, NAME).fix == ENABLE + ' --upgrade-sku'
+    assert checks.check_native_client(host('Basic', tunneling=False), RG, NAME).fix == \
+        ENABLE + ' --upgrade-sku --yes'
     assert checks.check_native_client(host(), RG, NAME).status == PASS
 
 
@@ -123,26 +150,40 @@ def test_port_comes_from_the_option_then_the_method_then_the_os():
     assert checks.choose_port(None, 'tunnel', 'linux') == 22
 
 
-def test_method_allowed_by_the_table_passes_and_names_the_row():
-    row = checks.check_method('linux', 'ssh', 22, 'linux', False)
-    assert row.status == PASS and "The seed's table" in row.detail and 'Linux native client' in row.detail
-    beyond = checks.check_method('linux', 'rdp', 3389, 'windows', False)
+def asked(port=22, vm_id=VM_ID, ip=None):
+    return Asked(RG, NAME, port, None if ip else vm_id, ip)
+
+
+def test_method_allowed_by_the_table_passes_and_names_the_row_and_its_documentation():
+    row = checks.check_method('linux', 'ssh', 'linux', asked())
+    assert row.status == PASS and 'Linux native client' in row.detail
+    assert SUPPORT_TABLE_TITLE in row.detail and SUPPORT_TABLE_URL in row.detail
+    beyond = checks.check_method('linux', 'rdp', 'windows', asked(3389))
     assert beyond.status == PASS and 'beyond' in beyond.detail
 
 
-def test_method_refused_by_the_table_names_the_row_and_the_tunnel_alternative():
-    row = checks.check_method('linux', 'ssh', 22, 'windows', False)
-    assert row.status == FAIL and 'Windows VM' in row.detail and 'az network bastion tunnel' in row.fix
+def test_method_refused_by_the_table_names_the_row_and_the_alternative_for_this_host_and_vm():
+    row = checks.check_method('linux', 'ssh', 'windows', asked())
+    assert row.status == FAIL and 'Windows VM' in row.detail
+    assert f'`az network bastion rdp -g rg -n bh --target-resource-id {VM_ID}`' in row.fix
+    assert 'az network bastion tunnel' in row.fix and 'VM_ID' not in row.fix
+
+
+def test_rdp_to_a_linux_vm_suggests_ssh_and_an_rdp_client_for_3389_never_ssh():
+    row = checks.check_method('linux', 'rdp', 'linux', asked(3389))
+    assert row.status == FAIL
+    assert row.fix.startswith(f'use `az network bastion ssh -g rg -n bh --target-resource-id {VM_ID}`')
+    assert 'ssh/scp' not in row.fix and 'RDP client to localhost:53389' in row.fix
 
 
 def test_unknown_os_is_assumed_from_the_method_and_said_so():
-    row = checks.check_method('linux', 'ssh', 22, None, False)
+    row = checks.check_method('linux', 'ssh', None, asked(ip='10.0.0.4'))
     assert row.status == PASS and 'Linux assumed' in row.detail
-    assert checks.check_method('other', 'tunnel', 5432, None, False).status == PASS
+    assert checks.check_method('other', 'tunnel', None, asked(5432)).status == PASS
 
 
 def test_ip_connect_with_a_custom_port_is_refused_by_the_method_check_too():
-    assert checks.check_method('linux', 'ssh', 2222, None, True).status == FAIL
+    assert checks.check_method('linux', 'ssh', None, asked(2222, ip='10.0.0.4')).status == FAIL
 
 
 # -- 7 --------------------------------------------------------------------------------------------
@@ -220,20 +261,68 @@ def test_data_plane_rows():
     assert checks.check_data_plane(None, 'No DNS name.').status == SKIP
     tls = checks.check_data_plane(ProbeResult('tls', 'bst.example', True, 12.3), 'Give a target.')
     assert tls.status == PASS and '12 ms' in tls.detail and 'Give a target.' in tls.detail
-    session = checks.check_data_plane(ProbeResult('session', 'bst.example', True, 40.0))
-    assert session.status == PASS and '40 ms round trip' in session.detail
+    session = checks.check_data_plane(ProbeResult('session', 'bst.example', True, 40.0), '', asked())
+    assert session.status == PASS and '40 ms round trip' in session.detail and 'port 22 answered' in session.detail
     assert checks.check_data_plane(ProbeResult('session', 'bst.example', True, 40.0, deleted=False)).status == WARN
     unverified = checks.check_data_plane(ProbeResult('tls', 'bst.example', True, 1.0, verify=False))
     assert 'NOT verified' in unverified.detail
 
 
 def test_data_plane_failures_carry_a_fix_for_their_cause():
-    refused = checks.check_data_plane(ProbeResult('session', 'bst.example', False, error='no', status=401))
-    assert refused.status == FAIL and 'az login' in refused.fix
+    refused = checks.check_data_plane(ProbeResult('session', 'bst.example', False, error='no', status=401), '',
+                                      asked())
+    assert refused.status == FAIL and 'az login' in refused.fix and 'Reader' not in refused.fix
     untrusted = checks.check_data_plane(ProbeResult('tls', 'bst.example', False, error='TLS certificate not trusted'))
     assert 'REQUESTS_CA_BUNDLE' in untrusted.fix
     down = checks.check_data_plane(ProbeResult('session', 'bst.example', False, error='HTTP 500', status=500))
     assert down.status == FAIL and '443' in down.fix
+
+
+def _failed(status, error='refused', stage=checks.MINT):
+    return ProbeResult('session', 'bst.example', False, error=error, status=status, stage=stage)
+
+
+@pytest.mark.parametrize('status', [502, 504])
+def test_a_websocket_the_target_port_refuses_fails_with_the_port_fix(status):
+    row = checks.check_data_plane(_failed(status, f'Bastion refused the tunnel websocket (HTTP {status}).',
+                                          checks.WEBSOCKET), '', asked(3389))
+    assert row.status == FAIL and 'port 3389' in row.detail and f'HTTP {status}' in row.detail
+    assert "VM 'vm1'" in row.fix and 'port 3389' in row.fix and '--resource-port' in row.fix
+    by_ip = checks.check_data_plane(_failed(status, 'x', checks.WEBSOCKET), '', asked(22, ip='10.0.0.4'))
+    assert 'port 22 of 10.0.0.4' in by_ip.fix
+
+
+def test_a_mint_gateway_error_is_not_blamed_on_the_target_port():
+    row = checks.check_data_plane(_failed(502, 'HTTP 502'), '', asked())
+    assert 'listen' not in row.fix and '443' in row.fix
+
+
+APPLY_2222 = 'az network bastion nsg apply -g rg -n bh --ports 22 2222 3389'
+
+
+def test_a_403_for_a_port_the_nsg_denies_gets_the_nsg_fix():
+    assert checks.check_data_plane(_failed(403), '', asked(2222), nsg_denies_port=True).fix == APPLY_2222
+    # Bastion's own words name the NSG even when the NSG row could not read it
+    nsg_words = _failed(403, "Port 2222 ... outbound rule 'Deny' of network security group 'nsg' denies it.")
+    assert checks.check_data_plane(nsg_words, '', asked(2222), nsg_denies_port=None).fix == APPLY_2222
+
+
+def test_a_403_with_the_port_allowed_gets_the_role_fix_with_the_vm_id():
+    row = checks.check_data_plane(_failed(403, 'Forbidden'), '', asked(), nsg_denies_port=False)
+    assert 'Reader' in row.fix and VM_ID in row.fix and 'nsg apply' not in row.fix and 'az login' not in row.fix
+
+
+def test_a_403_with_the_nsg_unread_names_both_causes():
+    row = checks.check_data_plane(_failed(403, 'Forbidden'), '', asked(), nsg_denies_port=None)
+    assert 'Reader' in row.fix and 'az network bastion nsg apply -g rg -n bh --ports 22 3389' in row.fix
+
+
+def test_a_404_names_the_target_as_given():
+    by_ip = checks.check_data_plane(_failed(404), '', asked(ip='10.0.0.99'))
+    assert '10.0.0.99' in by_ip.fix and 'az vm list-ip-addresses -g rg' in by_ip.fix
+    assert 'VM_ID' not in by_ip.fix and '--ids' not in by_ip.fix
+    by_id = checks.check_data_plane(_failed(404), '', asked())
+    assert by_id.fix == f'Check the VM: az vm show --ids {VM_ID}'
 
 
 def test_exit_code_only_for_failures():
@@ -243,13 +332,37 @@ def test_exit_code_only_for_failures():
 
 
 # -- probes ---------------------------------------------------------------------------------------
+class FakeTransport:
+    def __init__(self):
+        self.written, self.closed = b'', False
+
+    def writelines(self, chunks):
+        self.written += b''.join(chunks)
+
+    def close(self):
+        self.closed = True
+
+
+def opened_websocket():
+    """An OpenedWebsocket as DataPlaneClient.connect() returns it: an open websockets protocol over a plain
+    (TLS-less) session and a transport that records what is written."""
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+    from azext_bastion_native.dataplane.tls import TlsSession
+    from azext_bastion_native.dataplane.websocket import OpenedWebsocket
+    return OpenedWebsocket(FakeTransport(), TlsSession(None, 'bst.example'),
+                           ClientProtocol(parse_uri('wss://bst.example/webtunnelv2/t'), state=State.OPEN))
+
+
 class FakeClient:
     """DataPlaneClient's surface the probe uses; records what happened."""
 
-    def __init__(self, mint_error=None, delete_ok=True, close_deletes=True):
+    def __init__(self, mint_error=None, delete_ok=True, close_deletes=True, connect_error=None):
         self.endpoint = SimpleNamespace(host='bst.example')
         self.settings = ConnectionSettings(verify=True)
         self.mint_error, self.delete_ok, self.close_deletes = mint_error, delete_ok, close_deletes
+        self.connect_error, self.websockets = connect_error, []
         self.live_sessions, self.closed = [], False
 
     async def mint(self, target):
@@ -257,6 +370,13 @@ class FakeClient:
             raise self.mint_error
         self.live_sessions.append(target)
         return target
+
+    async def connect(self, session):
+        assert session in self.live_sessions
+        if self.connect_error:
+            raise self.connect_error
+        self.websockets.append(opened_websocket())
+        return self.websockets[-1]
 
     async def delete(self, session):
         if self.delete_ok:
@@ -269,11 +389,23 @@ class FakeClient:
             self.live_sessions.clear()
 
 
-def test_session_probe_mints_deletes_and_closes():
+def test_session_probe_mints_opens_the_websocket_closes_it_and_deletes():
     client = FakeClient()
     result = session_round_trip(client, 'target', clock=iter([1.0, 1.05]).__next__)
     assert result.ok and result.deleted and result.elapsed_ms == pytest.approx(50.0)
     assert client.closed and client.live_sessions == []
+    [websocket] = client.websockets
+    # a close frame (opcode 8, masked: the client's) with code 1000 and nothing else, then the connection closed
+    assert websocket.transport.written[0] == 0x88 and len(websocket.transport.written) == 2 + 4 + 2
+    assert websocket.transport.closed
+
+
+def test_session_probe_reports_a_refused_websocket_and_deletes_its_session():
+    client = FakeClient(connect_error=WebsocketOpenError('Bastion refused the tunnel websocket (HTTP 502).', 502))
+    result = session_round_trip(client, 'target')
+    assert not result.ok and result.stage == checks.WEBSOCKET and result.status == 502
+    assert result.deleted and client.closed and client.live_sessions == []
+    assert session_round_trip(FakeClient(mint_error=SessionRefusedError('no', 403)), 'target').stage == checks.MINT
 
 
 def test_session_probe_failure_is_a_result_and_the_client_is_closed():
