@@ -341,6 +341,10 @@ examples:
     text: az network bastion ssh-config -g MyRG -n MyBastion --target-resource-id VM_ID
   - name: Update the block after the VM moved to another Bastion host.
     text: az network bastion ssh-config -g MyRG -n OtherBastion --target-resource-id VM_ID --host-alias web1 --file ~/.ssh/config --overwrite
+  - name: A block for every Linux VM of a resource group (alias = VM name) and an Ansible inventory of them; a re-run updates the blocks in place, --prune drops those of VMs that are gone.
+    text: az network bastion ssh-config -g MyRG -n MyBastion --vm-resource-group WebRG --ssh-key ~/.ssh/id_ed25519 --file ~/.ssh/config --inventory ~/fleet.yml --prune
+  - name: Every VM the host reaches (its virtual network and peered ones); then `ansible -i ~/fleet.ini all -m ping`.
+    text: az network bastion ssh-config -g MyRG -n MyBastion --all --file ~/.ssh/config --inventory ~/fleet.ini --inventory-format ini
 """
 
 helps['network bastion agent'] = """

@@ -164,12 +164,15 @@ def bastion_doctor(cmd, resource_group_name, name, target_resource_id=None, targ
 
 
 # -- extras: ssh-config and file transfer ----------------------------------------------------------
-def bastion_ssh_config(cmd, resource_group_name, name, target_resource_id, host_alias=None, username=None,
-                       ssh_key=None, resource_port=None, config_file=None, overwrite=False, no_agent=False):
+def bastion_ssh_config(cmd, resource_group_name, name, target_resource_id=None, host_alias=None, username=None,
+                       ssh_key=None, resource_port=None, config_file=None, overwrite=False, no_agent=False,
+                       vm_resource_group=None, all_vms=False, prune=False, inventory=None, inventory_format=None):
     from azext_bastion_native.connect.ssh_config import ssh_config_command
     return ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_alias=host_alias,
                               username=username, ssh_key=ssh_key, resource_port=resource_port,
-                              config_file=config_file, overwrite=overwrite, no_agent=no_agent)
+                              config_file=config_file, overwrite=overwrite, no_agent=no_agent,
+                              vm_resource_group=vm_resource_group, all_vms=all_vms, prune=prune,
+                              inventory=inventory, inventory_format=inventory_format)
 
 
 # -- extras: the connection agent ------------------------------------------------------------------

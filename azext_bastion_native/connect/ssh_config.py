@@ -152,12 +152,21 @@ def _config_path_value(path, os_name):
     return config_value(path, '--ssh-key')
 
 
-def render_block(alias, proxy, username=None, key_path=None, host_key_alias=None, comment=None, os_name=None):
-    """The marked Host block (text ending in a newline). ``proxy``: the ProxyCommand argv."""
+def tag_line(tag):
+    """The comment line that marks a block as one of a set written together (a resource group's VMs)."""
+    return f'# bastion-native set: {tag}'
+
+
+def render_block(alias, proxy, username=None, key_path=None, host_key_alias=None, comment=None, os_name=None,
+                 tag=None):
+    """The marked Host block (text ending in a newline). ``proxy``: the ProxyCommand argv; ``tag``: the set it
+    belongs to (tagged_aliases finds it again, for --prune)."""
     os_name = os_name or os.name
     lines = [start_marker(alias)]
     if comment:
         lines.append(f'# {comment}')
+    if tag:
+        lines.append(tag_line(tag))
     lines += [f'Host {alias}', f'    ProxyCommand {_command_line(proxy, os_name)}']
     if username:
         if any(char.isspace() or char in '"%\\' for char in username):
@@ -232,11 +241,18 @@ def _first_shadowing_line(lines, aliases):
     return None
 
 
-def marked_aliases(text):
-    """The aliases of every block of ours in ``text``, in file order."""
-    prefix = '# >>> bastion-native '
-    return [line.strip()[len(prefix):-len(' >>>')] for line in text.splitlines()
-            if line.strip().startswith(prefix) and line.strip().endswith(' >>>')]
+def tagged_aliases(text, tag):
+    """Aliases of our blocks in ``text`` that carry ``tag``."""
+    found, alias, wanted = [], None, tag_line(tag)
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith('# >>> bastion-native ') and stripped.endswith(' >>>'):
+            alias = stripped[len('# >>> bastion-native '):-len(' >>>')]
+        elif stripped.startswith('# <<< bastion-native '):
+            alias = None
+        elif alias is not None and stripped == wanted:
+            found.append(alias)
+    return found
 
 
 def merge_blocks(text, blocks, overwrite=False, remove=()):
@@ -297,10 +313,10 @@ def check_can_write(path, alias, overwrite):
         raise SshConfigError('invalid-argument', f"--file '{path}' is a directory.",
                              'Give the config file itself, e.g. ~/.ssh/config.')
     if os.path.exists(path):
-        merge_block(_read(path), alias, '', overwrite)
+        merge_block(read_config(path), alias, '', overwrite)
 
 
-def _read(path):
+def read_config(path):
     with open(path, encoding='utf-8', newline='') as handle:
         return handle.read()
 
@@ -337,7 +353,7 @@ def write_blocks(path, blocks, overwrite=False, remove=()):
         os.makedirs(directory, mode=DIRECTORY_MODE)
         os.chmod(directory, DIRECTORY_MODE)     # makedirs' mode is filtered by the umask
     exists = os.path.exists(path)
-    text = _read(path) if exists else ''
+    text = read_config(path) if exists else ''
     merged, replaced = merge_blocks(text, blocks, overwrite, remove)
     mode = os.stat(path).st_mode & 0o7777 if exists else FILE_MODE
     descriptor, temporary = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=directory)
@@ -366,7 +382,7 @@ def write_block(path, alias, block, overwrite=False):
 
 # -- the command ------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _file_errors(config_file):
+def cli_file_errors(config_file):
     from azure.cli.core.azclierror import FileOperationError
     from azext_bastion_native.cli_errors import cli_error
     try:
@@ -376,6 +392,27 @@ def _file_errors(config_file):
     except (OSError, UnicodeError) as err:
         raise FileOperationError(f"Cannot update '{config_file}': {getattr(err, 'strerror', None) or err}.") \
             from None
+
+
+def _check_scope(target_resource_id, host_alias, overwrite, vm_resource_group, all_vms, prune, inventory,
+                 inventory_format):
+    from azure.cli.core.azclierror import MutuallyExclusiveArgumentError, RequiredArgumentMissingError
+    scopes = [option for option, value in (('--target-resource-id', target_resource_id),
+                                           ('--vm-resource-group', vm_resource_group), ('--all', all_vms)) if value]
+    if not scopes:
+        raise RequiredArgumentMissingError('Give the VM (--target-resource-id), a resource group of VMs '
+                                           '(--vm-resource-group) or --all.')
+    if len(scopes) > 1:
+        raise MutuallyExclusiveArgumentError(f"{' and '.join(scopes)} do not go together: give one of them.")
+    single = [option for option, value in (('--prune', prune), ('--inventory', inventory),
+                                           ('--inventory-format', inventory_format)) if value]
+    several = [option for option, value in (('--host-alias', host_alias), ('--overwrite', overwrite)) if value]
+    if target_resource_id and single:
+        raise MutuallyExclusiveArgumentError(f"{', '.join(single)}: only with --vm-resource-group or --all.")
+    if not target_resource_id and several:
+        raise MutuallyExclusiveArgumentError(
+            f"{', '.join(several)}: only with --target-resource-id (with --vm-resource-group or --all, aliases "
+            'are the VM names and a re-run updates the blocks in place).')
 
 
 def given_subscription(cli_ctx):
@@ -395,7 +432,7 @@ def _refuse_offline(cli_ctx, request_args, host_alias, ssh_key, config_file, ove
     refuse_in_cloud_shell(COMMAND_NAME)
     key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cli_ctx)) if ssh_key else None
     request = connect_request(*request_args)
-    with _file_errors(config_file):
+    with cli_file_errors(config_file):
         alias = check_alias(host_alias or default_alias(request.target_resource_id))
         if config_file:
             check_can_write(config_file, alias, overwrite)
@@ -412,9 +449,26 @@ def proxy_command_argv(resource_group, name, target_resource_id, port, subscript
     return maker(az_argv(), resource_group, name, target_resource_id, port, subscription=subscription)
 
 
-def ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_alias=None, username=None,
-                       ssh_key=None, resource_port=None, config_file=None, overwrite=False, no_agent=False):
-    """`az network bastion ssh-config`: print the Host block, or write it into ``config_file``."""
+def ssh_config_command(cmd, resource_group_name, name, target_resource_id=None, host_alias=None, username=None,
+                       ssh_key=None, resource_port=None, config_file=None, overwrite=False, no_agent=False,
+                       vm_resource_group=None, all_vms=False, prune=False, inventory=None, inventory_format=None):
+    """`az network bastion ssh-config`: print the Host block, or write it into ``config_file``; for a resource
+    group's VMs or all the host reaches: connect/fleet.py."""
+    _check_scope(target_resource_id, host_alias, overwrite, vm_resource_group, all_vms, prune, inventory,
+                 inventory_format)
+    if not target_resource_id:
+        from azext_bastion_native.connect.fleet import fleet_ssh_config_command
+        return fleet_ssh_config_command(cmd, resource_group_name, name, vm_resource_group, username=username,
+                                        ssh_key=ssh_key, resource_port=resource_port, config_file=config_file,
+                                        prune=prune, inventory=inventory, inventory_format=inventory_format or 'yaml',
+                                        no_agent=no_agent)
+    _one_vm_config(cmd, resource_group_name, name, target_resource_id, host_alias, username, ssh_key, resource_port,
+                   config_file, overwrite, no_agent)
+    return None
+
+
+def _one_vm_config(cmd, resource_group_name, name, target_resource_id, host_alias, username, ssh_key,
+                   resource_port, config_file, overwrite, no_agent):
     from knack.log import get_logger
     from azext_bastion_native.clients.ssh import host_key_alias
     from azext_bastion_native.connect import session
@@ -426,7 +480,7 @@ def ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_
     destination = session.resolve_destination(cmd.cli_ctx, request)
     proxy = proxy_command_argv(resource_group_name, name, target_resource_id, port,
                                given_subscription(cmd.cli_ctx), no_agent)
-    with _file_errors(config_file):
+    with cli_file_errors(config_file):
         block = render_block(alias, proxy, username=username or destination.admin_username,
                              key_path=os.path.abspath(key_path) if key_path else None,
                              # the same known_hosts name as `az network bastion ssh` uses for this VM
@@ -438,7 +492,7 @@ def ssh_config_command(cmd, resource_group_name, name, target_resource_id, host_
             sys.stdout.flush()
             return
         path, replaced = write_block(config_file, alias, block, overwrite)
-        shadowing = unmarked_host_lines(_read(path), alias)
+        shadowing = unmarked_host_lines(read_config(path), alias)
     if shadowing:
         get_logger(__name__).warning(
             "%s also has its own 'Host %s' (line %s); ssh takes the first value it finds for each option, so "
