@@ -4,6 +4,8 @@
 
 from knack.help_files import helps  # pylint: disable=unused-import
 
+from azext_bastion_native.capabilities import SUPPORT_TABLE
+
 helps['network bastion'] = """
 type: group
 short-summary: Azure Bastion with your own native client - configure it, secure it, connect through it.
@@ -90,13 +92,13 @@ type: group
 short-summary: Native client support of a Bastion host (the enableTunneling setting, Standard SKU and up).
 """
 
-helps['network bastion native-client show'] = """
+helps['network bastion native-client show'] = f"""
 type: command
 short-summary: Show the native client settings of a host and what this computer can do with them.
 long-summary: >
-    SKU, enableTunneling, enableIpConnect, enableFileCopy, and the rows of the support table from Microsoft's
-    native client documentation for this client OS: each connection method with Entra ID sign-in, file
-    transfer, concurrent VM sessions and custom port support.
+    SKU, enableTunneling, enableIpConnect, enableFileCopy, and the rows of {SUPPORT_TABLE} for this client
+    OS (and this extension's additions, marked beyondDocumentedTable): each connection method with Entra ID
+    sign-in, file transfer, concurrent VM sessions and custom port support.
 examples:
   - name: Show the settings and the methods available from this computer.
     text: az network bastion native-client show -g MyRG -n MyBastion -o table
@@ -216,14 +218,14 @@ examples:
 """
 
 # -- connect: tunnel and proxy ---------------------------------------------------------------------
-helps['network bastion tunnel'] = """
+helps['network bastion tunnel'] = f"""
 type: command
 short-summary: Open a local TCP port that reaches a port on a VM through Bastion.
 long-summary: >
     Every connection to the local port gets its own Bastion session, so several clients (ssh, scp, RDP,
-    a database client) can use one tunnel at once - more than the seed's table promises for "tunnel". The
+    a database client) can use one tunnel at once - more than {SUPPORT_TABLE} promises for "tunnel". The
     command prints "Tunnel is ready, connect on port N" on stderr once listening, and with -o json (the
-    default) also a JSON line {"address": ..., "port": N} on stdout for scripts. It runs until Ctrl+C or
+    default) also a JSON line {{"address": ..., "port": N}} on stdout for scripts. It runs until Ctrl+C or
     SIGTERM (exit codes 130 and 143), --timeout or --idle-timeout (exit code 0); every Bastion session it
     opened is deleted on the way out. Needs a Standard or Premium host with native client support on.
 examples:
@@ -250,11 +252,11 @@ examples:
 """
 
 # -- connect: ssh and rdp --------------------------------------------------------------------------
-helps['network bastion ssh'] = """
+helps['network bastion ssh'] = f"""
 type: command
 short-summary: SSH into a Linux VM through Bastion with your own OpenSSH client.
 long-summary: >
-    The seed's table: from Windows or Linux to a Linux VM, with Entra ID sign-in and custom ports; from
+    Per {SUPPORT_TABLE}: from Windows or Linux to a Linux VM, with Entra ID sign-in and custom ports; from
     other clients (macOS) this extension runs ssh over its tunnel too, without Entra ID. Sign-in: password
     (ssh offers nothing else), ssh-key (a local key file; keys in Azure Key Vault are not supported -
     download them first), or aad (a short-lived key and Entra ID certificate, deleted when ssh exits).
@@ -274,13 +276,13 @@ examples:
     text: az network bastion ssh -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type password --username azureuser --resource-port 2222
 """
 
-helps['network bastion rdp'] = """
+helps['network bastion rdp'] = f"""
 type: command
 short-summary: RDP to a Windows VM through Bastion with your own RDP client.
 long-summary: >
     Windows: mstsc with the RDP file the Bastion gateway hands out (Entra ID sign-in with --auth-type aad),
     or with --disable-gateway / --target-ip-address through a local tunnel (no Entra ID then). Linux and
-    macOS (beyond the seed's table, which offers them the tunnel): a local tunnel and xfreerdp/wlfreerdp
+    macOS (beyond {SUPPORT_TABLE}, which offers them the tunnel): a local tunnel and xfreerdp/wlfreerdp
     (macOS: the app registered for .rdp files) when installed, otherwise the tunnel stays open and the
     command to connect is printed; no Entra ID sign-in. Temporary .rdp files are private and deleted when
     the client exits. Not in Cloud Shell.
@@ -294,16 +296,18 @@ examples:
 """
 
 # -- extras: doctor --------------------------------------------------------------------------------
-helps['network bastion doctor'] = """
+helps['network bastion doctor'] = f"""
 type: command
 short-summary: Check why native client connections will or will not work, with the fix for each problem.
 long-summary: >
     Runs every check it can and prints one row each - Check, Status (pass, fail, warn, skip), Detail and Fix:
     Cloud Shell, sign-in (an ARM token), the host's SKU (Standard or Premium), native client (tunneling), IP
     connect (with --target-ip-address; ports 22 and 3389 only), the target VM (exists, running, OS), the
-    method against the seed's support table for this client OS, the NSG on AzureBastionSubnet (rules that
+    method against {SUPPORT_TABLE} for this client OS, the NSG on AzureBastionSubnet (rules that
     break Bastion, the target port blocked outbound), local programs (ssh and scp, or an RDP client), and
-    the data plane: with a target, one session is minted and deleted at once (the round trip is shown);
+    the data plane: with a target, one session is minted, its websocket opened (Bastion connects to the target
+    port, so a port nothing listens on fails here) and closed with nothing sent, and the session deleted (the
+    round trip is shown);
     without one, a TLS handshake with the host (REQUESTS_CA_BUNDLE and
     AZURE_CLI_DISABLE_CONNECTION_VERIFICATION apply). A check that needs a fact an earlier one could not get
     is skipped. The exit status is 3 when any check fails (warnings do not fail), as for `nsg check`.
@@ -381,20 +385,20 @@ examples:
     text: az network bastion agent status --query "{running:running, live:liveConnections}" -o json
 """
 
-helps['network bastion file'] = """
+helps['network bastion file'] = f"""
 type: group
 short-summary: Copy files to and from a VM through Bastion with scp.
 long-summary: >
-    The seed's support table offers file transfer on the tunnel path for every client (Windows, Linux,
+    Per {SUPPORT_TABLE}, the tunnel path offers file transfer for every client (Windows, Linux,
     other): these commands run your own OpenSSH scp over a local tunnel to the VM, for Linux VMs and any VM
     with an SSH server. Every Bastion session is deleted when scp exits, fails or is interrupted.
 """
 
-helps['network bastion file upload'] = """
+helps['network bastion file upload'] = f"""
 type: command
 short-summary: Copy a local file (or directory, with --recursive) to a VM through Bastion.
 long-summary: >
-    Runs scp over a local tunnel (the seed's table: the tunnel path has file transfer, on every client OS).
+    Runs scp over a local tunnel (the tunnel path has file transfer on every client OS, per {SUPPORT_TABLE}).
     Sign-in: password (scp tries nothing else) or ssh-key (a local key file; keys in Azure Key Vault are not
     supported - download them first). Host keys are pinned per VM as `az network bastion ssh` does. On a
     terminal scp shows its progress meter on stderr; otherwise one line with bytes and seconds follows a
@@ -406,11 +410,11 @@ examples:
     text: az network bastion file upload -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type password --username azureuser --source ./site --destination /tmp --recursive -- -l 8000
 """
 
-helps['network bastion file download'] = """
+helps['network bastion file download'] = f"""
 type: command
 short-summary: Copy a file (or directory, with --recursive) from a VM to this machine through Bastion.
 long-summary: >
-    Runs scp over a local tunnel (the seed's table: the tunnel path has file transfer, on every client OS).
+    Runs scp over a local tunnel (the tunnel path has file transfer on every client OS, per {SUPPORT_TABLE}).
     Sign-in and host-key pinning as for upload. A remote path that does not exist ends with scp's exit code
     and message. On a terminal scp shows its progress meter on stderr; otherwise one line with bytes and
     seconds follows a success. Not in Cloud Shell.

@@ -1,6 +1,6 @@
 """Cloud Shell, Key Vault key references, SSH key files, and capability checks.
 
-The seed's limitations as guards (DESIGN.md section 4): refuse early, with the fix, before any network call.
+The documentation's limitations as guards (DESIGN.md section 4): refuse early, with the fix, before any network call.
 azclierror is imported inside the functions that raise, so the pure checks load fast."""
 
 import os
@@ -37,7 +37,7 @@ class KeyVaultReference:
 
 
 def refuse_in_cloud_shell(command_name):
-    """Connecting commands do not work in Cloud Shell (the seed); configuration commands do."""
+    """Connecting commands do not work in Cloud Shell (per the documentation); configuration commands do."""
     if not in_cloud_shell():
         return
     from azure.cli.core.azclierror import ValidationError

@@ -1,7 +1,7 @@
-"""Which handler serves a connect command: the seed's "Connecting to VMs" table and its limitations decide from
-the client OS, the target OS, the method and the options. Order: refusals that need no network (Cloud Shell, the
-table rows we can already decide, the target arguments), then the host and the VM, then the table again with the
-VM's real OS."""
+"""Which handler serves a connect command: the documentation's "Connecting to VMs" table and its limitations
+decide from the client OS, the target OS, the method and the options. Order: refusals that need no network (Cloud
+Shell, the table rows we can already decide, the target arguments), then the host and the VM, then the table again
+with the VM's real OS."""
 
 import dataclasses
 from dataclasses import dataclass

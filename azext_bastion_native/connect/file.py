@@ -1,10 +1,10 @@
 """Upload and download files through Bastion with scp.
 
 `az network bastion file upload / download`: the user's own scp over the in-process tunnel, as `az network bastion
-ssh` runs ssh (same VM lookup, user name default, sign-in options and host-key pinning). The seed's table gives file
-transfer to the tunnel row of every client OS; this is that row. scp's stdout (where its progress meter goes, only
-when that is a terminal) is sent to our stderr, so stdout stays empty; without a terminal one summary line follows
-instead."""
+ssh` runs ssh (same VM lookup, user name default, sign-in options and host-key pinning). The documentation's
+support table (capabilities.SUPPORT_TABLE) gives file transfer to the tunnel row of every client OS; this is that
+row. scp's stdout (where its progress meter goes, only when that is a terminal) is sent to our stderr, so stdout
+stays empty; without a terminal one summary line follows instead."""
 
 import os
 import subprocess

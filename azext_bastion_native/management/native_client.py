@@ -12,7 +12,7 @@ logger = get_logger(__name__)
 
 
 def describe(host):
-    """SKU, the switches, and what the seed's support table allows from this client OS."""
+    """SKU, the switches, and what the documentation's support table allows from this client OS."""
     from azext_bastion_native import capabilities
     client = capabilities.client_os()
     on = hosts.is_native_client_on(host)

@@ -305,3 +305,22 @@ def test_a_basic_host_gets_one_runnable_fix_that_makes_every_host_row_pass(az, e
     after = _doctor(az, '-n', host, '--target-ip-address', '10.0.0.4')
     assert after.returncode == 0, after.stdout
     assert _sessions(emulator) == []
+
+
+# -- words users see ------------------------------------------------------------------------------------
+def test_words_users_see_name_the_documentation_by_title_and_link_never_the_seed(az, emulator, sshd_linux_vm):
+    from azext_bastion_native.capabilities import SUPPORT_TABLE_TITLE, SUPPORT_TABLE_URL
+    win_vm = emulator.resource_id('Microsoft.Compute/virtualMachines', 'win-vm')
+    seen = {
+        'doctor rows': _doctor(az, '-n', BASTION, '--target-resource-id', sshd_linux_vm.vm_id).stdout,
+        'native-client show': az('network', 'bastion', 'native-client', 'show', '-g', RG, '-n', BASTION).stdout,
+        'a refusal': az('network', 'bastion', 'ssh', '-g', RG, '-n', BASTION, '--target-resource-id', win_vm,
+                        '--auth-type', 'password', check=False).stderr,
+    }
+    for command in ('doctor', 'ssh', 'rdp', 'tunnel', 'file upload', 'native-client show'):
+        seen[f'{command} --help'] = az('network', 'bastion', *command.split(), '--help').stdout
+    assert {where: text for where, text in seen.items() if 'seed' in text.lower()} == {}
+    for where in ('doctor rows', 'a refusal', 'doctor --help', 'ssh --help', 'native-client show --help'):
+        text = ' '.join(seen[where].split())       # help wraps lines
+        assert SUPPORT_TABLE_TITLE in text and SUPPORT_TABLE_URL in text, where
+    assert '"beyondDocumentedTable": false' in seen['native-client show']
