@@ -100,7 +100,8 @@ def check_sku_rules(sku, features, scale_units=None, zones=None):
         fits = next((candidate for candidate in SKUS[SKUS.index(sku):]
                      if all(candidate in feature.skus for feature in wanted)), 'Premium')
         raise azclierror.ArgumentUsageError(
-            f"{', '.join(feature.flag for feature in wanted)}: not offered by the {sku} SKU.",
+            f"Not offered by the {sku} SKU: "
+            + ', '.join(f"{feature.flag} ({' or '.join(feature.skus)})" for feature in wanted) + '.',
             recommendation=f'Use --sku {fits}, or drop those options.')
     if scale_units is not None:
         low, high = SCALE_UNITS_RANGE
