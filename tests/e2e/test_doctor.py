@@ -135,12 +135,16 @@ def test_cloud_shell_fails_but_every_other_check_still_runs(az, sshd_linux_vm):
     assert rows['Data plane']['status'] == 'pass' and 'Cloud Shell failed' in rows['Data plane']['detail']
 
 
-def test_unreachable_data_plane_fails_and_leaves_no_session(az, emulator, sshd_linux_vm):
-    emulator.post('faults', {'mint_status': 500, 'count': 5})
+def _doctor_with_mints_answering(az, emulator, status, vm_id, count=5):
+    emulator.post('faults', {'mint_status': status, 'count': count})
     try:
-        result = _doctor(az, '-n', BASTION, '--target-resource-id', sshd_linux_vm.vm_id)
+        return _doctor(az, '-n', BASTION, '--target-resource-id', vm_id)
     finally:
         emulator.delete('faults')
+
+
+def test_unreachable_data_plane_fails_and_leaves_no_session(az, emulator, sshd_linux_vm):
+    result = _doctor_with_mints_answering(az, emulator, 500, sshd_linux_vm.vm_id)
     assert result.returncode == FAILED, result.stderr
     rows = _rows(result)
     assert rows['Data plane']['status'] == 'fail' and 'HTTP 500' in rows['Data plane']['detail']
@@ -149,15 +153,19 @@ def test_unreachable_data_plane_fails_and_leaves_no_session(az, emulator, sshd_l
     assert _sessions(emulator) == []
 
 
-def test_nsg_denying_the_target_port_fails_with_the_apply_command(az, emulator, network, own_vnet_host,
-                                                                  sshd_linux_vm):
+def test_nsg_denying_the_target_port_fails_with_the_apply_command_also_for_the_data_planes_403(
+        az, emulator, network, own_vnet_host, sshd_linux_vm):
     host = own_vnet_host(enable_tunneling=True)
     _deny_port_2222(network, host)
     result = _doctor(az, '-n', host, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', '2222')
     assert result.returncode == FAILED
     rows = _rows(result)
+    apply = f'az network bastion nsg apply -g demo-rg -n {host} --ports 22 2222 3389'
     assert rows['NSG']['status'] == 'fail' and 'DenyOtherVnetOutbound' in rows['NSG']['detail']
-    assert rows['NSG']['fix'] == f'az network bastion nsg apply -g demo-rg -n {host} --ports 22 2222 3389'
+    assert rows['NSG']['fix'] == apply
+    # the emulator refuses the mint with 403 naming the NSG rule (the data plane enforces the NSG): not a role
+    assert rows['Data plane']['status'] == 'fail' and 'HTTP 403' in rows['Data plane']['detail']
+    assert rows['Data plane']['fix'] == apply
     assert _sessions(emulator) == []
 
 
@@ -229,25 +237,8 @@ def _deny_port_2222(network, host):
     network.subnets.begin_create_or_update(RG, host + '-vnet', 'AzureBastionSubnet', subnet).result()
 
 
-def test_a_403_for_a_port_the_nsg_denies_gets_the_nsg_fix_not_a_role(az, emulator, network, own_vnet_host,
-                                                                     sshd_linux_vm):
-    host = own_vnet_host(enable_tunneling=True)
-    _deny_port_2222(network, host)
-    result = _doctor(az, '-n', host, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', '2222')
-    assert result.returncode == FAILED
-    plane = _rows(result)['Data plane']
-    # the emulator refuses the mint with 403 naming the NSG rule, as the data plane enforces the NSG
-    assert plane['status'] == 'fail' and 'HTTP 403' in plane['detail']
-    assert plane['fix'] == f'az network bastion nsg apply -g demo-rg -n {host} --ports 22 2222 3389'
-    assert _sessions(emulator) == []
-
-
 def test_a_403_with_the_port_allowed_gets_the_role_fix(az, emulator, sshd_linux_vm):
-    emulator.post('faults', {'mint_status': 403, 'count': 1})
-    try:
-        result = _doctor(az, '-n', BASTION, '--target-resource-id', sshd_linux_vm.vm_id)
-    finally:
-        emulator.delete('faults')
+    result = _doctor_with_mints_answering(az, emulator, 403, sshd_linux_vm.vm_id, count=1)
     assert result.returncode == FAILED
     plane = _rows(result)['Data plane']
     assert plane['status'] == 'fail' and 'HTTP 403' in plane['detail']
@@ -256,11 +247,7 @@ def test_a_403_with_the_port_allowed_gets_the_role_fix(az, emulator, sshd_linux_
 
 
 def test_an_expired_sign_in_401_gets_az_login(az, emulator, sshd_linux_vm):
-    emulator.post('faults', {'mint_status': 401, 'count': 1})
-    try:
-        result = _doctor(az, '-n', BASTION, '--target-resource-id', sshd_linux_vm.vm_id)
-    finally:
-        emulator.delete('faults')
+    result = _doctor_with_mints_answering(az, emulator, 401, sshd_linux_vm.vm_id, count=1)
     plane = _rows(result)['Data plane']
     assert plane['status'] == 'fail' and 'az login' in plane['fix'] and 'Reader' not in plane['fix']
 

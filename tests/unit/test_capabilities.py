@@ -127,19 +127,16 @@ def _refusal(*args, **kwargs):
 
 
 @pytest.mark.parametrize('client', ['windows', 'linux', 'other'])
-def test_rdp_to_a_linux_vm_suggests_ssh_or_a_tunnel_to_an_rdp_server_never_ssh_to_3389(client):
-    advice = _refusal(client, 'linux', 'rdp').recommendation
-    assert advice.startswith('use `az network bastion ssh -g RG -n BASTION --target-resource-id VM_ID`')
-    tunnel_part = advice.split('--resource-port 3389', 1)[1]
-    assert 'RDP client' in tunnel_part and 'ssh' not in tunnel_part
-
-
-@pytest.mark.parametrize('client', ['windows', 'linux', 'other'])
-def test_ssh_to_a_windows_vm_suggests_rdp_or_a_tunnel_to_an_ssh_server(client):
-    advice = _refusal(client, 'windows', 'ssh').recommendation
-    assert advice.startswith('use `az network bastion rdp -g RG -n BASTION --target-resource-id VM_ID`')
-    tunnel_part = advice.split('--resource-port 22', 1)[1]
-    assert 'ssh -p 50022' in tunnel_part and 'RDP' not in tunnel_part
+@pytest.mark.parametrize('target_os, method, instead, port, program, not_program', [
+    ('linux', 'rdp', 'ssh', 3389, 'RDP client', 'ssh'),         # rdp to Linux: never ssh to 3389
+    ('windows', 'ssh', 'rdp', 22, 'ssh -p 50022', 'RDP'),       # ssh to Windows: never an RDP client on 22
+])
+def test_a_method_the_vms_os_lacks_suggests_that_os_method_or_a_tunnel_for_the_asked_program(
+        client, target_os, method, instead, port, program, not_program):
+    advice = _refusal(client, target_os, method).recommendation
+    assert advice.startswith(f'use `az network bastion {instead} -g RG -n BASTION --target-resource-id VM_ID`')
+    tunnel_part = advice.split(f'--resource-port {port}', 1)[1]
+    assert program in tunnel_part and not_program not in tunnel_part
 
 
 def test_a_custom_port_is_kept_in_the_tunnel_suggestion():
