@@ -89,7 +89,7 @@ def _configure_arguments(self):
                        help='Turn off copy and paste in browser sessions (Standard and Premium).')
             c.argument('enable_kerberos', arg_type=get_three_state_flag(),
                        help='Kerberos authentication (Basic, Standard and Premium).')
-            c.argument('enable_shareable_link', arg_type=get_three_state_flag(),
+            c.argument('shareable_link', arg_type=get_three_state_flag(),
                        help='Shareable links to VMs (Standard and Premium).')
             c.argument('session_recording', arg_type=get_three_state_flag(),
                        help='Session recording (Premium).')

@@ -29,7 +29,7 @@ HOST_FEATURES = (
     HostFeature('enableIpConnect', '--enable-ip-connect', ('Standard', 'Premium')),
     HostFeature('enableFileCopy', '--file-copy', ('Standard', 'Premium')),
     HostFeature('disableCopyPaste', '--disable-copy-paste', ('Standard', 'Premium')),
-    HostFeature('enableShareableLink', '--enable-shareable-link', ('Standard', 'Premium')),
+    HostFeature('enableShareableLink', '--shareable-link', ('Standard', 'Premium')),
     HostFeature('enableKerberos', '--enable-kerberos', ('Basic', 'Standard', 'Premium')),
     HostFeature('enableSessionRecording', '--session-recording', ('Premium',)),
     HostFeature('enablePrivateOnlyBastion', '--private-only', ('Premium',)),

@@ -6,7 +6,7 @@ from azext_bastion_native._client_factory import cf_network
 # -- configure -------------------------------------------------------------------------------------
 def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address=None, location=None, sku='Standard',
                    enable_tunneling=None, enable_ip_connect=None, file_copy=None, disable_copy_paste=None,
-                   enable_kerberos=None, enable_shareable_link=None, session_recording=None, private_only=None,
+                   enable_kerberos=None, shareable_link=None, session_recording=None, private_only=None,
                    scale_units=None, zones=None, tags=None, no_wait=False):
     from azext_bastion_native.management import hosts
     from azext_bastion_native.management.operations import wait_for
@@ -14,7 +14,7 @@ def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address=
     features = hosts.features_from_flags(
         enable_tunneling=enable_tunneling, enable_ip_connect=enable_ip_connect, file_copy=file_copy,
         disable_copy_paste=disable_copy_paste, enable_kerberos=enable_kerberos,
-        enable_shareable_link=enable_shareable_link, session_recording=session_recording, private_only=private_only)
+        shareable_link=shareable_link, session_recording=session_recording, private_only=private_only)
     host = hosts.build_host(client, resource_group_name, vnet_name, public_ip_address, location, sku, features,
                             scale_units, zones, tags)
     poller = hosts.put_host(client, resource_group_name, name, host, no_wait=no_wait)
@@ -23,13 +23,13 @@ def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address=
 
 def bastion_update(cmd, instance, resource_group_name, name,  # pylint: disable=unused-argument
                    sku=None, enable_tunneling=None, enable_ip_connect=None, file_copy=None, disable_copy_paste=None,
-                   enable_kerberos=None, enable_shareable_link=None, session_recording=None, scale_units=None,
+                   enable_kerberos=None, shareable_link=None, session_recording=None, scale_units=None,
                    tags=None):
     from azext_bastion_native.management import hosts
     features = hosts.features_from_flags(
         enable_tunneling=enable_tunneling, enable_ip_connect=enable_ip_connect, file_copy=file_copy,
         disable_copy_paste=disable_copy_paste, enable_kerberos=enable_kerberos,
-        enable_shareable_link=enable_shareable_link, session_recording=session_recording)
+        shareable_link=shareable_link, session_recording=session_recording)
     return hosts.apply_update(instance, hosts.host_label(resource_group_name, name), sku=sku, features=features,
                               scale_units=scale_units, tags=tags)
 

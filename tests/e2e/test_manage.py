@@ -117,7 +117,7 @@ def test_create_premium_with_every_option(az, network, emulator):
     name = unique('prem')
     created = _create(az, network, name, '--sku', 'Premium', '--scale-units', '4', '--enable-ip-connect', 'true',
                       '--file-copy', 'true', '--disable-copy-paste', 'true', '--enable-kerberos', 'true',
-                      '--enable-shareable-link', 'true', '--session-recording', 'true', '--zones', '1', '2',
+                      '--shareable-link', 'true', '--session-recording', 'true', '--zones', '1', '2',
                       '--tags', 'team=ops').json
     assert created['sku']['name'] == 'Premium' and created['scaleUnits'] == 4
     for prop in ('enableTunneling', 'enableIpConnect', 'enableFileCopy', 'disableCopyPaste', 'enableKerberos',
