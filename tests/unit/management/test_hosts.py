@@ -1,0 +1,68 @@
+"""The SKU rules create/update check before sending, and the api-version pin, without ARM."""
+
+import pytest
+from azure.cli.core import azclierror
+
+from azext_bastion_native.bastion_facts import HOST_FEATURES
+from azext_bastion_native.management import hosts
+from azext_bastion_native.management.api_version import NETWORK_API_VERSION, pin_api_version
+
+
+def _asking(*rest_names):
+    return {name: True for name in rest_names}
+
+
+@pytest.mark.parametrize('sku, allowed', [
+    ('Developer', set()),
+    ('Basic', {'enableKerberos'}),
+    ('Standard', {feature.rest_name for feature in HOST_FEATURES} - {'enableSessionRecording',
+                                                                     'enablePrivateOnlyBastion'}),
+    ('Premium', {feature.rest_name for feature in HOST_FEATURES}),
+])
+def test_each_sku_offers_exactly_its_features(sku, allowed):
+    for feature in HOST_FEATURES:
+        if feature.rest_name in allowed:
+            hosts.check_sku_rules(sku, _asking(feature.rest_name))
+        else:
+            with pytest.raises(azclierror.ArgumentUsageError) as refused:
+                hosts.check_sku_rules(sku, _asking(feature.rest_name))
+            assert feature.flag in refused.value.error_msg
+
+
+def test_the_recommendation_names_the_cheapest_sku_offering_everything_asked():
+    with pytest.raises(azclierror.ArgumentUsageError) as refused:
+        hosts.check_sku_rules('Basic', _asking('enableTunneling', 'enableSessionRecording'))
+    assert '--sku Premium' in refused.value.recommendations[0]
+
+
+@pytest.mark.parametrize('sku, units, error', [
+    ('Standard', 1, azclierror.InvalidArgumentValueError), ('Premium', 51, azclierror.InvalidArgumentValueError),
+    ('Basic', 3, azclierror.ArgumentUsageError), ('Developer', 4, azclierror.ArgumentUsageError)])
+def test_scale_units(sku, units, error):
+    with pytest.raises(error):
+        hosts.check_sku_rules(sku, {}, scale_units=units)
+
+
+def test_scale_units_in_range_and_fixed_two_pass():
+    hosts.check_sku_rules('Premium', {}, scale_units=50)
+    hosts.check_sku_rules('Basic', {}, scale_units=2)
+
+
+@pytest.mark.parametrize('old, new', [('Premium', 'Standard'), ('Standard', 'Basic'), ('Developer', 'Standard')])
+def test_sku_changes_azure_refuses(old, new):
+    with pytest.raises(azclierror.ValidationError):
+        hosts.check_sku_change('host', old, new)
+
+
+def test_features_from_flags_by_parameter_name():
+    features = hosts.features_from_flags(file_copy=True, shareable_link=False, session_recording=None)
+    assert features['enableFileCopy'] is True and features['enableShareableLink'] is False
+    assert features['enableSessionRecording'] is None and features['enableTunneling'] is None
+    assert hosts.sdk_attribute('enablePrivateOnlyBastion') == 'enable_private_only_bastion'
+
+
+def test_pin_changes_only_the_api_version():
+    url = ('https://management.azure.com/subscriptions/s/providers/Microsoft.Network/bastionHosts'
+           '?$filter=a%20eq%20b&API-Version=2026-03-01&$skiptoken=x%2By')
+    assert pin_api_version(url) == url.replace('2026-03-01', NETWORK_API_VERSION)
+    assert pin_api_version('https://h/p?x=1') == 'https://h/p?x=1'
