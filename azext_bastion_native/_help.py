@@ -375,6 +375,9 @@ examples:
 helps['network bastion agent stop'] = """
 type: command
 short-summary: Stop the connection agent; its live connections end and every Bastion session is deleted.
+examples:
+  - name: Stop it, e.g. before signing in as someone else (the next ssh starts a new one).
+    text: az network bastion agent stop
 """
 
 helps['network bastion agent status'] = """

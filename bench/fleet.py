@@ -127,7 +127,8 @@ def measure_connections(fleet, configs, runs):
 
 
 def measure_ansible(fleet, home):
-    env = dict(fleet.az_env, ANSIBLE_LOCAL_TEMP=str(home / 'ansible-tmp'), ANSIBLE_SSH_CONTROL_PATH_DIR=str(home / 'cp'),
+    env = dict(fleet.az_env, ANSIBLE_LOCAL_TEMP=str(home / 'ansible-tmp'),
+               ANSIBLE_SSH_CONTROL_PATH_DIR=str(home / 'cp'),
                ANSIBLE_SSH_ARGS='-o ControlMaster=no',  # a new connection per task: what the config path costs
                ANSIBLE_TIMEOUT='120')   # ssh's 10 s default: five az start-ups at once on 2 cores can take longer
     result = {}
