@@ -155,37 +155,14 @@ def render_inventory(entries, inventory_format, ssh_config_path=None):
         json.dumps(inventory, indent=2) + '\n'
 
 
-def write_text_atomically(path, text):
-    import tempfile
-    path = os.path.realpath(os.path.expanduser(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp',
-                                             dir=os.path.dirname(path))
-    try:
-        with os.fdopen(descriptor, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    return path
-
-
 def fleet_ssh_config_command(cmd, resource_group_name, name, vm_resource_group=None, username=None, ssh_key=None,
                              resource_port=None, config_file=None, prune=False, inventory=None,
                              inventory_format='yaml', no_agent=False):
     """ssh-config --vm-resource-group / --all: print the blocks, or write them (and the inventory)."""
     from azext_bastion_native._client_factory import cf_network
     from azext_bastion_native.bastion_facts import subscription_of
-    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes, refuse_in_cloud_shell
     from azext_bastion_native.management.hosts import get_host
-    refuse_in_cloud_shell(ssh_config.COMMAND_NAME)
-    key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cmd.cli_ctx)) if ssh_key else None
-    if (prune or inventory) and not config_file:
-        from azure.cli.core.azclierror import RequiredArgumentMissingError
-        raise RequiredArgumentMissingError('--prune and --inventory work on a config file: give --file too.')
+    key_path = _refuse_offline(cmd.cli_ctx, ssh_key, config_file, prune, inventory)
     host = get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
     fleet, skipped = list_fleet(cmd.cli_ctx, host, subscription_of(host.id), vm_resource_group)
     options = BlockOptions(resource_group_name, name, resource_port, username,
@@ -199,7 +176,7 @@ def fleet_ssh_config_command(cmd, resource_group_name, name, vm_resource_group=N
             sys.stdout.flush()
             return None
         summary = write_fleet(config_file, blocks, options.tag, prune)
-        summary['inventory'] = write_text_atomically(
+        summary['inventory'] = ssh_config.write_atomically(
             inventory, render_inventory(entries, inventory_format, summary['file'])) if inventory else None
     summary['skipped'] = [item.as_dict() for item in skipped]
     return summary
@@ -213,6 +190,17 @@ def write_fleet(config_file, blocks, tag, prune):
     path, replaced = ssh_config.write_blocks(path, blocks, overwrite=True, remove=gone)
     return {'file': path, 'added': sorted(set(blocks) - set(replaced)), 'updated': sorted(replaced),
             'pruned': sorted(gone)}
+
+
+def _refuse_offline(cli_ctx, ssh_key, config_file, prune, inventory):
+    """Cloud Shell, the key, options that need --file: refused before any request; the key's path."""
+    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes, refuse_in_cloud_shell
+    refuse_in_cloud_shell(ssh_config.COMMAND_NAME)
+    key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cli_ctx)) if ssh_key else None
+    if (prune or inventory) and not config_file:
+        from azure.cli.core.azclierror import RequiredArgumentMissingError
+        raise RequiredArgumentMissingError('--prune and --inventory work on a config file: give --file too.')
+    return key_path
 
 
 @dataclass(frozen=True)

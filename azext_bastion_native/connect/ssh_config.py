@@ -348,22 +348,31 @@ def write_blocks(path, blocks, overwrite=False, remove=()):
     A new file is made 0600 (its directory 0700); an existing one keeps its mode and every other line. A
     symlinked config is updated where it points. Returns (real path, aliases whose block was replaced)."""
     path = os.path.realpath(os.path.expanduser(path))
+    text = read_config(path) if os.path.exists(path) else ''
+    merged, replaced = merge_blocks(text, blocks, overwrite, remove)
+    probe = next(iter(blocks), None) or 'bastion-native-check'
+    return write_atomically(path, merged, lambda temporary: validate_with_ssh(temporary, probe)), replaced
+
+
+def write_atomically(path, text, check=None):
+    """Write ``text`` to a temporary file beside ``path``, ``check(temporary path)`` it, then rename it over
+    ``path``: readers see the old file or the new one, never half of one. A new file is 0600 (its directory
+    0700); an existing one keeps its mode. Returns the real path."""
+    path = os.path.realpath(os.path.expanduser(path))
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=DIRECTORY_MODE)
         os.chmod(directory, DIRECTORY_MODE)     # makedirs' mode is filtered by the umask
-    exists = os.path.exists(path)
-    text = read_config(path) if exists else ''
-    merged, replaced = merge_blocks(text, blocks, overwrite, remove)
-    mode = os.stat(path).st_mode & 0o7777 if exists else FILE_MODE
+    mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else FILE_MODE
     descriptor, temporary = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=directory)
     try:
         with os.fdopen(descriptor, 'w', encoding='utf-8', newline='') as handle:
-            handle.write(merged)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
-        validate_with_ssh(temporary, next(iter(blocks), None) or 'bastion-native-check')
+        if check is not None:
+            check(temporary)
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -371,7 +380,7 @@ def write_blocks(path, blocks, overwrite=False, remove=()):
         except OSError:
             pass
         raise
-    return path, replaced
+    return path
 
 
 def write_block(path, alias, block, overwrite=False):

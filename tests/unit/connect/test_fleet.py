@@ -77,3 +77,10 @@ def test_host_vnet_from_the_bastion_subnet_or_a_developer_hosts_network():
 def test_scope_options_refused_before_any_request(offline, options, error, words):
     with pytest.raises(error, match=words):
         ssh_config.ssh_config_command(SimpleNamespace(cli_ctx=None), 'rg', 'bh', **options)
+
+
+def test_prune_or_inventory_without_a_file_refused_before_any_request(offline):
+    for options in ({'prune': True}, {'inventory': 'inv.yml'}):
+        with pytest.raises(RequiredArgumentMissingError, match='--file'):
+            ssh_config.ssh_config_command(SimpleNamespace(cli_ctx=None), 'rg', 'bh', vm_resource_group='rg',
+                                          **options)
