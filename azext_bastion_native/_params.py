@@ -195,10 +195,12 @@ def _ssh_rdp_arguments(self):
                    help='RDP port on the VM. Default: 3389. A custom port needs --target-resource-id.')
         c.argument('configure', action='store_true',
                    help='Open the connection in mstsc\'s editor first (Windows).')
-        c.argument('disable_gateway', action='store_true',
+        # three-state as in Microsoft's `bastion` extension (src/bastion/azext_bastion/_params.py): the flag alone,
+        # or with true/false as scripts written for that extension pass it
+        c.argument('disable_gateway', arg_type=get_three_state_flag(),
                    help='Windows: connect mstsc through a local tunnel instead of the Bastion RD gateway (no '
                         'Entra ID sign-in then).')
-        c.argument('enable_mfa', action='store_true',
+        c.argument('enable_mfa', arg_type=get_three_state_flag(),
                    help='Windows: ask the gateway for an RDP file with Entra ID (RDS AAD) authentication.')
 
 

@@ -103,3 +103,12 @@ def test_no_warning_and_no_row_without_it(az):
     assert "'bastion' extension" not in result.stderr
     rows = az('network', 'bastion', 'doctor', '-g', 'demo-rg', '-n', 'demo-bastion', check=False).json
     assert 'Other bastion extension' not in [row['check'] for row in rows]
+
+
+@pytest.mark.parametrize('flags', [['--disable-gateway', 'true'], ['--enable-mfa', 'false'], ['--disable-gateway']])
+def test_rdp_takes_their_three_state_flags(az, emulator, flags):
+    """Their rdp takes --disable-gateway/--enable-mfa with or without true/false: scripts written for it parse."""
+    vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
+    result = az('network', 'bastion', 'rdp', '-g', 'demo-rg', '-n', 'demo-bastion', '--target-resource-id', vm_id,
+                *flags, check=False, timeout=60)
+    assert 'unrecognized arguments' not in result.stderr and 'Traceback' not in result.stderr, result.stderr
