@@ -203,3 +203,26 @@ def test_native_client_show_table_has_ip_connect_and_file_copy(az):
     first = dict(zip(header, table.splitlines()[2].split()))
     assert first['IpConnect'] == ('on' if shown['enableIpConnect'] else 'off')
     assert first['FileCopy'] == ('on' if shown['enableFileCopy'] else 'off')
+
+
+def test_a_created_developer_host_carries_a_tunnel(az, az_env, network, emulator, echo_server):
+    """The host create --sku Developer made is one native client reaches VMs through (its /api/connection)."""
+    import socket
+    from tests.e2e.tunnel_helpers import RunningTunnel
+    name = unique('devtun')
+    make_vnet(network, name + '-vnet', bastion_prefix=None)
+    az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet', '--sku', 'Developer')
+    emulator.set_vm_endpoint('linux-vm', 7007, echo_server.host, echo_server.port)
+    vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
+    tunnel = RunningTunnel(az_env, '--target-resource-id', vm_id, '--resource-port', 7007, '--timeout', 30, host=name)
+    try:
+        with socket.create_connection((tunnel.address, tunnel.port), timeout=20) as conn:
+            conn.sendall(b'developer')
+            received = b''
+            while len(received) < len(b'developer'):
+                chunk = conn.recv(64)
+                assert chunk
+                received += chunk
+            assert received == b'developer'
+    finally:
+        tunnel.stop()
