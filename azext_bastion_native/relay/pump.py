@@ -190,9 +190,12 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
             transport.close()
 
     def abort(self) -> None:
-        """Close at once (a TCP client sees a reset)."""
+        """Close at once (a TCP client sees a reset; a pipe has none and is closed)."""
         for transport in self._transports():
-            transport.abort()
+            try:
+                transport.abort()
+            except (AttributeError, NotImplementedError):   # a read pipe: asyncio's has no abort, uvloop's raises
+                transport.close()
 
     def _transports(self) -> List[Union[asyncio.Transport, asyncio.WriteTransport]]:
         if self.out_transport is self.in_transport:     # a socket

@@ -83,4 +83,4 @@ def test_a_refused_session_is_logged_as_an_error(az_env, emulator, echo_vm):
     assert proxy.returncode == 1
     text = stderr.decode(errors='replace')
     assert 'ERROR: proxy (stdio): ' in text and 'HTTP 401' in text, text[-2000:]
-    assert 'WARNING: proxy (stdio)' not in text
+    assert 'WARNING: proxy (stdio)' not in text and 'Traceback' not in text

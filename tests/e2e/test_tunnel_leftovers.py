@@ -18,11 +18,9 @@ OWNER_FILE = 'owner.pid'
 
 @pytest.fixture
 def run_dirs(tmp_path):
-    """A HOME (ssh's known_hosts) and a TMPDIR (where our private directories go) of the test's own."""
-    home, tmp = tmp_path / 'home', tmp_path / 'tmp'
-    home.mkdir()
-    tmp.mkdir()
-    return {'HOME': str(home), 'TMPDIR': str(tmp)}
+    """The test's own TMPDIR (where our private directories go) and HOME (for ssh's known_hosts)."""
+    (tmp_path / 'tmp').mkdir()
+    return {'HOME': str(tmp_path), 'TMPDIR': str(tmp_path / 'tmp')}
 
 
 def _ssh(az, vm, ssh_key, run_dirs, remote_command):
@@ -76,14 +74,16 @@ def test_sighup_ends_ssh_with_129_deleting_its_session_and_temp_files(az, emulat
 def test_the_next_run_removes_a_killed_runs_directory_and_keeps_a_live_ones(az, emulator, sshd_linux_vm, ssh_key,
                                                                             run_dirs):
     killed = _start(az, sshd_linux_vm, ssh_key, run_dirs, emulator)
-    [stale] = _private_dirs(run_dirs)
-    assert _owner(run_dirs, stale) == killed.pid
-    os.killpg(killed.pid, signal.SIGKILL)           # az, ssh and the socket helper: no clean-up runs
-    killed.communicate(timeout=30)
+    try:
+        [stale] = _private_dirs(run_dirs)
+        assert _owner(run_dirs, stale) == killed.pid
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)       # az, ssh and the socket helper: no clean-up runs
+        killed.communicate(timeout=30)
+        _disconnect_every_session(az)               # the killed run's session: an admin (or idle policy) ends it
     assert _private_dirs(run_dirs) == [stale]       # left behind, as kill -9 leaves it
     foreign = os.path.join(run_dirs['TMPDIR'], 'az-bastion-not-ours')
     os.mkdir(foreign, 0o700)                        # no owner named: cannot be proven dead, stays
-    _disconnect_every_session(az)                   # the killed run's session: an admin (or idle policy) ends it
 
     live = _start(az, sshd_linux_vm, ssh_key, run_dirs, emulator)
     try:
