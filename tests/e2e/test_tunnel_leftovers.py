@@ -23,19 +23,33 @@ def run_dirs(tmp_path):
     return {'HOME': str(tmp_path), 'TMPDIR': str(tmp_path / 'tmp')}
 
 
+def _login(az, command, vm, ssh_key):
+    return [az.executable, 'network', 'bastion', *command, '-g', RG, '-n', HOST, '--target-resource-id', vm.vm_id,
+            '--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key', str(ssh_key)]
+
+
 def _ssh(az, vm, ssh_key, run_dirs, remote_command):
-    return [az.executable, 'network', 'bastion', 'ssh', '-g', RG, '-n', HOST, '--target-resource-id', vm.vm_id,
-            '--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key', str(ssh_key), '--',
-            '-o', f"UserKnownHostsFile={run_dirs['HOME']}/known_hosts", remote_command]
+    return [*_login(az, ['ssh'], vm, ssh_key), '--', '-o', f"UserKnownHostsFile={run_dirs['HOME']}/known_hosts",
+            remote_command]
 
 
-def _start(az, vm, ssh_key, run_dirs, emulator, sessions_before=0):
-    """An `az network bastion ssh ... sleep 60` in a process group of its own, once its Bastion session is up."""
+def _slow_upload(az, vm, ssh_key, run_dirs):
+    """`file upload` of 2 MB at 100 kbit/s: still copying when the signal comes."""
+    source = os.path.join(run_dirs['HOME'], 'two-megabytes.bin')
+    with open(source, 'wb') as handle:
+        handle.write(os.urandom(2 << 20))
+    return [*_login(az, ['file', 'upload'], vm, ssh_key), '--source', source, '--destination', 'slow-upload.bin',
+            '--', '-l', '100', '-o', f"UserKnownHostsFile={run_dirs['HOME']}/known_hosts"]
+
+
+def _start(az, vm, ssh_key, run_dirs, emulator, argv=None):
+    """An `az network bastion ssh ... sleep 60` (or ``argv``) in a process group of its own, once its Bastion
+    session is up."""
     process = subprocess.Popen(  # pylint: disable=consider-using-with
-        _ssh(az, vm, ssh_key, run_dirs, 'sleep 60'), env=dict(az.env, **run_dirs), start_new_session=True,
+        argv or _ssh(az, vm, ssh_key, run_dirs, 'sleep 60'), env=dict(az.env, **run_dirs), start_new_session=True,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while len(emulator.get('/_emulator/sessions').json()) <= sessions_before:
+    while not emulator.get('/_emulator/sessions').json():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-2000:]
         time.sleep(0.2)
     return process
@@ -56,9 +70,11 @@ def _disconnect_every_session(az):
         az('network', 'bastion', 'session', 'disconnect', '-g', RG, '-n', HOST, '--session-ids', *ids)
 
 
-def test_sighup_ends_ssh_with_129_deleting_its_session_and_temp_files(az, emulator, sshd_linux_vm, ssh_key,
-                                                                      run_dirs):
-    process = _start(az, sshd_linux_vm, ssh_key, run_dirs, emulator)
+@pytest.mark.parametrize('command', ['ssh', 'file upload'])
+def test_sighup_ends_the_command_with_129_leaving_no_session_or_temp_file(az, emulator, sshd_linux_vm, ssh_key,
+                                                                          run_dirs, command):
+    argv = _slow_upload(az, sshd_linux_vm, ssh_key, run_dirs) if command == 'file upload' else None
+    process = _start(az, sshd_linux_vm, ssh_key, run_dirs, emulator, argv)
     try:
         process.send_signal(signal.SIGHUP)          # what closing the terminal sends az
         _, stderr = process.communicate(timeout=30)
