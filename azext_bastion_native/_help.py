@@ -224,10 +224,13 @@ short-summary: Open a local TCP port that reaches a port on a VM through Bastion
 long-summary: >
     Every connection to the local port gets its own Bastion session, so several clients (ssh, scp, RDP,
     a database client) can use one tunnel at once - more than {SUPPORT_TABLE} promises for "tunnel". The
-    command prints "Tunnel is ready, connect on port N" on stderr once listening, and with -o json (the
-    default) also a JSON line {{"address": ..., "port": N}} on stdout for scripts. It runs until Ctrl+C or
-    SIGTERM (exit codes 130 and 143), --timeout or --idle-timeout (exit code 0); every Bastion session it
-    opened is deleted on the way out. Needs a Standard or Premium host with native client support on.
+    command prints "Tunnel is ready, connect on port N" on stderr once listening, and the ready line
+    {{"address": ..., "port": N}} on stdout for scripts, in your output format (-o; JSON on one line) and
+    through --query (--query port -o tsv prints just the port; -o none nothing). It runs until Ctrl+C,
+    SIGTERM or SIGHUP (the terminal closed; exit codes 130, 143 and 129), --timeout or --idle-timeout (exit
+    code 0); every Bastion session it opened is deleted on the way out. A --target-resource-id is read
+    before the tunnel is ready: no such VM, not a VM or scale set instance, or not running is refused.
+    Needs a Standard or Premium host with native client support on.
 examples:
   - name: Tunnel local port 50022 to SSH on a VM, then connect with any SSH client.
     text: az network bastion tunnel -g MyResourceGroup -n MyBastion --target-resource-id /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MyResourceGroup/providers/Microsoft.Compute/virtualMachines/MyVm --resource-port 22 --port 50022
@@ -235,6 +238,8 @@ examples:
     text: az network bastion tunnel -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 3389 --timeout 3600
   - name: A tunnel for a script - wait for the JSON line, use the port, stop when idle for 60 seconds.
     text: az network bastion tunnel -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22 --idle-timeout 60 -o json
+  - name: Print only the local port once ready (the host may also be given as --ids HOST_ID).
+    text: az network bastion tunnel -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22 --query port -o tsv
 """
 
 helps['network bastion proxy'] = """
@@ -242,8 +247,9 @@ type: command
 short-summary: Relay stdin and stdout to a port on a VM through Bastion, for ssh's ProxyCommand.
 long-summary: >
     Opens one Bastion session and relays bytes until either side closes; stdout carries nothing but the
-    relayed bytes (messages go to stderr), and the session is deleted at the end. With it, plain ssh, scp,
-    sftp, rsync and Ansible connect through Bastion with no local port.
+    relayed bytes (messages go to stderr), and the session is deleted at the end, also after Ctrl+C, SIGTERM
+    or SIGHUP (exit codes 130, 143 and 129). With it, plain ssh, scp, sftp, rsync and Ansible connect through
+    Bastion with no local port.
 examples:
   - name: SSH to a VM through Bastion with your own ssh.
     text: az network bastion proxy -g MyResourceGroup -n MyBastion --target-resource-id /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MyResourceGroup/providers/Microsoft.Compute/virtualMachines/MyVm --resource-port 22
