@@ -151,8 +151,8 @@ def measure_memory(fleet):
         for number in range(LIVE_CONNECTIONS):
             vm = f'web-{number % len(fleet.sshds) + 1}'
             helpers.append(subprocess.Popen(  # pylint: disable=consider-using-with
-                [sys.executable, '-I', proxy_helper.__file__, 'demo-rg', 'demo-bastion', fleet.vm_id(vm), '22', '-',
-                 *_az(env)], env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                [sys.executable, '-I', '-S', proxy_helper.__file__, 'demo-rg', 'demo-bastion', fleet.vm_id(vm), '22',
+                 '-', *_az(env)], env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 120
         status = {}
         while time.monotonic() < deadline:

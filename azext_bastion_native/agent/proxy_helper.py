@@ -2,8 +2,9 @@
 Unix socket, then splice stdin/stdout to it; when no agent answers, start one in the background and wait for its
 socket (bounded), so the first ssh just works.
 
-ssh runs it as `python -I proxy_helper.py RG NAME TARGET PORT SUBSCRIPTION|- AZ_ARGV...` with a Python that does
-not have the extension on sys.path: the standard library only, never an import of azext_bastion_native. The splice
+ssh runs it as `python -I -S proxy_helper.py RG NAME TARGET PORT SUBSCRIPTION|- AZ_ARGV...` with a Python that
+does not have the extension on sys.path (and, -S, no site-packages at all: their .pth files cost more than the rest
+of a warm connection): the standard library only, never an import of azext_bastion_native. The splice
 is the stand-alone clients/unix_socket_proxy.py beside it, loaded by path. The agent (agent/server.py) imports the
 socket location and the line format from here, so both ends share one definition.
 
@@ -16,7 +17,6 @@ import json
 import os
 import socket
 import stat
-import subprocess
 import sys
 import time
 
@@ -127,6 +127,7 @@ def _connect(path):
 def start_agent(paths, az_argv, environ=None, extra_args=()):
     """The agent as a background process of its own (new session: ssh's terminal and pipes are not its own),
     its stderr appended to the log in the private directory."""
+    import subprocess     # here: a helper that finds the agent running never pays for the import
     log = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return subprocess.Popen([*az_argv, *AGENT_ARGS, *extra_args],  # pylint: disable=consider-using-with

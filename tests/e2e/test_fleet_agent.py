@@ -76,7 +76,7 @@ def _wait_for(condition, timeout=20.0):
 def test_ssh_config_writes_the_agent_helper(agent_config):
     text = agent_config.read_text(encoding='utf-8')
     proxy = next(line.split(None, 1)[1] for line in text.splitlines() if line.strip().startswith('ProxyCommand'))
-    assert ' -I ' in proxy and proxy.split()[2].endswith('/agent/proxy_helper.py')
+    assert proxy.split()[1:3] == ['-I', '-S'] and proxy.split()[3].endswith('/agent/proxy_helper.py')
     assert 'network bastion proxy' not in proxy
 
 

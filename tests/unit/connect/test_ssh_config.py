@@ -317,8 +317,8 @@ def test_block_uses_the_vms_admin_user_and_the_ssh_commands_host_key_name(monkey
 def test_proxy_command_is_the_agent_helper_on_posix_and_az_proxy_on_windows_or_when_asked(monkeypatch):
     monkeypatch.setattr(ssh_config, 'az_argv', lambda: ['/opt/az/bin/az'])
     helper = ssh_config.proxy_command_argv('rg', 'bh', VM_ID, 22, 'S2', os_name='posix')
-    assert helper[1:3] == ['-I', ssh_config.HELPER_SCRIPT] and os.path.isfile(helper[2])
-    assert helper[3:] == ['rg', 'bh', VM_ID, '22', 'S2', '/opt/az/bin/az']
+    assert helper[1:4] == ['-I', '-S', ssh_config.HELPER_SCRIPT] and os.path.isfile(helper[3])
+    assert helper[4:] == ['rg', 'bh', VM_ID, '22', 'S2', '/opt/az/bin/az']
     assert ssh_config.proxy_command_argv('rg', 'bh', VM_ID, 22, None, os_name='nt')[1:4] == \
         ['network', 'bastion', 'proxy']
     assert ssh_config.proxy_command_argv('rg', 'bh', VM_ID, 22, None, no_agent=True, os_name='posix')[1:4] == \
