@@ -181,3 +181,10 @@ def test_ip_connect_reads_no_vm(az_env):
          '--resource-port', '22', '--timeout', '1', '-o', 'json'],
         env=az_env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and json.loads(result.stdout)['port'], result.stderr[-2000:]
+
+
+def test_username_help_says_what_the_default_really_is(az):
+    """By IP the login name is ssh's own default (the local user), not the VM's admin (there is no VM to read)."""
+    text = ' '.join(az('network', 'bastion', 'ssh', '--help').stdout.split())
+    assert "with --target-ip-address, ssh's own default" in text and 'your local user name' in text
+    assert "Default: the VM's admin user name" not in text
