@@ -63,7 +63,7 @@ def reachable_vnets(network, vnet_id):
     for peering in getattr(vnet, 'virtual_network_peerings', None) or []:
         state = str(getattr(peering, 'peering_state', '') or '')
         remote = getattr(getattr(peering, 'remote_virtual_network', None), 'id', None)
-        if remote and state.lower().endswith('connected'):
+        if remote and state.rsplit('.', 1)[-1].lower() == 'connected':     # enum text or value
             found.add(remote.lower())
     return found
 

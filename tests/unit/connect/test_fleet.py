@@ -84,3 +84,16 @@ def test_prune_or_inventory_without_a_file_refused_before_any_request(offline):
         with pytest.raises(RequiredArgumentMissingError, match='--file'):
             ssh_config.ssh_config_command(SimpleNamespace(cli_ctx=None), 'rg', 'bh', vm_resource_group='rg',
                                           **options)
+
+
+def test_reachable_networks_are_the_hosts_and_its_connected_peerings():
+    vnet = f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/hub'
+
+    def peering(name, state):
+        return SimpleNamespace(peering_state=state, remote_virtual_network=SimpleNamespace(
+            id=f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/{name}'))
+    hub = SimpleNamespace(virtual_network_peerings=[peering('Spoke1', 'Connected'), peering('spoke2', 'Initiated'),
+                                                    peering('spoke3', 'Disconnected')])
+    network = SimpleNamespace(virtual_networks=SimpleNamespace(get=lambda group, name: hub))
+    assert fleet.reachable_vnets(network, vnet.lower()) == {
+        vnet.lower(), f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/spoke1'.lower()}
