@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS
+from azext_bastion_native.clients.launch import find_program
 from azext_bastion_native.errors import Refused
 
 COMMAND_NAME = 'network bastion ssh-config'
@@ -65,35 +66,6 @@ def default_alias(target_resource_id):
             and (parts.get('child_type_1') or '').lower() == 'virtualmachines':
         return f"{parts['name']}_{parts['child_name_1']}"
     return parts['resource_name']
-
-
-def find_program(name, os_name=None, environ=None, isfile=os.path.isfile):
-    """Absolute path of ``name`` on PATH, or None. Never the current directory, and never a relative PATH entry:
-    on Windows shutil.which() looks in the current directory first, so an `az.bat` planted in a checked-out
-    repository would run instead of az (and end up in the ssh config)."""
-    os_name = os_name or os.name
-    environ = os.environ if environ is None else environ
-    separator = ';' if os_name == 'nt' else ':'
-    if os_name == 'nt':
-        extensions = [ext.lower() for ext in environ.get('PATHEXT', '.COM;.EXE;.BAT;.CMD').split(';') if ext]
-        names = [name] if os.path.splitext(name)[1].lower() in extensions else [name + ext for ext in extensions]
-    else:
-        names = [name]
-    for directory in environ.get('PATH', '').split(separator):
-        directory = directory.strip('"')
-        if not directory or not _is_absolute(directory, os_name):
-            continue
-        for candidate in names:
-            path = directory.rstrip('\\/') + ('\\' if os_name == 'nt' else '/') + candidate
-            if isfile(path) and (os_name == 'nt' or os.access(path, os.X_OK)):
-                return path
-    return None
-
-
-def _is_absolute(path, os_name):
-    if os_name == 'nt':
-        return bool(re.match(r'^([A-Za-z]:[\\/]|[\\/]{2})', path))
-    return path.startswith('/')
 
 
 def az_argv(executable=None, os_name=None, which=None):

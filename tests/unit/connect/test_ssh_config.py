@@ -12,6 +12,7 @@ from azure.cli.core.azclierror import (ArgumentUsageError, FileOperationError, I
                                        ValidationError)
 
 from azext_bastion_native.connect import session, ssh_config
+from azext_bastion_native.clients.launch import find_program
 from azext_bastion_native.clients.ssh import host_key_alias
 
 VM_ID = '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1'
@@ -170,9 +171,9 @@ def test_a_block_ssh_cannot_read_is_never_written(tmp_path, monkeypatch):
 def test_windows_az_is_never_taken_from_the_current_directory():
     files = {'C:\\work\\repo\\az.bat', 'C:\\Program Files\\Azure CLI\\wbin\\az.cmd'}
     environ = {'PATH': '.;;repo;C:\\Program Files\\Azure CLI\\wbin', 'PATHEXT': '.COM;.EXE;.BAT;.CMD'}
-    found = ssh_config.find_program('az', 'nt', environ, isfile=files.__contains__)
+    found = find_program('az', 'nt', environ, isfile=files.__contains__)
     assert found == 'C:\\Program Files\\Azure CLI\\wbin\\az.cmd'
-    assert ssh_config.find_program('az', 'nt', {'PATH': '.;repo'}, isfile=lambda _: True) is None
+    assert find_program('az', 'nt', {'PATH': '.;repo'}, isfile=lambda _: True) is None
 
 
 def test_subscription_goes_into_the_proxy_command_when_given():
