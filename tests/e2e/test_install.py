@@ -4,6 +4,7 @@ extension."""
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AZ = os.path.join(os.path.dirname(sys.executable), 'az')
+with open(os.path.join(REPO, 'setup.py'), encoding='utf-8') as _setup:
+    VERSION = re.search(r"^VERSION = '([^']+)'", _setup.read(), re.M).group(1)
 pytestmark = pytest.mark.e2e
 
 
@@ -26,7 +29,7 @@ def test_wheel_builds_and_installs_with_az_extension_add(tmp_path, wheelhouse):
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q',
                     '-w', str(dist), REPO], check=True, capture_output=True, timeout=300)
     wheels = glob.glob(str(dist / '*.whl'))
-    assert [os.path.basename(w) for w in wheels] == ['bastion_native-0.1.0-py3-none-any.whl']
+    assert [os.path.basename(w) for w in wheels] == [f'bastion_native-{VERSION}-py3-none-any.whl']
 
     import zipfile
     names = zipfile.ZipFile(wheels[0]).namelist()
@@ -39,7 +42,7 @@ def test_wheel_builds_and_installs_with_az_extension_add(tmp_path, wheelhouse):
                    capture_output=True, text=True, timeout=600)
     shown = subprocess.run([AZ, 'extension', 'show', '--name', 'bastion-native', '--query', 'version', '-o', 'tsv'],
                            env=env, capture_output=True, text=True, timeout=120, check=True)
-    assert shown.stdout.strip() == '0.1.0'
+    assert shown.stdout.strip() == VERSION
     helptext = subprocess.run([AZ, 'network', 'bastion', '-h'], env=env, capture_output=True, text=True,
                               timeout=120, check=True).stdout
     assert 'nsg' in helptext
