@@ -39,6 +39,7 @@ ssh_key_type = CLIArgumentType(
     help='Path of your private key file (mode 600) for --auth-type ssh-key. Keys in Azure Key Vault are not supported: '
          'download them first.')
 username_type = CLIArgumentType(help='User to sign in as. Default: the admin user name in the VM\'s profile.')
+nsg_name_type = CLIArgumentType(options_list=['--nsg-name'])
 # A host the connecting commands go through: --ids works as for `show` (one host per run).
 connect_host_name_type = CLIArgumentType(
     options_list=['--name', '-n'], id_part='name', validator=validate_one_host, help='Name of the Bastion host.')
@@ -124,12 +125,12 @@ def _nsg_arguments(self):
         c.argument('ports', ports_type)
 
     with self.argument_context('network bastion nsg check') as c:
-        c.argument('nsg_name', options_list=['--nsg-name'],
+        c.argument('nsg_name', nsg_name_type,
                    help='When AzureBastionSubnet has no NSG: check this NSG (in the virtual network\'s resource '
                         'group), the one `nsg apply --nsg-name` would merge into and associate.')
 
     with self.argument_context('network bastion nsg apply') as c:
-        c.argument('nsg_name', options_list=['--nsg-name'],
+        c.argument('nsg_name', nsg_name_type,
                    help='Name of the NSG to create when AzureBastionSubnet has none (in the virtual network\'s '
                         'resource group and location); an existing NSG of that name is merged into and '
                         'associated. Default: <bastion name>-nsg.')
@@ -140,14 +141,20 @@ def _nsg_arguments(self):
                         'Without it such a Deny is reported and nothing is changed.')
 
 
-def _tunnel_arguments(self):
-    """tunnel and proxy."""
-    for command in ('network bastion tunnel', 'network bastion proxy'):
+def _connect_target_arguments(self, commands, with_resource_port):
+    """The host and target every connecting command names."""
+    for command in commands:
         with self.argument_context(command) as c:
+            c.argument('name', connect_host_name_type)
             c.argument('target_resource_id', target_resource_id_type)
             c.argument('target_ip_address', target_ip_address_type)
-            c.argument('resource_port', resource_port_type)
-            c.argument('name', connect_host_name_type)
+            if with_resource_port:
+                c.argument('resource_port', resource_port_type)
+
+
+def _tunnel_arguments(self):
+    """tunnel and proxy."""
+    _connect_target_arguments(self, ('network bastion tunnel', 'network bastion proxy'), with_resource_port=True)
 
     with self.argument_context('network bastion tunnel') as c:
         c.argument('port', type=int, validator=validate_local_port,
@@ -166,11 +173,7 @@ def _tunnel_arguments(self):
 
 def _ssh_rdp_arguments(self):
     """ssh and rdp."""
-    for command in ('network bastion ssh', 'network bastion rdp'):
-        with self.argument_context(command) as c:
-            c.argument('name', connect_host_name_type)
-            c.argument('target_resource_id', target_resource_id_type)
-            c.argument('target_ip_address', target_ip_address_type)
+    _connect_target_arguments(self, ('network bastion ssh', 'network bastion rdp'), with_resource_port=False)
 
     with self.argument_context('network bastion ssh') as c:
         c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key', 'aad']),
