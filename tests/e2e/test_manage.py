@@ -226,3 +226,13 @@ def test_a_created_developer_host_carries_a_tunnel(az, az_env, network, emulator
             assert received == b'developer'
     finally:
         tunnel.stop()
+
+
+def test_delete_without_a_terminal_deletes_as_microsofts_extension_does(az, network, emulator):
+    # Theirs never asks; a script written for it (no --yes, no terminal) must run unchanged with ours.
+    name = unique('script-del')
+    _create(az, network, name)
+    deleted = az('network', 'bastion', 'delete', '-g', RG, '-n', name, input='', check=False)
+    assert deleted.returncode == 0, deleted.stderr
+    assert bastion_requests(emulator, name, methods=('DELETE',))
+    refused(az('network', 'bastion', 'show', '-g', RG, '-n', name, check=False), 'not found')
