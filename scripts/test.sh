@@ -12,7 +12,14 @@ echo "== flake8"
 echo "== pylint"
 "$venv/bin/python" -m pylint --rcfile=pylintrc azext_bastion_native || status=1
 echo "== pytest"
-"$venv/bin/python" -m pytest "$@"
+# Two workers (this is a 2-core machine; most e2e time is az start-up), each with its own emulator and sshd; a
+# file's tests stay on one worker so its module fixtures are built once. BASTION_NATIVE_TEST_WORKERS=0 runs serially.
+workers="${BASTION_NATIVE_TEST_WORKERS:-2}"
+if [ "$workers" = "0" ]; then
+  "$venv/bin/python" -m pytest "$@"
+else
+  "$venv/bin/python" -m pytest -n "$workers" --dist loadfile "$@"
+fi
 rc=$?
 # pytest's 5 means "no tests collected": a suite that ran nothing is a failure here.
 if [ "$rc" -ne 0 ]; then status=1; fi

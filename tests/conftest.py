@@ -3,7 +3,10 @@
 Fixtures: ``emulator``, ``az_env``, ``az`` (see ``bastion_emulator.pytest_fixtures``); ``sshd``, ``sshd_linux_vm``,
 ``sshd_second_linux_vm``, ``echo_server``, ``sink_source`` (see ``tests/fixtures_sshd.py``); ``network``
 (azure-mgmt-network against the emulator, for arranging resources)."""
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +31,17 @@ def network(az, emulator):  # noqa: F811  (pytest fixtures by parameter name)
     return NetworkManagementClient(StaticToken(), emulator.ready['subscription'], base_url=emulator.ready['arm'],
                                    connection_verify=emulator.ready['ca_bundle'],
                                    credential_scopes=[emulator.ready['arm'] + '.default'])
+
+
+def make_short_dir(prefix):
+    """A private (0700) directory with a short path, for Unix sockets: their paths are limited to about 104 bytes,
+    and pytest's tmp_path is longer than that under pytest-xdist (…/popen-gw0/test_name0/…)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir='/tmp'))
+
+
+@pytest.fixture
+def short_tmp():
+    """tmp_path for tests that bind Unix sockets in it (see make_short_dir); removed afterwards."""
+    path = make_short_dir('bn-')
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

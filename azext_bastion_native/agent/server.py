@@ -183,8 +183,8 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
 
     def _handler_done(self, task: asyncio.Task) -> None:
         self._handlers.discard(task)
-        self.live.pop(task, None)
-        self._last_active = time.monotonic()
+        if self.live.pop(task, None) is not None:   # only connections count: status/stop questions keep no one alive
+            self._last_active = time.monotonic()
         if self._wake is not None:
             self._wake.set()
 

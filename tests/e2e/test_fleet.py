@@ -15,6 +15,7 @@ import pytest
 
 from bastion_emulator.testing.fleet import FLEET_RG, OTHER_RG, start_fleet
 from bastion_emulator.testing.sshd import sshd_available
+from tests.conftest import make_short_dir
 from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
 
 pytestmark = pytest.mark.e2e
@@ -29,12 +30,12 @@ def fleet(tmp_path_factory):
     if not sshd_available():
         pytest.skip('OpenSSH server (sshd) is not installed')
     running = start_fleet(tmp_path_factory.mktemp('fleet'))
-    runtime = tmp_path_factory.mktemp('fleet-runtime')
-    runtime.chmod(0o700)
+    runtime = make_short_dir('bn-runtime-')     # the agent's socket goes in it
     running.az_env['XDG_RUNTIME_DIR'] = str(runtime)
     yield running
     running.az('network', 'bastion', 'agent', 'stop', check=False)
     running.stop()
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')

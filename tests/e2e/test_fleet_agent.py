@@ -4,25 +4,27 @@ stop, idle exit and signals delete every session; helpers racing start one agent
 on ssh's stderr."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
+from tests.conftest import make_short_dir
 from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope='module')
-def agent_env(az, tmp_path_factory):
+def agent_env(az):
     """az's environment with a runtime directory of this module's own: its agent is nobody else's."""
-    runtime = tmp_path_factory.mktemp('runtime')
-    runtime.chmod(0o700)
+    runtime = make_short_dir('bn-runtime-')     # the agent's socket goes in it
     env = dict(az.env, XDG_RUNTIME_DIR=str(runtime))
     yield env
     az('network', 'bastion', 'agent', 'stop', env_extra={'XDG_RUNTIME_DIR': str(runtime)}, check=False)
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _agent(az, agent_env, *args, check=True):

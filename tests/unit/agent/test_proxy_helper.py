@@ -9,32 +9,32 @@ import pytest
 from azext_bastion_native.agent import proxy_helper
 
 
-def _environ(tmp_path, config='cfg'):
-    return {'XDG_RUNTIME_DIR': str(tmp_path), 'AZURE_CONFIG_DIR': str(tmp_path / config), 'HOME': str(tmp_path)}
+def _environ(short_tmp, config='cfg'):
+    return {'XDG_RUNTIME_DIR': str(short_tmp), 'AZURE_CONFIG_DIR': str(short_tmp / config), 'HOME': str(short_tmp)}
 
 
-def test_paths_are_private_and_one_per_az_configuration(tmp_path):
-    first = proxy_helper.agent_paths(_environ(tmp_path))
+def test_paths_are_private_and_one_per_az_configuration(short_tmp):
+    first = proxy_helper.agent_paths(_environ(short_tmp))
     assert os.stat(first.directory).st_mode & 0o777 == 0o700
     assert os.path.dirname(first.socket) == first.directory
-    second = proxy_helper.agent_paths(_environ(tmp_path, 'other'))
+    second = proxy_helper.agent_paths(_environ(short_tmp, 'other'))
     assert second.socket != first.socket and second.directory == first.directory
     assert len(os.path.basename(first.socket)) <= 24     # AF_UNIX paths: about 104 bytes at most
 
 
-def test_an_open_or_foreign_directory_is_refused_never_used(tmp_path):
-    directory = tmp_path / 'az-bastion-agent'
+def test_an_open_or_foreign_directory_is_refused_never_used(short_tmp):
+    directory = short_tmp / 'az-bastion-agent'
     directory.mkdir(mode=0o755)
     directory.chmod(0o755)
     with pytest.raises(proxy_helper.AgentUnavailable, match='not a private directory'):
-        proxy_helper.agent_paths(_environ(tmp_path))
+        proxy_helper.agent_paths(_environ(short_tmp))
     directory.chmod(0o700)
     with pytest.raises(proxy_helper.AgentUnavailable, match='not a private directory'):
-        proxy_helper.agent_paths(_environ(tmp_path), uid=os.getuid() + 1)
+        proxy_helper.agent_paths(_environ(short_tmp), uid=os.getuid() + 1)
     directory.rmdir()
-    directory.symlink_to(tmp_path)
+    directory.symlink_to(short_tmp)
     with pytest.raises(proxy_helper.AgentUnavailable):
-        proxy_helper.agent_paths(_environ(tmp_path))
+        proxy_helper.agent_paths(_environ(short_tmp))
 
 
 def test_line_format_round_trip_and_bytes_after_the_line_are_kept():
@@ -62,8 +62,8 @@ class _FakeAgent:
         return self.returncode
 
 
-def test_helpers_racing_start_one_agent(tmp_path):
-    paths = proxy_helper.agent_paths(_environ(tmp_path))
+def test_helpers_racing_start_one_agent(short_tmp):
+    paths = proxy_helper.agent_paths(_environ(short_tmp))
     started, connected, barrier = [], [], threading.Barrier(6)
 
     def start(paths_, _az, _environ, _extra):
@@ -84,8 +84,8 @@ def test_helpers_racing_start_one_agent(tmp_path):
     started[0].listener.close()
 
 
-def test_a_stale_socket_of_a_crashed_agent_gets_a_new_agent(tmp_path):
-    paths = proxy_helper.agent_paths(_environ(tmp_path))
+def test_a_stale_socket_of_a_crashed_agent_gets_a_new_agent(short_tmp):
+    paths = proxy_helper.agent_paths(_environ(short_tmp))
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(paths.socket)         # bound, never listening, then gone: connect() is refused
     dead.close()
@@ -100,8 +100,8 @@ def test_a_stale_socket_of_a_crashed_agent_gets_a_new_agent(tmp_path):
     started[0].listener.close()
 
 
-def test_an_agent_that_cannot_start_is_one_line_from_its_log(tmp_path):
-    paths = proxy_helper.agent_paths(_environ(tmp_path))
+def test_an_agent_that_cannot_start_is_one_line_from_its_log(short_tmp):
+    paths = proxy_helper.agent_paths(_environ(short_tmp))
 
     class Failed:
         returncode = 1

@@ -48,8 +48,8 @@ class _Hosts:
 
 
 @pytest.fixture
-def paths(tmp_path):
-    return proxy_helper.agent_paths({'XDG_RUNTIME_DIR': str(tmp_path), 'AZURE_CONFIG_DIR': str(tmp_path / 'c')})
+def paths(short_tmp):
+    return proxy_helper.agent_paths({'XDG_RUNTIME_DIR': str(short_tmp), 'AZURE_CONFIG_DIR': str(short_tmp / 'c')})
 
 
 def _ask(path, message):
@@ -123,6 +123,25 @@ def test_idle_agent_exits_by_itself_and_closes_its_clients(paths):
     agent = server.ConnectionAgent(paths, hosts, idle_timeout=0.3)
     assert server.run_agent(agent) == 'idle'
     assert hosts.closed and not os.path.exists(paths.socket)
+
+
+def test_status_questions_do_not_keep_an_idle_agent_alive(paths):
+    # Idle means no connection: `agent status` polled more often than the idle timeout must not hold it up.
+    agent = server.ConnectionAgent(paths, _Hosts(), idle_timeout=0.5)
+    thread, result = _serve(agent)
+    for _ in range(100):                # 10 s at most; the agent should be gone after about 0.5 s
+        if not thread.is_alive():
+            break
+        try:
+            _ask(paths.socket, {'v': 1, 'op': 'status'})
+        except OSError:
+            pass                        # it stopped between two questions
+        threading.Event().wait(0.1)
+    stopped = not thread.is_alive()
+    if not stopped:
+        _ask(paths.socket, {'v': 1, 'op': 'stop'})
+    thread.join(10)
+    assert stopped and result['reason'] == 'idle'
 
 
 def test_socket_is_0600_and_a_second_agent_does_not_start(paths):
