@@ -21,13 +21,12 @@ CLASSIFIERS = [
 
 # Only what azure-cli does not ship already. azure-cli 2.91 no longer bundles azure-mgmt-network (its network
 # module is generated on aaz); 33.x has a single API version. websockets drives the data-plane tunnel; h11 (pure
-# Python, python-hyper) parses the data plane's HTTP/1.1 answers. uvloop (libuv) runs the tunnel's event loop where
-# it exists (not on Windows): it halves the CPU each relayed round trip costs (relay/event_loop.py).
+# Python, python-hyper) parses the data plane's HTTP/1.1 answers. uvloop is not a dependency (runtime dependencies
+# stay pure-Python-installable): the tunnel runs on it where it is installed (relay/event_loop.py, README).
 DEPENDENCIES = [
     'azure-mgmt-network>=33.0.0,<34',
     'websockets>=15.0',
     'h11>=0.16.0,<1',
-    'uvloop>=0.19; sys_platform != "win32"',
 ]
 
 with open('README.md', 'r', encoding='utf-8') as f:

@@ -111,7 +111,7 @@ def _log():
 def _pinned_requirements():
     """The runtime dependencies at the versions of this venv (the ones the rest of the suite tests)."""
     from importlib.metadata import version
-    names = ('azure-mgmt-network', 'websockets', 'h11') + (('uvloop',) if sys.platform != 'win32' else ())
+    names = ('azure-mgmt-network', 'websockets', 'h11')
     return [f'{name}=={version(name)}' for name in names]
 
 
