@@ -183,32 +183,15 @@ def test_max_connections_refuses_the_extra_one():
 
 def test_run_tunnel_stops_cleanly_on_sigterm_with_its_exit_code():
     # The loopback websocket server runs on its own loop in a thread; run_tunnel owns the main thread.
-    ready, done = threading.Event(), threading.Event()
-    box = {}
+    with echo_server_on_a_thread() as url:
+        client = FakeDataPlane(url)
 
-    def serve_websockets():
-        async def main():
-            async with WebsocketServer(echo_handler) as server:
-                box['url'] = server.url
-                ready.set()
-                await asyncio.get_running_loop().run_in_executor(None, done.wait)
-        asyncio.run(main())
+        def on_ready(address, port):
+            with socket.create_connection((address, port)) as sock:
+                sock.sendall(b'hi')
+            os.kill(os.getpid(), signal.SIGTERM)
 
-    thread = threading.Thread(target=serve_websockets, daemon=True)
-    thread.start()
-    ready.wait(5)
-    client = FakeDataPlane(box['url'])
-
-    def on_ready(address, port):
-        box['port'] = port
-        with socket.create_connection((address, port)) as sock:
-            sock.sendall(b'hi')
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    try:
         reason = run_tunnel(TunnelServer(client, TARGET), on_ready=on_ready)
-    finally:
-        done.set()
     assert reason is StopReason.TERMINATED and reason.exit_code == 143
     assert StopReason.INTERRUPTED.exit_code == 130 and StopReason.IDLE.exit_code == 0
     assert client.closed and not client.live
