@@ -8,10 +8,9 @@ import asyncio
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import List, Mapping, Optional, Union
+from typing import Mapping, Optional, Union
 
 from websockets.client import ClientProtocol
-from websockets.frames import Frame
 from websockets.protocol import State
 from websockets.http11 import Request
 from websockets.uri import WebSocketURI, parse_uri
@@ -22,14 +21,16 @@ from .tls import HANDSHAKE_READ, TlsConnection, TlsSession, connect_tls, start_t
 @dataclass
 class OpenedWebsocket:
     """An open websocket: the TCP ``transport`` (reading paused until the relay takes it over), its ``tls``
-    session, the ``protocol`` (open, or already closing when the server closed at once), the ``frames`` that
-    arrived with the handshake answer, and the seconds a closing handshake may take before the connection is cut
-    (``close_timeout``). ``lost`` is set when the connection ended before the relay took it over."""
+    session, the ``protocol`` (open), what arrived after the handshake answer in the same reads (``early``: the
+    server's first frames, as bytes, not yet parsed), the largest message to accept (``max_size``) and the seconds
+    a closing handshake may take before the connection is cut (``close_timeout``). ``lost`` is set when the
+    connection ended before the relay took it over."""
     transport: asyncio.Transport
     tls: TlsSession
     protocol: ClientProtocol
     close_timeout: float = 5.0
-    frames: List[Frame] = field(default_factory=list)
+    max_size: Optional[int] = None
+    early: bytearray = field(default_factory=bytearray)
     lost: bool = False
 
     @property
@@ -38,35 +39,66 @@ class OpenedWebsocket:
 
 
 class _Handshake(asyncio.Protocol):
-    """The transport's protocol from the upgrade request until the relay takes over."""
+    """The transport's protocol from the upgrade request until the relay takes over. websockets parses the answer's
+    head; when it opened the websocket, what follows the head is kept, unparsed, for the relay's own frame reader
+    (relay/frames.py), so that websockets' parser and that reader never each hold part of one frame."""
 
-    def __init__(self, protocol: ClientProtocol, request: Request, connection: TlsConnection, close_timeout: float):
+    def __init__(self, protocol: ClientProtocol, request: Request, connection: TlsConnection, close_timeout: float,
+                 max_size: Optional[int]):
         self.protocol = protocol
         self.opened: 'asyncio.Future[OpenedWebsocket]' = asyncio.get_running_loop().create_future()
-        self.websocket = OpenedWebsocket(connection.transport, connection.tls, protocol, close_timeout)
+        self.websocket = OpenedWebsocket(connection.transport, connection.tls, protocol, close_timeout, max_size)
         self._buffer = memoryview(bytearray(HANDSHAKE_READ))
+        self._head_end = b''        # the last bytes of the head so far, to find its end across pieces
+        self._in_head = True
         connection.transport.set_protocol(self)
         protocol.send_request(request)
         connection.tls.send(connection.transport, protocol.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         try:
-            self.websocket.tls.receive(data, self._buffer, self.protocol.receive_data)
+            self.websocket.tls.receive(data, self._buffer, self._plaintext_received)
         except ssl.SSLError as err:
             self._fail(err)
             return
         if self.websocket.tls.closed:
-            self.protocol.receive_eof()
-        self._progress()
+            self.eof_received()
+        else:
+            self._progress()
+
+    def _frames(self) -> bool:
+        """The websocket is open: what arrives now is the relay's, EOF included (after the frames before it)."""
+        return not self._in_head and self.protocol.state is State.OPEN
+
+    def _plaintext_received(self, data: memoryview) -> None:
+        if not self._in_head:
+            if self._frames():
+                self.websocket.early += data
+            else:
+                self.protocol.receive_data(bytes(data))     # an error answer's body
+            return
+        window = self._head_end + bytes(data)
+        end = window.find(b'\r\n\r\n')
+        if end < 0:
+            self._head_end = window[-3:]
+            self.protocol.receive_data(bytes(data))
+            return
+        head_size = end + 4 - len(self._head_end)       # bytes of ``data`` that end the head
+        self._in_head = False
+        self.protocol.receive_data(bytes(data[:head_size]))
+        if head_size < len(data):
+            self._plaintext_received(data[head_size:])
 
     def eof_received(self) -> None:
-        self.protocol.receive_eof()
+        if not self._frames():      # else the relay reads the early frames first, then sees the connection lost
+            self.protocol.receive_eof()
         self._progress()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.websocket.lost = True
         if not self.opened.done():
-            self.protocol.receive_eof()
+            if not self._frames():
+                self.protocol.receive_eof()
             self._progress()
             self._fail(ConnectionResetError('the connection closed during the websocket upgrade'))
 
@@ -76,17 +108,16 @@ class _Handshake(asyncio.Protocol):
         self.websocket.transport.abort()
 
     def _progress(self) -> None:
-        events = self.protocol.events_received()
-        frames = [event for event in events if isinstance(event, Frame)]
-        if self.opened.done():      # frames after the answer, before the transport paused (same read)
-            self.websocket.frames.extend(frames)
+        self.protocol.events_received()     # the answer is read from the protocol itself; frames are in ``early``
+        if self.opened.done():
             return
         if self.protocol.handshake_exc is not None:
             self._fail(self.protocol.handshake_exc)
-        elif self.protocol.state is not State.CONNECTING:     # OPEN, or already closing: the relay sees to it
+        elif self.protocol.state is State.OPEN:
             self.websocket.transport.pause_reading()
-            self.websocket.frames.extend(frames)
             self.opened.set_result(self.websocket)
+        elif self.protocol.state is not State.CONNECTING:
+            self._fail(ConnectionResetError('the server closed the websocket during the upgrade'))
 
 
 async def open_websocket(url: str, *, ssl_context: Optional[ssl.SSLContext], warm: Optional[TlsConnection] = None,
@@ -105,13 +136,14 @@ async def open_websocket(url: str, *, ssl_context: Optional[ssl.SSLContext], war
     for name, value in (headers or {}).items():
         request.headers[name] = value
     tls = ssl_context if ws_uri.secure else None
-    return await asyncio.wait_for(_open(protocol, request, close_timeout, ws_uri, tls, warm, proxy, proxy_ssl),
-                                  open_timeout)
+    return await asyncio.wait_for(_open(protocol, request, close_timeout, max_size, ws_uri, tls, warm, proxy,
+                                        proxy_ssl), open_timeout)
 
 
-async def _open(protocol: ClientProtocol, request: Request, close_timeout: float, ws_uri: WebSocketURI,
-                tls: Optional[ssl.SSLContext], warm: Optional[TlsConnection], proxy: Optional[str],
-                proxy_ssl: Optional[ssl.SSLContext]) -> OpenedWebsocket:  # pylint: disable=too-many-arguments
+async def _open(protocol: ClientProtocol, request: Request, close_timeout: float, max_size: Optional[int],
+                ws_uri: WebSocketURI, tls: Optional[ssl.SSLContext], warm: Optional[TlsConnection],
+                proxy: Optional[str], proxy_ssl: Optional[ssl.SSLContext]
+                ) -> OpenedWebsocket:  # pylint: disable=too-many-arguments
     if warm is not None and warm.usable(float('inf')):
         connection = warm
     elif proxy:
@@ -124,7 +156,7 @@ async def _open(protocol: ClientProtocol, request: Request, close_timeout: float
     else:
         connection = await connect_tls(ws_uri.host, ws_uri.port, tls)
     try:
-        return await _Handshake(protocol, request, connection, close_timeout).opened
+        return await _Handshake(protocol, request, connection, close_timeout, max_size).opened
     except BaseException:
         connection.transport.abort()
         raise

@@ -1,8 +1,8 @@
 """The byte pump between a local connection (TCP or Unix socket, or stdio pipes) and a tunnel websocket, driven
 from the transports' callbacks: local read -> binary frame -> TLS -> websocket transport write, and websocket read
--> TLS -> ClientProtocol.receive_data -> frames -> local transport write. websockets' sans-I/O ClientProtocol
-parses what arrives, answers pings and runs the closing handshake; data frames going up are framed here (it keeps
-no state for them). No task, queue, future or await per chunk: a 1-byte keystroke costs two callbacks.
+-> TLS -> frames.ServerFrameReader -> payload slices -> one local transport write per read. Data frames are
+framed and read in frames.py; websockets' sans-I/O ClientProtocol gets every other frame: it answers pings and runs
+the closing handshake. No task, queue, future or await per chunk: a 1-byte keystroke costs two callbacks.
 
 Memory: socket reads land in one read buffer shared by every connection of a server (a read is framed at
 once, in the same callback); nothing else is kept per connection but what the transports hold while the
@@ -19,21 +19,21 @@ the websocket normally.
 """
 
 import asyncio
-import os
 import ssl
-import struct
 import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Set, Union, cast
 
 from websockets.exceptions import ConnectionClosedOK
-from websockets.frames import Frame, Opcode, apply_mask
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from ..dataplane.tls import RECORD_SIZE
 from ..dataplane.websocket import OpenedWebsocket
+from .frames import MaskKeys, ServerFrameReader, binary_frame
 
-READ_SIZE = 64 * 1024           # one socket read, framed as one websocket message
-SMALL_FRAME = 16 * 1024         # frames up to this size go out as one piece (one TLS record)
+# One socket read, framed as one websocket message: with its 8-byte header, four full TLS records.
+READ_SIZE = 4 * RECORD_SIZE - 8
 EARLY_READ = 4 * 1024           # the one read uvloop makes before the relay is ready
 WRITE_LIMIT = 64 * 1024         # unsent bytes on either side before the other side's reading pauses
 LOCAL_CLOSE_TIMEOUT = 5.0       # seconds to flush the local side before giving up on a slow reader
@@ -61,21 +61,8 @@ class RelayResult:
         return (self.ended or time.monotonic()) - self.started
 
 
-def binary_frame(data: Bytes) -> List[Bytes]:
-    """One final, masked binary frame carrying ``data`` (RFC 6455 section 5.2; a client masks every frame, with a
-    fresh random key), as websockets' Frame.serialize writes it: small frames in one piece, large ones as header
-    and payload, so the payload is not copied again."""
-    mask = os.urandom(4)
-    length = len(data)
-    if length < 126:
-        return [struct.pack('!BB', 0x82, 0x80 | length) + mask + apply_mask(data, mask)]
-    if length < 65536:
-        header = struct.pack('!BBH', 0x82, 0xFE, length) + mask
-    else:
-        header = struct.pack('!BBQ', 0x82, 0xFF, length) + mask
-    if length < SMALL_FRAME:
-        return [header + apply_mask(data, mask)]
-    return [header, apply_mask(data, mask)]
+def _discard(_: memoryview) -> None:
+    """What a finished relay's frame reader does with bytes: nothing (it no longer holds the relay)."""
 
 
 class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attributes
@@ -184,6 +171,10 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
         if not self.gone and self.out_transport is not None:
             self.out_transport.write(data)
 
+    def writelines(self, pieces: List[Bytes]) -> None:
+        if not self.gone and self.out_transport is not None:
+            self.out_transport.writelines(pieces)
+
     def close(self) -> None:
         """Deliver what is buffered, then close (EOF to the local client)."""
         for transport in self._transports():
@@ -242,8 +233,13 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
         self.result = RelayResult()
         self._gone: 'asyncio.Future[None]' = asyncio.get_running_loop().create_future()
         self._cut_timer: Optional[asyncio.TimerHandle] = None
-        self._pending = websocket.frames
+        self._early = websocket.early
         self._lost_before = websocket.lost
+        self.reader = ServerFrameReader(self._payload_received, self._other_frame_received, websocket.max_size)
+        self.reader.passthrough = self.websocket.state is not State.OPEN
+        self._down: List[Bytes] = []       # payload slices of the current read, written to the local side at once
+        self._failed = False               # the reader's protocol error has been acted on
+        self._mask_keys = MaskKeys()
 
     async def run(self) -> RelayResult:
         self._start()
@@ -261,6 +257,7 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
         finally:
             # Reference cycles would keep both sides' buffers until the garbage collector's next full pass.
             self.local.relay = None
+            self.reader.on_data = self.reader.on_other = _discard
         await self._close_local(LOCAL_CLOSE_TIMEOUT)
         return self.result
 
@@ -268,8 +265,9 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
         self.transport.set_protocol(self)
         self.transport.set_write_buffer_limits(high=WRITE_LIMIT)
         self.local.attach(self)
-        frames, self._pending = self._pending, []
-        self._deliver(frames)
+        early, self._early = self._early, bytearray()
+        self.reader.feed(bytes(early))
+        self._read_done()
         if self._lost_before:
             self.connection_lost(None)
         else:
@@ -280,7 +278,7 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
         if self.websocket.state is State.OPEN:
             # Data frames are framed here rather than by the protocol (which keeps no state for them): websockets'
             # Frame.serialize copies a payload twice more, a quarter of the upload's CPU.
-            self.tls.send(self.transport, binary_frame(data))
+            self.tls.send(self.transport, binary_frame(data, self._mask_keys.take()))
             self.result.bytes_up += len(data)
 
     def local_eof(self) -> None:
@@ -308,20 +306,46 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
         return self.buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        # The ciphertext is copied into the TLS session before its plaintext overwrites the same buffer.
+        # The ciphertext is copied into the TLS session; the plaintext comes out in bytes objects of its own, whose
+        # slices the local transport may keep.
         try:
-            self.tls.receive(self.buffer[:nbytes], self.buffer, self._plaintext_received)
+            self.tls.decrypt(self.buffer[:nbytes], self.reader.feed)
         except ssl.SSLError:
+            self._write_down()
             self.transport.abort()      # a broken TLS stream: a drop
             return
+        self._read_done()
         if self.tls.closed:         # close_notify: the server is done; answer it and close
             self.transport.write(self.tls.close_notify())
             self.eof_received()
             self.transport.close()
 
-    def _plaintext_received(self, data: Bytes) -> None:
-        self.websocket.receive_data(data)   # type: ignore[arg-type]   # a memoryview is fine: it is copied
+    def _read_done(self) -> None:
+        """A read is used up: its payload goes to the local side in one write; a frame that broke the protocol
+        fails the websocket (websockets sends the close frame with the reader's code)."""
+        self._write_down()
+        if self.reader.error is not None and not self._failed:
+            self._failed = True
+            self.websocket.fail(*self.reader.error)
+            self._send()
+
+    def _payload_received(self, piece: memoryview) -> None:
+        self._down.append(piece)
+        self.result.bytes_down += len(piece)
+
+    def _write_down(self) -> None:
+        if self._down:
+            pieces, self._down = self._down, []
+            self.local.writelines(pieces)
+
+    def _other_frame_received(self, data: memoryview) -> None:
+        """Bytes of a control frame (or, in passthrough, of anything) for websockets' parser, after the data
+        before them has gone to the local side."""
+        self._write_down()
+        self.websocket.receive_data(bytes(data))
         self._deliver(cast(List[Frame], self.websocket.events_received()))     # open: frames only
+        if self.websocket.close_rcvd is not None or self.websocket.parser_exc is not None:
+            self.reader.passthrough = True      # its parser now discards what follows; it sees all of it
 
     def eof_received(self) -> None:
         self.websocket.receive_eof()

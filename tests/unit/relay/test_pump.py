@@ -222,10 +222,11 @@ def test_binary_frames_are_what_websockets_parses_at_every_length_boundary():
     from websockets.frames import Frame, Opcode
     from websockets.streams import StreamReader
 
-    from azext_bastion_native.relay.pump import SMALL_FRAME, binary_frame
-    for length in (0, 1, 125, 126, SMALL_FRAME - 1, SMALL_FRAME, 65535, 65536, 70000):
+    from azext_bastion_native.relay.frames import MaskKeys, binary_frame
+    keys = MaskKeys()
+    for length in (0, 1, 125, 126, 16383, 16384, 65535, 65536, 70000):
         data = os.urandom(length)
-        pieces = binary_frame(data)
+        pieces = binary_frame(data, keys.take())
         reader = StreamReader()
         reader.feed_data(b''.join(pieces))
         parser = Frame.parse(reader.read_exact, mask=True)     # as a server reads a client's frame
@@ -236,4 +237,96 @@ def test_binary_frames_are_what_websockets_parses_at_every_length_boundary():
             frame = parsed.value
         assert frame.opcode is Opcode.BINARY and frame.fin and frame.data == data
         assert pieces[0][1] & 0x80                              # masked, as a client must
-        assert len(pieces) == (1 if length < SMALL_FRAME else 2)
+        assert len(pieces[1]) == length                         # the payload in one piece of its own
+
+
+def test_fragmented_messages_and_pings_from_the_server_cross_intact_and_pings_are_answered():
+    parts = [os.urandom(size) for size in (1, 70000, 0, 16384, 5)]
+    pongs = []
+
+    async def fragments_between_pings(websocket):
+        await websocket.recv()
+        pongs.append(await asyncio.wait_for(await websocket.ping(b'p1'), 5))     # answered mid-stream
+        await websocket.send(parts)                            # one message in five frames
+        waiter = await websocket.ping(b'p2')
+        await websocket.send(b'tail')
+        pongs.append(await asyncio.wait_for(waiter, 5))
+        await websocket.close()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        async with WebsocketServer(fragments_between_pings) as server:
+            local, user = await local_pair()
+            websocket = await FakeDataPlane(server.url).connect('s')
+            pump = asyncio.create_task(Relay(local, websocket).run())
+            await loop.sock_sendall(user, b'go')
+            received = await _recv_exactly(loop, user, 1 << 30)
+            result = await asyncio.wait_for(pump, 5)
+            user.close()
+        assert received == b''.join(parts) + b'tail'
+        assert len(pongs) == 2 and result.ending == 'target closed'
+    asyncio.run(scenario())
+
+
+def test_a_message_over_the_size_limit_fails_the_websocket_with_1009_and_resets_the_local_side():
+    from azext_bastion_native.dataplane.websocket import open_websocket
+    closes = []
+
+    async def too_big(websocket):
+        await websocket.send(b'small')
+        await websocket.send(b'x' * 2048)
+        try:
+            await websocket.wait_closed()
+        finally:
+            closes.append(websocket.close_code)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        async with WebsocketServer(too_big) as server:
+            local, user = await local_pair()
+            websocket = await open_websocket(server.url, ssl_context=None, close_timeout=2, max_size=1024)
+            result = await asyncio.wait_for(Relay(local, websocket).run(), 5)
+            try:
+                received = await _recv_exactly(loop, user, 1 << 20)
+            except ConnectionResetError:
+                received = 'reset'
+            user.close()
+        assert received in ('reset', b'small')                 # never the oversized message
+        assert closes == [1009] and result.ending == 'websocket dropped (code 1009)'
+    asyncio.run(scenario())
+
+
+def test_frames_that_come_with_the_handshake_answer_are_relayed_first():
+    """A server may send its first frames, and even its close, in the same read as the 101 answer."""
+    from websockets.frames import Close, Frame, Opcode
+    from websockets.utils import accept_key
+
+    from azext_bastion_native.dataplane.websocket import open_websocket
+
+    async def answer_with_frames(reader, writer):
+        head = await reader.readuntil(b'\r\n\r\n')
+        key = next(line.split(b':', 1)[1].strip().decode() for line in head.split(b'\r\n')
+                   if line.lower().startswith(b'sec-websocket-key:'))
+        writer.write(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                     b'Sec-WebSocket-Accept: ' + accept_key(key).encode() + b'\r\n\r\n'
+                     + Frame(Opcode.BINARY, b'first').serialize(mask=False)
+                     + Frame(Opcode.BINARY, b' second').serialize(mask=False)
+                     + Frame(Opcode.CLOSE, Close(1000, '').serialize()).serialize(mask=False))
+        await writer.drain()
+        await reader.read()                                    # the client's close frame, then its EOF
+        writer.close()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        server = await asyncio.start_server(answer_with_frames, '127.0.0.1', 0)
+        port = server.sockets[0].getsockname()[1]
+        local, user = await local_pair()
+        websocket = await open_websocket(f'ws://127.0.0.1:{port}/', ssl_context=None, close_timeout=2)
+        await asyncio.sleep(0.1)                               # all of it has arrived before the relay starts
+        result = await asyncio.wait_for(Relay(local, websocket).run(), 5)
+        received = await _recv_exactly(loop, user, 100)        # then EOF: a whole stream, not a reset
+        user.close()
+        server.close()
+        return received, result
+    received, result = asyncio.run(scenario())
+    assert received == b'first second' and result.ending == 'target closed'
