@@ -49,8 +49,9 @@ class LocalTunnel:
         self._thread = threading.Thread(target=self._run, name='bastion-tunnel', daemon=True)
 
     def _run(self):
+        from azext_bastion_native.relay.event_loop import run
         try:
-            asyncio.run(self._main())
+            run(self._main())           # on uvloop where it is installed, as `tunnel` runs
         except Exception as err:  # pylint: disable=broad-except
             self._failure = self._failure or err
         finally:

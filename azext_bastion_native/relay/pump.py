@@ -4,10 +4,11 @@ from the transports' callbacks: local read -> binary frame -> TLS -> websocket t
 framed and read in frames.py; websockets' sans-I/O ClientProtocol gets every other frame: it answers pings and runs
 the closing handshake. No task, queue, future or await per chunk: a 1-byte keystroke costs two callbacks.
 
-Memory: socket reads land in one read buffer shared by every connection of a server (a read is framed at
-once, in the same callback); nothing else is kept per connection but what the transports hold while the
-other side is slow, and that is bounded by backpressure: a side over its write limit pauses reading on the
-other (pause_writing -> pause_reading, resume_writing -> resume_reading).
+Memory: socket reads land in one read buffer shared by every connection of a server (a read is framed, or
+decrypted, at once, in the same callback). Per connection there is what its TLS session keeps (a record's worth
+going out, a read's worth coming in: dataplane/tls.py) and what the transports hold while the other side is
+slow, bounded by backpressure: a side over its write limit pauses reading on the other (pause_writing ->
+pause_reading, resume_writing -> resume_reading).
 
 Half-close: a websocket has no half-close. When the local side sends EOF we start the websocket's normal
 closing handshake (1000) - Bastion then ends the target connection - and keep delivering whatever still

@@ -43,6 +43,9 @@ def test_wheel_builds_and_installs_with_az_extension_add(tmp_path, wheelhouse):
     shown = subprocess.run([AZ, 'extension', 'show', '--name', 'bastion-native', '--query', 'version', '-o', 'tsv'],
                            env=env, capture_output=True, text=True, timeout=120, check=True)
     assert shown.stdout.strip() == VERSION
+    # Every upload frame is masked with websockets' apply_mask: the install carries its C speedup, not only the
+    # pure-Python fallback (several times the CPU per MiB).
+    assert glob.glob(str(tmp_path / 'extensions' / 'bastion-native' / 'websockets' / 'speedups*.so'))
     helptext = subprocess.run([AZ, 'network', 'bastion', '-h'], env=env, capture_output=True, text=True,
                               timeout=120, check=True).stdout
     assert 'nsg' in helptext
