@@ -15,9 +15,12 @@ class Captured:
         self.data = b''
         self.writes = 0
 
-    def writelines(self, pieces):
-        self.data += b''.join(pieces)
+    def write(self, data):
+        self.data += data
         self.writes += 1
+
+    def writelines(self, pieces):
+        self.write(b''.join(pieces))
 
 
 @pytest.fixture(name='pair')
