@@ -501,6 +501,7 @@ def cpu_bound(figures):
 def report(result, json_path):
     figures, targets = result['figures'], result['targets']
     width = max(len(name) for name in list(figures) + list(targets)) + 2
+    print(f"tunnel on {result['tunnel_loop']}'s event loop")
     print(f"{'figure (median of ' + str(result['repeats']) + ' rounds)':<{width}}  median     min     max")
     for name, figure in figures.items():
         print(f"{name:<{width}}  {figure['median']:7.2f} {figure['min']:7.2f} {figure['max']:7.2f}")
@@ -536,9 +537,12 @@ def main():  # pylint: disable=too-many-locals
     parser.add_argument('--round-trips', type=int, default=2000, help='1-byte round trips per figure per round')
     parser.add_argument('--transfer-mib', type=int, default=256, help='size of the memory figure\'s one upload')
     parser.add_argument('--memory-only', action='store_true', help='only the memory figures (no rounds)')
+    parser.add_argument('--asyncio-loop', action='store_true',
+                        help="run the tunnel on asyncio's own loop even where uvloop is installed")
     parser.add_argument('--json', help='write the JSON here (else print it)')
     args = parser.parse_args()
     size = args.size_mib * MIB
+    uvloop = not args.asyncio_loop
 
     from bastion_emulator.testing.sandbox import AzCli, EmulatorProcess, az_environment
     workdir = Path(tempfile.mkdtemp(prefix='bastion-bench-'))
@@ -553,7 +557,7 @@ def main():  # pylint: disable=too-many-locals
         for vm_port, port in ((PORT_SINK, backends.sink_port), (PORT_SOURCE, backends.source_port),
                               (PORT_ECHO, backends.echo_port)):
             emulator.set_vm_endpoint(VM, vm_port, '127.0.0.1', port)
-            tunnels.append(TunnelProcess(host, vm_id, vm_port, emulator.ca_bundle, token))
+            tunnels.append(TunnelProcess(host, vm_id, vm_port, emulator.ca_bundle, token, uvloop=uvloop))
         parties = (DirectClient(host, vm_id, token, emulator.ca_bundle), tunnels, EmulatorHandle(emulator))
         record, held = Recorder(), {}
         if not args.memory_only:
@@ -566,7 +570,7 @@ def main():  # pylint: disable=too-many-locals
             echoed, usage = asyncio.run(hold_connections(echo_tunnel, args.held))
             held = {'connections': args.held, 'echoed': echoed, 'rss_idle_MiB': idle['rss_mib'],
                     'rss_held_MiB': usage['rss_mib'], 'peak_rss_MiB': usage['peak_rss_mib']}
-        tunnels.append(TunnelProcess(host, vm_id, PORT_SINK, emulator.ca_bundle, token))
+        tunnels.append(TunnelProcess(host, vm_id, PORT_SINK, emulator.ca_bundle, token, uvloop=uvloop))
         memory = memory_figures(tunnels[-1], backends, args.transfer_mib)
     finally:
         for tunnel in tunnels:
@@ -575,7 +579,10 @@ def main():  # pylint: disable=too-many-locals
         emulator.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     figures = record.figures()
-    result = {'size_MiB': args.size_mib, 'repeats': args.repeats, 'latency_samples': args.latency_samples,
+    import importlib.util
+    loop = 'uvloop' if uvloop and importlib.util.find_spec('uvloop') else 'asyncio'
+    result = {'size_MiB': args.size_mib, 'repeats': args.repeats, 'tunnel_loop': loop,
+              'latency_samples': args.latency_samples,
               'latency_gap_ms': args.latency_gap_ms,
               'figures': figures, 'held': held, 'memory': memory, 'targets': targets_of(figures, held, memory),
               'cpu_bound': cpu_bound(figures)}

@@ -6,7 +6,8 @@ few milliseconds by a thread that runs only in between, so it costs nothing whil
 
     python bench/tunnel_process.py ENDPOINT_HOST VM_ID VM_PORT CA_BUNDLE      (ARM token in BENCH_ARM_TOKEN)
 
-BENCH_TUNNEL_LOG=INFO shows the engine's one line per connection (how each ended).
+BENCH_TUNNEL_LOG=INFO shows the engine's one line per connection (how each ended). BENCH_NO_UVLOOP=1 runs the
+engine on asyncio's own loop even where uvloop is installed (what an install without uvloop runs).
 """
 import json
 import os
@@ -70,6 +71,8 @@ def _answer_usage_requests():
 
 def serve(endpoint_host, vm_id, vm_port, ca_bundle):
     sys.path.insert(0, str(REPO))
+    if os.environ.get('BENCH_NO_UVLOOP'):
+        sys.modules['uvloop'] = None        # import uvloop now raises ImportError: relay.event_loop takes asyncio's
     from azext_bastion_native.dataplane.client import DataPlaneClient
     from azext_bastion_native.dataplane.protocol import Endpoint, Target
     from azext_bastion_native.dataplane.settings import ConnectionSettings
@@ -91,8 +94,8 @@ class TunnelProcess:
     """The parent's handle: ``port``, ``usage()`` -> {cpu_s, rss_mib, peak_rss_mib}, ``watch()`` then ``peak()``
     (usage plus watched_peak_rss_mib, the highest RSS since ``watch()``), ``stop()``."""
 
-    def __init__(self, endpoint_host, vm_id, vm_port, ca_bundle, token):
-        env = dict(os.environ, BENCH_ARM_TOKEN=token)
+    def __init__(self, endpoint_host, vm_id, vm_port, ca_bundle, token, uvloop=True):
+        env = dict(os.environ, BENCH_ARM_TOKEN=token, **({} if uvloop else {'BENCH_NO_UVLOOP': '1'}))
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, __file__, endpoint_host, vm_id, str(vm_port), ca_bundle],
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
