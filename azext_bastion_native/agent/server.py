@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Set
 
 from ..dataplane import DataPlaneError
 from ..relay import event_loop
-from ..relay.pump import READ_SIZE, LocalEnd, Relay
+from ..relay.pump import LocalEnd, ReadBuffer, Relay
 from ..relay.tunnel import BACKLOG, UNIX_SOCKET_MODE, release_freed_memory
 from .proxy_helper import MAX_LINE, PROTOCOL_VERSION, AgentPaths, encode, split_line
 
@@ -83,7 +83,7 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         self.failed = 0
         self.live: Dict[asyncio.Task, str] = {}         # relaying connections -> target label
         self._handlers: Set[asyncio.Task] = set()       # every accepted connection being handled
-        self._read_buffer = memoryview(bytearray(READ_SIZE))
+        self._read_buffer = ReadBuffer()
         self._listener: Optional[socket.socket] = None
         self._stop_reason: Optional[str] = None
         self._wake: Optional[asyncio.Event] = None

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union, cast
 Bytes = Union[bytes, bytearray, memoryview]
 HANDSHAKE_READ = 16 * 1024      # plaintext read per call while opening (TLS records are at most 16 KiB)
 RECORD_SIZE = 16 * 1024         # the most plaintext one TLS record carries, so one read (RFC 8446 section 5.1)
+FEED_SIZE = 4 * RECORD_SIZE     # ciphertext put into a session at once: what its buffer keeps per connection
 
 
 class TlsSession:
@@ -92,24 +93,25 @@ class TlsSession:
         if self.ssl_object is None:
             deliver(bytes(data))
             return
-        # All of it at once: fed a record at a time, the download cost a sixth more CPU. The session's buffer
-        # keeps the size of the largest read for the connection's life (one read buffer, 64 KiB).
+        # Fed FEED_SIZE at a time: fed a record at a time, the download cost a sixth more CPU; the session's
+        # buffer keeps the size of the most ever fed at once, for the connection's life.
         incoming, session = self._incoming, self._ssl
-        incoming.write(data)
-        while True:
-            try:
-                plaintext = session.read(RECORD_SIZE)
-            except ssl.SSLWantReadError:
-                return
-            except ssl.SSLZeroReturnError:
-                plaintext = b''
-            if not plaintext:
-                self.closed = True
-                return
-            deliver(plaintext)
-            # Nothing buffered either side: no read, and no SSLWantReadError raised and caught, per record.
-            if not incoming.pending and not session.pending():
-                return
+        for start in range(0, len(data), FEED_SIZE):
+            incoming.write(data[start:start + FEED_SIZE])
+            while True:
+                try:
+                    plaintext = session.read(RECORD_SIZE)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    plaintext = b''
+                if not plaintext:
+                    self.closed = True
+                    return
+                deliver(plaintext)
+                # Nothing buffered either side: no read, and no SSLWantReadError raised and caught, per record.
+                if not incoming.pending and not session.pending():
+                    break
 
     def send(self, transport: asyncio.WriteTransport, chunks: Iterable[Bytes]) -> None:
         """Encrypt ``chunks`` and write them to ``transport``, in one write: as full records (a short chunk, such

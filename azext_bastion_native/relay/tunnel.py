@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Set, Tuple
 from ..dataplane.protocol import Target
 from . import event_loop
 from .connection import relay_connection
-from .pump import READ_SIZE, LocalEnd
+from .pump import LocalEnd, ReadBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
 
     def __init__(self, client: Any, target: Target, bind_address: str = '127.0.0.1', port: int = 0,
                  max_connections: Optional[int] = None, timeout: Optional[float] = None,
-                 idle_timeout: Optional[float] = None, grace_period: float = 10.0, read_size: int = READ_SIZE,
+                 idle_timeout: Optional[float] = None, grace_period: float = 10.0,
                  unix_path: Optional[str] = None):
         self.client = client
         self.unix_path = unix_path
@@ -61,7 +61,7 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.grace_period = grace_period
-        self._read_buffer = memoryview(bytearray(read_size))     # shared: see pump.LocalEnd
+        self._read_buffer = ReadBuffer()
         self._server: Optional[asyncio.AbstractServer] = None
         self._handlers: Set[asyncio.Task] = set()
         self._accepted = 0

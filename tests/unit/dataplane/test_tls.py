@@ -5,7 +5,7 @@ import ssl
 
 import pytest
 
-from azext_bastion_native.dataplane.tls import RECORD_SIZE, TlsSession, full_records
+from azext_bastion_native.dataplane.tls import FEED_SIZE, RECORD_SIZE, TlsSession, full_records
 
 
 class Captured:
@@ -101,3 +101,22 @@ def test_what_arrives_comes_out_a_record_at_a_time_in_bytes_of_its_own_until_clo
         pass
     client.decrypt(outgoing.read(), pieces.append)
     assert client.closed and b''.join(pieces) == sent
+
+
+def test_a_large_read_is_fed_to_the_session_a_bounded_piece_at_a_time(pair):
+    # The session's buffer keeps the size of the most ever fed at once for the connection's life: a quarter-MiB
+    # socket read must not make it a quarter MiB per connection.
+    client, server, _, outgoing = pair
+    sent = os.urandom(16 * RECORD_SIZE + 321)
+    server.write(sent)
+    ciphertext = outgoing.read()
+    assert len(ciphertext) > 2 * FEED_SIZE
+    pieces, most_held = [], []
+
+    def deliver(plaintext):
+        pieces.append(plaintext)
+        most_held.append(client._incoming.pending)      # pylint: disable=protected-access
+
+    client.decrypt(memoryview(ciphertext), deliver)
+    assert b''.join(pieces) == sent
+    assert max(most_held) <= FEED_SIZE
