@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Optional, Union, cast
 
 Bytes = Union[bytes, bytearray, memoryview]
-HANDSHAKE_READ = 16 * 1024      # plaintext read per call while opening (TLS records are at most 16 KiB)
+HANDSHAKE_READ = 16 * 1024      # read, and plaintext taken, per call while opening (a TLS record is at most 16 KiB)
 RECORD_SIZE = 16 * 1024         # the most plaintext one TLS record carries, so one read (RFC 8446 section 5.1)
 FEED_SIZE = 4 * RECORD_SIZE     # ciphertext put into a session at once: what its buffer keeps per connection
 

@@ -76,3 +76,31 @@ def test_an_error_answer_with_a_body_still_fails_the_upgrade():
     with pytest.raises(InvalidStatus) as raised:
         asyncio.run(scenario())
     assert raised.value.response.status_code == 403 and raised.value.response.body == b'denied'
+
+
+def test_what_a_server_sends_with_its_answer_is_kept_up_to_one_small_read():
+    """A server that sends at once after its answer (the emulator's download source; in a burst of hundreds of
+    connections) leaves at most one handshake read per connection waiting for the relay, not a transport's read."""
+    from azext_bastion_native.dataplane.tls import HANDSHAKE_READ
+    from azext_bastion_native.dataplane.websocket import open_websocket
+
+    frames = b''.join(Frame(Opcode.BINARY, bytes(60000)).serialize(mask=False) for _ in range(8))
+
+    async def answer_and_send_at_once(reader, writer):
+        head = await reader.readuntil(b'\r\n\r\n')
+        writer.write(upgrade_answer(head) + frames)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_server(answer_and_send_at_once, '127.0.0.1', 0)
+        port = server.sockets[0].getsockname()[1]
+        opened = await open_websocket(f'ws://127.0.0.1:{port}/', ssl_context=None)
+        await asyncio.sleep(0.1)                # reading is paused: nothing more arrives in ``early``
+        early = bytes(opened.early)
+        opened.transport.abort()
+        server.close()
+        return early
+    early = asyncio.run(scenario())
+    assert 0 < len(early) <= HANDSHAKE_READ and frames.startswith(early)
