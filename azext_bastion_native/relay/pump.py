@@ -86,6 +86,12 @@ class ReadBuffer:
     def for_websocket(self) -> memoryview:
         return self.whole if self.relays <= LARGE_READS_UP_TO else self.local
 
+    def relay_started(self) -> None:
+        self.relays += 1
+
+    def relay_ended(self) -> None:
+        self.relays -= 1
+
 
 class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attributes
     """The local connection's protocol: one transport for a socket, or (``pipes``) a read pipe plus a write pipe
@@ -277,7 +283,7 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
             await self._close_local(STOP_TIMEOUT)
             raise
         finally:
-            self.reads.relays -= 1
+            self.reads.relay_ended()
             # Reference cycles would keep both sides' buffers until the garbage collector's next full pass.
             self.local.relay = None
             self.reader.on_data = self.reader.on_other = _discard
@@ -285,7 +291,7 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
         return self.result
 
     def _start(self) -> None:
-        self.reads.relays += 1          # until run() ends
+        self.reads.relay_started()          # until run() ends
         self.transport.set_protocol(self)
         self.transport.set_write_buffer_limits(high=WRITE_LIMIT)
         self.local.attach(self)

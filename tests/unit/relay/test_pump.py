@@ -21,6 +21,12 @@ async def _recv_exactly(loop, sock, size, timeout=10):
     return b''.join(chunks)
 
 
+async def relay_ends(server):
+    """What a relay to ``server`` needs: the local end, the user's socket, the open websocket."""
+    local, user = await local_pair()
+    return local, user, await FakeDataPlane(server.url).connect('s')
+
+
 def test_bytes_cross_intact_both_ways_and_local_eof_closes_normally():
     closes = []
 
@@ -64,8 +70,7 @@ def test_data_in_flight_after_local_eof_is_still_delivered():
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(burst_on_request) as server:
-            local, user = await local_pair()
-            websocket = await FakeDataPlane(server.url).connect('s')
+            local, user, websocket = await relay_ends(server)
             pump = asyncio.create_task(Relay(local, websocket).run())
             await loop.sock_sendall(user, b'go')
             head = await _recv_exactly(loop, user, 1)          # the burst has started to arrive...
@@ -86,8 +91,7 @@ def test_target_close_ends_the_local_connection_cleanly():
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(say_bye) as server:
-            local, user = await local_pair()
-            websocket = await FakeDataPlane(server.url).connect('s')
+            local, user, websocket = await relay_ends(server)
             result = await asyncio.wait_for(Relay(local, websocket).run(), 5)
             assert await _recv_exactly(loop, user, 100) == b'bye'   # then EOF, not a reset
             user.close()
@@ -103,8 +107,7 @@ def test_a_dropped_websocket_resets_the_local_connection_promptly():
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(drop_after_first_message) as server:
-            local, user = await local_pair()
-            websocket = await FakeDataPlane(server.url).connect('s')
+            local, user, websocket = await relay_ends(server)
             pump = asyncio.create_task(Relay(local, websocket).run())
             await loop.sock_sendall(user, b'hello')
             result = await asyncio.wait_for(pump, 3)
@@ -132,8 +135,7 @@ def test_a_slow_local_reader_bounds_what_the_server_can_push():
 
     async def scenario():
         async with WebsocketServer(flood) as server:
-            local, user = await local_pair()
-            websocket = await FakeDataPlane(server.url).connect('s')
+            local, user, websocket = await relay_ends(server)
             pump = asyncio.create_task(Relay(local, websocket).run())
             await asyncio.sleep(1.0)
             early = sent[0]
@@ -148,15 +150,15 @@ def test_a_slow_local_reader_bounds_what_the_server_can_push():
     asyncio.run(scenario())
 
 
-def test_a_slow_target_bounds_what_the_local_side_can_push():
-    async def never_read(websocket):
-        await websocket.wait_closed()
+async def never_read(websocket):
+    await websocket.wait_closed()
 
+
+def test_a_slow_target_bounds_what_the_local_side_can_push():
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(never_read) as server:
-            local, user = await local_pair()
-            websocket = await FakeDataPlane(server.url).connect('s')
+            local, user, websocket = await relay_ends(server)
             server_side = next(iter(server._server.connections))  # pylint: disable=protected-access
             server_side.transport.pause_reading()
             pump = asyncio.create_task(Relay(local, websocket).run())
@@ -182,8 +184,7 @@ def test_a_finished_relay_frees_both_sides_without_the_garbage_collector():
 
     async def scenario():
         async with WebsocketServer(echo_handler) as server:
-            local, user = await local_pair()
-            websocket = await FakeDataPlane(server.url).connect('s')
+            local, user, websocket = await relay_ends(server)
             relay = Relay(local, websocket)
             pump = asyncio.create_task(relay.run())
             await asyncio.get_running_loop().sock_sendall(user, b'ping')
@@ -256,8 +257,7 @@ def test_fragmented_messages_and_pings_from_the_server_cross_intact_and_pings_ar
     async def scenario():
         loop = asyncio.get_running_loop()
         async with WebsocketServer(fragments_between_pings) as server:
-            local, user = await local_pair()
-            websocket = await FakeDataPlane(server.url).connect('s')
+            local, user, websocket = await relay_ends(server)
             pump = asyncio.create_task(Relay(local, websocket).run())
             await loop.sock_sendall(user, b'go')
             received = await _recv_exactly(loop, user, 1 << 30)
@@ -338,14 +338,11 @@ def test_a_quarter_mib_websocket_read_goes_to_the_local_side_in_one_write():
 
     from azext_bastion_native.dataplane.tls import RECORD_SIZE
 
-    async def wait_for_close(websocket):
-        await websocket.wait_closed()
-
     async def scenario():
         loop = asyncio.get_running_loop()
-        async with WebsocketServer(wait_for_close) as server:
-            local, user = await local_pair()
-            relay = Relay(local, await FakeDataPlane(server.url).connect('s'))
+        async with WebsocketServer(never_read) as server:
+            local, user, websocket = await relay_ends(server)
+            relay = Relay(local, websocket)
             pump = asyncio.create_task(relay.run())
             await asyncio.sleep(0.05)
             writes = []
@@ -375,7 +372,10 @@ def test_websocket_reads_are_a_quarter_mib_only_while_few_connections_relay():
     from azext_bastion_native.relay.pump import LARGE_READS_UP_TO, READ_SIZE, WEBSOCKET_READ_SIZE, ReadBuffer
 
     reads = ReadBuffer()
-    reads.relays = LARGE_READS_UP_TO
+    for _ in range(LARGE_READS_UP_TO):
+        reads.relay_started()
     assert len(reads.for_websocket()) == WEBSOCKET_READ_SIZE > READ_SIZE
-    reads.relays += 1
+    reads.relay_started()
     assert len(reads.for_websocket()) == READ_SIZE
+    reads.relay_ended()
+    assert len(reads.for_websocket()) == WEBSOCKET_READ_SIZE
