@@ -5,8 +5,8 @@ framed and read in frames.py; websockets' sans-I/O ClientProtocol gets every oth
 the closing handshake. No task, queue, future or await per chunk: a 1-byte keystroke costs two callbacks.
 
 Memory: socket reads land in one read buffer shared by every connection of a server (a read is framed, or
-decrypted, at once, in the same callback). Per connection there is what its TLS session keeps (a record's worth
-going out, a read's worth coming in: dataplane/tls.py) and what the transports hold while the other side is
+decrypted, at once, in the same callback: ReadBuffer). Per connection there is what its TLS session keeps (a
+record's worth going out, 64 KiB coming in: dataplane/tls.py) and what the transports hold while the other side is
 slow, bounded by backpressure: a side over its write limit pauses reading on the other (pause_writing ->
 pause_reading, resume_writing -> resume_reading).
 
