@@ -271,6 +271,7 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
 
     async def run(self) -> RelayResult:
         self._start()
+        self.reads.relay_started()          # ended in the finally below, so a start that raised counts nothing
         try:
             await asyncio.shield(self._gone)
         except asyncio.CancelledError:
@@ -291,7 +292,6 @@ class Relay(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-attr
         return self.result
 
     def _start(self) -> None:
-        self.reads.relay_started()          # until run() ends
         self.transport.set_protocol(self)
         self.transport.set_write_buffer_limits(high=WRITE_LIMIT)
         self.local.attach(self)

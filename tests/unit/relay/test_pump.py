@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import os
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from azext_bastion_native.relay.pump import Relay
@@ -379,3 +380,22 @@ def test_websocket_reads_are_a_quarter_mib_only_while_few_connections_relay():
     assert len(reads.for_websocket()) == READ_SIZE
     reads.relay_ended()
     assert len(reads.for_websocket()) == WEBSOCKET_READ_SIZE
+
+
+def test_a_relay_that_fails_to_start_is_not_counted_as_relaying():
+    """Else every such failure would keep a tunnel's websocket reads at 64 KiB for good."""
+
+    async def scenario():
+        async with WebsocketServer(never_read) as server:
+            local, user, websocket = await relay_ends(server)
+            relay = Relay(local, websocket)
+
+            def attach_fails(_relay):
+                raise RuntimeError('attach failed')
+            local.attach = attach_fails
+            with pytest.raises(RuntimeError):
+                await relay.run()
+            websocket.transport.abort()
+            user.close()
+            return relay.reads.relays
+    assert asyncio.run(scenario()) == 0
