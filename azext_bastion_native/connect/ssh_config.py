@@ -22,7 +22,7 @@ import tempfile
 
 from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS
 from azext_bastion_native.clients.launch import find_program
-from azext_bastion_native.errors import Refused
+from azext_bastion_native.errors import Kind, Refused
 
 COMMAND_NAME = 'network bastion ssh-config'
 FILE_MODE = 0o600
@@ -37,7 +37,7 @@ VALIDATE_TIMEOUT = 15.0
 
 
 class SshConfigError(Refused):
-    """``kind``: 'invalid-argument' | 'exists' | 'damaged' (errors.py)."""
+    """An ssh-config refusal; ``kind`` an errors.Kind."""
 
     def __init__(self, kind, message, recommendation=None):
         super().__init__(message, recommendation, kind)
@@ -53,7 +53,7 @@ def end_marker(alias):
 
 def check_alias(alias):
     if not alias or not _ALIAS.match(alias):
-        raise SshConfigError('invalid-argument', f"--host-alias '{alias}' is not a plain host name for ssh_config.",
+        raise SshConfigError(Kind.INVALID_ARGUMENT, f"--host-alias '{alias}' is not a plain host name for ssh_config.",
                              'Use letters, digits, dots, dashes and underscores only (no spaces or wildcards).')
     return alias
 
@@ -113,7 +113,7 @@ def config_value(value, what):
     backslash doubled (an escape character to that tokenizer), % doubled (ssh expands %-tokens). A double
     quote or a line break cannot be written at all."""
     if '"' in value or '\n' in value or '\r' in value or not value:
-        raise SshConfigError('invalid-argument', f"{what} '{value}' cannot be written to ssh_config.",
+        raise SshConfigError(Kind.INVALID_ARGUMENT, f"{what} '{value}' cannot be written to ssh_config.",
                              'Use a value without double quotes or line breaks.')
     value = value.replace('\\', '\\\\').replace('%', '%%')
     return f'"{value}"' if _NEEDS_QUOTES.search(value) else value
@@ -143,7 +143,7 @@ def render_block(alias, proxy, username=None, key_path=None, host_key_alias=None
     lines += [f'Host {alias}', f'    ProxyCommand {_command_line(proxy, os_name)}']
     if username:
         if any(char.isspace() or char in '"%\\' for char in username):
-            raise SshConfigError('invalid-argument', f"--username '{username}' cannot be written to ssh_config.",
+            raise SshConfigError(Kind.INVALID_ARGUMENT, f"--username '{username}' cannot be written to ssh_config.",
                                  'Use a user name without spaces, double quotes, % or backslashes.')
         lines.append(f'    User {config_value(username, "--username")}')
     if key_path:
@@ -162,7 +162,7 @@ def _find_marked_block(lines, alias):
     if not starts and not ends:
         return None
     if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
-        raise SshConfigError('damaged', f"The markers of the '{alias}' block are incomplete or repeated, so it "
+        raise SshConfigError(Kind.DAMAGED, f"The markers of the '{alias}' block are incomplete or repeated, so it "
                              'cannot be replaced exactly.',
                              f"Delete the lines from '{start}' to '{end}' by hand, then run the command again.")
     return starts[0], ends[0]
@@ -242,7 +242,7 @@ def merge_blocks(text, blocks, overwrite=False, remove=()):
             pending[alias] = block
             continue
         if not overwrite:
-            raise SshConfigError('exists', f"The ssh config already has a Bastion block for '{alias}'.",
+            raise SshConfigError(Kind.EXISTS, f"The ssh config already has a Bastion block for '{alias}'.",
                                  'Add --overwrite to replace it, or choose another --host-alias.')
         replaced.append(alias)
         shadow = _first_shadowing_line(lines, [alias])
@@ -283,7 +283,7 @@ def check_can_write(path, alias, overwrite):
     """Refuse early (before any network call) what write_block would refuse."""
     path = os.path.realpath(os.path.expanduser(path))
     if os.path.isdir(path):
-        raise SshConfigError('invalid-argument', f"--file '{path}' is a directory.",
+        raise SshConfigError(Kind.INVALID_ARGUMENT, f"--file '{path}' is a directory.",
                              'Give the config file itself, e.g. ~/.ssh/config.')
     if os.path.exists(path):
         merge_block(read_config(path), alias, '', overwrite)
@@ -308,7 +308,7 @@ def validate_with_ssh(path, alias, ssh=None):
         return False
     if result.returncode != 0:
         said = ' '.join(result.stderr.strip().replace(path, '<config>').split())[:500]
-        raise SshConfigError('damaged', f'ssh cannot read the config with this block, so it was not written: {said}',
+        raise SshConfigError(Kind.DAMAGED, f'ssh cannot read the config with this block, so it was not written: {said}',
                              'Check the lines ssh names (they may be your own), or write the block to another '
                              'file with --file.')
     return True

@@ -36,3 +36,10 @@ def test_each_kind_of_refusal_is_its_azclierror_type(refusal, expected):
     assert type(error) is expected      # pylint: disable=unidiomatic-typecheck
     assert error.error_msg == refusal.message and error.recommendations == (
         [refusal.recommendation] if refusal.recommendation else [])
+
+
+def test_a_kind_that_is_not_an_errors_kind_fails_where_it_is_written():
+    """A misspelled kind used to leave as ValidationError at the user; now it cannot be constructed."""
+    with pytest.raises(TypeError):
+        errors.Refused('message', kind='invalid-arguments')
+    assert errors.Refused('message', kind=errors.Kind.EXISTS).kind is errors.Kind.EXISTS

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from azext_bastion_native.errors import Kind
 from azext_bastion_native.connect.preflight import ConnectRequest, PreflightError, plan_connection
 
 HOST_ID = '/subscriptions/sub-9/resourceGroups/rg/providers/Microsoft.Network/bastionHosts/bh'
@@ -56,5 +57,5 @@ def test_developer_sku_uses_the_developer_endpoint():
 def test_refusals_say_what_to_do(host, request_args, kind, words):
     with pytest.raises(PreflightError) as caught:
         plan_connection(host, _request(**request_args))
-    assert caught.value.kind == kind
+    assert caught.value.kind is Kind(kind)
     assert words in f'{caught.value.message} {caught.value.recommendation}'

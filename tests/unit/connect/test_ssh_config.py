@@ -11,6 +11,7 @@ import pytest
 from azure.cli.core.azclierror import (ArgumentUsageError, FileOperationError, InvalidArgumentValueError,
                                        ValidationError)
 
+from azext_bastion_native.errors import Kind
 from azext_bastion_native.connect import session, ssh_config
 from azext_bastion_native.clients.launch import find_program
 from azext_bastion_native.clients.ssh import host_key_alias
@@ -73,7 +74,7 @@ def test_windows_proxy_command_and_key_path():
 def test_alias_that_is_not_one_literal_host_name_is_refused(alias):
     with pytest.raises(ssh_config.SshConfigError) as refused:
         ssh_config.check_alias(alias)
-    assert refused.value.kind == 'invalid-argument'
+    assert refused.value.kind is Kind.INVALID_ARGUMENT
 
 
 def test_default_alias_is_the_vm_name():
@@ -164,7 +165,7 @@ def test_a_block_ssh_cannot_read_is_never_written(tmp_path, monkeypatch):
     block = ssh_config.render_block('vm1', PROXY, username="o'brien", os_name='posix')
     with pytest.raises(ssh_config.SshConfigError, match='ssh cannot read') as refused:
         ssh_config.write_block(str(config), 'vm1', block)
-    assert refused.value.kind == 'damaged'
+    assert refused.value.kind is Kind.DAMAGED
     assert config.read_text() == before and os.listdir(tmp_path) == ['config']
 
 
@@ -187,7 +188,7 @@ def test_existing_block_refused_without_overwrite_and_replaced_exactly_with_it()
     text = USER_TEXT + '\n' + old + '\n' + other + 'Host tail\n    Port 2222\n'
     with pytest.raises(ssh_config.SshConfigError) as refused:
         ssh_config.merge_block(text, 'vm1', ssh_config.render_block('vm1', PROXY, username='bob'))
-    assert refused.value.kind == 'exists' and '--overwrite' in refused.value.recommendation
+    assert refused.value.kind is Kind.EXISTS and '--overwrite' in refused.value.recommendation
     new = ssh_config.render_block('vm1', PROXY, username='bob')
     merged, replaced = ssh_config.merge_block(text, 'vm1', new, overwrite=True)
     assert replaced
@@ -208,7 +209,7 @@ def test_damaged_markers_are_refused_not_guessed(damage):
     text = block.replace(ssh_config.end_marker('vm1'), '') if damage == 'end' else block + block
     with pytest.raises(ssh_config.SshConfigError) as refused:
         ssh_config.merge_block(text, 'vm1', block, overwrite=True)
-    assert refused.value.kind == 'damaged'
+    assert refused.value.kind is Kind.DAMAGED
 
 
 def test_users_own_host_line_for_the_alias_is_found():
