@@ -109,6 +109,8 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
         self.in_transport: Optional[asyncio.Transport] = None       # a socket's, or stdin's read pipe
         self.out_transport: Optional[asyncio.WriteTransport] = None     # the same socket's, or stdout's write pipe
         self.relay: Optional['Relay'] = None
+        # Reads before the relay, for a listener kind that speaks first with its client (SOCKS5): see read_preface.
+        self.preface: Optional[Callable[[Bytes], None]] = None
         self.eof = False            # the local side sent EOF
         self.gone = False           # the local side can take no more bytes (closed, reset or broken)
         self.closed: 'asyncio.Future[None]' = asyncio.get_running_loop().create_future()
@@ -134,6 +136,8 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
     def data_received(self, data: Bytes) -> None:
         if self.relay is not None:
             self.relay.upload(data)
+        elif self.preface is not None:
+            self.preface(data)
         elif not self.gone and self.in_transport is not None:
             # uvloop reads once even when paused in connection_made: keep that read, and pause for real.
             self._early.append(bytes(data))
@@ -147,6 +151,8 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
         self.eof = True
         if self.relay is not None:
             self.relay.local_eof()
+        elif self.preface is not None:
+            self.preface(b'')
         return True                 # keep the sending half open: answers still come back
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
@@ -170,6 +176,23 @@ class LocalEnd(asyncio.BufferedProtocol):  # pylint: disable=too-many-instance-a
                 self.relay.local_gone(exc)
         if not self.closed.done() and (self.in_transport is None or self.in_transport.is_closing()):
             self.closed.set_result(None)
+
+    def read_preface(self, consume: Optional[Callable[[Bytes], None]], early: Bytes = b'') -> None:
+        """Before relaying: ``consume(data)`` gets every read (b'' at EOF) while reading goes on; None pauses
+        reading again, ``early`` (bytes read past the preface) going to the relay first."""
+        self.preface = consume
+        if consume is None:
+            if early:
+                self._early.append(bytes(early))
+            self.pause_reading('unrelayed')
+            return
+        kept, self._early = self._early, []     # what uvloop read before we asked
+        for data in kept:
+            consume(data)
+        if self.eof:
+            consume(b'')
+        elif self.preface is consume:
+            self.resume_reading('unrelayed')
 
     def attach(self, relay: 'Relay') -> None:
         """Relay from now on: start reading."""

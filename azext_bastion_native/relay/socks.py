@@ -66,7 +66,7 @@ class _State(enum.Enum):
     DONE = 'done'               # replied (or failed): nothing more is read
 
 
-def reply(code: Reply) -> bytes:
+def encode_reply(code: Reply) -> bytes:
     """A reply with the bound address 0.0.0.0:0: a CONNECT client has no use for it (curl, OpenBSD nc, ssh's
     -D clients and Chromium ignore it), and the local address would only tell it which loopback port answered."""
     return struct.pack('!BBBB4sH', VERSION, code, RESERVED, AddressType.IPV4, bytes(4), 0)
@@ -116,7 +116,7 @@ class ServerHandshake:
         if self._state is not _State.ANSWERING:
             raise RuntimeError('no SOCKS5 request to answer')
         self._state = _State.DONE
-        return reply(code)
+        return encode_reply(code)
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _fail(self, why: str, answer: Optional[bytes] = None) -> None:
@@ -151,7 +151,7 @@ class ServerHandshake:
             return
         version, command, _, address_type = self._buffer[:4]
         if version != VERSION:
-            self._fail(f'not a SOCKS5 request (version byte {version})', reply(Reply.GENERAL_FAILURE))
+            self._fail(f'not a SOCKS5 request (version byte {version})', encode_reply(Reply.GENERAL_FAILURE))
             return
         if address_type == AddressType.IPV4:
             size = 4
@@ -161,14 +161,14 @@ class ServerHandshake:
             size = 1 + self._buffer[4]
         else:
             self._fail(f'address type {address_type} is not one SOCKS5 defines',
-                       reply(Reply.ADDRESS_TYPE_NOT_SUPPORTED))
+                       encode_reply(Reply.ADDRESS_TYPE_NOT_SUPPORTED))
             return
         end = 4 + size + 2
         if len(self._buffer) < end:
             return
         if command != CONNECT:
             name = {0x02: 'BIND', 0x03: 'UDP ASSOCIATE'}.get(command, f'command {command}')
-            self._fail(f'{name} is not served (CONNECT only)', reply(Reply.COMMAND_NOT_SUPPORTED))
+            self._fail(f'{name} is not served (CONNECT only)', encode_reply(Reply.COMMAND_NOT_SUPPORTED))
             return
         address = bytes(self._buffer[4:4 + size])
         (port,) = struct.unpack('!H', self._buffer[end - 2:end])
@@ -176,7 +176,7 @@ class ServerHandshake:
             try:
                 host = address[1:].decode('ascii')
             except UnicodeDecodeError:
-                self._fail('the host name is not ASCII', reply(Reply.HOST_UNREACHABLE))
+                self._fail('the host name is not ASCII', encode_reply(Reply.HOST_UNREACHABLE))
                 return
         else:
             host = str(ipaddress.ip_address(address))

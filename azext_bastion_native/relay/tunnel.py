@@ -1,5 +1,6 @@
-"""TunnelServer: listen locally (a TCP port or a Unix socket), relay each connection through a Bastion session of
-its own, stop cleanly."""
+"""The relay service: listen locally (TCP ports or Unix sockets, one listener per kind of connection: a forward to one
+target, SOCKS5 in socks_listener.py), relay each connection through a Bastion session of its own, stop cleanly (limits,
+timeouts, signals, every session deleted). TunnelServer is the service with one forward."""
 
 import asyncio
 import ctypes
@@ -9,7 +10,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Callable, Optional, Set, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Set, Tuple
 
 from ..dataplane.protocol import Target
 from . import event_loop
@@ -23,6 +24,8 @@ UNIX_SOCKET_MODE = 0o600        # only our user may connect (the directory aroun
 # and later resets a connection the client thinks open.
 BACKLOG = 1024
 TRIM_DELAY = 1.0                # seconds after a connection ends before freed memory goes back to the system
+
+Bound = Tuple[str, Optional[int]]       # where a listener listens: (address, port), or (unix socket path, None)
 
 
 class StopReason(enum.Enum):
@@ -39,31 +42,48 @@ class StopReason(enum.Enum):
         return {StopReason.INTERRUPTED: 130, StopReason.TERMINATED: 143, StopReason.HUNG_UP: 129}.get(self, 0)
 
 
-class TunnelServer:  # pylint: disable=too-many-instance-attributes
-    """Listen on ``bind_address:port`` (0 picks a free port), or on the Unix socket ``unix_path`` when given,
-    and relay each connection to ``target``.
+class Listener:  # pylint: disable=too-few-public-methods
+    """A listener kind: where it listens (``bind_address:port``, 0 picking a free port, or the Unix socket
+    ``unix_path``) and what a connection accepted there gets. This one, the TCP forward, relays every connection to
+    ``target``; ``name`` (e.g. the VM and port) goes into each connection's log lines."""
 
-    ``max_connections``: connections beyond it are refused (closed at once, one log line).
+    def __init__(self, target: Optional[Target] = None, bind_address: str = '127.0.0.1', port: int = 0,
+                 unix_path: Optional[str] = None, name: Optional[str] = None):
+        self.target = target
+        self.bind_address = bind_address
+        self.port = port
+        self.unix_path = unix_path
+        self.name = name
+
+    async def serve_connection(self, client: Any, local: LocalEnd, label: str) -> None:
+        """Relay one accepted connection, start to end (the service cancels this on a stop)."""
+        if self.target is None:
+            raise ValueError('a forward listener needs a target')
+        await relay_connection(client, self.target, local, label)
+
+
+class RelayService:  # pylint: disable=too-many-instance-attributes
+    """One session lifecycle under every listener kind: listen on each of ``listeners`` and serve each accepted
+    connection through a Bastion session of its own, minted by ``client`` (one DataPlaneClient for the run).
+
+    ``max_connections``: connections beyond it (over all listeners) are refused (closed at once, one log line).
     ``timeout``: after that many seconds stop listening; live connections get ``grace_period`` seconds
     to finish, then they are closed. ``idle_timeout``: stop once no connection has been open for that
     many seconds. Any stop deletes every live session (bounded by ``grace_period``)."""
 
-    def __init__(self, client: Any, target: Target, bind_address: str = '127.0.0.1', port: int = 0,
-                 max_connections: Optional[int] = None, timeout: Optional[float] = None,
-                 idle_timeout: Optional[float] = None, grace_period: float = 10.0,
-                 unix_path: Optional[str] = None):
+    def __init__(self, client: Any, listeners: Sequence[Listener], max_connections: Optional[int] = None,
+                 timeout: Optional[float] = None, idle_timeout: Optional[float] = None,
+                 grace_period: float = 10.0):
         self.client = client
-        self.unix_path = unix_path
-        self.target = target
-        self.bind_address = bind_address
-        self.port = port
+        self.listeners = list(listeners)
         self.max_connections = max_connections
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.grace_period = grace_period
+        self.failed_listener: Optional[Listener] = None     # the one that could not listen, after start() raised
         self._read_buffer = ReadBuffer()
-        self._server: Optional[asyncio.AbstractServer] = None
-        self._handlers: Set[asyncio.Task] = set()
+        self._servers: List[asyncio.AbstractServer] = []
+        self._handlers: Set['asyncio.Task[None]'] = set()
         self._accepted = 0
         self._stop_reason: Optional[StopReason] = None
         self._wake = asyncio.Event()
@@ -74,24 +94,39 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
     def active_connections(self) -> int:
         return len(self._handlers)
 
-    async def start(self) -> Tuple[str, Optional[int]]:
-        """Start listening; returns (address, port) actually bound, or (unix_path, None) on a Unix socket."""
+    async def start_listeners(self) -> List[Bound]:
+        """Listen on every listener, or on none: when one cannot (``failed_listener``), the others close and its
+        OSError is raised. Returns (address, port) actually bound per listener, (unix_path, None) on a Unix socket."""
+        bound = []
+        for listener in self.listeners:
+            try:
+                bound.append(await self._listen(listener))
+            except OSError:
+                self.failed_listener = listener
+                for server in self._servers:
+                    server.close()
+                for started in self.listeners[:len(bound)]:
+                    _remove_unix_socket(started)
+                self._servers = []
+                raise
+        self._last_active = time.monotonic()
+        return bound
+
+    async def _listen(self, listener: Listener) -> Bound:
         loop = asyncio.get_running_loop()
 
         def local_end() -> LocalEnd:
-            return LocalEnd(self._on_connection, self._read_buffer)
-        address: str
-        port: Optional[int]
-        if self.unix_path is not None:
-            self._server = await loop.create_unix_server(local_end, path=self.unix_path, backlog=BACKLOG)
-            os.chmod(self.unix_path, UNIX_SOCKET_MODE)
-            address, port = self.unix_path, None
-        else:
-            self._server = await loop.create_server(local_end, self.bind_address, self.port, reuse_address=True,
-                                                    backlog=BACKLOG)
-            address, port = self._server.sockets[0].getsockname()[:2]
-            self.port = port
-        self._last_active = time.monotonic()
+            return LocalEnd(functools.partial(self._on_connection, listener), self._read_buffer)
+        if listener.unix_path is not None:
+            server = await loop.create_unix_server(local_end, path=listener.unix_path, backlog=BACKLOG)
+            self._servers.append(server)
+            os.chmod(listener.unix_path, UNIX_SOCKET_MODE)
+            return listener.unix_path, None
+        server = await loop.create_server(local_end, listener.bind_address, listener.port, reuse_address=True,
+                                          backlog=BACKLOG)
+        self._servers.append(server)
+        address, port = server.sockets[0].getsockname()[:2]
+        listener.port = port
         return address, port
 
     def stop(self, reason: StopReason = StopReason.STOPPED) -> None:
@@ -102,8 +137,8 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
 
     async def serve(self) -> StopReason:
         """Serve until stopped, timed out or idle; then shut down cleanly. Returns the StopReason."""
-        if self._server is None:
-            await self.start()
+        if not self._servers:
+            await self.start_listeners()
         started = time.monotonic()
         reason = None
         while reason is None:
@@ -117,14 +152,14 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
         await self._shut_down(reason)
         return reason
 
-    def _due(self, started, now):
+    def _due(self, started: float, now: float) -> Optional[StopReason]:
         if self.timeout is not None and now - started >= self.timeout:
             return StopReason.TIMEOUT
         if self.idle_timeout is not None and not self._handlers and now - self._last_active >= self.idle_timeout:
             return StopReason.IDLE
         return None
 
-    def _next_check(self, started, now):
+    def _next_check(self, started: float, now: float) -> float:
         waits = [3600.0]
         if self.timeout is not None:
             waits.append(started + self.timeout - now)
@@ -132,9 +167,11 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
             waits.append(self._last_active + self.idle_timeout - now)
         return max(0.01, min(waits))
 
-    async def _shut_down(self, reason):
-        self._server.close()
-        self._remove_unix_socket()
+    async def _shut_down(self, reason: StopReason) -> None:
+        for server in self._servers:
+            server.close()
+        for listener in self.listeners:
+            _remove_unix_socket(listener)
         handlers = set(self._handlers)
         logger.debug('tunnel stopping (%s) with %d open connection(s)', reason.value, len(handlers))
         if handlers and reason is StopReason.TIMEOUT:
@@ -146,33 +183,27 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
             await asyncio.wait(handlers, timeout=self.grace_period)
         await self.client.aclose(timeout=self.grace_period)
 
-    def _remove_unix_socket(self):
-        """Python < 3.13 leaves the socket file behind when the server closes."""
-        if self.unix_path is not None:
-            try:
-                os.unlink(self.unix_path)
-            except FileNotFoundError:
-                pass
-
-    def _on_connection(self, local: LocalEnd) -> None:
+    def _on_connection(self, listener: Listener, local: LocalEnd) -> None:
         self._accepted += 1
-        if self.unix_path is not None:
-            label = f'connection {self._accepted} on {self.unix_path}'     # Unix peers have no address
+        if listener.unix_path is not None:
+            label = f'connection {self._accepted} on {listener.unix_path}'     # Unix peers have no address
         else:
             peer = (local.in_transport and local.in_transport.get_extra_info('peername')) or ('?', 0)
             label = f'connection {self._accepted} from {peer[0]}:{peer[1]}'
+        if listener.name:
+            label += f' to {listener.name}'
         if self._stop_reason is not None or (
                 self.max_connections is not None and len(self._handlers) >= self.max_connections):
             logger.warning('%s: refused (%s)', label, 'tunnel is stopping' if self._stop_reason
                            else f'--max-connections {self.max_connections} reached')
             local.abort()
             return
-        task = asyncio.ensure_future(self._relay(local, label))
+        task = asyncio.ensure_future(self._serve_connection(listener, local, label))
         self._handlers.add(task)
 
-    async def _relay(self, local: LocalEnd, label: str) -> None:
+    async def _serve_connection(self, listener: Listener, local: LocalEnd, label: str) -> None:
         try:
-            await relay_connection(self.client, self.target, local, label)
+            await listener.serve_connection(self.client, local, label)
         except asyncio.CancelledError:
             pass                # a stop: the relay closed both sides and deleted its session
         except Exception:  # pylint: disable=broad-except
@@ -188,6 +219,39 @@ class TunnelServer:  # pylint: disable=too-many-instance-attributes
     def _release_memory(self) -> None:
         self._trim = None
         release_freed_memory()
+
+
+class TunnelServer(RelayService):
+    """The service with one TCP forward: listen on ``bind_address:port`` (0 picks a free port), or on the Unix
+    socket ``unix_path`` when given, and relay each connection to ``target``."""
+
+    def __init__(self, client: Any, target: Target, bind_address: str = '127.0.0.1', port: int = 0,
+                 max_connections: Optional[int] = None, timeout: Optional[float] = None,
+                 idle_timeout: Optional[float] = None, grace_period: float = 10.0,
+                 unix_path: Optional[str] = None):
+        self.forward = Listener(target, bind_address, port, unix_path)
+        super().__init__(client, [self.forward], max_connections=max_connections, timeout=timeout,
+                         idle_timeout=idle_timeout, grace_period=grace_period)
+        self.target = target
+        self.bind_address = bind_address
+        self.unix_path = unix_path
+
+    @property
+    def port(self) -> int:
+        return self.forward.port
+
+    async def start(self) -> Bound:
+        """Start listening; returns (address, port) actually bound, or (unix_path, None) on a Unix socket."""
+        return (await self.start_listeners())[0]
+
+
+def _remove_unix_socket(listener: Listener) -> None:
+    """Python < 3.13 leaves the socket file behind when the server closes."""
+    if listener.unix_path is not None:
+        try:
+            os.unlink(listener.unix_path)
+        except FileNotFoundError:
+            pass
 
 
 @functools.lru_cache(maxsize=None)
@@ -208,13 +272,12 @@ def release_freed_memory() -> bool:
     return True
 
 
-def run_tunnel(server: TunnelServer,
-               on_ready: Optional[Callable[[str, Optional[int]], None]] = None) -> StopReason:
-    """Run ``server`` on a fresh event loop until it stops; SIGINT/SIGTERM/SIGHUP stop it cleanly.
+def run_service(service: RelayService, on_ready: Optional[Callable[[List[Bound]], None]] = None) -> StopReason:
+    """Run ``service`` on a fresh event loop until it stops; SIGINT/SIGTERM/SIGHUP stop it cleanly.
 
-    ``on_ready(address, port)`` is called once listening. Returns the StopReason."""
+    ``on_ready(bound)`` is called once every listener listens, with what each bound. Returns the StopReason."""
 
-    async def main():
+    async def main() -> StopReason:
         loop = asyncio.get_running_loop()
         installed = []
         for signum, reason in ((signal.SIGINT, StopReason.INTERRUPTED), (signal.SIGTERM, StopReason.TERMINATED),
@@ -222,17 +285,23 @@ def run_tunnel(server: TunnelServer,
             if signum is None:
                 continue        # Windows has no SIGHUP
             try:
-                loop.add_signal_handler(signum, server.stop, reason)
+                loop.add_signal_handler(signum, service.stop, reason)
                 installed.append(signum)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass    # Windows, or not the main thread: Ctrl+C arrives as KeyboardInterrupt instead
         try:
-            address, port = await server.start()
+            bound = await service.start_listeners()
             if on_ready is not None:
-                on_ready(address, port)
-            return await server.serve()
+                on_ready(bound)
+            return await service.serve()
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
     return event_loop.run(main())
+
+
+def run_tunnel(server: TunnelServer,
+               on_ready: Optional[Callable[[str, Optional[int]], None]] = None) -> StopReason:
+    """run_service for a TunnelServer: ``on_ready(address, port)`` once it listens."""
+    return run_service(server, None if on_ready is None else lambda bound: on_ready(*bound[0]))

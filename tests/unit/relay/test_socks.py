@@ -96,28 +96,28 @@ def test_commands_other_than_connect_are_answered_command_not_supported(command,
     handshake.receive_data(GREETING)
     handshake.data_to_send()
     handshake.receive_data(connect_request(AddressType.IPV4, bytes(4), 80, command=command))
-    assert handshake.data_to_send() == socks.reply(Reply.COMMAND_NOT_SUPPORTED)
+    assert handshake.data_to_send() == socks.encode_reply(Reply.COMMAND_NOT_SUPPORTED)
     assert handshake.request is None and name in handshake.failed
 
 
 def test_an_unknown_address_type_is_answered_address_type_not_supported():
     handshake = ServerHandshake()
     handshake.receive_data(GREETING + b'\x05\x01\x00\x07\x00\x00')
-    assert handshake.data_to_send() == b'\x05\x00' + socks.reply(Reply.ADDRESS_TYPE_NOT_SUPPORTED)
+    assert handshake.data_to_send() == b'\x05\x00' + socks.encode_reply(Reply.ADDRESS_TYPE_NOT_SUPPORTED)
     assert handshake.request is None and handshake.failed
 
 
 def test_a_request_of_another_version_is_answered_general_failure():
     handshake = ServerHandshake()
     handshake.receive_data(GREETING + b'\x04\x01\x00\x01\x00\x00\x00\x00\x00\x50')
-    assert handshake.data_to_send() == b'\x05\x00' + socks.reply(Reply.GENERAL_FAILURE)
+    assert handshake.data_to_send() == b'\x05\x00' + socks.encode_reply(Reply.GENERAL_FAILURE)
     assert handshake.failed
 
 
 def test_a_name_that_is_not_ascii_is_answered_host_unreachable():
     handshake = ServerHandshake()
     handshake.receive_data(GREETING + connect_request(AddressType.DOMAIN, 'wéb'.encode(), 80))
-    assert handshake.data_to_send().endswith(socks.reply(Reply.HOST_UNREACHABLE))
+    assert handshake.data_to_send().endswith(socks.encode_reply(Reply.HOST_UNREACHABLE))
     assert handshake.request is None
 
 
