@@ -72,8 +72,8 @@ examples:
 helps['network bastion delete'] = """
 type: command
 short-summary: Delete a Bastion host.
-long-summary: At a terminal it asks first (--yes skips the question); without one (a script) it deletes without
-  asking, as Microsoft's bastion extension does.
+long-summary: At a terminal it asks first (--yes skips the question); without one (a script) it refuses unless
+  --yes is given, as azure-cli does for Microsoft's bastion extension.
 examples:
   - name: Delete a host without being asked, and wait until it is gone.
     text: az network bastion delete -g MyRG -n MyBastion --yes

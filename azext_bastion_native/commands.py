@@ -7,14 +7,12 @@ from azext_bastion_native._format import (
     nsg_check_table, nsg_apply_table)
 
 
-def confirm_delete_if_interactive(_command_args):
-    """At a terminal, ask before deleting (--yes skips it). Without one, delete as Microsoft's `bastion` extension
-    does, which never asks, so a script written for theirs runs unchanged with ours (a drop-in superset)."""
-    from knack.prompting import NoTTYException, prompt_y_n
-    try:
-        return prompt_y_n('Are you sure you want to delete this Bastion host?', default='n')
-    except NoTTYException:
-        return True
+# As Microsoft's `bastion` extension registers delete (`confirmation=` in src/bastion/azext_bastion/aaz/latest/
+# network/bastion/_delete.py): at a terminal azure-cli asks; without one and without --yes knack refuses ("Unable to
+# prompt for confirmation as no tty available. Use --yes.", then "Operation cancelled.", exit 1: knack/commands.py
+# `_user_confirmed`, azure-cli-core commands/__init__.py `resolve_confirmation`), so a script that forgot --yes
+# deletes nothing.
+DELETE_CONFIRMATION = 'Are you sure you want to delete the Bastion host?'
 
 
 def load_command_table(self, _):
@@ -30,7 +28,7 @@ def load_command_table(self, _):
                                  supports_no_wait=True, table_transformer=bastion_host_table_row)
         g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
         g.custom_command('list', 'bastion_list', table_transformer=bastion_hosts_table)
-        g.custom_command('delete', 'bastion_delete', supports_no_wait=True, confirmation=confirm_delete_if_interactive)
+        g.custom_command('delete', 'bastion_delete', supports_no_wait=True, confirmation=DELETE_CONFIRMATION)
         g.custom_wait_command('wait', 'bastion_wait_getter')
 
     with self.command_group('network bastion native-client') as g:

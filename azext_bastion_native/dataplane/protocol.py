@@ -143,8 +143,10 @@ def websocket_url(session: Session) -> str:
 
 
 def delete_request(session: Session) -> HttpRequest:
+    """X-Node-Id only when Bastion gave a node id, as upstream's tunnel.py (``cleanup``) sends it: never empty."""
+    headers = {'X-Node-Id': session.node_id} if session.node_id else {}
     return HttpRequest('DELETE', f'https://{session.endpoint_host}/api/tokens/{quote(session.auth_token, safe="")}',
-                       headers={'X-Node-Id': session.node_id})
+                       headers=headers)
 
 
 def delete_succeeded(answer: HttpAnswer) -> bool:

@@ -228,11 +228,17 @@ def test_a_created_developer_host_carries_a_tunnel(az, az_env, network, emulator
         tunnel.stop()
 
 
-def test_delete_without_a_terminal_deletes_as_microsofts_extension_does(az, network, emulator):
-    # Theirs never asks; a script written for it (no --yes, no terminal) must run unchanged with ours.
+def test_delete_without_a_terminal_refuses_unless_yes_as_azure_cli_does(az, network, emulator):
+    """Microsoft's delete is registered with confirmation= (_delete.py): no terminal and no --yes refuses, so a
+    script that forgot --yes deletes nothing; with --yes it deletes."""
     name = unique('script-del')
     _create(az, network, name)
-    deleted = az('network', 'bastion', 'delete', '-g', RG, '-n', name, input='', check=False)
-    assert deleted.returncode == 0, deleted.stderr
+    kept = az('network', 'bastion', 'delete', '-g', RG, '-n', name, input='', check=False)
+    refused(kept, 'Use --yes', 'Operation cancelled')
+    assert kept.stdout == ''
+    assert bastion_requests(emulator, name, methods=('DELETE',)) == []
+    assert az('network', 'bastion', 'show', '-g', RG, '-n', name).json['name'] == name
+
+    assert az('network', 'bastion', 'delete', '-g', RG, '-n', name, '--yes').returncode == 0
     assert bastion_requests(emulator, name, methods=('DELETE',))
     refused(az('network', 'bastion', 'show', '-g', RG, '-n', name, check=False), 'not found')

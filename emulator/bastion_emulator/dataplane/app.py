@@ -113,8 +113,10 @@ class _HostDataPlane:
             return _error(refused.status, refused.message)
         session = self._new_session(bastion, vm, target_ip, port, claims)
         session.client["mint_user_agent"] = request.headers.get("User-Agent", "")
+        if faults.no_node_id:
+            session.node_id = ""
         stats["mints"] += 1
-        return web.json_response({"authToken": session.auth_token, "nodeId": session.node_id,
+        return web.json_response({"authToken": session.auth_token, "nodeId": session.node_id or None,
                                   "websocketToken": session.websocket_token})
 
     def _new_session(self, bastion: dict, vm: dict, target_ip: str, port: int, claims: dict) -> TunnelSession:
@@ -139,7 +141,10 @@ class _HostDataPlane:
             policy.check_developer_host(self._bastion(), request.host, data_pod=session.developer)
         except policy.AccessRefused as refused:
             return _error(refused.status, refused.message)
-        node_id = request.headers.get("X-Node-Id", "")
+        node_id = request.headers.get("X-Node-Id")
+        if not session.node_id and node_id is not None:
+            # upstream's tunnel.py (cleanup) sends no X-Node-Id when the mint named no node
+            return _error(400, "X-Node-Id names a node, but this session was minted without one.")
         if node_id and node_id != session.node_id:
             return _error(400, "The X-Node-Id header does not match the node that holds this session.")
         self.registry.remove(session)

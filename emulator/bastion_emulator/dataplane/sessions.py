@@ -69,6 +69,7 @@ class Faults:
     mint_count: int = 0
     retry_after: int | None = None          # Retry-After header on a 429 mint answer
     handshake_delay: float = 0.0            # seconds before every websocket upgrade, until cleared
+    no_node_id: bool = False                # mints answer "nodeId": null (a gateway without nodes), until cleared
 
     def take_mint_fault(self) -> tuple[int, int | None] | None:
         if self.mint_status is None or self.mint_count <= 0:
@@ -92,11 +93,13 @@ class Faults:
             self.retry_after = int(body["retry_after"]) if body.get("retry_after") is not None else None
         if "handshake_delay" in body:
             self.handshake_delay = max(0.0, float(body["handshake_delay"]))
+        if "no_node_id" in body:
+            self.no_node_id = bool(body["no_node_id"])
 
     def as_json(self) -> dict:
         return {"drop_after_bytes": self.drop_after_bytes, "mint_status": self.mint_status,
                 "count": self.mint_count, "retry_after": self.retry_after,
-                "handshake_delay": self.handshake_delay}
+                "handshake_delay": self.handshake_delay, "no_node_id": self.no_node_id}
 
 
 STAT_NAMES = ("mints", "mints_refused", "deletes", "deletes_unknown", "websockets_opened", "websockets_closed",
