@@ -244,6 +244,40 @@ examples:
     text: az network bastion tunnel -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22 --query port -o tsv
 """
 
+helps['network bastion forward'] = f"""
+type: command
+short-summary: Forward many local ports to VMs by name, and a SOCKS5 proxy to every VM, through one Bastion host.
+long-summary: >
+    One process for every port you need (Grafana on one VM, Postgres on another, RDP to a third): each -L
+    [BIND:]PORT:VM:VMPORT listens on its own local port, and -D [BIND:]PORT runs a SOCKS5 proxy (CONNECT, no
+    authentication) that reaches any VM the host reaches by name (curl --socks5-hostname, ssh with
+    ProxyCommand "nc -X 5 -x 127.0.0.1:PORT %h %p", a browser's socks5 proxy). A VM is its name (in
+    --vm-resource-group, default the host's resource group), NAME.RESOURCEGROUP, its resource ID, or a private IP
+    address (IP connect, which reaches ports 22 and 3389 only, per {SUPPORT_TABLE}). Every -L target is read and
+    checked before anything listens (it exists, runs, is in the host's virtual network or a connected peering,
+    the host's SKU and the table allow it); one refused target refuses the command. A SOCKS5 request that cannot
+    be served is answered with its reply code and one log line: no such VM 4 (host unreachable), a VM or address
+    outside the host's networks 3, ruled out by the table or the SKU 2, refused by Bastion 5 (connection refused),
+    no session in time 6. Each connection gets its own Bastion session. Once listening, it prints a line on stderr
+    and the ready line {{"forwards": [{{"address", "port", "target", "targetPort"}}], "socks": {{"address",
+    "port"}} or null}} on stdout in your output format and through --query. It runs until Ctrl+C, SIGTERM or
+    SIGHUP (exit codes 130, 143 and 129), --timeout or --idle-timeout (exit code 0); every session it opened is
+    deleted on the way out. Listening on an address other than 127.0.0.1 lets whoever reaches it into the VMs.
+examples:
+  - name: Grafana on web-3 and Postgres on db-1 (in resource group data-rg) on two local ports.
+    text: az network bastion forward -g MyResourceGroup -n MyBastion -L 3000:web-3:3000 -L 5432:db-1.data-rg:5432
+  - name: A SOCKS5 proxy to every VM by name, then fetch a page from web-1 and ssh to web-2 through it.
+    text: |
+        az network bastion forward -g MyResourceGroup -n MyBastion -D 1080
+        curl --socks5-hostname 127.0.0.1:1080 http://web-1:8080/
+        ssh -o ProxyCommand="nc -X 5 -x 127.0.0.1:1080 %h %p" azureuser@web-2
+  - name: RDP to a VM by private IP (IP connect) on a free local port, closing when idle for 10 minutes.
+    text: az network bastion forward -g MyResourceGroup -n MyBastion -L 0:10.0.0.4:3389 --idle-timeout 600
+  - name: In a script - the SOCKS5 port once ready.
+    text: az network bastion forward -g MyResourceGroup -n MyBastion -D 0 --vm-resource-group MyVms --query socks.port -o tsv
+"""
+
+
 helps['network bastion proxy'] = """
 type: command
 short-summary: Relay stdin and stdout to a port on a VM through Bastion, for ssh's ProxyCommand.

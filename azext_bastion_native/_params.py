@@ -162,13 +162,32 @@ def _tunnel_arguments(self):
         c.argument('bind_address', options_list=['--bind-address'],
                    help='Local address to listen on. Default: 127.0.0.1. Any other address lets whoever can reach it '
                         'into the VM.')
-        c.argument('timeout', type=int, validator=validate_positive_seconds,
-                   help='Stop listening after this many seconds; open connections get a short grace period to finish.')
-        c.argument('idle_timeout', options_list=['--idle-timeout'], type=int, validator=validate_positive_seconds,
-                   help='Stop once no connection has been open for this many seconds.')
-        c.argument('max_connections', options_list=['--max-connections'], type=int,
-                   validator=validate_max_connections,
-                   help='Most connections open at once; more are refused. Default: no limit.')
+    for command in ('network bastion tunnel', 'network bastion forward'):
+        with self.argument_context(command) as c:
+            c.argument('timeout', type=int, validator=validate_positive_seconds,
+                       help='Stop listening after this many seconds; open connections get a short grace period to '
+                            'finish.')
+            c.argument('idle_timeout', options_list=['--idle-timeout'], type=int,
+                       validator=validate_positive_seconds,
+                       help='Stop once no connection has been open for this many seconds.')
+            c.argument('max_connections', options_list=['--max-connections'], type=int,
+                       validator=validate_max_connections,
+                       help='Most connections open at once (over every listener); more are refused. Default: no '
+                            'limit.')
+
+    with self.argument_context('network bastion forward') as c:
+        c.argument('name', connect_host_name_type)
+        c.argument('local_forward', options_list=['--local-forward', '-L'], action='append',
+                   help='[BIND:]PORT:VM:VMPORT, repeatable: listen on BIND (default 127.0.0.1) port PORT (0: a free '
+                        'one) and relay each connection to VMPORT of VM. VM: a VM name (in --vm-resource-group), '
+                        'NAME.RESOURCEGROUP, a VM resource ID, or a private IP address (IP connect: ports 22 and 3389 '
+                        'only). Every target is checked before anything listens.')
+        c.argument('socks', options_list=['--socks', '-D'],
+                   help='[BIND:]PORT: a SOCKS5 proxy (CONNECT, no authentication) on BIND (default 127.0.0.1) port '
+                        'PORT (0: a free one) to every VM the host reaches, by name as -L takes it (socks5h) or by '
+                        'private IP address (IP connect).')
+        c.argument('vm_resource_group', options_list=['--vm-resource-group'],
+                   help='Resource group of the VMs named without one. Default: the Bastion host\'s.')
 
 
 def _ssh_rdp_arguments(self):

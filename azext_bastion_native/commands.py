@@ -52,6 +52,7 @@ def load_command_table(self, _):
     with self.command_group('network bastion') as g:
         g.custom_command('tunnel', 'bastion_tunnel')
         g.custom_command('proxy', 'bastion_proxy')
+        g.custom_command('forward', 'bastion_forward')
 
     # -- connect: ssh and rdp ----------------------------------------------------------------------
     with self.command_group('network bastion') as g:

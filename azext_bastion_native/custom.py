@@ -136,6 +136,14 @@ def bastion_proxy(cmd, resource_group_name, name, resource_port, target_resource
                          target_ip_address=target_ip_address)
 
 
+def bastion_forward(cmd, resource_group_name, name, local_forward=None, socks=None, vm_resource_group=None,
+                    timeout=None, idle_timeout=None, max_connections=None):
+    from azext_bastion_native.connect.forward import forward_command
+    return forward_command(cmd, resource_group_name, name, local_forward=local_forward, socks=socks,
+                           vm_resource_group=vm_resource_group, timeout=timeout, idle_timeout=idle_timeout,
+                           max_connections=max_connections)
+
+
 # -- connect: ssh and rdp --------------------------------------------------------------------------
 def bastion_ssh(cmd, resource_group_name, name, auth_type, target_resource_id=None, target_ip_address=None,
                 username=None, ssh_key=None, resource_port=None, ssh_args=None):

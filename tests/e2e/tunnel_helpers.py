@@ -12,14 +12,15 @@ RG, HOST = 'demo-rg', 'demo-bastion'
 
 
 class RunningTunnel:
-    """``az network bastion tunnel ... -o json`` started with Popen; ``port`` from its JSON ready line."""
+    """``az network bastion tunnel ... -o json`` (or another listening ``command``, e.g. forward) started with Popen;
+    ``ready``: its JSON ready line, ``address`` and ``port`` from it when it has them."""
 
-    def __init__(self, az_env, *args, stderr_path=None, host=HOST):
+    def __init__(self, az_env, *args, stderr_path=None, host=HOST, command='tunnel'):
         self.stderr_path = stderr_path
         # pylint: disable-next=consider-using-with
         stderr = open(stderr_path, 'w', encoding='utf-8') if stderr_path else subprocess.DEVNULL
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-            [az_executable(), 'network', 'bastion', 'tunnel', '-g', RG, '-n', host, '-o', 'json', *map(str, args)],
+            [az_executable(), 'network', 'bastion', command, '-g', RG, '-n', host, '-o', 'json', *map(str, args)],
             env=az_env, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True)
         if stderr_path:
             stderr.close()
@@ -28,8 +29,8 @@ class RunningTunnel:
         if not line:
             self.stop()
             raise AssertionError(f'the tunnel never printed its ready line: {self.stderr()[-2000:]}')
-        ready_line = json.loads(line)
-        self.address, self.port = ready_line['address'], ready_line['port']
+        self.ready = json.loads(line)
+        self.address, self.port = self.ready.get('address'), self.ready.get('port')
 
     def stderr(self):
         if not self.stderr_path:

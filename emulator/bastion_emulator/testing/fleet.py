@@ -5,20 +5,24 @@ Windows VM (``win-1``) in ``demo-vnet``, where ``demo-bastion`` reaches them; ``
 ``basic-vnet`` (not peered: the host does not reach it); and ``web-1`` again in ``fleet-other-rg`` (a name clash for
 ``--all``). ``start_fleet()`` runs an emulator with that seed, a config directory of az signed in to it, and one real
 sshd per Linux VM (each its own host key, port and BASTION_VM marker variable; all trusting one client key, as a
-user's VMs trust the user's key), each VM's port 22 pointed at its own sshd."""
+user's VMs trust the user's key), each VM's port 22 pointed at its own sshd, and port 8080 at a tiny HTTP server of
+its own that answers every GET with the VM's name."""
 from __future__ import annotations
 
 import copy
 import json
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .sandbox import AzCli, EmulatorProcess, az_environment
 from .sshd import SshdHandle, start_sshd
 
 FLEET_RG = "fleet-rg"
+WEB_PORT = 8080         # each Linux VM's web server port
 OTHER_RG = "fleet-other-rg"
 DEFAULT_SEED = Path(__file__).resolve().parents[1] / "default_seed.json"
 _PROVIDERS = "/subscriptions/{subscription}/resourceGroups/%s/providers/"
@@ -67,6 +71,7 @@ class Fleet:
     az_env: dict
     client_key: Path                                                # every VM's sshd trusts it
     sshds: dict[str, SshdHandle] = field(default_factory=dict)      # VM name -> its sshd
+    web_servers: dict[str, ThreadingHTTPServer] = field(default_factory=dict)   # VM name -> its web server
 
     @property
     def az(self) -> AzCli:
@@ -83,7 +88,31 @@ class Fleet:
     def stop(self) -> None:
         for sshd in self.sshds.values():
             sshd.stop()
+        for web in self.web_servers.values():
+            web.shutdown()
+            web.server_close()
         self.emulator.stop()
+
+
+def start_web_server(vm_name: str) -> ThreadingHTTPServer:
+    """A loopback HTTP server answering every GET with ``vm_name`` (a line of text), on a thread of its own."""
+    body = f"{vm_name}\n".encode()
+
+    class NameHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NameHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def start_fleet(workdir: str | Path, count: int = 8) -> Fleet:
@@ -110,6 +139,8 @@ def start_fleet(workdir: str | Path, count: int = 8) -> Fleet:
                               login_user=ready.get("login_name", "azureuser"), environment={"BASTION_VM": name})
             fleet.sshds[name] = sshd
             fleet.point(name, 22, sshd.host, sshd.port)
+            web = fleet.web_servers[name] = start_web_server(name)
+            fleet.point(name, WEB_PORT, *web.server_address[:2])
     except BaseException:
         fleet.stop()
         raise
