@@ -64,7 +64,7 @@ def agent_start(cmd, idle_timeout=None, foreground=False):
         return status
     from azure.cli.core import azclierror
     from azext_bastion_native.agent.proxy_helper import AgentUnavailable, connect_or_start
-    from azext_bastion_native.connect.ssh_config import az_argv
+    from azext_bastion_native.connect.proxy_command import az_argv
     try:
         connect_or_start(paths, az_argv(), extra_args=['--idle-timeout', str(idle_timeout)]).close()
     except AgentUnavailable as err:

@@ -1,126 +1,76 @@
-"""ssh-config for many VMs at once (`--vm-resource-group`, `--all`): the VMs a Bastion host can reach (its virtual
-network and the networks peered with it), one Host block per Linux VM (alias: the VM name, made unique when names
-clash across resource groups), blocks of the same set updated in place and, with --prune, removed when their VM is
-gone; and an Ansible inventory (YAML or INI) naming the same aliases, grouped by OS and by resource group."""
+"""ssh-config for many VMs at once (`--vm-resource-group`, `--all`): one Host block per running Linux VM the host
+reaches (management/fleet_vms.py reads them), blocks of the same set updated in place and, with --prune, removed when
+their VM is gone; and an Ansible inventory (YAML or INI) naming the same aliases, grouped by OS and resource group.
+
+Aliases: the VM's name. When two VMs of the run share a name, each is called NAME-RESOURCEGROUP, unless the config
+already has a block of ours for it, whose alias it keeps; a name that a block of ours in the config gives to another
+VM is taken too. So an alias does not change with the scope (`--vm-resource-group` or `--all`) once written."""
 
 import json
 import os
 import re
-import sys
+import shlex
 from dataclasses import dataclass
 from typing import List, Optional
 
-from azext_bastion_native.connect import ssh_config
+from azext_bastion_native.connect import ssh_config_text as text_format
+from azext_bastion_native.connect.proxy_command import proxy_command_argv
+from azext_bastion_native.connect.ssh_config_file import edit_config
+from azext_bastion_native.connect.ssh_config_text import SshConfigError, has_control_character, printable
+from azext_bastion_native.management.fleet_vms import FleetVm, Skipped
 
 _GROUP_UNSAFE = re.compile(r'[^a-z0-9_]')
 _ALIAS_UNSAFE = re.compile(r'[^A-Za-z0-9._-]')
 
 
-@dataclass(frozen=True)
-class FleetVm:
-    name: str
-    resource_group: str
-    id: str
-    os: Optional[str]
-    admin_username: Optional[str]
-    vnet_id: Optional[str]
+def skipped_as_dict(item: Skipped):
+    """A skipped VM for -o json: its name as printable text (a control character written as \\xNN)."""
+    return {'vm': printable(item.vm), 'resourceGroup': printable(item.resource_group or ''),
+            'reason': printable(item.reason)}
 
 
-@dataclass(frozen=True)
-class Skipped:
-    vm: str
-    reason: str
-
-    def as_dict(self):
-        return {'vm': self.vm, 'reason': self.reason}
+def skipped_line(item: Skipped):
+    where = f" (resource group {printable(item.resource_group)})" if item.resource_group else ''
+    return f"Skipped VM '{printable(item.vm)}'{where}: {printable(item.reason)}."
 
 
-def _vnet_of(subnet_id):
-    """The virtual network ID of a subnet ID (lower case, for comparison)."""
-    if not subnet_id:
-        return None
-    head, _, _ = subnet_id.rpartition('/subnets/')
-    return head.lower() or None
+def _plain_alias(value):
+    return _ALIAS_UNSAFE.sub('-', value).lstrip('.-_') or 'vm'
 
 
-def host_vnet(host):
-    """The host's virtual network: its AzureBastionSubnet's (Standard, Premium, Basic) or the one a Developer host
-    names."""
-    for ip_config in getattr(host, 'ip_configurations', None) or []:
-        vnet = _vnet_of(getattr(getattr(ip_config, 'subnet', None), 'id', None))
-        if vnet:
-            return vnet
-    network = getattr(host, 'virtual_network', None)
-    return (getattr(network, 'id', None) or '').lower() or None
+def existing_owners(text):
+    """{alias: host key alias} of our blocks in ``text``: which VM each alias already names."""
+    return {alias: text_format.block_options(block).get('hostkeyalias')
+            for alias, block in text_format.marked_blocks(text).items()}
 
 
-def reachable_vnets(network, vnet_id):
-    """The host's virtual network and those peered with it (connected peerings, as the VNet's own GET lists them)."""
-    from azure.mgmt.core.tools import parse_resource_id
-    found = {vnet_id}
-    parts = parse_resource_id(vnet_id)
-    vnet = network.virtual_networks.get(parts['resource_group'], parts['name'])
-    for peering in getattr(vnet, 'virtual_network_peerings', None) or []:
-        state = str(getattr(peering, 'peering_state', '') or '')
-        remote = getattr(getattr(peering, 'remote_virtual_network', None), 'id', None)
-        if remote and state.rsplit('.', 1)[-1].lower() == 'connected':     # enum text or value
-            found.add(remote.lower())
-    return found
-
-
-def _nic_vnet(network, vm):
-    from azure.mgmt.core.tools import parse_resource_id
-    nics = getattr(getattr(vm, 'network_profile', None), 'network_interfaces', None) or []
-    primary = next((nic for nic in nics if getattr(nic, 'primary', False)), nics[0] if nics else None)
-    if primary is None:
-        return None
-    parts = parse_resource_id(primary.id)
-    nic = network.network_interfaces.get(parts['resource_group'], parts['name'])
-    for ip_config in nic.ip_configurations or []:
-        vnet = _vnet_of(getattr(getattr(ip_config, 'subnet', None), 'id', None))
-        if vnet:
-            return vnet
-    return None
-
-
-def list_fleet(cli_ctx, host, subscription, vm_resource_group=None):
-    """(VMs the host reaches, Skipped for VMs it does not) in ``vm_resource_group``, or in the whole subscription."""
-    from azure.mgmt.core.tools import parse_resource_id
-    from azext_bastion_native._client_factory import cf_compute, cf_network
-    from azext_bastion_native.management import vms
-    from azext_bastion_native.management.errors import arm_errors
-    network = cf_network(cli_ctx, subscription_id=subscription)
-    compute = cf_compute(cli_ctx, subscription_id=subscription)
-    vnet = host_vnet(host)
-    reachable = reachable_vnets(network, vnet) if vnet else set()
-    scope = f"resource group '{vm_resource_group}'" if vm_resource_group else 'the subscription'
-    with arm_errors(f'The virtual machines in {scope}'):
-        found = list(compute.virtual_machines.list(vm_resource_group) if vm_resource_group
-                     else compute.virtual_machines.list_all())
-    fleet, skipped = [], []
-    for vm in sorted(found, key=lambda item: (item.name.lower(), item.id.lower())):
-        resource_group = parse_resource_id(vm.id)['resource_group']
-        vm_vnet = _nic_vnet(network, vm)
-        if vm_vnet not in reachable:
-            if vm_resource_group:       # --all: VMs elsewhere are simply not the host's to reach
-                skipped.append(Skipped(vm.name, "not in the Bastion host's virtual network or one peered with it"))
-            continue
-        fleet.append(FleetVm(vm.name, resource_group, vm.id, vms.os_type(vm), vms.admin_username(vm), vm_vnet))
-    return fleet, skipped
-
-
-def assign_aliases(fleet: List[FleetVm]):
-    """{alias: FleetVm}: the VM name, or NAME-RESOURCEGROUP for every VM whose name another VM has too."""
+def assign_aliases(fleet: List[FleetVm], existing=None):
+    """{alias: FleetVm} by the rule in the module docstring; ``existing``: existing_owners of the config."""
+    from azext_bastion_native.clients.ssh import host_key_alias
+    existing = existing or {}
+    kept = {owner: alias for alias, owner in existing.items() if owner}
+    taken = {alias.lower(): owner for alias, owner in existing.items()}
     counts = {}
     for vm in fleet:
         counts[vm.name.lower()] = counts.get(vm.name.lower(), 0) + 1
-    aliases = {}
+    aliases, used = {}, set()
+    newcomers = []
     for vm in fleet:
-        alias = vm.name if counts[vm.name.lower()] == 1 else f'{vm.name}-{vm.resource_group}'
-        alias = _ALIAS_UNSAFE.sub('-', alias).lstrip('.-_') or 'vm'
-        while alias in aliases:
+        alias = kept.get(host_key_alias(vm.id))
+        if alias and alias.lower() not in used:
+            aliases[alias] = vm
+            used.add(alias.lower())
+        else:
+            newcomers.append(vm)
+    for vm in newcomers:
+        alias = _plain_alias(vm.name)
+        owner = taken.get(alias.lower())
+        if counts[vm.name.lower()] > 1 or (owner is not None and owner != host_key_alias(vm.id)):
+            alias = _plain_alias(f'{vm.name}-{vm.resource_group}')
+        while alias.lower() in used or taken.get(alias.lower(), host_key_alias(vm.id)) != host_key_alias(vm.id):
             alias += '-2'
         aliases[alias] = vm
+        used.add(alias.lower())
     return aliases
 
 
@@ -130,7 +80,8 @@ def ansible_group(prefix, value):
 
 def render_inventory(entries, inventory_format, ssh_config_path=None):
     """``entries``: [(alias, FleetVm)]. Groups: one per OS (linux, windows) and one per resource group (rg_NAME).
-    When the Host blocks are in a file ssh does not read by itself, every host gets `-F FILE`."""
+    When the Host blocks are in a file ssh does not read by itself, every host gets `-F FILE` (FILE quoted for
+    the shell-like split Ansible makes of ansible_ssh_common_args)."""
     groups = {}
     for alias, vm in entries:
         for group in (ansible_group('', vm.os or 'unknown'), ansible_group('rg_', vm.resource_group)):
@@ -138,69 +89,21 @@ def render_inventory(entries, inventory_format, ssh_config_path=None):
     default_config = os.path.realpath(os.path.expanduser('~/.ssh/config'))
     common_args = None
     if ssh_config_path and os.path.realpath(ssh_config_path) != default_config:
-        common_args = f'-F {ssh_config_path}'
+        common_args = f'-F {shlex.quote(text_format.check_plain(ssh_config_path, "--file"))}'
     if inventory_format == 'ini':
         lines = []
         for group, aliases in sorted(groups.items()):
             lines += [f'[{group}]', *aliases, '']
         if common_args:
             lines += ['[all:vars]', f'ansible_ssh_common_args={json.dumps(common_args)}', '']
-        return '\n'.join(lines)
+        return text_format.check_finished_text('\n'.join(lines), 'The inventory')
     # YAML, written as JSON: a subset of YAML every Ansible reads, and no YAML library needed here.
     inventory = {'all': {'children': {group: {'hosts': {alias: {} for alias in aliases}}
                                       for group, aliases in sorted(groups.items())}}}
     if common_args:
         inventory['all']['vars'] = {'ansible_ssh_common_args': common_args}
-    return '# Ansible inventory written by `az network bastion ssh-config` (YAML).\n' + \
-        json.dumps(inventory, indent=2) + '\n'
-
-
-def fleet_ssh_config_command(cmd, resource_group_name, name, vm_resource_group=None, username=None, ssh_key=None,
-                             resource_port=None, config_file=None, prune=False, inventory=None,
-                             inventory_format='yaml', no_agent=False):
-    """ssh-config --vm-resource-group / --all: print the blocks, or write them (and the inventory)."""
-    from azext_bastion_native._client_factory import cf_network
-    from azext_bastion_native.bastion_facts import subscription_of
-    from azext_bastion_native.management.hosts import get_host
-    key_path = _refuse_offline(cmd.cli_ctx, ssh_key, config_file, prune, inventory)
-    host = get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
-    fleet, skipped = list_fleet(cmd.cli_ctx, host, subscription_of(host.id), vm_resource_group)
-    options = BlockOptions(resource_group_name, name, resource_port, username,
-                           os.path.abspath(key_path) if key_path else None,
-                           ssh_config.given_subscription(cmd.cli_ctx), no_agent,
-                           f"{resource_group_name}/{name}/{vm_resource_group or '*'}".lower())
-    with ssh_config.cli_file_errors(config_file):
-        blocks, entries = fleet_blocks(host, assign_aliases(fleet), options, skipped)
-        if not config_file:
-            sys.stdout.write('\n'.join(blocks.values()))
-            sys.stdout.flush()
-            return None
-        summary = write_fleet(config_file, blocks, options.tag, prune)
-        summary['inventory'] = ssh_config.write_atomically(
-            inventory, render_inventory(entries, inventory_format, summary['file'])) if inventory else None
-    summary['skipped'] = [item.as_dict() for item in skipped]
-    return summary
-
-
-def write_fleet(config_file, blocks, tag, prune):
-    """Write ``blocks`` (replacing ours in place) and, with ``prune``, drop this set's blocks not among them."""
-    path = os.path.realpath(os.path.expanduser(config_file))
-    existing = ssh_config.read_config(path) if os.path.exists(path) else ''
-    gone = [alias for alias in ssh_config.tagged_aliases(existing, tag) if alias not in blocks] if prune else []
-    path, replaced = ssh_config.write_blocks(path, blocks, overwrite=True, remove=gone)
-    return {'file': path, 'added': sorted(set(blocks) - set(replaced)), 'updated': sorted(replaced),
-            'pruned': sorted(gone)}
-
-
-def _refuse_offline(cli_ctx, ssh_key, config_file, prune, inventory):
-    """Cloud Shell, the key, options that need --file: refused before any request; the key's path."""
-    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes, refuse_in_cloud_shell
-    refuse_in_cloud_shell(ssh_config.COMMAND_NAME)
-    key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cli_ctx)) if ssh_key else None
-    if (prune or inventory) and not config_file:
-        from azure.cli.core.azclierror import RequiredArgumentMissingError
-        raise RequiredArgumentMissingError('--prune and --inventory work on a config file: give --file too.')
-    return key_path
+    return text_format.check_finished_text('# Ansible inventory written by `az network bastion ssh-config` (YAML).\n'
+                                           + json.dumps(inventory, indent=2) + '\n', 'The inventory')
 
 
 @dataclass(frozen=True)
@@ -208,35 +111,67 @@ class BlockOptions:  # pylint: disable=too-many-instance-attributes
     """What every block of one run shares; ``tag`` names the set (host and scope) for --prune."""
     resource_group: str
     name: str
-    resource_port: Optional[int]
+    port: int
     username: Optional[str]
     key_path: Optional[str]
     subscription: Optional[str]
     no_agent: bool
     tag: str
+    command_name: str
 
 
-def fleet_blocks(host, aliases, options: BlockOptions, skipped: List[Skipped]):
-    """({alias: block}, [(alias, FleetVm)]) for the Linux VMs; the others are added to ``skipped``."""
-    from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS
+def _arm_fields_with_control_characters(vm: FleetVm):
+    return [what for what, value in (('name', vm.name), ('resource group', vm.resource_group), ('ID', vm.id),
+                                     ('admin user', vm.admin_username)) if has_control_character(value)]
+
+
+def fleet_blocks(aliases, options: BlockOptions, plan=None):
+    """({alias: block}, [(alias, FleetVm)], [Skipped]): a VM whose values cannot be written is skipped with its
+    reason. ``plan(vm)``: what the proxy would refuse for it (native client on, the port), raised."""
     from azext_bastion_native.clients.ssh import host_key_alias
-    from azext_bastion_native.cli_errors import refusals_as_cli_errors
-    from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection
-    port = int(options.resource_port) if options.resource_port is not None else DEFAULT_METHOD_PORTS['ssh']
-    blocks, entries = {}, []
+    blocks, entries, skipped = {}, [], []
     for alias, vm in aliases.items():
-        if vm.os and vm.os != 'linux':
-            skipped.append(Skipped(vm.name, f'{vm.os.capitalize()} VM: no ssh block (use az network bastion rdp, '
-                                            'or ssh-config --target-resource-id if it runs OpenSSH)'))
+        bad = _arm_fields_with_control_characters(vm)
+        if bad:
+            skipped.append(Skipped(vm.name, f"its {' and '.join(bad)} from ARM holds a control character (a line "
+                                            'break would start ssh options of its own): nothing of it is written',
+                                   vm.resource_group))
             continue
-        with refusals_as_cli_errors():      # native client on, the port: what the proxy would refuse
-            plan_connection(host, ConnectRequest(options.resource_group, options.name, port, vm.id))
-        proxy = ssh_config.proxy_command_argv(options.resource_group, options.name, vm.id, port,
-                                              options.subscription, options.no_agent)
-        blocks[alias] = ssh_config.render_block(
-            alias, proxy, username=options.username or vm.admin_username, key_path=options.key_path,
-            host_key_alias=host_key_alias(vm.id), tag=options.tag,
-            comment=f'Written by `az {ssh_config.COMMAND_NAME}`: {vm.name} in resource group {vm.resource_group} '
-                    f'through Bastion host {options.name} (resource group {options.resource_group}).')
+        if plan is not None:
+            plan(vm)
+        proxy = proxy_command_argv(options.resource_group, options.name, vm.id, options.port,
+                                   options.subscription, options.no_agent)
+        try:
+            blocks[alias] = text_format.render_block(
+                alias, proxy, username=options.username or vm.admin_username, key_path=options.key_path,
+                host_key_alias=host_key_alias(vm.id), tag=options.tag, port=options.port,
+                comment=f'Written by `az {options.command_name}`: {vm.name} in resource group {vm.resource_group} '
+                        f'through Bastion host {options.name} (resource group {options.resource_group}).')
+        except SshConfigError as err:
+            skipped.append(Skipped(vm.name, f'it cannot be written to ssh_config: {err.message}', vm.resource_group))
+            continue
         entries.append((alias, vm))
-    return blocks, entries
+    return blocks, entries, skipped
+
+
+def write_fleet(config_file, fleet, options: BlockOptions, prune, existing_ids=(), plan=None):
+    """Under the config's lock: aliases (by the config's own blocks), the blocks written (ours replaced in place)
+    and, with ``prune``, this set's blocks taken out whose VM is gone (not one merely skipped this time: its ID
+    is in ``existing_ids``). Returns (real path, summary, [(alias, FleetVm)], [Skipped])."""
+    from azext_bastion_native.clients.ssh import host_key_alias
+    outcome = {}
+
+    def edit(current):
+        blocks, entries, skipped = fleet_blocks(assign_aliases(fleet, existing_owners(current)), options, plan)
+        staying = {host_key_alias(vm_id) for vm_id in existing_ids} | {host_key_alias(vm.id) for _, vm in entries}
+        owners = existing_owners(current)
+        gone = [alias for alias in text_format.tagged_aliases(current, options.tag)
+                if alias not in blocks and owners.get(alias) not in staying] if prune else []
+        merged, replaced = text_format.merge_blocks(current, blocks, overwrite=True, remove=gone)
+        outcome.update(entries=entries, skipped=skipped,
+                       summary={'added': sorted(set(blocks) - set(replaced)), 'updated': sorted(replaced),
+                                'pruned': sorted(gone)})
+        return merged, blocks, None
+
+    path, _ = edit_config(config_file, edit)
+    return path, outcome['summary'], outcome['entries'], outcome['skipped']

@@ -4,6 +4,7 @@ and a real sshd; no Bastion session is left. The agent itself: test_fleet_agent.
 
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 
@@ -38,7 +39,7 @@ def test_written_config_drives_real_ssh_and_scp_both_ways(az, emulator, sshd_lin
     result = _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', ALIAS, '--username', sshd.user,
                          '--ssh-key', str(ssh_key), '--file', str(config), '--no-agent')
     assert result.stdout == ''
-    assert f"ssh {ALIAS}" in result.stderr
+    assert f"Connect with: ssh -F {config} {ALIAS}\n" in result.stderr      # not a file ssh reads by itself
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
 
@@ -159,3 +160,77 @@ def test_block_wins_over_the_users_host_star_and_quotes_an_apostrophe_key(
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == sshd.user
     assert sessions_drain(emulator)
+
+
+def _resolved(config, alias, env):
+    out = subprocess.run(['ssh', '-G', '-F', str(config), alias], capture_output=True, text=True, check=True,
+                         timeout=10, env=env).stdout
+    options = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(' ')
+        options.setdefault(key, []).append(value)
+    return options
+
+
+def test_the_users_top_level_lines_and_include_do_not_win(az, emulator, sshd_linux_vm, ssh_key, tmp_path):
+    """A config as people have it: top-level User/ProxyCommand none and, first of all, an Include whose file says
+    `Host *` + ProxyJump (the corporate jump host). The block must still be what ssh uses for its alias, the user's
+    lines still what it uses for every other host, and a real ssh through the block must reach the VM."""
+    sshd = sshd_linux_vm.sshd
+    corp = tmp_path / 'corp.conf'
+    corp.write_text('Host *\n    ProxyJump corp-jump.example\n    User corpuser\n', encoding='utf-8')
+    config = tmp_path / 'config'
+    users = f'Include {corp}\nUser topuser\nProxyCommand none\nServerAliveInterval 15\n\nHost other\n    Port 2222\n'
+    config.write_text(users, encoding='utf-8')
+    before_elsewhere = _resolved(config, 'elsewhere', az.env)
+    result = _ssh_config(az, sshd_linux_vm.vm_id, '--host-alias', 'vm', '--username', sshd.user, '--ssh-key',
+                         str(ssh_key), '--file', str(config), '--no-agent')
+    assert 'Added the Bastion block' in result.stderr
+    mine = _resolved(config, 'vm', az.env)
+    assert mine['user'] == [sshd.user] and 'proxyjump' not in mine
+    assert 'network bastion proxy' in mine['proxycommand'][0] and mine['identityfile'][0] == str(ssh_key)
+    assert _resolved(config, 'elsewhere', az.env) == before_elsewhere       # the user's lines apply as before
+    result = _client(az, 'ssh', config, tmp_path / 'known_hosts', 'vm', 'whoami')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == sshd.user
+    assert sessions_drain(emulator)
+
+
+def test_several_runs_at_once_on_one_file_keep_every_block(az, sshd_linux_vm, tmp_path):
+    """Six real az processes write six blocks into one config at the same time (an `ssh` that takes a second to
+    read the config, as on a loaded machine, keeps each run's read-merge-write open long enough to overlap)."""
+    slow = tmp_path / 'slow-bin'
+    slow.mkdir()
+    (slow / 'ssh').write_text(f'#!/bin/sh\nsleep 1\nexec {shutil.which("ssh")} "$@"\n', encoding='utf-8')
+    (slow / 'ssh').chmod(0o755)
+    config = tmp_path / 'config'
+    config.write_text('Host mine\n    Port 2222\n', encoding='utf-8')
+    env = dict(az.env, PATH=f"{slow}:{az.env.get('PATH', os.environ['PATH'])}")
+    runs = [subprocess.Popen([az.executable, 'network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST,
+                              '--target-resource-id', sshd_linux_vm.vm_id, '--host-alias', f'vm{number}',
+                              '--file', str(config), '--no-agent'], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for number in range(6)]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-2000:]
+    text = config.read_text(encoding='utf-8')
+    for number in range(6):
+        assert text.count(f'# >>> bastion-native vm{number} >>>') == 1 and f'Host vm{number}\n' in text
+    assert text.startswith('Host mine\n    Port 2222\n')
+
+
+@pytest.mark.parametrize('output', ['json', 'none'])
+def test_an_output_format_gets_a_result_not_the_raw_block(az, sshd_linux_vm, output):
+    result = _ssh_config(az, sshd_linux_vm.vm_id, '--no-agent', '-o', output)
+    assert 'bastion-native linux-vm' not in result.stdout.replace('\\n', '\n').split('"blocks"')[0]
+    if output == 'none':
+        assert result.stdout == ''
+    else:
+        assert sorted(result.json) == ['blocks', 'skipped'] and result.json['skipped'] == []
+        assert result.json['blocks']['linux-vm'].startswith('# >>> bastion-native linux-vm >>>\n')
+
+
+def test_a_file_ssh_does_not_read_by_itself_is_in_the_connect_hint(az, sshd_linux_vm, tmp_path):
+    config = tmp_path / 'my configs' / 'bastion'
+    result = _ssh_config(az, sshd_linux_vm.vm_id, '--file', str(config), '--no-agent')
+    assert f"Connect with: ssh -F '{config}' linux-vm" in result.stderr

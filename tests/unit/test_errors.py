@@ -7,7 +7,7 @@ from azext_bastion_native.capabilities import CapabilityRefused, decide
 from azext_bastion_native.cli_errors import cli_error, refusals_as_cli_errors
 from azext_bastion_native.connect.file import TransferRefused
 from azext_bastion_native.connect.preflight import PreflightError
-from azext_bastion_native.connect.ssh_config import SshConfigError
+from azext_bastion_native.connect.ssh_config_text import SshConfigError
 
 
 def test_a_capability_refusal_raises_the_cli_error():

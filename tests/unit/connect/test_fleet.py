@@ -1,7 +1,9 @@
-"""connect/fleet.py: aliases for clashing VM names, the inventory as the real ansible-inventory reads it, blocks of a
-set found again for --prune, the scope options' refusals."""
+"""connect/fleet.py: aliases for clashing VM names (kept once written, whatever the scope), the inventory as the real
+ansible-inventory reads it, blocks of a set found again for --prune, a VM whose values cannot be written skipped
+without failing the run, the scope options' refusals."""
 import json
 import os
+import shlex
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -9,22 +11,25 @@ from types import SimpleNamespace
 import pytest
 from azure.cli.core.azclierror import MutuallyExclusiveArgumentError, RequiredArgumentMissingError
 
-from azext_bastion_native.connect import fleet, ssh_config
+from azext_bastion_native.clients.ssh import host_key_alias
+from azext_bastion_native.connect import fleet, ssh_config, ssh_config_text as text_format
+from azext_bastion_native.management.fleet_vms import FleetVm
+from tests.unit.boundary import raises_as
 
 SUB = '/subscriptions/S1/resourceGroups/'
 ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), 'ansible-inventory')
 
 
 def _vm(name, group, os_name='linux'):
-    return fleet.FleetVm(name, group, f'{SUB}{group}/providers/Microsoft.Compute/virtualMachines/{name}', os_name,
-                         'azureuser', None)
+    return FleetVm(name, group, f'{SUB}{group}/providers/Microsoft.Compute/virtualMachines/{name}', os_name,
+                   'azureuser', None)
 
 
 def test_aliases_are_vm_names_and_every_clashing_name_gets_its_resource_group():
     aliases = fleet.assign_aliases([_vm('web-1', 'rg-a'), _vm('Web-1', 'rg(b)'), _vm('db', 'rg-a')])
     assert sorted(aliases) == ['Web-1-rg-b-', 'db', 'web-1-rg-a']
     for alias in aliases:
-        ssh_config.check_alias(alias)
+        text_format.check_alias(alias)
 
 
 @pytest.mark.skipif(not os.path.exists(ANSIBLE_INVENTORY), reason='needs ansible-core (requirements-dev.txt)')
@@ -38,7 +43,11 @@ def test_inventory_as_ansible_reads_it(tmp_path, inventory_format):
     assert sorted(listed['linux']['hosts']) == ['db', 'web-1', 'web-2']
     assert sorted(listed['rg_fleet_rg']['hosts']) == ['web-1', 'web-2'] and listed['rg_other']['hosts'] == ['db']
     for host in ('db', 'web-1'):
-        assert listed['_meta']['hostvars'][host]['ansible_ssh_common_args'] == f"-F {tmp_path / 'my config'}"
+        # quoted: Ansible splits ansible_ssh_common_args as a shell would
+        assert listed['_meta']['hostvars'][host]['ansible_ssh_common_args'] == \
+            f"-F {shlex.quote(str(tmp_path / 'my config'))}"
+        assert shlex.split(listed['_meta']['hostvars'][host]['ansible_ssh_common_args']) == \
+            ['-F', str(tmp_path / 'my config')]
 
 
 def test_inventory_for_the_default_config_needs_no_ssh_args(tmp_path, monkeypatch):
@@ -50,22 +59,14 @@ def test_inventory_for_the_default_config_needs_no_ssh_args(tmp_path, monkeypatc
 def test_blocks_of_a_set_are_found_again_and_pruned_leaving_the_rest():
     proxy = ['az', 'network', 'bastion', 'proxy']
     mine = 'Host mine\n    Port 2222\n'
-    text, _ = ssh_config.merge_blocks(mine, {
-        'web-1': ssh_config.render_block('web-1', proxy, tag='rg/bh/fleet-rg'),
-        'web-2': ssh_config.render_block('web-2', proxy, tag='rg/bh/fleet-rg'),
-        'single': ssh_config.render_block('single', proxy)})
-    assert ssh_config.tagged_aliases(text, 'rg/bh/fleet-rg') == ['web-1', 'web-2']
-    pruned, _ = ssh_config.merge_blocks(text, {}, remove=['web-2'])
+    text, _ = text_format.merge_blocks(mine, {
+        'web-1': text_format.render_block('web-1', proxy, tag='rg/bh/fleet-rg'),
+        'web-2': text_format.render_block('web-2', proxy, tag='rg/bh/fleet-rg'),
+        'single': text_format.render_block('single', proxy)})
+    assert text_format.tagged_aliases(text, 'rg/bh/fleet-rg') == ['web-1', 'web-2']
+    pruned, _ = text_format.merge_blocks(text, {}, remove=['web-2'])
     assert 'web-2' not in pruned and 'Host web-1' in pruned and 'Host single' in pruned
     assert pruned.startswith(mine)
-
-
-def test_host_vnet_from_the_bastion_subnet_or_a_developer_hosts_network():
-    subnet = SimpleNamespace(id=f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/VNet/subnets/AzureBastionSubnet')
-    assert fleet.host_vnet(SimpleNamespace(ip_configurations=[SimpleNamespace(subnet=subnet)])) == \
-        f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/VNet'.lower()
-    developer = SimpleNamespace(ip_configurations=None, virtual_network=SimpleNamespace(id=f'{SUB}rg/x/DevNet'))
-    assert fleet.host_vnet(developer) == f'{SUB}rg/x/DevNet'.lower()
 
 
 @pytest.mark.parametrize('options, error, words', [
@@ -75,25 +76,72 @@ def test_host_vnet_from_the_bastion_subnet_or_a_developer_hosts_network():
     ({'vm_resource_group': 'rg', 'host_alias': 'a'}, MutuallyExclusiveArgumentError, '--host-alias'),
 ])
 def test_scope_options_refused_before_any_request(offline, options, error, words):
-    with pytest.raises(error, match=words):
+    with raises_as(error, match=words):
         ssh_config.ssh_config_command(SimpleNamespace(cli_ctx=None), 'rg', 'bh', **options)
 
 
 def test_prune_or_inventory_without_a_file_refused_before_any_request(offline):
     for options in ({'prune': True}, {'inventory': 'inv.yml'}):
-        with pytest.raises(RequiredArgumentMissingError, match='--file'):
+        with raises_as(RequiredArgumentMissingError, match='--file'):
             ssh_config.ssh_config_command(SimpleNamespace(cli_ctx=None), 'rg', 'bh', vm_resource_group='rg',
                                           **options)
 
 
-def test_reachable_networks_are_the_hosts_and_its_connected_peerings():
-    vnet = f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/hub'
+def _written(*vms_and_aliases):
+    """A config holding a block of ours for each (alias, FleetVm)."""
+    return ''.join(text_format.render_block(alias, ['az'], host_key_alias=host_key_alias(vm.id))
+                   for alias, vm in vms_and_aliases)
 
-    def peering(name, state):
-        return SimpleNamespace(peering_state=state, remote_virtual_network=SimpleNamespace(
-            id=f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/{name}'))
-    hub = SimpleNamespace(virtual_network_peerings=[peering('Spoke1', 'Connected'), peering('spoke2', 'Initiated'),
-                                                    peering('spoke3', 'Disconnected')])
-    network = SimpleNamespace(virtual_networks=SimpleNamespace(get=lambda group, name: hub))
-    assert fleet.reachable_vnets(network, vnet.lower()) == {
-        vnet.lower(), f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/spoke1'.lower()}
+
+def test_an_alias_once_written_does_not_change_with_the_scope():
+    mine, other = _vm('web-1', 'fleet-rg'), _vm('web-1', 'fleet-other-rg')
+    # --vm-resource-group fleet-rg wrote `web-1`; --all then finds the second web-1: only the newcomer is renamed.
+    assert fleet.assign_aliases([mine]) == {'web-1': mine}
+    aliases = fleet.assign_aliases([other, mine], fleet.existing_owners(_written(('web-1', mine))))
+    assert aliases == {'web-1': mine, 'web-1-fleet-other-rg': other}
+    # --all first (both new: both renamed), then --vm-resource-group: each keeps what --all gave it.
+    first = fleet.assign_aliases([other, mine])
+    assert sorted(first) == ['web-1-fleet-other-rg', 'web-1-fleet-rg']
+    again = fleet.assign_aliases([mine], fleet.existing_owners(_written(*((a, v) for a, v in first.items()))))
+    assert again == {'web-1-fleet-rg': mine}
+
+
+def test_a_name_another_vms_block_holds_is_not_taken():
+    mine, elsewhere = _vm('web-1', 'fleet-rg'), _vm('web-1', 'old-rg')
+    aliases = fleet.assign_aliases([mine], fleet.existing_owners(_written(('web-1', elsewhere))))
+    assert aliases == {'web-1-fleet-rg': mine}
+
+
+HOSTILE = 'q\\\'"\nHost *\n    ProxyCommand touch X\n#'
+
+
+def _options():
+    return fleet.BlockOptions('rg', 'bh', 22, None, None, None, True, 'rg/bh/fleet-rg', 'network bastion ssh-config')
+
+
+def test_a_vm_with_a_control_character_from_arm_is_skipped_and_the_rest_written():
+    good = _vm('web-2', 'fleet-rg')
+    named = FleetVm(HOSTILE, 'fleet-rg', f'{SUB}fleet-rg/providers/Microsoft.Compute/virtualMachines/{HOSTILE}',
+                    'linux', 'azureuser', None)
+    user = FleetVm('web-3', 'fleet-rg', f'{SUB}fleet-rg/providers/Microsoft.Compute/virtualMachines/web-3', 'linux',
+                   'admin\n    ProxyCommand touch X', None)
+    blocks, entries, skipped = fleet.fleet_blocks(fleet.assign_aliases([good, named, user]), _options())
+    assert list(blocks) == ['web-2'] and [alias for alias, _ in entries] == ['web-2']
+    reasons = {item.vm: item.reason for item in skipped}
+    assert set(reasons) == {HOSTILE, 'web-3'}
+    assert 'name and ID' in reasons[HOSTILE] and 'admin user' in reasons['web-3']
+    assert 'touch' not in ''.join(blocks.values())
+    line = fleet.skipped_line(skipped[0])
+    assert '\n' not in line and '\\x0a' in line and 'control character' in line
+    assert fleet.skipped_as_dict(skipped[0])['vm'] == HOSTILE.replace('\n', '\\x0a')
+
+
+def test_prune_keeps_the_block_of_a_vm_skipped_this_time(tmp_path):
+    kept, gone = _vm('web-1', 'fleet-rg'), _vm('web-9', 'fleet-rg')
+    config = tmp_path / 'config'
+    path, summary, _, _ = fleet.write_fleet(str(config), [kept, gone], _options(), prune=False)
+    assert summary['added'] == ['web-1', 'web-9']
+    # web-1 is stopped now (skipped, still there); web-9 is gone.
+    path, summary, _, _ = fleet.write_fleet(str(config), [], _options(), prune=True, existing_ids=[kept.id])
+    assert summary['pruned'] == ['web-9']
+    assert 'Host web-1\n' in config.read_text() and 'web-9' not in config.read_text()

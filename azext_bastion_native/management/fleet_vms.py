@@ -1,0 +1,89 @@
+"""The VMs a Bastion host reaches, read from ARM for ssh-config's --vm-resource-group and --all: the host's networks
+(network_reach.py), each VM's NIC and power state. One VM that cannot be read, or that is not a
+running Linux VM in a reached network, is skipped with its reason; it never fails the run."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from azext_bastion_native.management import vms
+from azext_bastion_native.management.errors import arm_errors
+from azext_bastion_native.management.network_reach import host_vnet, nic_vnet, reachable_vnets
+
+
+@dataclass(frozen=True)
+class FleetVm:
+    name: str
+    resource_group: str
+    id: str
+    os: Optional[str]
+    admin_username: Optional[str]
+    vnet_id: Optional[str]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    vm: str                 # as ARM names it: shown through connect.ssh_config_text.printable
+    reason: str
+    resource_group: Optional[str] = None
+    id: Optional[str] = None
+
+
+def power_state(compute, resource_group, name):
+    """The VM's power state from its instance view (one ARM GET), e.g. 'running', 'deallocated'; None if unsaid."""
+    from types import SimpleNamespace
+    return vms.power_state(SimpleNamespace(instance_view=compute.virtual_machines.instance_view(resource_group, name)))
+
+
+def _why(err):
+    """An ARM error in a few words, for a skipped VM's reason."""
+    code = getattr(getattr(err, 'error', None), 'code', None)
+    status = getattr(err, 'status_code', None)
+    said = ' '.join(part for part in (f'HTTP {status}' if status else '', code or '') if part)
+    return said or ' '.join(str(err).split())[:200]
+
+
+def _read_vm(network, compute, vm, reachable, vm_resource_group):
+    """(FleetVm, None) or (None, Skipped, or None for a VM that is simply not the host's to reach with --all)."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.core.tools import parse_resource_id
+    resource_group = parse_resource_id(vm.id)['resource_group']
+    try:
+        vm_vnet = nic_vnet(network, vm)
+    except HttpResponseError as err:
+        return None, Skipped(vm.name, f'its network interface could not be read ({_why(err)})', resource_group, vm.id)
+    if vm_vnet not in reachable:
+        if not vm_resource_group:       # --all: VMs elsewhere are simply not the host's to reach
+            return None, None
+        return None, Skipped(vm.name, "not in the Bastion host's virtual network or one peered with it",
+                             resource_group, vm.id)
+    os_type = vms.os_type(vm)
+    if os_type and os_type != 'linux':
+        return None, Skipped(vm.name, f'{os_type.capitalize()} VM: no ssh block (use az network bastion rdp, '
+                                      'or ssh-config --target-resource-id if it runs OpenSSH)', resource_group, vm.id)
+    try:
+        power = power_state(compute, resource_group, vm.name)
+    except HttpResponseError as err:
+        return None, Skipped(vm.name, f'its power state could not be read ({_why(err)})', resource_group, vm.id)
+    if power is not None and power.lower() != 'running':
+        return None, Skipped(vm.name, f'not running (power state: {power}); start it: az vm start -g '
+                                      f'{resource_group} -n {vm.name}', resource_group, vm.id)
+    return FleetVm(vm.name, resource_group, vm.id, os_type, vms.admin_username(vm), vm_vnet), None
+
+
+def list_fleet(network, compute, host, vm_resource_group=None):
+    """(running Linux VMs the host reaches, Skipped for the others) in ``vm_resource_group``, or in the whole
+    subscription (where VMs in networks the host does not reach are left out without a word)."""
+    vnet = host_vnet(host)
+    reachable = reachable_vnets(network, vnet) if vnet else set()
+    scope = f"resource group '{vm_resource_group}'" if vm_resource_group else 'the subscription'
+    with arm_errors(scope[:1].upper() + scope[1:]):     # ARM's 404 here is the resource group's: "... was not found"
+        found = list(compute.virtual_machines.list(vm_resource_group) if vm_resource_group
+                     else compute.virtual_machines.list_all())
+    fleet, skipped = [], []
+    for vm in sorted(found, key=lambda item: (item.name.lower(), item.id.lower())):
+        member, left_out = _read_vm(network, compute, vm, reachable, vm_resource_group)
+        if member is not None:
+            fleet.append(member)
+        elif left_out is not None:
+            skipped.append(left_out)
+    return fleet, skipped
