@@ -9,8 +9,8 @@ from azure.cli.core.commands.parameters import (
 
 from azext_bastion_native.guards import validate_ssh_key
 from azext_bastion_native._validators import (
-    validate_local_port, validate_max_connections, validate_one_host, validate_ports, validate_positive_seconds,
-    validate_resource_port)
+    validate_agent_idle_timeout, validate_local_port, validate_max_connections, validate_one_host, validate_ports,
+    validate_positive_seconds, validate_resource_port)
 
 bastion_name_type = CLIArgumentType(
     options_list=['--name', '-n'], id_part='name', help='Name of the Bastion host.',
@@ -46,6 +46,19 @@ connect_host_name_type = CLIArgumentType(
 
 
 SKU_CHOICES = ['Standard', 'Premium', 'Basic', 'Developer']
+# Verbs where Microsoft's generated commands also take --bastion-host-name
+# (src/bastion/azext_bastion/aaz/latest/network/bastion/_create.py, _update.py, _delete.py, _show.py, _wait.py).
+BASTION_HOST_NAME_VERBS = ('create', 'update', 'delete', 'show', 'wait')
+
+
+def sku_argument(value):
+    """update --sku: ours (Premium) and Microsoft's object form (name=Premium, {name:Premium}; their _update.py)."""
+    import argparse
+    from azext_bastion_native.bastion_facts import canonical_sku
+    try:
+        return canonical_sku(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'{err}; e.g. --sku Premium or --sku name=Premium.') from None
 
 
 def load_arguments(self, _):
@@ -61,8 +74,12 @@ def _configure_arguments(self):
         c.argument('location', get_location_type(self.cli_ctx))
         c.argument('tags', tags_type)
 
+    for verb in BASTION_HOST_NAME_VERBS:
+        with self.argument_context(f'network bastion {verb}') as c:
+            c.argument('name', bastion_name_type, options_list=['--name', '-n', '--bastion-host-name'])
+
     with self.argument_context('network bastion create') as c:
-        c.argument('name', bastion_name_type, id_part=None)
+        c.argument('name', bastion_name_type, options_list=['--name', '-n', '--bastion-host-name'], id_part=None)
         c.argument('vnet_name', options_list=['--vnet-name'],
                    help='Name or ID of the virtual network: with an AzureBastionSubnet (/26 or larger), or for '
                         '--sku Developer any virtual network.')
@@ -90,15 +107,21 @@ def _configure_arguments(self):
                        help='Turn off copy and paste in browser sessions (Standard and Premium).')
             c.argument('enable_kerberos', arg_type=get_three_state_flag(),
                        help='Kerberos authentication (Basic, Standard and Premium).')
-            c.argument('shareable_link', arg_type=get_three_state_flag(),
-                       help='Shareable links to VMs (Standard and Premium).')
-            c.argument('session_recording', arg_type=get_three_state_flag(),
-                       help='Session recording (Premium).')
+            # Microsoft's names (_create.py, _update.py) beside ours
+            c.argument('shareable_link', options_list=['--shareable-link', '--enable-shareable-link'],
+                       arg_type=get_three_state_flag(), help='Shareable links to VMs (Standard and Premium).')
+            c.argument('session_recording', options_list=['--session-recording', '--enable-session-recording'],
+                       arg_type=get_three_state_flag(), help='Session recording (Premium).')
             c.argument('scale_units', type=int, help='Instances, 2-50 (Standard and Premium). Default: 2.')
 
     with self.argument_context('network bastion update') as c:
-        c.argument('sku', arg_type=get_enum_type(SKU_CHOICES),
-                   help='New SKU: only upwards (Basic -> Standard -> Premium); Azure never downgrades a host.')
+        c.argument('sku', options_list=['--sku', '--sku.name'], type=sku_argument,
+                   help='New SKU (Basic, Standard, Premium; also as name=Premium): only upwards (Basic -> Standard '
+                        '-> Premium); Azure never downgrades a host.')
+        c.argument('network_acls', options_list=['--network-acls'],
+                   help='Developer hosts: the IPv4 addresses or ranges allowed to connect, as Microsoft\'s bastion '
+                        'extension takes them: "{ip-rules:[{address-prefix:203.0.113.0/24}]}" or the JSON of '
+                        'networkAcls; "{ip-rules:[]}" removes them.')
 
     with self.argument_context('network bastion list') as c:
         c.argument('resource_group_name', resource_group_name_type,
@@ -189,6 +212,13 @@ def _tunnel_arguments(self):
         c.argument('vm_resource_group', options_list=['--vm-resource-group'],
                    help='Resource group of the VMs named without one. Default: the Bastion host\'s.')
 
+    with self.argument_context('network bastion proxy') as c:
+        c.argument('timeout', type=int, validator=validate_positive_seconds,
+                   help='End the relay after this many seconds (its session deleted, exit status 0).')
+        c.argument('idle_timeout', options_list=['--idle-timeout'], type=int, validator=validate_positive_seconds,
+                   help='End the relay once nothing has passed either way for this many seconds (its session '
+                        'deleted, exit status 0).')
+
 
 def _ssh_rdp_arguments(self):
     """ssh and rdp."""
@@ -245,7 +275,8 @@ def _doctor_arguments(self):
 def _agent_arguments(self):
     """agent start."""
     with self.argument_context('network bastion agent start') as c:
-        c.argument('idle_timeout', options_list=['--idle-timeout'], type=float, validator=validate_positive_seconds,
+        c.argument('idle_timeout', options_list=['--idle-timeout'], type=float,
+                   validator=validate_agent_idle_timeout,
                    help='Seconds with no live connection before the agent exits by itself. Default: 900.')
         c.argument('foreground', action='store_true',
                    help='Run the agent in this process until it stops (how the ProxyCommand helper starts it).')

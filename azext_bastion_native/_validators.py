@@ -36,12 +36,22 @@ def validate_local_port(namespace):
 
 
 def validate_positive_seconds(namespace):
-    """tunnel --timeout and --idle-timeout: a number of seconds above zero (0 would end the tunnel at once)."""
+    """tunnel and proxy --timeout and --idle-timeout: seconds above zero (0 would end them at once)."""
     for option, dest in (('--timeout', 'timeout'), ('--idle-timeout', 'idle_timeout')):
         seconds = getattr(namespace, dest, None)
         if seconds is not None and seconds <= 0:
             _refuse(f'{option} {seconds} is not a number of seconds above 0.',
                     f'Give {option} in seconds, e.g. {option} 3600, or leave it out for no limit.')
+
+
+def validate_agent_idle_timeout(namespace):
+    """agent start --idle-timeout: seconds above zero; left out, the agent's default applies (it always has a limit)."""
+    seconds = getattr(namespace, 'idle_timeout', None)
+    if seconds is not None and seconds <= 0:
+        from azext_bastion_native.agent.server import DEFAULT_IDLE_TIMEOUT
+        _refuse(f'--idle-timeout {seconds:g} is not a number of seconds above 0.',
+                f'Give --idle-timeout in seconds, e.g. --idle-timeout 3600, or leave it out for the default of '
+                f'{DEFAULT_IDLE_TIMEOUT:.0f} seconds.')
 
 
 def validate_max_connections(namespace):

@@ -165,3 +165,12 @@ def test_helpers_racing_start_one_agent_and_idle_exit(az, emulator, agent_env, a
     assert _wait_for(lambda: not _agent(az, agent_env, 'status').json['running'], 30)
     assert _wait_for(lambda: not _agent_processes(agent_env))
     assert sessions_drain(emulator)
+
+
+@pytest.mark.parametrize('seconds', ['0', '-5'])
+def test_idle_timeout_not_above_zero_is_refused_with_the_real_default(az, agent_env, seconds):
+    result = _agent(az, agent_env, 'start', '--idle-timeout', seconds, check=False)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert 'leave it out for the default of 900 seconds' in result.stderr, result.stderr
+    assert 'no limit' not in result.stderr
+    assert not _agent(az, agent_env, 'status').json['running']
