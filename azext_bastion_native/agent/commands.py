@@ -20,18 +20,27 @@ def _paths():
             'The connection agent needs Unix sockets, which this system does not offer to OpenSSH.',
             recommendation='On Windows, ssh-config writes `az network bastion proxy` as the ProxyCommand instead.')
     try:
-        return agent_paths()
+        paths = agent_paths()
     except AgentUnavailable as err:
-        raise azclierror.FileOperationError(str(err)) from None
+        raise azclierror.FileOperationError(str(err), recommendation=(
+            'Set XDG_RUNTIME_DIR or TMPDIR to a directory of yours that no one else may write to.')) from None
+    for note in paths.notes:
+        logger.debug('agent directory: %s', note)
+    logger.debug('agent directory: %s', paths.directory)
+    return paths
 
 
 def _ask(paths, operation):
     """The agent's answer to ``operation``, or None when no agent answers."""
-    import socket
-    from azext_bastion_native.agent.proxy_helper import PROTOCOL_VERSION, ask
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    from azext_bastion_native.agent.proxy_helper import PROTOCOL_VERSION, AgentUnavailable, ask, connect_agent
     try:
-        sock.connect(paths.socket)
+        sock = connect_agent(paths)
+    except AgentUnavailable as err:
+        logger.warning('%s', err)
+        return None
+    except OSError:
+        return None
+    try:
         answer, _ = ask(sock, {'v': PROTOCOL_VERSION, 'op': operation}, timeout=10)
         return answer
     except (OSError, ValueError):

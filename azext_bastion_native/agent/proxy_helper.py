@@ -12,6 +12,7 @@ Wire: one JSON line each way before any relayed byte. Request {"v": 1, "op": "co
 answer {"ok": true, ...} or {"ok": false, "error": "one line for the user"}. After an ok to "connect" the socket
 carries the target's bytes both ways."""
 
+import errno
 import hashlib
 import json
 import os
@@ -23,7 +24,8 @@ import time
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024            # a request or answer line, at most
 START_TIMEOUT = 90.0            # seconds to wait for a new agent's socket (an az start-up and the sign-in)
-ANSWER_TIMEOUT = 120.0          # seconds to wait for the answer to "connect" (host lookup, mint, websocket)
+ANSWER_TIMEOUT = 25.0           # seconds to wait for the answer to "connect" (host lookup, mint, websocket)
+CONNECT_TIMEOUT = 5.0           # seconds to wait for a place in the agent's backlog
 POLL_INTERVAL = 0.02
 AGENT_ARGS = ('network', 'bastion', 'agent', 'start', '--foreground')
 ERROR_PREFIX = 'az network bastion agent: '
@@ -33,48 +35,122 @@ class AgentUnavailable(Exception):
     """No agent answers and none could be started; the message is the one line for the user."""
 
 
-class AgentPaths:  # pylint: disable=too-few-public-methods
-    """Where one agent lives: a private (0700) directory of this user, and in it, per az configuration
-    directory (whose sign-in the agent uses), the socket, the agent's lock, the starters' lock and the log."""
+DIRECTORY_NAME = 'az-bastion-agent'
+FILE_MODE = 0o600
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
+_PROC_FD = sys.platform.startswith('linux') and os.path.isdir('/proc/self/fd')
 
-    def __init__(self, directory, name):
+
+class AgentPaths:
+    """Where one agent lives: a private (0700) directory of this user, opened once (``descriptor``), and in it, per
+    az configuration directory (whose sign-in the agent uses), the socket, the agent's lock, the starters' lock and
+    the log. Every file is reached through the descriptor and never through a symlink, so the directory cannot be
+    swapped between the check and the use. ``notes``: why other places were passed over (said at --debug)."""
+
+    def __init__(self, directory, name, descriptor=None, notes=()):
         self.directory = directory
+        self.descriptor = descriptor
+        self.notes = list(notes)
         self.socket = os.path.join(directory, name + '.sock')
         self.lock = os.path.join(directory, name + '.lock')
         self.start_lock = os.path.join(directory, name + '.start')
         self.log = os.path.join(directory, name + '.log')
 
+    def open(self, path, flags, mode=FILE_MODE):
+        """A file of this directory (one of the paths above, or a name in it), opened relative to its descriptor."""
+        if self.descriptor is None:
+            return os.open(path, flags | _FILE_FLAGS, mode)
+        return os.open(os.path.basename(path), flags | _FILE_FLAGS, mode, dir_fd=self.descriptor)
 
-def agent_paths(environ=None, uid=None, create=True):
-    """The AgentPaths for this user and az configuration (AZURE_CONFIG_DIR, default ~/.azure). The directory is
-    $XDG_RUNTIME_DIR/az-bastion-agent (private by design) or $TMPDIR|/tmp/az-bastion-agent-UID, made 0700; one
-    that is not ours, not a directory, or open to others is refused (AgentUnavailable), never used."""
+    def unlink(self, path):
+        if self.descriptor is None:
+            os.unlink(path)
+        else:
+            os.unlink(os.path.basename(path), dir_fd=self.descriptor)
+
+    def address(self, path):
+        """The address to bind or connect a socket of this directory: through the opened directory where Linux
+        offers it (/proc/self/fd, which is short too), else its path."""
+        if self.descriptor is None or not _PROC_FD:
+            return path
+        return f'/proc/self/fd/{self.descriptor}/{os.path.basename(path)}'
+
+
+def agent_paths(environ=None, uid=None):
+    """The AgentPaths for this user and az configuration (AZURE_CONFIG_DIR, default ~/.azure). The directory is the
+    first of these that is a private directory of ours (or that we can make one): $XDG_RUNTIME_DIR/az-bastion-agent
+    when $XDG_RUNTIME_DIR is a directory of ours that nobody else may write to; $TMPDIR|/tmp/az-bastion-agent-UID;
+    and, when another user holds that name in a shared /tmp, ~/.cache/az-bastion-agent. One that is not ours, not a
+    directory, a symlink, or open to others is passed over, never used (the reasons are in ``notes``)."""
     environ = os.environ if environ is None else environ
     uid = os.getuid() if uid is None else uid
+    home = environ.get('HOME') or os.path.expanduser('~')
+    notes, candidates = [], []
     runtime = environ.get('XDG_RUNTIME_DIR')
     if runtime and os.path.isabs(runtime):
-        directory = os.path.join(runtime, 'az-bastion-agent')
-    else:
-        directory = os.path.join(environ.get('TMPDIR') or '/tmp', f'az-bastion-agent-{uid}')
-    if create:
+        problem = _not_private_parent(runtime, uid)
+        if problem:
+            notes.append(f'XDG_RUNTIME_DIR {runtime} is not used: {problem}')
+        else:
+            candidates.append((runtime, DIRECTORY_NAME))
+    candidates.append((environ.get('TMPDIR') or '/tmp', f'{DIRECTORY_NAME}-{uid}'))
+    candidates.append((os.path.join(home, '.cache'), DIRECTORY_NAME))
+    for parent, name in candidates:
+        directory = os.path.join(parent, name)
         try:
-            os.mkdir(directory, 0o700)
+            descriptor = open_private_directory(parent, name, uid)
+        except AgentUnavailable as err:
+            notes.append(f'{directory} is not used: {err}')
+            continue
+        config = environ.get('AZURE_CONFIG_DIR') or os.path.join(home, '.azure')
+        config_name = hashlib.sha256(os.path.realpath(config).encode('utf-8', 'surrogateescape')).hexdigest()[:16]
+        return AgentPaths(directory, config_name, descriptor, notes)
+    raise AgentUnavailable('no private directory for the agent: ' + '; '.join(notes))
+
+
+def _not_private_parent(path, uid):
+    """Why ``path`` may not hold our directory (empty when it may): it must be a directory of ours that no one else
+    may write to (else they could swap what we put in it)."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        return err.strerror or str(err)
+    if not stat.S_ISDIR(info.st_mode):
+        return 'not a directory'
+    if info.st_uid != uid:
+        return f'owned by uid {info.st_uid}, not by you (uid {uid})'
+    if info.st_mode & 0o022:
+        return f'writable by others (mode {stat.S_IMODE(info.st_mode):04o})'
+    return ''
+
+
+def open_private_directory(parent, name, uid):
+    """A descriptor of ``parent``/``name``, made 0700 if it is not there: opened without following a symlink, and
+    only when it is a directory owned by ``uid`` that no one else may open (AgentUnavailable says why not)."""
+    try:
+        os.makedirs(parent, 0o700, exist_ok=True)
+        parent_descriptor = os.open(parent, _DIRECTORY_FLAGS)
+    except OSError as err:
+        raise AgentUnavailable(f'cannot open {parent}: {err.strerror or err}') from None
+    try:
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_descriptor)
         except FileExistsError:
             pass
-        except OSError as err:
-            raise AgentUnavailable(f'cannot make the agent directory {directory}: {err.strerror or err}') from None
-        check_private_directory(directory, uid)
-    config = environ.get('AZURE_CONFIG_DIR') or os.path.join(environ.get('HOME') or os.path.expanduser('~'),
-                                                             '.azure')
-    name = hashlib.sha256(os.path.realpath(config).encode('utf-8', 'surrogateescape')).hexdigest()[:16]
-    return AgentPaths(directory, name)
-
-
-def check_private_directory(directory, uid):
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
-        raise AgentUnavailable(f'{directory} is not a private directory of yours (mode 0700, owned by you); '
-                               'remove it and try again.')
+        descriptor = os.open(name, _DIRECTORY_FLAGS | os.O_NOFOLLOW, dir_fd=parent_descriptor)
+    except OSError as err:
+        raise AgentUnavailable('a symlink or not a directory' if err.errno in (errno.ELOOP, errno.ENOTDIR)
+                               else (err.strerror or str(err))) from None
+    finally:
+        os.close(parent_descriptor)
+    info = os.fstat(descriptor)
+    if info.st_uid != uid or stat.S_IMODE(info.st_mode) & 0o077:
+        os.close(descriptor)
+        owner = 'yours' if info.st_uid == uid else f'uid {info.st_uid}'
+        raise AgentUnavailable(f'not a private directory of yours (owner {owner}, mode '
+                               f'{stat.S_IMODE(info.st_mode):04o}; it must be yours, mode 0700)')
+    return descriptor
 
 
 def encode(message):
@@ -99,9 +175,10 @@ def connect_request(resource_group, name, target, port, subscription=None):
             'target': target, 'port': int(port), 'subscription': subscription or None}
 
 
-def ask(sock, message, timeout=ANSWER_TIMEOUT):
-    """Send ``message``; (answer, bytes that came after it). The answer is None when the agent closed first."""
-    sock.settimeout(timeout)
+def ask(sock, message, timeout=None):
+    """Send ``message``; (answer, bytes that came after it). The answer is None when the agent closed first.
+    ``timeout``: seconds for the answer (default ANSWER_TIMEOUT); socket.timeout when it does not come."""
+    sock.settimeout(ANSWER_TIMEOUT if timeout is None else timeout)
     sock.sendall(encode(message))
     data = b''
     while True:
@@ -114,13 +191,38 @@ def ask(sock, message, timeout=ANSWER_TIMEOUT):
         data += chunk
 
 
-def _connect(path):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError:
+def peer_credentials(sock):
+    """(pid, uid, gid) of the process at the other end of a Unix socket; None where SO_PEERCRED does not exist."""
+    option = getattr(socket, 'SO_PEERCRED', None)
+    if option is None:
+        return None
+    import struct
+    return struct.unpack('3i', sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize('3i')))
+
+
+def connect_agent(paths, timeout=CONNECT_TIMEOUT):
+    """A socket connected to the agent of ``paths``: OSError when none listens, AgentUnavailable when the process
+    listening is another user's (the socket is never used then). A full backlog is waited out, bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(paths.address(paths.socket))
+            peer = peer_credentials(sock)
+            break
+        except BlockingIOError:         # the agent's backlog is full (AF_UNIX says EAGAIN, not EINPROGRESS)
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(POLL_INTERVAL)
+        except OSError:
+            sock.close()
+            raise
+    if peer is not None and peer[1] != os.getuid():
         sock.close()
-        raise
+        raise AgentUnavailable(f'{paths.socket} is served by another user (uid {peer[1]}, pid {peer[0]}), not by '
+                               'your agent: refused.')
     return sock
 
 
@@ -128,7 +230,7 @@ def start_agent(paths, az_argv, environ=None, extra_args=()):
     """The agent as a background process of its own (new session: ssh's terminal and pipes are not its own),
     its stderr appended to the log in the private directory."""
     import subprocess     # here: a helper that finds the agent running never pays for the import
-    log = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log = paths.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         return subprocess.Popen([*az_argv, *AGENT_ARGS, *extra_args],  # pylint: disable=consider-using-with
                                 stdin=subprocess.DEVNULL,
@@ -138,9 +240,20 @@ def start_agent(paths, az_argv, environ=None, extra_args=()):
         os.close(log)
 
 
+def _log_size(paths):
+    try:
+        descriptor = paths.open(paths.log, os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        return os.fstat(descriptor).st_size
+    finally:
+        os.close(descriptor)
+
+
 def _last_log_line(paths, since):
     try:
-        with open(paths.log, 'rb') as handle:
+        with os.fdopen(paths.open(paths.log, os.O_RDONLY), 'rb') as handle:
             handle.seek(since)
             lines = [line.strip() for line in handle.read().decode('utf-8', 'replace').splitlines()]
     except OSError:
@@ -154,11 +267,11 @@ def connect_or_start(paths, az_argv, timeout=START_TIMEOUT, start=start_agent, e
     they queue on the starters' lock and each looks for a live socket again once it holds it."""
     import fcntl  # POSIX only, like the agent
     try:
-        return _connect(paths.socket)
+        return connect_agent(paths)
     except OSError:
         pass
     deadline = time.monotonic() + timeout
-    descriptor = os.open(paths.start_lock, os.O_WRONLY | os.O_CREAT, 0o600)
+    descriptor = paths.open(paths.start_lock, os.O_WRONLY | os.O_CREAT)
     try:
         while True:
             try:
@@ -169,14 +282,14 @@ def connect_or_start(paths, az_argv, timeout=START_TIMEOUT, start=start_agent, e
                     raise AgentUnavailable('timed out waiting for another helper to start the agent') from None
                 time.sleep(POLL_INTERVAL)
         try:
-            return _connect(paths.socket)       # started by the helper that held the lock before us
+            return connect_agent(paths)         # started by the helper that held the lock before us
         except OSError:
             pass
-        log_size = os.path.getsize(paths.log) if os.path.exists(paths.log) else 0
+        log_size = _log_size(paths)
         process = start(paths, az_argv, environ, extra_args)
         while time.monotonic() < deadline:
             try:
-                return _connect(paths.socket)
+                return connect_agent(paths)
             except OSError:
                 pass
             if process.poll() is not None and process.returncode != 0:
@@ -201,11 +314,19 @@ def _splice(sock):
 
 def open_connection(request, az_argv, attempts=2):
     """Ask the agent (starting it when needed) for ``request``; (connected socket, bytes already read past the
-    answer). An agent that closes without answering (it was stopping) is asked once more, a new one if need be."""
+    answer). An agent that closes without answering (it was stopping) is asked once more, a new one if need be;
+    one that does not answer within ANSWER_TIMEOUT (stopped, wedged) is given up on at once."""
     for attempt in range(attempts):
         sock = connect_or_start(agent_paths(), az_argv)
         try:
             answer, rest = ask(sock, request)
+        except socket.timeout:
+            peer = peer_credentials(sock)
+            sock.close()
+            pid = peer[0] if peer else '?'
+            raise AgentUnavailable(f'no answer from the agent (pid {pid}) within {ANSWER_TIMEOUT:.0f} seconds: it '
+                                   f'is stopped or stuck; `kill {pid}` ends it, and the next connection starts a '
+                                   'new one.') from None
         except (OSError, ValueError) as err:
             sock.close()
             if attempt + 1 == attempts:

@@ -9,9 +9,11 @@ One agent per user and az configuration: an exclusive lock on ``paths.lock`` for
 import asyncio
 import collections
 import contextlib
+import errno
 import fcntl
 import logging
 import os
+import resource
 import signal
 import socket
 import time
@@ -21,7 +23,8 @@ from ..dataplane import DataPlaneError
 from ..relay import event_loop
 from ..relay.pump import LocalEnd, ReadBuffer, Relay
 from ..relay.tunnel import BACKLOG, UNIX_SOCKET_MODE, release_freed_memory
-from .proxy_helper import MAX_LINE, PROTOCOL_VERSION, AgentPaths, encode, split_line
+from .proxy_helper import (MAX_LINE, PROTOCOL_VERSION, AgentPaths, AgentUnavailable, connect_agent, encode,
+                           peer_credentials, split_line)
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,12 @@ REQUEST_TIMEOUT = 10.0              # seconds for a client to send its request l
 GRACE_PERIOD = 10.0                 # on exit: seconds for relays to close and sessions to be deleted
 TOKEN_REFRESH_INTERVAL = 60.0       # seconds between looks at the ARM tokens (refreshed ahead of expiry)
 LOCK_WAIT = 30.0                    # seconds to wait for an agent that is shutting down to let go of the lock
+DESCRIPTORS_RESERVED = 48           # for everything but connections: log, locks, loop, ARM and data-plane HTTPS
+DESCRIPTORS_PER_CONNECTION = 3      # a relayed connection: its Unix socket, its websocket, the next warm TLS
+CONTROL_HANDLERS = 16               # connections being read or answered beyond the relaying ones
+ACCEPT_BACKOFF = (0.05, 2.0)        # seconds to wait after a failed accept: first, at most (doubling)
+ACCEPT_ERRORS = {errno.EMFILE: 'EMFILE', errno.ENFILE: 'ENFILE', errno.ECONNABORTED: 'ECONNABORTED',
+                 errno.ENOBUFS: 'ENOBUFS', errno.ENOMEM: 'ENOMEM'}
 
 
 class AlreadyRunning(Exception):
@@ -39,7 +48,7 @@ class AlreadyRunning(Exception):
 @contextlib.contextmanager
 def agent_lock(paths: AgentPaths, wait: float = LOCK_WAIT):
     """The one-agent lock: taken at once, or after an agent that no longer answers (shutting down) lets go."""
-    descriptor = os.open(paths.lock, os.O_WRONLY | os.O_CREAT, 0o600)
+    descriptor = paths.open(paths.lock, os.O_WRONLY | os.O_CREAT)
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -47,7 +56,7 @@ def agent_lock(paths: AgentPaths, wait: float = LOCK_WAIT):
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if _answers(paths.socket):
+                if _answers(paths):
                     raise AlreadyRunning(paths.socket) from None
                 if time.monotonic() > deadline:
                     raise AlreadyRunning(paths.socket) from None
@@ -57,15 +66,28 @@ def agent_lock(paths: AgentPaths, wait: float = LOCK_WAIT):
         os.close(descriptor)
 
 
-def _answers(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def _answers(paths: AgentPaths) -> bool:
     try:
-        probe.connect(path)
+        connect_agent(paths, timeout=1.0).close()
         return True
-    except OSError:
+    except (OSError, AgentUnavailable):
         return False
-    finally:
-        probe.close()
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (a shell's `ulimit -n` default is often 1024 of a far
+    higher hard limit); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def connection_limit(descriptors: int) -> int:
+    """How many connections may relay at once within ``descriptors`` open files (at least a few)."""
+    return max(4, (descriptors - DESCRIPTORS_RESERVED - CONTROL_HANDLERS) // DESCRIPTORS_PER_CONNECTION)
 
 
 class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
@@ -73,11 +95,12 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
     seconds with no live connection; then close every relay and delete every session (bounded)."""
 
     def __init__(self, paths: AgentPaths, hosts: Any, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                 grace_period: float = GRACE_PERIOD):
+                 grace_period: float = GRACE_PERIOD, max_connections: Optional[int] = None):
         self.paths = paths
         self.hosts = hosts
         self.idle_timeout = idle_timeout
         self.grace_period = grace_period
+        self.max_connections = max_connections      # None: from the open-file limit when serving starts
         self.started = time.time()
         self.served = 0
         self.failed = 0
@@ -87,6 +110,7 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         self._listener: Optional[socket.socket] = None
         self._stop_reason: Optional[str] = None
         self._wake: Optional[asyncio.Event] = None
+        self._room: Optional[asyncio.Semaphore] = None   # handler slots, taken before each accept
         self._last_active = time.monotonic()
 
     # -- life ----------------------------------------------------------------------------------------------
@@ -99,14 +123,15 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
     def listen(self) -> None:
         """Bind the socket (a stale one left by a crashed agent is replaced: we hold the lock), 0600."""
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.paths.socket)
+            self.paths.unlink(self.paths.socket)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address = self.paths.address(self.paths.socket)
         old_umask = os.umask(0o177)
         try:
-            listener.bind(self.paths.socket)
+            listener.bind(address)
         finally:
             os.umask(old_umask)
-        os.chmod(self.paths.socket, UNIX_SOCKET_MODE)
+        os.chmod(address, UNIX_SOCKET_MODE)
         listener.listen(BACKLOG)
         listener.setblocking(False)
         self._listener = listener
@@ -153,7 +178,7 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         if self._listener is not None:
             self._listener.close()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.paths.socket)
+            self.paths.unlink(self.paths.socket)
         handlers = set(self._handlers)
         logger.info('agent stopping (%s) with %d live connection(s)', self._stop_reason, len(self.live))
         for task in handlers:
@@ -173,9 +198,30 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
 
     # -- connections ---------------------------------------------------------------------------------------
     async def _accept_loop(self) -> None:
+        """Accept for as long as the agent runs: at most max_connections + CONTROL_HANDLERS handled at once (the
+        rest wait in the backlog); a failed accept (out of descriptors, a connection aborted) is logged and tried
+        again after a pause, never the end of accepting."""
         loop = asyncio.get_running_loop()
+        if self.max_connections is None:
+            self.max_connections = connection_limit(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        room = self._room = asyncio.Semaphore(self.max_connections + CONTROL_HANDLERS)
+        backoff = 0.0
         while True:
-            conn, _ = await loop.sock_accept(self._listener)
+            await room.acquire()
+            try:
+                conn, _ = await loop.sock_accept(self._listener)
+            except OSError as err:
+                room.release()
+                # One warning per spell of failures (then debug lines), so a long one does not flood the log.
+                logger.log(logging.DEBUG if backoff else logging.WARNING,
+                           'cannot accept a connection (%s: %s); trying again in %.2fs, then backing off',
+                           ACCEPT_ERRORS.get(err.errno, err.errno), err.strerror, ACCEPT_BACKOFF[0])
+                backoff = min(ACCEPT_BACKOFF[1], backoff * 2 or ACCEPT_BACKOFF[0])
+                await asyncio.sleep(backoff)
+                continue
+            if backoff:
+                logger.warning('accepting connections again')
+                backoff = 0.0
             conn.setblocking(False)
             task = asyncio.ensure_future(self._handle(conn))
             self._handlers.add(task)
@@ -183,6 +229,8 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
 
     def _handler_done(self, task: asyncio.Task) -> None:
         self._handlers.discard(task)
+        if self._room is not None:
+            self._room.release()
         if self.live.pop(task, None) is not None:   # only connections count: status/stop questions keep no one alive
             self._last_active = time.monotonic()
         if self._wake is not None:
@@ -206,6 +254,12 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         loop = asyncio.get_running_loop()
         handed_over = False
         try:
+            peer = peer_credentials(conn)
+            if peer is not None and peer[1] != os.getuid():
+                logger.warning('refused a connection from uid %d (pid %d): this agent serves uid %d only',
+                               peer[1], peer[0], os.getuid())
+                await loop.sock_sendall(conn, encode({'ok': False, 'error': 'this agent serves its own user only'}))
+                return
             try:
                 request = await asyncio.wait_for(self._read_request(conn), REQUEST_TIMEOUT)
             except (ValueError, UnicodeError, asyncio.TimeoutError):
@@ -213,22 +267,23 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
                 return
             if request is None:
                 return
-            if request.get('v') != PROTOCOL_VERSION:
-                await loop.sock_sendall(conn, encode({'ok': False, 'error': (
-                    f"this agent speaks version {PROTOCOL_VERSION}; stop it with "
-                    "`az network bastion agent stop` and connect again")}))
+            problem = request_problem(request)
+            if problem:
+                await loop.sock_sendall(conn, encode({'ok': False, 'error': problem}))
                 return
-            operation = request.get('op')
+            operation = request['op']
             if operation == 'status':
                 await loop.sock_sendall(conn, encode({'ok': True, 'status': self.status()}))
             elif operation == 'stop':
                 await loop.sock_sendall(conn, encode({'ok': True, 'pid': os.getpid()}))
                 self.stop('stopped')
-            elif operation == 'connect':
+            elif len(self.live) >= self.max_connections:
+                await loop.sock_sendall(conn, encode({'ok': False, 'error': (
+                    f'the agent relays at most {self.max_connections} connections at once (its open-file limit); '
+                    'close one, or start the agent where `ulimit -n` is higher')}))
+            else:
                 handed_over = True
                 await self._connect(conn, request)
-            else:
-                await loop.sock_sendall(conn, encode({'ok': False, 'error': f'unknown operation {operation!r}'}))
         except OSError:
             pass                            # the helper went away
         finally:
@@ -292,14 +347,63 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
             'liveConnections': sum(per_target.values()),
             'connectionsPerTarget': dict(sorted(per_target.items())),
             'sessionsOpen': sum(len(client.live_sessions) for client in self.hosts.clients()),
+            'maxConnections': self.max_connections,
             'connectionsServed': self.served,
             'connectionsFailed': self.failed,
         }
 
 
+STRING_FIELDS = (('resource_group', 90), ('name', 80), ('target', 1024))     # connect: field, longest
+
+
+def request_problem(request: dict) -> str:
+    """Why ``request`` is not one this agent serves, in words for the user; empty when it is."""
+    if request.get('v') != PROTOCOL_VERSION:
+        return (f"this agent speaks version {PROTOCOL_VERSION}; stop it with `az network bastion agent stop` and "
+                "connect again")
+    operation = request.get('op')
+    if operation not in ('status', 'stop', 'connect'):
+        return f"'op' must be status, stop or connect, not {_shown(operation)}"
+    return _connect_problem(request) if operation == 'connect' else ''
+
+
+def _connect_problem(request: dict) -> str:
+    for field, longest in STRING_FIELDS:
+        value = request.get(field)
+        if not _is_text(value, longest):
+            return f"'{field}' must be text of 1 to {longest} printable characters, not {_shown(value)}"
+    port, subscription = request.get('port'), request.get('subscription')
+    problems = (
+        (not request['target'].startswith('/'), "'target' must be a resource id (/subscriptions/...)"),
+        (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536,
+         f"'port' must be a whole number from 1 to 65535, not {_shown(port)}"),
+        (subscription is not None and not _is_text(subscription, 128),
+         f"'subscription' must be absent or a subscription id, not {_shown(subscription)}"))
+    return next((message for wrong, message in problems if wrong), '')
+
+
+def _is_text(value: Any, longest: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= longest and value.isprintable()
+
+
+def _shown(value: Any) -> str:
+    """A value from a request as the user can read it in one line: its JSON type, and itself when short text."""
+    if isinstance(value, str):
+        return escaped(repr(value), 40) if len(value) <= 40 else f'text of {len(value)} characters'
+    kinds = {type(None): 'null', bool: 'true/false', int: 'a number', float: 'a number', list: 'a list',
+             dict: 'an object'}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def escaped(text: str, longest: int = 120) -> str:
+    """``text`` for a log line: control and other unprintable characters as escapes, cut at ``longest``."""
+    text = ''.join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= longest else text[:longest - 3] + '...'
+
+
 def target_label(request: dict) -> str:
     target = str(request.get('target') or '?')
-    return f"{target.rstrip('/').rsplit('/', 1)[-1]}:{request.get('port')}"
+    return escaped(f"{target.rstrip('/').rsplit('/', 1)[-1]}:{request.get('port')}")
 
 
 def describe_failure(err: BaseException) -> str:
@@ -316,6 +420,9 @@ def describe_failure(err: BaseException) -> str:
 
 def run_agent(agent: ConnectionAgent) -> str:
     """Take the lock, listen, serve until stopped: the agent's whole life on a fresh event loop."""
+    for note in agent.paths.notes:
+        logger.debug('%s', note)
+    raise_descriptor_limit()
     with agent_lock(agent.paths):
         agent.listen()
         return event_loop.run(agent.serve())

@@ -2,6 +2,7 @@
 racing to start one agent."""
 import os
 import socket
+import subprocess
 import threading
 
 import pytest
@@ -22,19 +23,143 @@ def test_paths_are_private_and_one_per_az_configuration(short_tmp):
     assert len(os.path.basename(first.socket)) <= 24     # AF_UNIX paths: about 104 bytes at most
 
 
-def test_an_open_or_foreign_directory_is_refused_never_used(short_tmp):
-    directory = short_tmp / 'az-bastion-agent'
-    directory.mkdir(mode=0o755)
-    directory.chmod(0o755)
-    with pytest.raises(proxy_helper.AgentUnavailable, match='not a private directory'):
-        proxy_helper.agent_paths(_environ(short_tmp))
-    directory.chmod(0o700)
-    with pytest.raises(proxy_helper.AgentUnavailable, match='not a private directory'):
-        proxy_helper.agent_paths(_environ(short_tmp), uid=os.getuid() + 1)
-    directory.rmdir()
-    directory.symlink_to(short_tmp)
-    with pytest.raises(proxy_helper.AgentUnavailable):
-        proxy_helper.agent_paths(_environ(short_tmp))
+NOBODY = 65534
+SYSTEM_PYTHON = '/usr/bin/python3'      # one every user may run (the venv's lives under /root here)
+
+
+def _hostile_environ(short_tmp):
+    """XDG_RUNTIME_DIR, TMPDIR and HOME of the test's own, each a private directory of ours."""
+    for name in ('run', 'tmp', 'home'):
+        (short_tmp / name).mkdir(mode=0o700)
+    return {'XDG_RUNTIME_DIR': str(short_tmp / 'run'), 'TMPDIR': str(short_tmp / 'tmp'),
+            'HOME': str(short_tmp / 'home'), 'AZURE_CONFIG_DIR': str(short_tmp / 'cfg')}
+
+
+def test_an_open_foreign_or_linked_agent_directory_is_passed_over_never_used(short_tmp):
+    environ = _hostile_environ(short_tmp)
+    in_tmp = os.path.join(environ['TMPDIR'], f'az-bastion-agent-{os.getuid()}')
+    planted = short_tmp / 'run' / 'az-bastion-agent'
+    decoy = short_tmp / 'decoy'
+    decoy.mkdir(mode=0o700)
+    for plant, words in ((lambda: planted.mkdir(mode=0o755), 'mode 0755'),
+                         (lambda: (planted.mkdir(mode=0o700), os.chown(planted, NOBODY, NOBODY)), 'uid 65534'),
+                         (lambda: planted.symlink_to(decoy), 'a symlink')):
+        plant()
+        paths = proxy_helper.agent_paths(environ)
+        assert paths.directory == in_tmp
+        assert any(note.startswith(str(planted)) and words in note for note in paths.notes), paths.notes
+        os.close(paths.open(paths.log, os.O_WRONLY | os.O_CREAT))
+        assert os.path.exists(os.path.join(in_tmp, os.path.basename(paths.log)))
+        assert not os.listdir(decoy)
+        if planted.is_symlink():
+            planted.unlink()
+        else:
+            planted.rmdir()
+
+
+@pytest.mark.parametrize('mode, owner, words', [(0o777, None, 'writable by others (mode 0777)'),
+                                                (0o700, NOBODY, 'owned by uid 65534')])
+def test_a_runtime_directory_others_could_write_to_is_not_used(short_tmp, mode, owner, words):
+    environ = _hostile_environ(short_tmp)
+    runtime = short_tmp / 'run'
+    runtime.chmod(mode)
+    if owner is not None:
+        os.chown(runtime, owner, owner)
+    paths = proxy_helper.agent_paths(environ)
+    assert paths.directory == os.path.join(environ['TMPDIR'], f'az-bastion-agent-{os.getuid()}')
+    assert not os.listdir(runtime)
+    assert any(note.startswith(f'XDG_RUNTIME_DIR {runtime}') and words in note for note in paths.notes)
+
+
+def test_a_tmp_directory_squatted_by_another_user_falls_back_to_a_directory_in_home(short_tmp):
+    environ = _hostile_environ(short_tmp)
+    del environ['XDG_RUNTIME_DIR']
+    squatted = short_tmp / 'tmp' / f'az-bastion-agent-{os.getuid()}'
+    squatted.mkdir(mode=0o777)
+    os.chown(squatted, NOBODY, NOBODY)
+    paths = proxy_helper.agent_paths(environ)
+    assert paths.directory == os.path.join(environ['HOME'], '.cache', 'az-bastion-agent')
+    assert os.stat(paths.directory).st_mode & 0o777 == 0o700
+    assert any('owner uid 65534' in note for note in paths.notes), paths.notes
+    os.close(paths.descriptor)
+    os.chown(paths.directory, NOBODY, NOBODY)   # and if even that one is taken, the reasons say it all
+    with pytest.raises(proxy_helper.AgentUnavailable, match='no private directory for the agent: .*uid 65534'):
+        proxy_helper.agent_paths(environ)
+
+
+def test_files_are_reached_through_the_directory_opened_once_not_its_path(short_tmp):
+    environ = _hostile_environ(short_tmp)
+    paths = proxy_helper.agent_paths(environ)
+    moved, decoy = short_tmp / 'moved', short_tmp / 'decoy'
+    decoy.mkdir(mode=0o700)
+    os.rename(paths.directory, moved)           # swapped after the check: a link to elsewhere in its place
+    os.symlink(decoy, paths.directory)
+    os.close(paths.open(paths.log, os.O_WRONLY | os.O_CREAT))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with listener:
+        listener.bind(paths.address(paths.socket))
+        assert sorted(os.listdir(moved)) == sorted(os.path.basename(path) for path in (paths.log, paths.socket))
+    assert not os.listdir(decoy)
+
+
+def _as_nobody(script, *args):
+    """Run a Python ``script`` as uid 65534 (a second local user): its stdout."""
+    result = subprocess.run([SYSTEM_PYTHON, '-I', '-c', script, *map(str, args)], user=NOBODY, group=NOBODY,
+                            capture_output=True, text=True, timeout=30, check=True)
+    return result.stdout
+
+
+def test_the_helper_talks_only_to_an_agent_of_its_own_user(short_tmp):
+    shared = short_tmp / 'shared'
+    shared.mkdir()
+    short_tmp.chmod(0o711)
+    shared.chmod(0o777)
+    paths = proxy_helper.AgentPaths(str(shared), 'agent')
+    ready = threading.Event()
+    server = threading.Thread(target=_as_nobody, args=(
+        'import socket, sys, time\n'
+        's = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); print("ready", flush=True)\n'
+        'c, _ = s.accept(); time.sleep(1)\n', paths.socket), daemon=True)
+    server.start()
+    for _ in range(500):
+        if os.path.exists(paths.socket):
+            ready.set()
+            break
+        threading.Event().wait(0.01)
+    assert ready.is_set()
+    with pytest.raises(proxy_helper.AgentUnavailable, match=r'served by another user \(uid 65534'):
+        proxy_helper.connect_agent(paths)
+    server.join(10)
+
+
+class _SilentAgent:
+    """A process-like object whose 'agent' accepts and never answers (stopped with SIGSTOP, or wedged)."""
+    returncode = None
+
+    def __init__(self, paths):
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(paths.address(paths.socket))
+        self.listener.listen(16)
+
+    def poll(self):
+        return None
+
+
+def test_a_stopped_agent_is_given_up_on_at_the_first_silence(short_tmp, monkeypatch):
+    environ = _environ(short_tmp)
+    paths = proxy_helper.agent_paths(environ)
+    silent = _SilentAgent(paths)
+    monkeypatch.setattr(proxy_helper, 'ANSWER_TIMEOUT', 0.3)
+    monkeypatch.setattr(proxy_helper, 'agent_paths', lambda: proxy_helper.AgentPaths(
+        paths.directory, os.path.basename(paths.socket)[:-5], paths.descriptor))
+    asked = []
+    real_ask = proxy_helper.ask
+    monkeypatch.setattr(proxy_helper, 'ask', lambda *args, **kwargs: asked.append(1) or real_ask(*args, **kwargs))
+    with pytest.raises(proxy_helper.AgentUnavailable, match=rf'no answer from the agent \(pid {os.getpid()}\) '
+                                                            r'within 0 seconds: it is stopped or stuck'):
+        proxy_helper.open_connection(proxy_helper.connect_request('rg', 'bh', '/x/vm', 22), ['az'])
+    assert asked == [1]             # not asked a second time: one wait, not two
+    silent.listener.close()
 
 
 def test_line_format_round_trip_and_bytes_after_the_line_are_kept():
