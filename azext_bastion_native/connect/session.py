@@ -160,12 +160,16 @@ class Environment:
 
 
 def resolve_destination(cli_ctx, request):
-    """Host (native client on, IP connect when asked), VM (running), data-plane endpoint and target."""
-    _, endpoint, target, token = resolve_endpoint(cli_ctx, request)
+    """Host (native client on, IP connect when asked), VM (running, on a network the host reaches), data-plane
+    endpoint and target."""
+    host, endpoint, target, token = resolve_endpoint(cli_ctx, request)
     if request.target_ip_address:
         return Destination(endpoint, target, request.target_ip_address, token)
+    from azext_bastion_native.connect.preflight import check_reach
     from azext_bastion_native.management import vms
+    from azext_bastion_native.management.network_reach import read_reach
     vm = vms.get_running_vm(cli_ctx, request.target_resource_id)
+    check_reach(request, read_reach(cli_ctx, host, vm))
     return Destination(endpoint, target, request.target_resource_id, token,
                        target_os=vms.os_type(vm), admin_username=vms.admin_username(vm))
 

@@ -197,6 +197,21 @@ def check_target_vm(vm: Optional[VmFacts], failure: Optional[Failure], target_re
     return CheckRow('Target VM', PASS, f'{label} is running, OS {vm.os_type.capitalize()}.')
 
 
+def check_network(reach, refusal, skipped_because=''):
+    """Does the host reach the VM's virtual network? ``reach``: management.network_reach.Reach or None;
+    ``refusal``: the pre-flight's refusal for it (connect.preflight.reach_refusal), whose words and fix the row
+    shows, as `ssh`/`tunnel` would refuse."""
+    if skipped_because:
+        return skipped('Network', skipped_because)
+    if refusal is not None:
+        return CheckRow('Network', FAIL, refusal.message, refusal.recommendation or '')
+    if reach is None or not (reach.host_vnet and reach.vm_vnet):
+        return skipped('Network', "The host's or the VM's virtual network could not be read.")
+    vm_network = reach.vm_vnet.rsplit('/', 1)[-1]
+    how = "the host's own" if reach.vm_vnet == reach.host_vnet else "peered with the host's (Connected)"
+    return CheckRow('Network', PASS, f"The VM is on virtual network '{vm_network}', {how}.")
+
+
 def choose_method(method, port, os_type):
     """The method to check: as asked, else from the port (22 ssh, 3389 rdp, other tunnel), else from the OS."""
     if method:

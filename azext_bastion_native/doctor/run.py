@@ -14,7 +14,8 @@ from azext_bastion_native.capabilities import client_os
 
 logger = get_logger(__name__)
 # A session is only minted when these rows did not fail: it could not succeed otherwise.
-SESSION_PREREQUISITES = ('Cloud Shell', 'Signed in', 'Bastion host', 'Native client', 'IP connect', 'Target VM')
+SESSION_PREREQUISITES = ('Cloud Shell', 'Signed in', 'Bastion host', 'Native client', 'IP connect', 'Target VM',
+                         'Network')
 
 
 def _failure(err):
@@ -59,15 +60,31 @@ def _read_host(cli_ctx, resource_group, name):
 
 
 def _read_vm(cli_ctx, target_resource_id):
+    """(VmFacts, the VM's model, None) or (None, None, Failure)."""
     from azure.cli.core.azclierror import AzCLIError
     from azext_bastion_native.management import vms
     try:
         ref = vms.parse_vm_id(target_resource_id)
         vm = vms.read_vm(cli_ctx, ref)
     except AzCLIError as err:
-        return None, _failure(err)
+        return None, None, _failure(err)
     label = ref.name if ref.instance is None else f'{ref.name}/{ref.instance}'
-    return checks.VmFacts(label, ref.resource_group, vms.power_state(vm), vms.os_type(vm), ref.start_command), None
+    return checks.VmFacts(label, ref.resource_group, vms.power_state(vm), vms.os_type(vm), ref.start_command), vm, \
+        None
+
+
+def _network_row(cli_ctx, host_model, vm_model, asked):
+    """The Network row: the pre-flight's own reach check (connect.preflight.reach_refusal) on the facts read."""
+    if not asked.target_resource_id:
+        return checks.check_network(None, None, 'Connecting by IP address: the VM is not looked up.'
+                                    if asked.target_ip_address else 'Not asked: no --target-resource-id.')
+    if host_model is None or vm_model is None:
+        return checks.check_network(None, None, 'The host or the VM was not read.')
+    from azext_bastion_native.connect.preflight import ConnectRequest, reach_refusal
+    from azext_bastion_native.management.network_reach import read_reach
+    reach = read_reach(cli_ctx, host_model, vm_model)
+    request = ConnectRequest(asked.resource_group, asked.name, asked.port, asked.target_resource_id)
+    return checks.check_network(reach, reach_refusal(request, reach))
 
 
 def _read_nsg(cli_ctx, resource_group, name):
@@ -149,10 +166,9 @@ def run_doctor(cli_ctx, resource_group, name, target_resource_id=None, target_ip
     host_model, host_rows = _host_rows(cli_ctx, sign_in, resource_group, name, target_ip_address)
     rows += host_rows
     host = host_model.as_dict() if host_model is not None else None
-    vm = None
-    vm_failure = None
+    vm = vm_model = vm_failure = None
     if target_resource_id and sign_in is None:
-        vm, vm_failure = _read_vm(cli_ctx, target_resource_id)
+        vm, vm_model, vm_failure = _read_vm(cli_ctx, target_resource_id)
     os_type = vm.os_type if vm else None
     method = checks.choose_method(method, resource_port, os_type)
     port = checks.choose_port(resource_port, method, os_type)
@@ -160,6 +176,7 @@ def run_doctor(cli_ctx, resource_group, name, target_resource_id=None, target_ip
     rows.append(checks.check_ip_connect(host, target_ip_address, port, resource_group, name))
     rows.append(checks.skipped('Target VM', 'Not signed in.') if target_resource_id and sign_in is not None
                 else checks.check_target_vm(vm, vm_failure, target_resource_id, target_ip_address))
+    rows.append(_network_row(cli_ctx, host_model, vm_model, asked))
     rows.append(checks.check_method(client_os(system), method, os_type, asked))
     nsg_row, nsg_denies_port = _nsg_row(cli_ctx, host, asked)
     rows += [nsg_row, checks.check_local_clients(method, client_os(system), which)]

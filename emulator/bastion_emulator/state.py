@@ -283,7 +283,49 @@ class EmulatorState:  # pylint: disable=too-many-instance-attributes,too-many-pu
                       and (r["properties"].get("networkSecurityGroup") or {}).get("id", "").lower() == nsg_key]
             if linked:
                 resource["properties"]["subnets"] = linked
+        if type_lower == "microsoft.network/virtualnetworks":
+            for peering in resource["properties"].get("virtualNetworkPeerings") or []:
+                # Azure sets peeringState (a client's value is ignored): Connected once the remote network has a
+                # peering back to this one, Initiated until then.
+                remote = ((peering.get("properties") or {}).get("remoteVirtualNetwork") or {}).get("id", "")
+                peering.setdefault("properties", {})["peeringState"] = \
+                    "Connected" if self._peers_back(remote, resource["id"]) else "Initiated"
         return resource
+
+    def _peers_back(self, vnet_id: str, remote_id: str) -> bool:
+        vnet = self._resources.get(vnet_id.rstrip("/").lower()) or {}
+        return any(((p.get("properties") or {}).get("remoteVirtualNetwork") or {}).get("id", "").lower()
+                   == remote_id.lower() for p in (vnet.get("properties") or {}).get("virtualNetworkPeerings") or [])
+
+    # --- network reach ---------------------------------------------------------------------------
+    def bastion_vnet(self, bastion_id: str) -> str | None:
+        """The host's virtual network: its AzureBastionSubnet's, or the one a Developer host names."""
+        props = (self.get_resource(bastion_id) or {}).get("properties") or {}
+        for ip_config in props.get("ipConfigurations") or []:
+            subnet_id = ((ip_config.get("properties") or {}).get("subnet") or {}).get("id") or ""
+            if "/subnets/" in subnet_id:
+                return subnet_id.rpartition("/subnets/")[0]
+        return (props.get("virtualNetwork") or {}).get("id")
+
+    def vm_vnet(self, vm_id: str) -> str | None:
+        """The virtual network of the VM's first NIC's first IP configuration."""
+        vm = self.get_resource(vm_id) or {}
+        for nic_ref in vm.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", []):
+            nic = self.get_resource(nic_ref["id"]) or {}
+            for ip_config in nic.get("properties", {}).get("ipConfigurations", []):
+                subnet_id = (ip_config.get("properties", {}).get("subnet") or {}).get("id") or ""
+                if "/subnets/" in subnet_id:
+                    return subnet_id.rpartition("/subnets/")[0]
+        return None
+
+    def bastion_reaches_vm(self, bastion_id: str, vm_id: str) -> bool:
+        """Azure routes from the host's virtual network to its own and to networks peered both ways (Connected);
+        a VM on any other network is out of the host's reach. Unknown networks are not judged."""
+        host_vnet, vm_vnet = self.bastion_vnet(bastion_id), self.vm_vnet(vm_id)
+        if not host_vnet or not vm_vnet or host_vnet.lower() == vm_vnet.lower():
+            return True
+        with self._lock:
+            return self._peers_back(host_vnet, vm_vnet) and self._peers_back(vm_vnet, host_vnet)
 
     # --- virtual machines ------------------------------------------------------------------------
     def vm_target(self, vm_id: str, port: int) -> tuple[str, int] | None:

@@ -81,3 +81,27 @@ def test_access_tokens_verify_only_when_issued_here_and_unexpired():
     assert EmulatorState.from_file().verify_access_token(token) is None  # another key
     expired, _ = state.issue_access_token("aud", lifetime=-1)
     assert state.verify_access_token(expired) is None
+
+
+def test_a_host_reaches_its_own_network_and_networks_peered_both_ways():
+    state = EmulatorState.from_file()
+    net = f"{RG}/providers/Microsoft.Network/virtualNetworks"
+    demo_bastion = f"{RG}/providers/Microsoft.Network/bastionHosts/demo-bastion"
+    basic_bastion = f"{RG}/providers/Microsoft.Network/bastionHosts/basic-bastion"
+    linux_vm = f"{RG}/providers/Microsoft.Compute/virtualMachines/linux-vm"
+    assert state.bastion_reaches_vm(demo_bastion, linux_vm)
+    assert not state.bastion_reaches_vm(basic_bastion, linux_vm)        # basic-vnet, peered with nothing
+
+    def peer(local, remote):
+        vnet = state.get_resource(f"{net}/{local}")
+        vnet["properties"]["virtualNetworkPeerings"] = [{"name": f"to-{remote}", "properties": {
+            "remoteVirtualNetwork": {"id": f"{net}/{remote}"}, "peeringState": "Connected"}}]
+        state.put_resource(vnet["id"], vnet)
+    peer("basic-vnet", "demo-vnet")             # one side only: Initiated, whatever the client wrote
+    assert state.get_resource(f"{net}/basic-vnet")["properties"]["virtualNetworkPeerings"][0]["properties"][
+        "peeringState"] == "Initiated"
+    assert not state.bastion_reaches_vm(basic_bastion, linux_vm)
+    peer("demo-vnet", "basic-vnet")
+    assert state.get_resource(f"{net}/basic-vnet")["properties"]["virtualNetworkPeerings"][0]["properties"][
+        "peeringState"] == "Connected"
+    assert state.bastion_reaches_vm(basic_bastion, linux_vm)

@@ -39,3 +39,16 @@ def refused(result, *phrases):
     assert 'Traceback' not in result.stderr
     for phrase in phrases:
         assert phrase in result.stderr, result.stderr
+
+
+def peer_networks(network, vnet_a, vnet_b, group=RG):
+    """Peer two virtual networks both ways (as `az network vnet peering create` on each side does), so each reaches
+    the other: Azure (and the emulator) mark a peering Connected once its remote network has one back."""
+    from azure.mgmt.network.models import SubResource, VirtualNetworkPeering
+    a, b = network.virtual_networks.get(group, vnet_a), network.virtual_networks.get(group, vnet_b)
+    for local, remote in ((a, b), (b, a)):
+        peerings = [p for p in local.virtual_network_peerings or [] if p.remote_virtual_network.id != remote.id]
+        local.virtual_network_peerings = peerings + [VirtualNetworkPeering(
+            name=f'to-{remote.name}', remote_virtual_network=SubResource(id=remote.id),
+            allow_virtual_network_access=True)]
+        network.virtual_networks.begin_create_or_update(group, local.name, local).result()

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+from tests.e2e.arrange import peer_networks
+
 pytestmark = pytest.mark.e2e
 
 RG = 'demo-rg'
@@ -29,7 +31,8 @@ def _sessions(emulator):
 
 @pytest.fixture(scope='module')
 def own_vnet_host(network):
-    """Make a host in a VNet of its own; returns make(enable_tunneling, sku='Standard') -> host name."""
+    """Make a host in a VNet of its own, peered with demo-vnet (so it reaches linux-vm); returns
+    make(enable_tunneling, sku='Standard') -> host name."""
     from azure.mgmt.network.models import (
         AddressSpace, BastionHost, BastionHostIPConfiguration, PublicIPAddress, PublicIPAddressSku, Sku, SubResource,
         Subnet, VirtualNetwork)
@@ -41,6 +44,7 @@ def own_vnet_host(network):
         vnet = network.virtual_networks.begin_create_or_update(RG, name + '-vnet', VirtualNetwork(
             location='westeurope', address_space=AddressSpace(address_prefixes=[f'10.{octet}.0.0/16']),
             subnets=[Subnet(name='AzureBastionSubnet', address_prefix=f'10.{octet}.1.0/26')])).result()
+        peer_networks(network, vnet.name, 'demo-vnet')
         pip = network.public_ip_addresses.begin_create_or_update(RG, name + '-ip', PublicIPAddress(
             location='westeurope', sku=PublicIPAddressSku(name='Standard'),
             public_ip_allocation_method='Static')).result()
@@ -57,12 +61,12 @@ def test_all_pass_on_demo_bastion_and_linux_vm_and_no_session_left(az, emulator,
     assert result.returncode == 0, result.stderr
     rows = _rows(result)
     assert [row['check'] for row in result.json] == [
-        'Cloud Shell', 'Signed in', 'Bastion host', 'Native client', 'IP connect', 'Target VM', 'Method', 'NSG',
-        'Local client', 'Data plane']
+        'Cloud Shell', 'Signed in', 'Bastion host', 'Native client', 'IP connect', 'Target VM', 'Network', 'Method',
+        'NSG', 'Local client', 'Data plane']
     assert {check: row['status'] for check, row in rows.items()} == {
         'Cloud Shell': 'pass', 'Signed in': 'pass', 'Bastion host': 'pass', 'Native client': 'pass',
-        'IP connect': 'skip', 'Target VM': 'pass', 'Method': 'pass', 'NSG': 'pass', 'Local client': 'pass',
-        'Data plane': 'pass'}
+        'IP connect': 'skip', 'Target VM': 'pass', 'Network': 'pass', 'Method': 'pass', 'NSG': 'pass',
+        'Local client': 'pass', 'Data plane': 'pass'}
     assert 'Linux' in rows['Target VM']['detail']
     assert 'minted' in rows['Data plane']['detail'] and 'session deleted' in rows['Data plane']['detail']
     assert 'port 22 answered' in rows['Data plane']['detail'] and ' ms ' in rows['Data plane']['detail']
@@ -185,8 +189,8 @@ def test_not_signed_in_fails_with_az_login_and_skips_what_needs_azure(az, tmp_pa
     statuses = {check: row['status'] for check, row in _rows(result).items()}
     assert _rows(result)['Signed in']['fix'] == 'az login'
     assert statuses == {'Cloud Shell': 'pass', 'Signed in': 'fail', 'Bastion host': 'skip', 'Native client': 'skip',
-                        'IP connect': 'skip', 'Target VM': 'skip', 'Method': 'pass', 'NSG': 'skip',
-                        'Local client': 'pass', 'Data plane': 'skip'}
+                        'IP connect': 'skip', 'Target VM': 'skip', 'Network': 'skip', 'Method': 'pass',
+                        'NSG': 'skip', 'Local client': 'pass', 'Data plane': 'skip'}
 
 
 # -- the data plane row opens the websocket, and its fix names the cause ------------------------------

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.arrange import RG, bastion_requests, make_public_ip, make_vnet, refused, unique
+from tests.e2e.arrange import RG, bastion_requests, make_public_ip, make_vnet, peer_networks, refused, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -211,6 +211,7 @@ def test_a_created_developer_host_carries_a_tunnel(az, az_env, network, emulator
     from tests.e2e.tunnel_helpers import RunningTunnel
     name = unique('devtun')
     make_vnet(network, name + '-vnet', bastion_prefix=None)
+    peer_networks(network, name + '-vnet', 'demo-vnet')         # linux-vm's network: reached only when peered
     az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet', '--sku', 'Developer')
     emulator.set_vm_endpoint('linux-vm', 7007, echo_server.host, echo_server.port)
     vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')

@@ -231,9 +231,11 @@ def test_conflict_mid_update_leaves_bastion_working_and_a_rerun_finishes(host, a
     assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
 
 
-def test_data_plane_then_refuses_a_port_outside_the_list_while_22_works(host, az, emulator, sshd_linux_vm):
+def test_data_plane_then_refuses_a_port_outside_the_list_while_22_works(host, az, emulator, network, sshd_linux_vm):
     """What the NSG is for: after `nsg apply`, Bastion reaches the VM on 22 (and 3389) and nothing else; a port
     given with --ports is reachable too."""
+    from tests.e2e.arrange import peer_networks
+    peer_networks(network, host + '-vnet', 'demo-vnet')     # linux-vm's network: the host reaches it once peered
     az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '22')
     vm_id = sshd_linux_vm.vm_id
     emulator.set_vm_endpoint('linux-vm', 2222, '127.0.0.1', sshd_linux_vm.sshd.port)   # something listens there

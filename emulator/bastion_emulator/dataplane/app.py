@@ -171,6 +171,12 @@ class _HostDataPlane:
         session.websocket_used = True
         session.client.update(websocket_origin=request.headers.get("Origin", ""),
                               websocket_user_agent=request.headers.get("User-Agent", ""))
+        if not self.state.bastion_reaches_vm(session.bastion_id, session.target_resource_id):
+            # Azure mints the session, then has no route to the VM: the gateway error of a refused connection.
+            stats["websockets_refused"] += 1
+            session.state = "closed"
+            return _error(502, f"The target virtual machine '{session.target_name}' is on a virtual network this "
+                               "Bastion host does not reach (neither its own nor a connected peering).")
         target = self.state.vm_target(session.target_resource_id, session.port)
         try:
             if target is None:

@@ -59,3 +59,20 @@ def test_refusals_say_what_to_do(host, request_args, kind, words):
         plan_connection(host, _request(**request_args))
     assert caught.value.kind is Kind(kind)
     assert words in f'{caught.value.message} {caught.value.recommendation}'
+
+
+def test_a_vm_on_a_network_the_host_does_not_reach_is_refused_with_the_peering_commands():
+    from azext_bastion_native.connect.preflight import check_reach
+    from azext_bastion_native.management.network_reach import Reach
+    net = '/subscriptions/sub-9/resourcegroups/{}/providers/microsoft.network/virtualnetworks/{}'
+    hub, spoke, island = net.format('rg', 'hub'), net.format('rg', 'spoke'), net.format('other-rg', 'island')
+    check_reach(_request(), Reach(hub, frozenset({hub, spoke}), spoke))          # a Connected peering
+    check_reach(_request(), Reach(hub, frozenset({hub}), hub))                   # the host's own
+    check_reach(_request(), Reach(None, frozenset(), island))                    # not known: no decision
+    with pytest.raises(PreflightError) as refused:
+        check_reach(_request(), Reach(hub, frozenset({hub, spoke}), island))
+    assert refused.value.kind is Kind.VALIDATION
+    assert "VM 'vm' is on virtual network 'island', which Bastion host 'bh' does not reach" in refused.value.message
+    assert ('az network vnet peering create --allow-vnet-access -g rg --vnet-name hub -n to-island --remote-vnet '
+            f'{island}') in refused.value.recommendation
+    assert f'-g other-rg --vnet-name island -n to-hub --remote-vnet {hub}' in refused.value.recommendation
