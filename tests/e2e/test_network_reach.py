@@ -64,7 +64,7 @@ def test_ssh_tunnel_proxy_and_ssh_config_refuse_a_vm_the_host_does_not_reach(az,
 
 
 def test_doctor_fails_the_network_row_with_the_peering_fix_and_mints_no_session(az, emulator, island_host,
-                                                                                 sshd_linux_vm):
+                                                                                sshd_linux_vm):
     mints = _mints(emulator)
     result = az('network', 'bastion', 'doctor', '-g', RG, '-n', island_host, '--target-resource-id',
                 sshd_linux_vm.vm_id, check=False)
