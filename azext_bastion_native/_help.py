@@ -282,15 +282,18 @@ helps['network bastion proxy'] = """
 type: command
 short-summary: Relay stdin and stdout to a port on a VM through Bastion, for ssh's ProxyCommand.
 long-summary: >
-    Opens one Bastion session and relays bytes until either side closes; stdout carries nothing but the
-    relayed bytes (messages go to stderr), and the session is deleted at the end, also after Ctrl+C, SIGTERM
-    or SIGHUP (exit codes 130, 143 and 129). With it, plain ssh, scp, sftp, rsync and Ansible connect through
-    Bastion with no local port.
+    Opens one Bastion session and relays bytes until either side closes, --timeout has passed or nothing has
+    passed either way for --idle-timeout seconds (exit code 0); stdout carries nothing but the relayed bytes
+    (messages go to stderr), and the session is deleted at the end, also after Ctrl+C, SIGTERM or SIGHUP (exit
+    codes 130, 143 and 129). With it, plain ssh, scp, sftp, rsync and Ansible connect through Bastion with no
+    local port.
 examples:
   - name: SSH to a VM through Bastion with your own ssh.
     text: az network bastion proxy -g MyResourceGroup -n MyBastion --target-resource-id /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MyResourceGroup/providers/Microsoft.Compute/virtualMachines/MyVm --resource-port 22
   - name: The same as ssh sees it (in ~/.ssh/config, ProxyCommand takes the same command line).
     text: az network bastion proxy -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22
+  - name: End the relay (and its Bastion session) after 10 minutes without traffic, or after 8 hours in any case.
+    text: az network bastion proxy -g MyResourceGroup -n MyBastion --target-ip-address 10.0.0.4 --resource-port 22 --idle-timeout 600 --timeout 28800
 """
 
 # -- connect: ssh and rdp --------------------------------------------------------------------------

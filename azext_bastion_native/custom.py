@@ -130,10 +130,11 @@ def bastion_tunnel(cmd, resource_group_name, name, resource_port, target_resourc
                           timeout=timeout, idle_timeout=idle_timeout, max_connections=max_connections)
 
 
-def bastion_proxy(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None):
+def bastion_proxy(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None,
+                  timeout=None, idle_timeout=None):
     from azext_bastion_native.connect.tunnel import proxy_command
     return proxy_command(cmd, resource_group_name, name, resource_port, target_resource_id=target_resource_id,
-                         target_ip_address=target_ip_address)
+                         target_ip_address=target_ip_address, timeout=timeout, idle_timeout=idle_timeout)
 
 
 def bastion_forward(cmd, resource_group_name, name, local_forward=None, socks=None, vm_resource_group=None,

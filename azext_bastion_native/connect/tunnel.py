@@ -108,13 +108,14 @@ def listen_error(err, bind_address, port):
                                       recommendation='Choose another --port, or --port 0 for a free one.')
 
 
-def proxy_command(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None):
+def proxy_command(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None,
+                  timeout=None, idle_timeout=None):
     from azext_bastion_native.dataplane import DataPlaneError
     from azext_bastion_native.relay.stdio import StdioNotSupportedError, StdioStopped, run_stdio
     client, target = _open_data_plane(cmd, 'network bastion proxy', resource_group_name, name, resource_port,
                                       target_resource_id, target_ip_address)
     try:
-        relayed = run_stdio(client, target)
+        relayed = run_stdio(client, target, timeout=timeout, idle_timeout=idle_timeout)
     except StdioNotSupportedError as err:
         raise azclierror.ArgumentUsageError(str(err), recommendation=(
             'Use it from ssh: ssh -o ProxyCommand="az network bastion proxy -g RG -n NAME --target-resource-id ID '

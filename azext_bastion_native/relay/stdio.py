@@ -8,12 +8,14 @@ import signal
 import stat
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, List, Optional
 
 from ..dataplane.protocol import Target
 from . import event_loop
 from .connection import relay_connection
 from .pump import LocalEnd
+
+logger = logging.getLogger(__name__)
 
 
 class StdioNotSupportedError(RuntimeError):
@@ -60,11 +62,43 @@ def _blocking_restored(*fds: int) -> Iterator[None]:
                 pass
 
 
-def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdout_fd: Optional[int] = None) -> bool:
-    """Relay stdin/stdout to ``target`` until either side closes; the session is deleted on the way out.
+def _relayed(local: LocalEnd) -> int:
+    relay = local.relay
+    return -1 if relay is None else relay.result.bytes_up + relay.result.bytes_down
 
-    Returns True when a session was opened and relayed, False when none could be opened; raises StdioStopped after
-    a signal."""
+
+async def _time_limits(local: LocalEnd, timeout: Optional[float], idle_timeout: Optional[float]) -> str:
+    """The option's name once ``timeout`` seconds have passed, or ``idle_timeout`` seconds with no byte relayed
+    either way (checked as each such period ends, so a quiet spell is at least that long); never without either."""
+    loop = asyncio.get_running_loop()
+    started = last_change = loop.time()
+    last_total = _relayed(local)
+    while True:
+        now = loop.time()
+        total = _relayed(local)
+        if total != last_total:
+            last_total, last_change = total, now
+        waits: List[float] = []
+        if timeout is not None:
+            waits.append(started + timeout - now)
+        if idle_timeout is not None:
+            waits.append(last_change + idle_timeout - now)
+        if not waits:
+            await loop.create_future()          # no limit: wait to be cancelled
+        if timeout is not None and now - started >= timeout:
+            return '--timeout'
+        if idle_timeout is not None and now - last_change >= idle_timeout:
+            return '--idle-timeout'
+        await asyncio.sleep(min(waits))
+
+
+def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdout_fd: Optional[int] = None,
+              timeout: Optional[float] = None, idle_timeout: Optional[float] = None) -> bool:
+    """Relay stdin/stdout to ``target`` until either side closes, ``timeout`` seconds have passed or ``idle_timeout``
+    seconds went by with nothing relayed; the session is deleted on the way out.
+
+    Returns True when a session was opened and relayed (or the time ran out), False when none could be opened;
+    raises StdioStopped after a signal."""
     stdin_fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
     stdout_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
 
@@ -87,8 +121,20 @@ def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdou
                 pass
         try:
             local = await open_stdio(stdin_fd, stdout_fd)
-            result = await relay_connection(client, target, local, 'proxy (stdio)', problem_level=logging.ERROR)
-            return result is not None
+            relaying = asyncio.ensure_future(
+                relay_connection(client, target, local, 'proxy (stdio)', problem_level=logging.ERROR))
+            limits = asyncio.ensure_future(_time_limits(local, timeout, idle_timeout))
+            try:
+                await asyncio.wait((relaying, limits), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                limits.cancel()
+                if not relaying.done():
+                    relaying.cancel()       # the time ran out (or a signal): the relay deletes its session
+                    await asyncio.wait((relaying,))
+            if relaying.cancelled():
+                logger.info('proxy (stdio): %s elapsed; the session has been deleted.', limits.result())
+                return True
+            return relaying.result() is not None
         except asyncio.CancelledError:
             if stopped_by:
                 raise StdioStopped(stopped_by[0]) from None

@@ -49,10 +49,10 @@ def echo_vm(emulator, echo_server):
     emulator.delete('/_emulator/faults')
 
 
-def _proxy(az_env, vm_id):
+def _proxy(az_env, vm_id, *options):
     return subprocess.Popen(  # pylint: disable=consider-using-with
         [az_executable(), 'network', 'bastion', 'proxy', '-g', RG, '-n', HOST, '--target-resource-id', vm_id,
-         '--resource-port', str(ECHO_VM_PORT)],
+         '--resource-port', str(ECHO_VM_PORT), *options],
         env=az_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -84,3 +84,56 @@ def test_a_refused_session_is_logged_as_an_error(az_env, emulator, echo_vm):
     text = stderr.decode(errors='replace')
     assert 'ERROR: proxy (stdio): ' in text and 'HTTP 401' in text, text[-2000:]
     assert 'WARNING: proxy (stdio)' not in text and 'Traceback' not in text
+
+
+def _echoed(proxy, data):
+    proxy.stdin.write(data)
+    proxy.stdin.flush()
+    assert select.select([proxy.stdout], [], [], 60)[0], 'nothing relayed'
+    return proxy.stdout.read1(len(data))
+
+
+def test_idle_timeout_ends_a_quiet_relay_with_exit_0_and_deletes_the_session(az_env, emulator, echo_vm):
+    """stdin stays open (ssh's would): only --idle-timeout can end this relay."""
+    proxy = _proxy(az_env, echo_vm, '--idle-timeout', '2', '--verbose')
+    try:
+        assert _echoed(proxy, b'ping') == b'ping'
+        code = proxy.wait(timeout=60)
+        stderr = proxy.stderr.read().decode(errors='replace')
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
+        proxy.stdin.close()
+    assert code == 0, stderr[-2000:]
+    assert '--idle-timeout elapsed' in stderr and 'Traceback' not in stderr
+    assert sessions_drain(emulator)
+
+
+def test_timeout_ends_a_busy_relay_with_exit_0_and_deletes_the_session(az_env, emulator, echo_vm):
+    """Bytes keep flowing both ways until the proxy exits: --timeout ends it all the same."""
+    proxy = _proxy(az_env, echo_vm, '--timeout', '3', '--verbose')
+    try:
+        for _ in range(600):
+            if proxy.poll() is not None:
+                break
+            try:
+                assert _echoed(proxy, b'x') in (b'x', b'')
+            except BrokenPipeError:
+                break
+            select.select([], [], [], 0.1)
+        code = proxy.wait(timeout=60)
+        stderr = proxy.stderr.read().decode(errors='replace')
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
+    assert code == 0, stderr[-2000:]
+    assert '--timeout elapsed' in stderr and 'Traceback' not in stderr
+    assert sessions_drain(emulator)
+
+
+@pytest.mark.parametrize('option', ['--timeout', '--idle-timeout'])
+def test_a_time_limit_of_zero_is_refused_before_any_request(az, emulator, echo_vm, option):
+    result = az('network', 'bastion', 'proxy', '-g', RG, '-n', HOST, '--target-resource-id', echo_vm,
+                '--resource-port', ECHO_VM_PORT, option, '0', check=False, input='')
+    assert result.returncode != 0 and result.stdout == ''
+    assert f'{option} 0' in result.stderr and 'Traceback' not in result.stderr
