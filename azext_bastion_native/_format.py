@@ -92,7 +92,7 @@ def nsg_rules_table(result):
 # -- secure: nsg -----------------------------------------------------------------------------------
 def nsg_check_table(result):
     if isinstance(result, list):        # several --ids
-        return _several(result, nsg_check_table, label='nsg')
+        return _several(result, nsg_check_table, label='host')
     return [OrderedDict([
         ('Rule', finding['rule'] or '-'),
         ('Finding', finding['kind']),

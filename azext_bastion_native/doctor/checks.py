@@ -262,7 +262,7 @@ def apply_command(resource_group, name, port):
 
 def check_nsg(nsg, failure: Optional[Failure], port, resource_group, name):
     """nsg: ARM JSON of the NSG on AzureBastionSubnet, None when there is none (or, with `failure`, unread)."""
-    from azext_bastion_native.nsg.check import check
+    from azext_bastion_native.nsg.check import FINE_KINDS, check
     from azext_bastion_native.nsg.rule_set import bastion_rule_set
     if failure is not None:
         return CheckRow('NSG', WARN, f'Not checked: {failure.message}', failure.recommendation)
@@ -278,7 +278,7 @@ def check_nsg(nsg, failure: Optional[Failure], port, resource_group, name):
     report = check(nsg, nsg_ports(port))
     fails = [f for f in report.findings if f.kind == 'breaking'
              or (f.kind == 'missing' and direction.get(f.rule) == 'Inbound')]
-    warns = [f for f in report.findings if f.kind in ('missing', 'wider', 'warning') and f not in fails]
+    warns = [f for f in report.findings if f.kind not in FINE_KINDS and f not in fails]
     if fails:
         return CheckRow('NSG', FAIL, '; '.join(f'{f.rule}: {f.detail}' for f in fails), fix)
     if warns:

@@ -6,7 +6,7 @@ its own PUT, so the user's other rules are never rewritten), and the subnet is a
 in. The rule set, the check and the plan are the pure nsg/ package; this is their ARM side."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional, Sequence
 
 from azure.cli.core import azclierror
 from knack.log import get_logger
@@ -15,9 +15,9 @@ from azext_bastion_native._client_factory import cf_network
 from azext_bastion_native.management.errors import arm_errors
 from azext_bastion_native.management.hosts import BASTION_SUBNET, get_host
 from azext_bastion_native.management.operations import confirm
-from azext_bastion_native.nsg.check import check
-from azext_bastion_native.nsg.plan import plan_apply
-from azext_bastion_native.nsg.rule_set import rule_to_arm
+from azext_bastion_native.nsg.check import Json, Report, check
+from azext_bastion_native.nsg.plan import MIN_PRIORITY, Plan, RuleWrite, plan_apply
+from azext_bastion_native.nsg.rule_set import Network, rule_to_arm
 
 logger = get_logger(__name__)
 
@@ -29,20 +29,21 @@ class BastionSubnet:
     vnet: str
     subnet: Any             # azure.mgmt.network.models.Subnet
     client: Any             # NetworkManagementClient for the VNet's subscription
+    kerberos: bool = False  # the host has enableKerberos on
 
     @property
-    def nsg_id(self):
+    def nsg_id(self) -> Optional[str]:
         nsg = getattr(self.subnet, 'network_security_group', None)
         return getattr(nsg, 'id', None) if nsg else None
 
 
-def _parse(resource_id):
+def _parse(resource_id: str) -> tuple[str, str, str, dict[str, Any]]:
     from azure.mgmt.core.tools import parse_resource_id
-    parts = parse_resource_id(resource_id)
-    return parts['subscription'], parts['resource_group'], parts['name'], parts
+    parts = dict(parse_resource_id(resource_id))
+    return str(parts['subscription']), str(parts['resource_group']), str(parts['name']), parts
 
 
-def find_bastion_subnet(cli_ctx, resource_group, name):
+def find_bastion_subnet(cli_ctx: Any, resource_group: str, name: str) -> BastionSubnet:
     """The host's AzureBastionSubnet (host -> ipConfigurations[0].subnet.id -> subnet), wherever it lives."""
     host = get_host(cf_network(cli_ctx), resource_group, name)
     configs = host.ip_configurations or []
@@ -54,10 +55,10 @@ def find_bastion_subnet(cli_ctx, resource_group, name):
     client = cf_network(cli_ctx, subscription_id=subscription)
     with arm_errors(f"Subnet '{subnet_name}' of virtual network '{vnet}' in resource group '{vnet_rg}'"):
         subnet = client.subnets.get(vnet_rg, vnet, subnet_name)
-    return BastionSubnet(subscription, vnet_rg, vnet, subnet, client)
+    return BastionSubnet(subscription, vnet_rg, vnet, subnet, client, bool(getattr(host, 'enable_kerberos', False)))
 
 
-def read_nsg(cli_ctx, nsg_id):
+def read_nsg(cli_ctx: Any, nsg_id: str) -> tuple[Any, str, str, Json]:
     """(client, resource group, name, ARM JSON) of the NSG with this id, in whatever subscription it is."""
     subscription, nsg_rg, nsg_name, _ = _parse(nsg_id)
     client = cf_network(cli_ctx, subscription_id=subscription)
@@ -66,13 +67,24 @@ def read_nsg(cli_ctx, nsg_id):
     return client, nsg_rg, nsg_name, nsg.as_dict()
 
 
-def bastion_prefixes(subnet):
+def bastion_prefixes(subnet: Any) -> list[str]:
     """AzureBastionSubnet's address prefixes (rules may name the subnet itself)."""
     prefixes = list(getattr(subnet, 'address_prefixes', None) or [])
     return ([subnet.address_prefix] if getattr(subnet, 'address_prefix', None) else []) + prefixes
 
 
-def check_host(cli_ctx, resource_group, name, ports, nsg_name=None):
+def read_network(target: BastionSubnet) -> tuple[Network, Optional[str]]:
+    """(what the rule set depends on besides the NSG, the virtual network's location): AzureBastionSubnet's prefixes,
+    the virtual network's address space and custom DNS servers (dhcpOptions.dnsServers), the host's Kerberos."""
+    with arm_errors(f"Virtual network '{target.vnet}' in resource group '{target.resource_group}'"):
+        vnet = target.client.virtual_networks.get(target.resource_group, target.vnet)
+    space = getattr(getattr(vnet, 'address_space', None), 'address_prefixes', None) or []
+    dns = getattr(getattr(vnet, 'dhcp_options', None), 'dns_servers', None) or []
+    return Network(tuple(bastion_prefixes(target.subnet)), tuple(space), tuple(dns), target.kerberos), vnet.location
+
+
+def check_host(cli_ctx: Any, resource_group: str, name: str, ports: Optional[Sequence[str]],
+               nsg_name: Optional[str] = None) -> Report:
     """The report for the NSG on the host's AzureBastionSubnet or, when it has none, the NSG named `nsg_name`
     (the one `nsg apply --nsg-name` would merge into and associate)."""
     target = find_bastion_subnet(cli_ctx, resource_group, name)
@@ -83,20 +95,27 @@ def check_host(cli_ctx, resource_group, name, ports, nsg_name=None):
             raise azclierror.ResourceNotFoundError(
                 f"Network security group '{nsg_name}' was not found in resource group '{target.resource_group}'.",
                 recommendation='Give the name of an NSG in the virtual network\'s resource group, or drop --nsg-name.')
-    return check(nsg_json, ports, bastion_prefixes=bastion_prefixes(target.subnet))
+    report = check(nsg_json, ports, network=read_network(target)[0])
+    report.host = name
+    return report
 
 
-def exit_when_not_compliant(cli_ctx, report):
+def exit_when_not_compliant(cli_ctx: Any, report: Report) -> None:
     """The report is printed as usual (-o json/table/--query), then the exit status is 3 when it needs a fix."""
     if report.ok:
         return
     from azext_bastion_native.exit_status import exit_after_output
-    failing = [f for f in report.findings if f.kind in ('no-nsg', 'missing', 'breaking')]
-    exit_after_output(cli_ctx, f'{len(failing)} finding(s) need a fix; `az network bastion nsg apply` adds what is '
-                               'missing.')
+    theirs = ''
+    if any(f.kind == 'breaking' for f in report.failing):
+        theirs += ('; a Deny of yours blocks what Bastion needs: narrow or remove it, or let `az network bastion nsg '
+                   'apply --override-denies` place the allow rules above it')
+    if any(f.leak for f in report.failing):
+        theirs += '; a rule of yours that opens more ports to the virtual network stays until you narrow or remove it'
+    exit_after_output(cli_ctx, f'{len(report.failing)} finding(s) need a fix; `az network bastion nsg apply` adds '
+                               f'what is missing{theirs}.')
 
 
-def _describe(plan, associate, nsg_label):
+def _describe(plan: Plan, associate: bool, nsg_label: str) -> list[str]:
     lines = []
     if plan.create_nsg:
         lines.append(f'create NSG {nsg_label}')
@@ -116,7 +135,7 @@ def _describe(plan, associate, nsg_label):
     return lines
 
 
-def _put_rule(client, nsg_rg, nsg_name, write, etags):
+def _put_rule(client: Any, nsg_rg: str, nsg_name: str, write: RuleWrite, etags: dict[str, Any]) -> None:
     from azure.mgmt.network.models import SecurityRule
     # an add must not overwrite a rule someone created meanwhile; an update only the version we read
     headers = {'If-Match': etags[write.rule.name.lower()]} if write.action == 'update' \
@@ -127,18 +146,20 @@ def _put_rule(client, nsg_rg, nsg_name, write, etags):
             headers=headers).result()
 
 
-def _resolve_nsg(cli_ctx, target, name, nsg_name):
+def _resolve_nsg(cli_ctx: Any, target: BastionSubnet, name: str,
+                 nsg_name: Optional[str]) -> tuple[Any, str, str, str, Optional[Json]]:
     """(client, resource group, name, id, ARM JSON or None) of the NSG to merge into or create."""
     if target.nsg_id:
-        client, nsg_rg, current_name, nsg_json = read_nsg(cli_ctx, target.nsg_id)
+        client, nsg_rg, current_name, current = read_nsg(cli_ctx, target.nsg_id)
         if nsg_name and nsg_name.lower() != current_name.lower():
             raise azclierror.ArgumentUsageError(
                 f"{BASTION_SUBNET} already uses NSG '{current_name}'; --nsg-name '{nsg_name}' would replace it.",
                 recommendation='Drop --nsg-name to merge the rules into the NSG the subnet uses.')
-        return client, nsg_rg, current_name, target.nsg_id, nsg_json
+        return client, nsg_rg, current_name, target.nsg_id, current
     nsg_name = nsg_name or f'{name}-nsg'
     nsg_id = (f'/subscriptions/{target.subscription}/resourceGroups/{target.resource_group}/providers/'
               f'Microsoft.Network/networkSecurityGroups/{nsg_name}')
+    nsg_json: Optional[Json]
     try:    # an NSG of that name that is not associated yet: merge into it rather than replace it
         nsg_json = read_nsg(cli_ctx, nsg_id)[3]
     except azclierror.ResourceNotFoundError:
@@ -146,12 +167,13 @@ def _resolve_nsg(cli_ctx, target, name, nsg_name):
     return target.client, target.resource_group, nsg_name, nsg_id, nsg_json
 
 
-def _write_rules(client, nsg_rg, nsg_name, nsg_json, plan, location, whole=False):
+def _write_rules(client: Any, nsg_rg: str, nsg_name: str,  # pylint: disable=too-many-arguments
+                 nsg_json: Optional[Json], plan: Plan, location: Optional[str], whole: bool = False) -> None:
     """One PUT per rule of ours, so the user's other rules are never rewritten; the whole NSG in one PUT when it is
     new, or (`whole`) when it sits on AzureBastionSubnet without being compliant yet: Azure checks every rule
     change of such an NSG, so no single rule could go in on its own."""
     from azure.mgmt.network.models import NetworkSecurityGroup
-    if whole:
+    if whole and nsg_json is not None:
         from azext_bastion_native.nsg.plan import apply_to_json
         with arm_errors(f"Network security group '{nsg_name}'"):
             client.network_security_groups.begin_create_or_update(
@@ -166,12 +188,12 @@ def _write_rules(client, nsg_rg, nsg_name, nsg_json, plan, location, whole=False
                                                                   headers={'If-None-Match': '*'}).result()
         return
     etags = {(r.get('name') or '').lower(): r.get('etag')
-             for r in (nsg_json.get('properties') or {}).get('securityRules') or []}
+             for r in ((nsg_json or {}).get('properties') or {}).get('securityRules') or []}
     for write in plan.writes:
         _put_rule(client, nsg_rg, nsg_name, write, etags)
 
 
-def _associate(target, nsg_id, no_wait):
+def _associate(target: BastionSubnet, nsg_id: str, no_wait: bool) -> None:
     from azure.cli.core.util import sdk_no_wait
     from azure.mgmt.network.models import NetworkSecurityGroup
     subnet = target.subnet
@@ -185,32 +207,37 @@ def _associate(target, nsg_id, no_wait):
             poller.result()
 
 
-def _refuse_blocked(plan, override_denies, label):
+def _refuse_blocked(plan: Plan, override_denies: bool, label: str) -> None:
     """Nothing is written when the NSG would still be refused on AzureBastionSubnet (Azure checks it)."""
     if not plan.blocked:
         return
     breaking = any(f.kind == 'breaking' for f in plan.report.findings)
+    unresolved = ''
     if breaking and not override_denies:
         recommendation = ('Remove or narrow the Deny rule named above, or run the command again with '
                           '--override-denies to place Bastion\'s allow rules above your Deny rules.')
     else:
-        recommendation = 'Make room for the rules named above (free priorities, no Deny at priority 100).'
+        unresolved = ''.join(f' Not placed: {item}.' for item in plan.unresolved)
+        recommendation = (f'Free a priority before the Deny rule named above, or move that Deny to a priority above '
+                          f'{MIN_PRIORITY} (a rule at {MIN_PRIORITY}, the first an NSG takes, cannot be outranked).')
     raise azclierror.ValidationError(
         f'Not changed: NSG {label} would still lack what Bastion needs on AzureBastionSubnet (Azure refuses such an '
-        'NSG): ' + '; '.join(plan.blocked), recommendation=recommendation)
+        'NSG): ' + '; '.join(plan.blocked) + unresolved, recommendation=recommendation)
 
 
-def apply(cli_ctx, resource_group, name, ports, nsg_name=None, yes=False,  # pylint: disable=too-many-locals
-          no_wait=False, override_denies=False):
+def apply(cli_ctx: Any, resource_group: str, name: str,  # pylint: disable=too-many-arguments,too-many-locals
+          ports: Optional[Sequence[str]], nsg_name: Optional[str] = None, yes: bool = False, no_wait: bool = False,
+          override_denies: bool = False) -> Json:
     """Create or merge the rule set into the NSG of the host's AzureBastionSubnet and associate it."""
     target = find_bastion_subnet(cli_ctx, resource_group, name)
     client, nsg_rg, nsg_name, nsg_id, nsg_json = _resolve_nsg(cli_ctx, target, name, nsg_name)
-    plan = plan_apply(nsg_json, ports, nsg_name, bastion_prefixes(target.subnet), override_denies)
+    network, location = read_network(target)
+    plan = plan_apply(nsg_json, ports, nsg_name, network, override_denies)
     associate = (target.nsg_id or '').lower() != nsg_id.lower()
     label = f"'{nsg_name}' (resource group '{nsg_rg}')"
     _refuse_blocked(plan, override_denies, label)
     lines = _describe(plan, associate, label)
-    result = {'nsg': nsg_id, 'createdNsg': plan.create_nsg, 'associated': associate,
+    result = {'host': name, 'nsg': nsg_id, 'createdNsg': plan.create_nsg, 'associated': associate,
               'changes': lines, 'moved': plan.moved, 'unresolved': plan.unresolved}
     for item in plan.unresolved:
         logger.warning('Not changed (your own rule decides): %s', item)
@@ -226,10 +253,6 @@ def apply(cli_ctx, resource_group, name, ports, nsg_name=None, yes=False,  # pyl
         confirm('Apply these changes to the existing NSG?', yes, 'Nothing was changed.',
                 'The NSG exists and would change (' + '; '.join(lines) + '), and there is no terminal to confirm on.',
                 'Review the changes, then run the command again with --yes.')
-    location = None
-    if plan.create_nsg:
-        with arm_errors(f"Virtual network '{target.vnet}'"):
-            location = target.client.virtual_networks.get(target.resource_group, target.vnet).location
     _write_rules(client, nsg_rg, nsg_name, nsg_json, plan, location,
                  whole=not associate and nsg_json is not None and not plan.report.azure_accepts)
     if associate:

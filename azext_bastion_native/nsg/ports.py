@@ -1,14 +1,19 @@
 """--ports parsing and the port-range arithmetic the NSG check and plan share. Pure."""
 
+from typing import Iterable, Optional, Sequence, Tuple
+
+PortRange = Tuple[int, int]
+PortRanges = Tuple[PortRange, ...]
+
 DEFAULT_TARGET_PORTS = ('22', '3389')
-ALL_PORTS = ((0, 65535),)
+ALL_PORTS: PortRanges = ((0, 65535),)
 
 
 class PortListError(ValueError):
     """A --ports value that is not a port or a range of ports."""
 
 
-def _parse_one(token):
+def _parse_one(token: str) -> PortRange:
     token = token.strip()
     if not token:
         raise PortListError('empty port')
@@ -26,7 +31,7 @@ def _parse_one(token):
     return low, high
 
 
-def parse_ports(values):
+def parse_ports(values: Optional[Sequence[object]]) -> list[str]:
     """['22', '3389', '8000-8010'] (or comma-separated) -> sorted, merged-free, normalised range strings.
 
     Duplicates and overlapping ranges are refused rather than silently merged: they usually mean a typo."""
@@ -42,25 +47,26 @@ def parse_ports(values):
     return [f'{low}' if low == high else f'{low}-{high}' for low, high in ranges]
 
 
-def port_ranges(values):
+def port_ranges(values: Iterable[object]) -> PortRanges:
     """ARM port values ('22', '8000-8010', '*') -> sorted ((low, high), ...)."""
     ranges = []
     for value in values:
-        value = str(value).strip()
-        if value in ('*', ''):
+        text = str(value).strip()
+        if text in ('*', ''):
             return ALL_PORTS
-        low, _, high = value.partition('-')
+        low, _, high = text.partition('-')
         ranges.append((int(low), int(high or low)))
     return tuple(sorted(ranges))
 
 
-def range_text(ranges):
+def range_text(ranges: Iterable[PortRange]) -> str:
     return ','.join(f'{a}' if a == b else ('*' if (a, b) == ALL_PORTS[0] else f'{a}-{b}') for a, b in ranges)
 
 
-def subtract(ranges, removed):
+def subtract(ranges: Iterable[PortRange], removed: Iterable[PortRange]) -> list[PortRange]:
     """Port ranges minus other port ranges."""
-    result = []
+    removed = list(removed)
+    result: list[PortRange] = []
     for low, high in ranges:
         pieces = [(low, high)]
         for r_low, r_high in removed:

@@ -55,6 +55,7 @@ CANONICAL_TYPES = {t.lower(): t for t in (
     "Microsoft.Network/publicIPAddresses",
     "Microsoft.Network/networkSecurityGroups",
     "Microsoft.Network/networkSecurityGroups/securityRules",
+    "Microsoft.Network/applicationSecurityGroups",
     "Microsoft.Network/networkInterfaces",
     "Microsoft.Compute/virtualMachines",
 )}

@@ -168,3 +168,23 @@ def test_rule_changes_of_an_associated_nsg_are_checked(arm, net):
     # a change that keeps every flow is accepted
     extra = rule("their-app", "Inbound", 300, "10.0.0.0/8", "*", "8443")
     assert arm.call("PUT", net["good"] + "/securityRules/their-app", extra).status_code == 201
+
+
+def test_rules_by_application_security_group_and_source_ports_are_accepted_and_returned(arm, net):
+    asg_id = arm.network_id("applicationSecurityGroups", f"web-{uuid.uuid4().hex[:6]}")
+    to_web = {"name": "to-web", "properties": {
+        "priority": 300, "direction": "Outbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefix": "*",
+        "sourcePortRanges": ["1024-65535"], "destinationApplicationSecurityGroups": [{"id": asg_id}],
+        "destinationPortRange": "443"}}
+    missing = arm.call("PUT", net["good"] + "/securityRules/to-web", to_web)     # the group does not exist yet
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "InvalidResourceReference"
+    assert arm.call("PUT", asg_id, {"location": "westeurope"}).status_code == 201
+    assert arm.call("PUT", net["good"] + "/securityRules/to-web", to_web).status_code == 201
+    read = arm.call("GET", net["good"] + "/securityRules/to-web").json()["properties"]
+    assert read["destinationApplicationSecurityGroups"] == [{"id": asg_id}]
+    assert read["sourcePortRanges"] == ["1024-65535"] and read["destinationAddressPrefixes"] == []
+    neither = dict(to_web["properties"], destinationApplicationSecurityGroups=[])
+    refused = arm.call("PUT", net["good"] + "/securityRules/to-nothing", {"properties": neither})
+    assert refused.status_code == 400 and "destinationApplicationSecurityGroups" in refused.json()["error"]["message"]
+    arm.call("DELETE", net["good"] + "/securityRules/to-web")
+    arm.call("DELETE", asg_id)

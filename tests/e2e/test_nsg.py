@@ -29,6 +29,10 @@ def _unique(prefix):
 @pytest.fixture
 def host(network):
     """A Standard host with native client on, in a VNet of its own whose AzureBastionSubnet has no NSG."""
+    return _new_host(network)
+
+
+def _new_host(network):
     from azure.mgmt.network.models import (
         AddressSpace, BastionHost, BastionHostIPConfiguration, PublicIPAddress, PublicIPAddressSku, Sku, SubResource,
         Subnet, VirtualNetwork)
@@ -346,3 +350,135 @@ def test_no_existing_rule_is_written_wider(host, az, network):
             props.get('destinationPortRanges') or [props['destinationPortRange']]), rule['name']
     assert _ports(after['AllowSshRdpOutbound-bastion']) == ['22', '3389']
     assert after['AllowHttpsInbound-bastion'].source_address_prefix == 'Internet'
+
+
+# --- what reaches the virtual network past the Deny, source ports, Kerberos and DNS, --override-denies -----------
+
+def _vnet_space(network, host_name):
+    return network.virtual_networks.get(RG, host_name + '-vnet').address_space.address_prefixes[0]
+
+
+def test_an_allow_of_every_port_to_the_vnet_cidr_is_a_leak_check_exits_3_and_apply_keeps_it(host, az, network):
+    cidr = _vnet_space(network, host)
+    leak = arm_rule('their-vnet-any', 'Outbound', 200, '*', cidr, '*')
+    nsg = _user_nsg(network, host + '-leaky', _rule_set(extra=[leak]))
+    _associate(network, host, nsg.id)           # Azure accepts it: every rule Bastion needs is there
+    check_leaky = ('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host)
+    report = az(*check_leaky, check=False)
+    assert report.returncode == NOT_COMPLIANT and report.json['compliant'] is False
+    deny = next(f for f in report.json['findings'] if f['rule'] == 'DenyOtherVnetOutbound')
+    assert deny['kind'] == 'wider' and deny['related'] == ['their-vnet-any'] and cidr in deny['detail']
+    assert 'narrow or remove it' in report.stderr
+    table = az(*check_leaky, '-o', 'table', check=False).stdout
+    assert 'their-vnet-any' in table and 'wider' in table
+
+    applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes')
+    assert applied.json['changes'] == [] and any('their-vnet-any' in u for u in applied.json['unresolved'])
+    assert 'their-vnet-any' in applied.stderr
+    kept = _rules(network, host + '-leaky')['their-vnet-any']
+    assert (kept.priority, kept.destination_address_prefix, kept.destination_port_range) == (200, cidr, '*')
+
+
+def test_an_allow_to_an_application_security_group_is_read_back_and_counted_as_a_leak(host, az, network):
+    from azure.mgmt.network.models import ApplicationSecurityGroup
+    asg = network.application_security_groups.begin_create_or_update(
+        RG, host + '-web', ApplicationSecurityGroup(location='westeurope')).result()
+    to_asg = arm_rule('their-web-servers', 'Outbound', 200, '*', '*', '*')
+    del to_asg['properties']['destinationAddressPrefix']
+    to_asg['properties']['destinationApplicationSecurityGroups'] = [{'id': asg.id}]
+    _user_nsg(network, host + '-asg', _rule_set(extra=[to_asg]))
+    read = _rules(network, host + '-asg')['their-web-servers']
+    assert [g.id.lower() for g in read.destination_application_security_groups] == [asg.id.lower()]
+    report = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '--nsg-name', host + '-asg', check=False)
+    assert report.returncode == NOT_COMPLIANT
+    assert _kinds(report.json)['DenyOtherVnetOutbound'] == 'wider'
+
+
+def test_ssh_rdp_outbound_narrowed_to_source_ports_1_2_is_reported_not_present(host, az, network):
+    narrowed = arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*', 'VirtualNetwork', ['22', '3389'])
+    narrowed['properties']['sourcePortRange'] = '1-2'
+    nsg = _user_nsg(network, host + '-srcports', _rule_set(replace={'AllowSshRdpOutbound': narrowed}))
+    _associate(network, host, nsg.id)
+    assert _rules(network, host + '-srcports')['AllowSshRdpOutbound'].source_port_range == '1-2'
+    report = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, check=False)
+    assert report.returncode == NOT_COMPLIANT
+    ssh = next(f for f in report.json['findings'] if f['rule'] == 'AllowSshRdpOutbound')
+    assert ssh['kind'] == 'missing' and 'source ports 1-2' in ssh['detail']
+
+    applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes').json
+    assert applied['changes'][0].startswith('add AllowSshRdpOutbound-bastion: Outbound 101 Allow')
+    rules = _rules(network, host + '-srcports')
+    assert rules['AllowSshRdpOutbound'].source_port_range == '1-2'          # theirs as it was
+    assert rules['AllowSshRdpOutbound-bastion'].source_port_range == '*'
+    assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
+
+
+def test_kerberos_and_the_networks_dns_server_are_allowed_ahead_of_the_deny(host, az, network):
+    from azure.mgmt.network.models import DhcpOptions
+    vnet = network.virtual_networks.get(RG, host + '-vnet')
+    domain_controller = vnet.address_space.address_prefixes[0].replace('0.0/16', '0.4')
+    vnet.dhcp_options = DhcpOptions(dns_servers=[domain_controller, '168.63.129.16'])
+    network.virtual_networks.begin_create_or_update(RG, host + '-vnet', vnet).result()
+    assert network.virtual_networks.get(RG, host + '-vnet').dhcp_options.dns_servers[0] == domain_controller
+
+    az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host)
+    dns = _rules(network, host + '-nsg')['AllowDnsOutbound']
+    assert (dns.destination_address_prefix, _ports(dns), dns.access) == (domain_controller, ['53'], 'Allow')
+    assert 'AllowKerberosOutbound' not in _rules(network, host + '-nsg')
+
+    az('network', 'bastion', 'update', '-g', RG, '-n', host, '--enable-kerberos', 'true', '-o', 'none')
+    before = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, check=False)
+    assert before.returncode == NOT_COMPLIANT and _kinds(before.json)['AllowKerberosOutbound'] == 'missing'
+    az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes')
+    rules = _rules(network, host + '-nsg')
+    kerberos = rules['AllowKerberosOutbound']
+    assert _ports(kerberos) == ['53', '88', '389', '464', '636'] and kerberos.protocol == '*'
+    assert kerberos.destination_address_prefix == domain_controller
+    assert kerberos.priority < rules['DenyOtherVnetOutbound'].priority
+    assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
+
+    # a Deny of the user's before it: reported with what breaks and the fix, then outranked when asked
+    from azure.mgmt.network.models import SecurityRule
+    network.security_rules.begin_create_or_update(RG, host + '-nsg', 'no-kerberos', SecurityRule(
+        arm_rule('no-kerberos', 'Outbound', 101, '*', 'VirtualNetwork', '88', access='Deny'))).result()
+    blocked = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, check=False)
+    assert blocked.returncode == NOT_COMPLIANT
+    finding = next(f for f in blocked.json['findings'] if f['rule'] == 'AllowKerberosOutbound')
+    assert finding['kind'] == 'breaking' and finding['related'] == ['no-kerberos']
+    assert 'Kerberos sign-in to domain-joined VMs fails' in finding['detail']
+    assert '--override-denies' in blocked.stderr
+    az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes', '--override-denies')
+    rules = _rules(network, host + '-nsg')
+    assert rules['AllowKerberosOutbound'].priority == 100 and rules['no-kerberos'].priority == 101
+    assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
+
+
+def test_override_denies_with_a_deny_at_101_moves_ours_aside_and_names_only_the_blocked_port(host, az, network):
+    az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '9000')
+    from azure.mgmt.network.models import SecurityRule
+    network.security_rules.begin_create_or_update(RG, host + '-nsg', 'no-9000', SecurityRule(
+        arm_rule('no-9000', 'Outbound', 101, '*', 'VirtualNetwork', '9000', access='Deny'))).result()
+    report = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '--ports', '9000', check=False)
+    assert report.returncode == NOT_COMPLIANT
+    custom = next(f for f in report.json['findings'] if f['rule'] == 'AllowCustomPortsOutbound')
+    assert custom['kind'] == 'breaking' and 'Bastion stops working' not in custom['detail']
+    assert 'port 9000 fail (SSH 22 and RDP 3389 are not affected)' in custom['detail']
+
+    applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '9000', '--yes',
+                 '--override-denies')
+    assert applied.returncode == 0, applied.stderr
+    rules = _rules(network, host + '-nsg')
+    assert (rules['AllowCustomPortsOutbound'].priority, rules['AllowSshRdpOutbound'].priority) == (100, 102)
+    assert rules['no-9000'].priority == 101 and rules['no-9000'].access == 'Deny'
+    assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '--ports', '9000').json['compliant']
+
+
+def test_check_of_several_hosts_has_a_host_column(host, az, network):
+    other = _new_host(network)
+    subscription = az('account', 'show', '--query', 'id', '-o', 'tsv').stdout.strip()
+    ids = [f'/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Network/bastionHosts/{name}'
+           for name in (host, other)]
+    table = az('network', 'bastion', 'nsg', 'check', '--ids', *ids, '-o', 'table', check=False).stdout
+    lines = table.splitlines()
+    assert lines[0].split()[0] == 'Host'
+    assert {line.split()[0] for line in lines[2:]} == {host, other}

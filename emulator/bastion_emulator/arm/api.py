@@ -46,6 +46,7 @@ PREPARE = {
     "microsoft.network/publicipaddresses": validation.prepare_public_ip,
     "microsoft.network/networksecuritygroups": validation.prepare_network_security_group,
     "microsoft.network/networksecuritygroups/securityrules": validation.prepare_security_rule,
+    "microsoft.network/applicationsecuritygroups": validation.prepare_application_security_group,
 }
 READ_ONLY_TYPES = {"microsoft.network/networkinterfaces", "microsoft.compute/virtualmachines"}
 BUSY_STATES = ("Updating", "Deleting", "Creating")

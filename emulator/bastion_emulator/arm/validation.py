@@ -251,7 +251,7 @@ def _next_public_address(state: EmulatorState) -> str:
     raise ArmError(409, "PublicIPCountLimitReached", "The emulator ran out of public IP addresses.")
 
 
-def _check_security_rule(rule_id: str, props: dict) -> None:
+def _check_security_rule(state: EmulatorState, rule_id: str, props: dict) -> None:
     priority = props.get("priority")
     if not isinstance(priority, int) or not 100 <= priority <= 4096:
         raise _bad_request("SecurityRuleInvalidPriority",
@@ -266,14 +266,27 @@ def _check_security_rule(rule_id: str, props: dict) -> None:
         raise _bad_request("SecurityRuleParameterContainsUnsupportedValue",
                            f"Security rule {rule_id}: protocol {props.get('protocol')} is not supported.")
     props["protocol"] = protocol
-    for single, plural in (("sourceAddressPrefix", "sourceAddressPrefixes"),
-                           ("destinationAddressPrefix", "destinationAddressPrefixes"),
-                           ("sourcePortRange", "sourcePortRanges"),
-                           ("destinationPortRange", "destinationPortRanges")):
-        if not props.get(single) and not props.get(plural):
+    # azure-rest-api-specs networkSecurityGroup.json (2024-05-01) SecurityRulePropertiesFormat: each side is an
+    # address prefix (or prefixes) or application security groups; the ports a range or ranges, source ports too.
+    for single, plural, groups in (("sourceAddressPrefix", "sourceAddressPrefixes", "sourceApplicationSecurityGroups"),
+                                   ("destinationAddressPrefix", "destinationAddressPrefixes",
+                                    "destinationApplicationSecurityGroups"),
+                                   ("sourcePortRange", "sourcePortRanges", None),
+                                   ("destinationPortRange", "destinationPortRanges", None)):
+        if not props.get(single) and not props.get(plural) and not (groups and props.get(groups)):
             raise _bad_request("SecurityRuleParameterContainsUnsupportedValue",
-                               f"Security rule {rule_id}: {single} or {plural} is required.")
+                               f"Security rule {rule_id}: {single}, {plural}"
+                               f"{f' or {groups}' if groups else ''} is required.")
         props.setdefault(plural, [])
+        if groups and props.get(groups):
+            props[groups] = [{"id": _require_reference(state, _ref_id(group), rule_id, "application security group")
+                              ["id"]} for group in props[groups]]
+
+
+def prepare_application_security_group(state: EmulatorState, resource_id: str, body: dict,
+                                       existing: dict | None) -> dict:
+    """An application security group: a name VMs' NICs join; security rules use it as source or destination."""
+    return copy.deepcopy(body)
 
 
 def _check_rule_priorities(rules: list[dict]) -> None:
@@ -296,7 +309,8 @@ def prepare_network_security_group(state: EmulatorState, resource_id: str, body:
         for rule in rules:
             if not rule.get("name"):
                 raise _bad_request("InvalidRequestFormat", "Each security rule needs a name.")
-            _check_security_rule(f"{resource_id}/securityRules/{rule['name']}", rule.setdefault("properties", {}))
+            _check_security_rule(state, f"{resource_id}/securityRules/{rule['name']}",
+                                 rule.setdefault("properties", {}))
         _check_rule_priorities(rules)
         _require_bastion_compliance(state, existing, rules)
     return nsg
@@ -305,7 +319,7 @@ def prepare_network_security_group(state: EmulatorState, resource_id: str, body:
 def prepare_security_rule(state: EmulatorState, resource_id: str, body: dict, existing: dict | None) -> dict:
     rule = copy.deepcopy(body)
     props = rule.setdefault("properties", {})
-    _check_security_rule(resource_id, props)
+    _check_security_rule(state, resource_id, props)
     parsed = parse_resource_id(resource_id)
     siblings = [r for r in state.list_resources("microsoft.network/networksecuritygroups/securityrules",
                                                 parsed["parent_id"]) if r["name"].lower() != parsed["name"].lower()]
