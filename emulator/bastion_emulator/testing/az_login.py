@@ -1,6 +1,7 @@
 """Point the real ``az`` (the current ``AZURE_CONFIG_DIR``) at a running emulator and log in offline."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -32,11 +33,32 @@ def login_commands(ready: dict) -> list[list[str]]:
     ]
 
 
+def trust_bundle(state_dir: str | Path, ready: dict, env: dict) -> str:
+    """A CA bundle of the emulator's CA and what this shell trusted before (its REQUESTS_CA_BUNDLE, else certifi's
+    public roots, requests' and pip's default). REQUESTS_CA_BUNDLE replaces the trusted set of every requests-based
+    program in the shell: the emulator's CA alone made `az extension add` (pip) fail to verify PyPI."""
+    import certifi  # pylint: disable=import-outside-toplevel  # requests' own dependency
+    before = env.get("REQUESTS_CA_BUNDLE")
+    if not before or Path(before).resolve() == Path(ready["ca_bundle"]).resolve() or not Path(before).is_file():
+        before = certifi.where()
+    parts = [Path(ready["ca_bundle"]).read_text(encoding="utf-8"), Path(before).read_text(encoding="utf-8")]
+    text = "\n".join(part.rstrip("\n") for part in parts) + "\n"
+    # one file per content (logins from shells that trusted different sets never overwrite each other's), written
+    # whole before it takes its name
+    path = Path(state_dir) / f"ca-bundle-{hashlib.sha256(text.encode()).hexdigest()[:12]}.pem"
+    if not path.exists():
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    return str(path)
+
+
 def az_login(state_dir: str | Path, env: dict | None = None, timeout: float = 120) -> dict:
-    """Run the login commands; returns the environment additions (``REQUESTS_CA_BUNDLE``, ``AZURE_CONFIG_DIR``)."""
+    """Run the login commands; returns the environment additions (``REQUESTS_CA_BUNDLE``: see trust_bundle,
+    ``AZURE_CONFIG_DIR``)."""
     ready = read_ready(state_dir)
     env = dict(os.environ if env is None else env)
-    env["REQUESTS_CA_BUNDLE"] = ready["ca_bundle"]
+    env["REQUESTS_CA_BUNDLE"] = trust_bundle(state_dir, ready, env)
     env.setdefault("AZURE_CORE_COLLECT_TELEMETRY", "false")
     config_dir = env.get("AZURE_CONFIG_DIR") or str(Path.home() / ".azure")
     az = az_executable()
@@ -51,7 +73,7 @@ def az_login(state_dir: str | Path, env: dict | None = None, timeout: float = 12
         if result.returncode != 0:
             shown = " ".join(shlex.quote(a) for a in args[:2])
             raise RuntimeError(f"az {shown} failed ({result.returncode}): {result.stderr.strip()}")
-    return {"REQUESTS_CA_BUNDLE": ready["ca_bundle"], "AZURE_CONFIG_DIR": config_dir}
+    return {"REQUESTS_CA_BUNDLE": env["REQUESTS_CA_BUNDLE"], "AZURE_CONFIG_DIR": config_dir}
 
 
 def export_lines(env_additions: dict) -> str:
