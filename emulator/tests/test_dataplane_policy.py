@@ -133,3 +133,22 @@ def test_developer_sessions_live_on_the_data_pod_and_api_connection_on_the_dns_n
 ])
 def test_only_the_hosts_own_origin_opens_a_websocket(origin, host, refused):
     assert bool(policy.websocket_origin_refusal(origin, host)) is refused
+
+
+def test_a_rule_whose_source_ports_leave_out_the_connections_does_not_apply():
+    narrowed = rule("AllowSshRdp", "Allow", 100, destinationPortRanges=["22", "3389"], sourcePortRange="1-2")
+    deny = rule("DenyVnet", "Deny", 4000, destinationPortRange="*")
+    verdict = policy.evaluate_outbound(nsg(narrowed, deny), "10.0.0.4", 22)
+    assert (verdict.allowed, verdict.rule_name) == (False, "DenyVnet")
+    every = dict(narrowed, properties=dict(narrowed["properties"], sourcePortRange="*"))
+    assert policy.evaluate_outbound(nsg(every, deny), "10.0.0.4", 22).rule_name == "AllowSshRdp"
+    dynamic = dict(narrowed, properties=dict(narrowed["properties"], sourcePortRange=None,
+                                             sourcePortRanges=["1024-65535"]))
+    assert policy.evaluate_outbound(nsg(dynamic, deny), "10.0.0.4", 22).rule_name == "AllowSshRdp"
+
+
+def test_a_side_given_only_by_application_security_groups_is_not_every_address():
+    to_group = rule("AllowWeb", "Allow", 100, destinationAddressPrefix=None, destinationPortRange="*",
+                    destinationApplicationSecurityGroups=[{"id": "/subscriptions/s/.../applicationSecurityGroups/w"}])
+    deny = rule("DenyVnet", "Deny", 4000, destinationPortRange="*")
+    assert policy.evaluate_outbound(nsg(to_group, deny), "10.0.0.4", 8080).rule_name == "DenyVnet"

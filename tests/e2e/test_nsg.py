@@ -394,7 +394,9 @@ def test_an_allow_to_an_application_security_group_is_read_back_and_counted_as_a
     assert _kinds(report.json)['DenyOtherVnetOutbound'] == 'wider'
 
 
-def test_ssh_rdp_outbound_narrowed_to_source_ports_1_2_is_reported_not_present(host, az, network):
+def test_ssh_rdp_outbound_narrowed_to_source_ports_1_2_is_reported_not_present(host, az, network, sshd_linux_vm):
+    from tests.e2e.arrange import peer_networks
+    peer_networks(network, host + '-vnet', 'demo-vnet')     # linux-vm's network
     narrowed = arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*', 'VirtualNetwork', ['22', '3389'])
     narrowed['properties']['sourcePortRange'] = '1-2'
     nsg = _user_nsg(network, host + '-srcports', _rule_set(replace={'AllowSshRdpOutbound': narrowed}))
@@ -404,6 +406,12 @@ def test_ssh_rdp_outbound_narrowed_to_source_ports_1_2_is_reported_not_present(h
     assert report.returncode == NOT_COMPLIANT
     ssh = next(f for f in report.json['findings'] if f['rule'] == 'AllowSshRdpOutbound')
     assert ssh['kind'] == 'missing' and 'source ports 1-2' in ssh['detail']
+    # what the finding means: Bastion's connection to the VM on 22 is denied
+    proxy = ('network', 'bastion', 'proxy', '-g', RG, '-n', host, '--target-resource-id', sshd_linux_vm.vm_id,
+             '--resource-port', '22')
+    refused = az(*proxy, input='', check=False, timeout=60)
+    assert refused.returncode != 0 and refused.stdout == '' and 'Traceback' not in refused.stderr
+    assert 'DenyOtherVnetOutbound' in refused.stderr, refused.stderr      # the data plane names the deciding rule
 
     applied = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--yes').json
     assert applied['changes'][0].startswith('add AllowSshRdpOutbound-bastion: Outbound 101 Allow')
@@ -411,6 +419,8 @@ def test_ssh_rdp_outbound_narrowed_to_source_ports_1_2_is_reported_not_present(h
     assert rules['AllowSshRdpOutbound'].source_port_range == '1-2'          # theirs as it was
     assert rules['AllowSshRdpOutbound-bastion'].source_port_range == '*'
     assert az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host).json['compliant'] is True
+    allowed = az(*proxy, input='', check=False, timeout=60)
+    assert allowed.stdout.startswith('SSH-2.0-OpenSSH'), allowed.stderr
 
 
 def test_kerberos_and_the_networks_dns_server_are_allowed_ahead_of_the_deny(host, az, network):

@@ -9,6 +9,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+# The source port Bastion's connection to a VM leaves from: the first of the dynamic ports (IANA, RFC 6335).
+SOURCE_PORT = 49152
 # Ports that IP-based connect accepts (upstream `az network bastion tunnel`/`ssh --target-ip-address`).
 IP_CONNECT_PORTS = (22, 3389)
 
@@ -182,6 +184,11 @@ def _address_matches(prefix: str, ip: str | None, *, default_for_cidr: bool = Fa
         return False
 
 
+def _asg_only(props: dict, side: str) -> list[str]:
+    """A side with no address prefix: nothing when it names application security groups, else any address."""
+    return [] if props.get(f"{side}ApplicationSecurityGroups") else ["*"]
+
+
 def outbound_rules(nsg: dict) -> list[dict]:
     props = nsg.get("properties") or {}
     rules = list(props.get("securityRules") or []) + list(props.get("defaultSecurityRules") or DEFAULT_OUTBOUND_RULES)
@@ -193,7 +200,9 @@ def evaluate_outbound(nsg: dict | None, dest_ip: str | None, port: int) -> NsgVe
     """First outbound rule (by priority) matching TCP to dest_ip:port decides, as Azure evaluates NSGs.
 
     Sources: the Bastion subnet is inside the VNet, so `*`, `VirtualNetwork` and any CIDR (assumed to be the
-    subnet's range) match; other service tags do not. Application security groups are not modelled.
+    subnet's range) match; other service tags do not. The connection leaves from an ephemeral source port
+    (SOURCE_PORT): a rule whose source ports leave it out does not apply. Application security groups are not
+    modelled: a side given only by them never matches.
     """
     if not nsg:
         return NsgVerdict(True, "", "")
@@ -202,10 +211,14 @@ def evaluate_outbound(nsg: dict | None, dest_ip: str | None, port: int) -> NsgVe
         props = rule.get("properties") or {}
         if (props.get("protocol") or "*").lower() not in ("*", "tcp", "any"):
             continue
-        sources = _as_list(props, "sourceAddressPrefix", "sourceAddressPrefixes") or ["*"]
+        source_ports = _as_list(props, "sourcePortRange", "sourcePortRanges") or ["*"]
+        if not any(_port_matches(p, SOURCE_PORT) for p in source_ports):
+            continue
+        sources = _as_list(props, "sourceAddressPrefix", "sourceAddressPrefixes") or _asg_only(props, "source")
         if not any(_address_matches(s, None, default_for_cidr=True) for s in sources):
             continue
-        dests = _as_list(props, "destinationAddressPrefix", "destinationAddressPrefixes") or ["*"]
+        dests = (_as_list(props, "destinationAddressPrefix", "destinationAddressPrefixes")
+                 or _asg_only(props, "destination"))
         if not any(_address_matches(d, dest_ip) for d in dests):
             continue
         ports = _as_list(props, "destinationPortRange", "destinationPortRanges") or ["*"]
