@@ -180,16 +180,24 @@ long-summary: >
     subscription) and reports, per required rule: present; narrowed (narrower than the rule set but Bastion still
     works, as Microsoft documents for inbound 443 from a set of public addresses: compliant, and kept by `nsg
     apply`); missing; wider than needed (e.g. `*` ports or other ports outbound to VirtualNetwork, `*` where a
-    service tag belongs); or breaking (a Deny of yours that comes first and blocks what Bastion needs). No NSG at
-    all is a finding too; warnings name VM ports native client uses that would be blocked. Rules are judged by
-    effect, whatever their names. With --nsg-name and no NSG on the subnet, checks that NSG instead (before
-    `nsg apply --nsg-name` associates it). The report is printed in the chosen output format; the exit status
-    is 3 when anything is missing or breaking (0 otherwise; narrowed and wider rules and warnings do not fail).
+    service tag belongs); or breaking (a Deny of yours that comes first and blocks what Bastion needs; the finding
+    says what stops working). No NSG at all is a finding too; warnings name VM ports native client uses that would
+    be blocked. Rules are judged by effect, whatever their names, as Azure evaluates them: an allow counts only
+    when it covers every source port and names addresses (not application security groups). An allow ahead of
+    the Deny that reaches the virtual network (VirtualNetwork, a private prefix, a prefix inside its address
+    space, an application security group) on ports the rule set does not ask for is a leak: wider, and failing.
+    A host with Kerberos on also needs DNS 53, Kerberos 88, LDAP 389, kpasswd 464 and LDAPS 636 to its domain
+    controller (the virtual network's DNS server inside it); DNS servers inside the virtual network need 53.
+    With --nsg-name and no NSG on the subnet, checks that NSG instead (before `nsg apply --nsg-name` associates
+    it). The report is printed in the chosen output format; the exit status is 3 when anything is missing,
+    breaking or leaks (0 otherwise; narrowed and other wider rules and warnings do not fail).
 examples:
   - name: Check the NSG for SSH 22 and RDP 3389.
     text: az network bastion nsg check -g MyResourceGroup -n MyBastion -o table
   - name: Check that a custom port is reachable too, and list only what needs a fix.
     text: az network bastion nsg check -g MyResourceGroup -n MyBastion --ports 2222 --query "findings[?kind!='present']"
+  - name: Check the NSGs of several hosts in one table (a Host column names each).
+    text: az network bastion nsg check --ids $HOST_A_ID $HOST_B_ID -o table
 """
 
 helps['network bastion nsg apply'] = """
@@ -204,8 +212,12 @@ long-summary: >
     rules are never written wider than they are (a narrowed rule is kept; where a rule of the set's name allows
     too little, ours is added beside it as <name>-bastion); the only rule rewritten to allow other ports is
     AllowCustomPortsOutbound, to the --ports you give. A Deny of yours that blocks what Bastion needs is reported
-    and nothing is changed, unless you pass --override-denies to place Bastion's allow rules above it. When one
-    of our priorities is taken by your rule, ours moves to the nearest free one (shown in the changes). The
+    and nothing is changed, unless you pass --override-denies to place Bastion's allow rules above it (a rule of
+    ours in the way moves to where it still takes effect; a Deny at priority 100 cannot be outranked). A rule of
+    yours that leaks other ports to the virtual network is reported and kept. With Kerberos on, the host's rule
+    set also allows what Kerberos needs (AllowKerberosOutbound); DNS servers inside the virtual network get
+    AllowDnsOutbound. When one of our priorities is taken by your rule, ours moves to the nearest free one (shown
+    in the changes). The
     changes are shown and confirmed before an existing NSG changes (--yes skips the question; without a
     terminal --yes is required). Writes are ordered so Bastion keeps working after each one: allow rules first,
     the Deny last, the subnet association after all rules; a second run reports "no change" and writes nothing.
