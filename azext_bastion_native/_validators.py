@@ -66,7 +66,27 @@ def validate_one_host(namespace):
     """A connecting command works through one Bastion host: several --ids would run it once per host, at the same
     time, each on the one terminal (azure-cli runs the jobs of several ids concurrently)."""
     ids = getattr(namespace, '_ids', None) or getattr(namespace, 'ids', None) or []
+    _refuse_other_resource_ids(ids)
     if len(ids) > 1:
         from azure.cli.core.azclierror import ArgumentUsageError
         raise ArgumentUsageError(f'--ids names {len(ids)} Bastion hosts; this command connects through one.',
                                  recommendation='Give one Bastion host ID, or run the command once per host.')
+
+
+def _refuse_other_resource_ids(ids):
+    """--ids names the Bastion host; a VM's ID there would be read as a host named like the VM ("Bastion host
+    'web-1' ... not found"), so say what was given and where it goes."""
+    from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
+    for resource_id in ids:
+        if not is_valid_resource_id(resource_id):
+            continue
+        parts = parse_resource_id(resource_id)
+        kind = f"{parts.get('namespace', '')}/{parts.get('type', '')}"
+        if kind.lower() == 'microsoft.network/bastionhosts':
+            continue
+        compute = ('microsoft.compute/virtualmachines', 'microsoft.compute/virtualmachinescalesets')
+        what = 'a virtual machine' if kind.lower() in compute else f'a {kind} resource'
+        _refuse(f"--ids '{resource_id}' is the ID of {what}, not of a Bastion host: --ids names the Bastion host "
+                'to go through.',
+                'Give the VM with --target-resource-id and the host with --ids BASTION_ID or -g RG -n BASTION, e.g. '
+                'az network bastion ssh -g RG -n BASTION --target-resource-id VM_ID ...')

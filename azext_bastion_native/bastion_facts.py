@@ -3,6 +3,7 @@ host's SKU name is read, the ports IP connect reaches, the port and VM OS each c
 Cloud Shell is recognised. Pure: no azure.cli imports, loads at command-table time."""
 
 import os
+import re
 from dataclasses import dataclass
 
 # SKUs whose hosts have the native client switch (enableTunneling); DESIGN.md section 2.
@@ -44,6 +45,50 @@ DEFAULT_METHOD_PORTS = {'ssh': 22, 'rdp': 3389}
 # When the VM's OS is not known (connecting by IP), each method implies the only OS the table reaches with it;
 # the tunnel reaches any.
 ASSUMED_TARGET_OS = {'ssh': 'linux', 'rdp': 'windows', 'tunnel': None}
+
+
+# Azure's naming rules for Microsoft.Network/bastionHosts ("Naming rules and restrictions for Azure resources":
+# 1-80 characters; letters, digits, underscores, periods and hyphens; starts with a letter or digit, ends with a
+# letter, digit or underscore).
+BASTION_NAME_RULE = re.compile(r'[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?')
+BASTION_NAME_RULE_TEXT = ('1-80 characters: letters, digits, underscores, periods and hyphens, starting with a letter '
+                          'or digit and ending with a letter, digit or underscore')
+
+
+@dataclass(frozen=True)
+class SkuLimits:
+    """What a SKU's hosts do not offer native client: ports beyond its own, sessions at the same time."""
+    ports: tuple                # the target ports it connects to; any other is a custom port
+    concurrent_sessions: bool
+
+
+# The Developer SKU, per Microsoft's SKU comparison (MicrosoftDocs/azure-docs includes/bastion-sku.md): "Specify
+# custom inbound port: No", "Support for concurrent connections: No". Its ports are SSH's and RDP's, as Microsoft's
+# ssh extension refuses others ("Custom Ports are not allowed for the Bastion Developer Sku", src/ssh/azext_ssh/
+# bastion_utils.py).
+SKU_LIMITS = {sku: SkuLimits(ports=(22, 3389), concurrent_sessions=False) for sku in DEVELOPER_SKUS}
+
+
+def sku_limits(sku):
+    """The SkuLimits of `sku`, or None when its hosts have none of these limits."""
+    return SKU_LIMITS.get(sku)
+
+
+def canonical_sku(value):
+    """'premium', 'name=Premium', '{name:Premium}' or '{"name": "Premium"}' -> 'Premium': `update --sku` in our form
+    and in Microsoft's object form (their _update.py: an AAZObjectArg `--sku` with `name`). ValueError otherwise."""
+    text = str(value).strip()
+    if text.startswith('{') and text.endswith('}'):
+        text = text[1:-1].strip()
+    key, separator, name = text.partition('=') if '=' in text else text.partition(':')
+    if separator:
+        if key.strip().strip('"\'').lower() != 'name':
+            raise ValueError(f"'{value}': the only field of --sku is name")
+        text = name.strip().strip('"\'')
+    for sku in SKUS:
+        if sku.lower() == text.lower():
+            return sku
+    raise ValueError(f"'{value}' is not one of {', '.join(SKUS)}")
 
 
 def sku_name(host):

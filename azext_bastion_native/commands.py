@@ -5,6 +5,7 @@
 from azext_bastion_native._format import (
     bastion_host_table_row, bastion_hosts_table, native_client_table, sessions_table, nsg_rules_table,
     nsg_check_table, nsg_apply_table)
+from azext_bastion_native.management.operations import fail_on_wait_timeout, no_output_for_deletes
 
 
 # As Microsoft's `bastion` extension registers delete (`confirmation=` in src/bastion/azext_bastion/aaz/latest/
@@ -29,7 +30,9 @@ def load_command_table(self, _):
         g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
         g.custom_command('list', 'bastion_list', table_transformer=bastion_hosts_table)
         g.custom_command('delete', 'bastion_delete', supports_no_wait=True, confirmation=DELETE_CONFIRMATION)
-        g.custom_wait_command('wait', 'bastion_wait_getter')
+        g.custom_wait_command('wait', 'bastion_wait_getter', transform=fail_on_wait_timeout)
+    from knack.events import EVENT_INVOKER_FILTER_RESULT
+    self.cli_ctx.register_event(EVENT_INVOKER_FILTER_RESULT, no_output_for_deletes)
 
     with self.command_group('network bastion native-client') as g:
         g.custom_show_command('show', 'native_client_show', table_transformer=native_client_table)

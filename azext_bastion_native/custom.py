@@ -10,6 +10,7 @@ def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address=
                    scale_units=None, zones=None, tags=None, no_wait=False):
     from azext_bastion_native.management import hosts
     from azext_bastion_native.management.operations import wait_for
+    hosts.check_host_name(name)
     client = cf_network(cmd.cli_ctx)
     features = hosts.features_from_flags(
         enable_tunneling=enable_tunneling, enable_ip_connect=enable_ip_connect, file_copy=file_copy,
@@ -24,21 +25,26 @@ def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address=
 def bastion_update(cmd, instance, resource_group_name, name,  # pylint: disable=unused-argument
                    sku=None, enable_tunneling=None, enable_ip_connect=None, file_copy=None, disable_copy_paste=None,
                    enable_kerberos=None, shareable_link=None, session_recording=None, scale_units=None,
-                   tags=None):
+                   tags=None, network_acls=None):
     from azext_bastion_native.management import hosts
     features = hosts.features_from_flags(
         enable_tunneling=enable_tunneling, enable_ip_connect=enable_ip_connect, file_copy=file_copy,
         disable_copy_paste=disable_copy_paste, enable_kerberos=enable_kerberos,
         shareable_link=shareable_link, session_recording=session_recording)
+    acls = hosts.network_acls_from_argument(network_acls) if network_acls is not None else None
     return hosts.apply_update(instance, hosts.host_label(resource_group_name, name), sku=sku, features=features,
-                              scale_units=scale_units, tags=tags)
+                              scale_units=scale_units, tags=tags, network_acls=acls)
 
 
 def bastion_update_setter(cmd, resource_group_name, name, parameters, no_wait=False):
+    from azext_bastion_native.bastion_facts import sku_name
     from azext_bastion_native.management import hosts
     from azext_bastion_native.management.operations import wait_for
-    poller = hosts.put_host(cf_network(cmd.cli_ctx), resource_group_name, name, parameters, etag=parameters.etag,
-                            no_wait=no_wait)
+    client = cf_network(cmd.cli_ctx)
+    label = hosts.host_label(resource_group_name, name)
+    # --set/--add/--remove were applied after bastion_update's checks: check the host as it will be written
+    hosts.check_final_host(label, sku_name(hosts.get_host(client, resource_group_name, name)), parameters)
+    poller = hosts.put_host(client, resource_group_name, name, parameters, etag=parameters.etag, no_wait=no_wait)
     return None if no_wait else wait_for(cmd.cli_ctx, poller, hosts.host_label(resource_group_name, name))
 
 

@@ -8,11 +8,20 @@ import re
 from azure.cli.core import azclierror
 
 from azext_bastion_native.bastion_facts import (
-    DEVELOPER_SKUS, HOST_FEATURES, NATIVE_CLIENT_SKUS, SCALE_UNITS_RANGE, SCALING_SKUS, SKUS, sku_name)
+    BASTION_NAME_RULE, BASTION_NAME_RULE_TEXT, DEVELOPER_SKUS, HOST_FEATURES, NATIVE_CLIENT_SKUS, SCALE_UNITS_RANGE,
+    SCALING_SKUS, SKUS, canonical_sku, sku_name)
+from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 
 BASTION_SUBNET = 'AzureBastionSubnet'
 MIN_SUBNET_PREFIX = 26
+
+
+def check_host_name(name):
+    """Azure's naming rules for a Bastion host, checked before anything is sent (ARM answers InvalidResourceName)."""
+    if not BASTION_NAME_RULE.fullmatch(name or ''):
+        raise Refused(f"'{name}' is not a valid Bastion host name: {BASTION_NAME_RULE_TEXT}.",
+                      recommendation='Choose a name such as bastion-prod-01.', kind=Kind.INVALID_ARGUMENT)
 
 
 def host_label(resource_group, name):
@@ -174,7 +183,7 @@ def build_host(client, resource_group, vnet, public_ip, location, sku, features,
                        **{sdk_attribute(name): value for name, value in features.items()})
 
 
-def apply_update(host, label, sku=None, features=None, scale_units=None, tags=None):
+def apply_update(host, label, sku=None, features=None, scale_units=None, tags=None, network_acls=None):
     """Change the host read from ARM as `update` asks, after the SKU rules are checked on the result."""
     from azure.mgmt.network.models import Sku
     old_sku = sku_name(host)
@@ -193,7 +202,78 @@ def apply_update(host, label, sku=None, features=None, scale_units=None, tags=No
         host.scale_units = scale_units
     if tags is not None:
         host.tags = tags
+    if network_acls is not None:
+        check_network_acls(label, new_sku, network_acls)
+        host.network_acls = network_acls
     return host
+
+
+def check_final_host(label, old_sku, host):
+    """The host as `update` will write it, generic --set/--add/--remove applied, through the same SKU rules as the
+    update's own options: `--set sku.name=...` or `--set enableSessionRecording=true` cannot bypass them."""
+    from azure.mgmt.network.models import Sku
+    try:
+        new_sku = canonical_sku(sku_name(host))
+    except ValueError as err:
+        raise Refused(f'sku.name {err}.', recommendation=f"Use one of {', '.join(SKUS)}.",
+                      kind=Kind.INVALID_ARGUMENT) from None
+    check_sku_change(label, old_sku, new_sku)
+    host.sku = Sku(name=new_sku)
+    features = {feature.rest_name: bool(getattr(host, sdk_attribute(feature.rest_name), None))
+                for feature in HOST_FEATURES}
+    scale_units = host.scale_units if new_sku in SCALING_SKUS or host.scale_units != SCALE_UNITS_RANGE[0] else None
+    check_sku_rules(new_sku, features, scale_units)
+    check_network_acls(label, new_sku, host.network_acls)
+    return host
+
+
+def network_acls_from_argument(value):
+    """`update --network-acls` as Microsoft's _update.py takes it (an object with ip-rules, each with
+    address-prefix; shorthand syntax or JSON) -> azure-mgmt-network BastionHostPropertiesFormatNetworkAcls."""
+    from azure.mgmt.network.models import BastionHostPropertiesFormatNetworkAcls, IPRule
+    recommendation = ('--network-acls "{ip-rules:[{address-prefix:203.0.113.0/24}]}" or JSON '
+                      '\'{"ipRules": [{"addressPrefix": "203.0.113.0/24"}]}\'; "{ip-rules:[]}" clears them.')
+    parsed = _parse_object_argument(value)
+    rules = parsed.get('ip-rules', parsed.get('ipRules')) if isinstance(parsed, dict) else None
+    if not isinstance(rules, list) or (set(parsed) - {'ip-rules', 'ipRules'}):
+        raise Refused(f"--network-acls '{value}' is not an object with ip-rules.", recommendation=recommendation,
+                      kind=Kind.INVALID_ARGUMENT)
+    prefixes = []
+    for rule in rules:
+        prefix = rule.get('address-prefix', rule.get('addressPrefix')) if isinstance(rule, dict) else None
+        try:
+            network = ipaddress.ip_network(str(prefix), strict=False)
+        except ValueError:
+            network = None
+        if network is None or network.version != 4:
+            raise Refused(f"--network-acls: '{prefix}' is not an IPv4 address or range in CIDR form (Azure takes "
+                          'IPv4 only).', recommendation=recommendation, kind=Kind.INVALID_ARGUMENT)
+        prefixes.append(str(prefix))
+    return BastionHostPropertiesFormatNetworkAcls(ip_rules=[IPRule(address_prefix=p) for p in prefixes])
+
+
+def _parse_object_argument(value):
+    """azure-cli's shorthand syntax (the one AAZ object arguments take) or JSON -> Python value."""
+    import json
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    from azure.cli.core.aaz._utils import AAZShortHandSyntaxParser
+    try:
+        return AAZShortHandSyntaxParser()(value)
+    except Exception:  # pylint: disable=broad-except
+        raise Refused(f"--network-acls '{value}' is neither shorthand syntax nor JSON.",
+                      kind=Kind.INVALID_ARGUMENT) from None
+
+
+def check_network_acls(label, sku, network_acls):
+    """IP rules (networkAcls) belong to Developer hosts ("ACL rules for Developer Bastion Host", bastionHost.json)."""
+    rules = getattr(network_acls, 'ip_rules', None) or []
+    if rules and sku not in DEVELOPER_SKUS:
+        raise Refused(f'{label} is {sku} SKU; IP rules (--network-acls) are for Developer hosts only.',
+                      recommendation='Limit who reaches a Standard or Premium host with the NSG rules of '
+                                     'AzureBastionSubnet (az network bastion nsg apply).', kind=Kind.VALIDATION)
 
 
 def put_host(client, resource_group, name, host, etag=None, no_wait=False):

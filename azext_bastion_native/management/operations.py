@@ -1,4 +1,5 @@
 """ARM writes the user sees through: asking before one, and waiting on it with azure-cli's progress indicator."""
+from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 
 
@@ -23,3 +24,26 @@ def wait_for(cli_ctx, poller, what, start_msg=None):
     from azure.cli.core.commands import LongRunningOperation
     with arm_errors(what):
         return LongRunningOperation(cli_ctx, start_msg=start_msg or f'Waiting for {what}')(poller)
+
+
+def fail_on_wait_timeout(result):
+    """`wait`'s result transform. azure-cli's generic wait returns, not raises, the error when --timeout passes
+    (azure-cli-core commands/command_operation.py, WaitCommandOperation.wait: ``return CLIError('Wait operation
+    timed-out after N seconds')``), which az prints as {} with exit status 0; a script could not tell. Refuse it."""
+    from knack.util import CLIError
+    if isinstance(result, CLIError):
+        raise Refused(f'{result}: the Bastion host did not reach the condition waited for (--created, --updated, '
+                      '--deleted, --exists or --custom).',
+                      recommendation='See where it stands with az network bastion show, or wait longer with '
+                                     '--timeout SECONDS.', kind=Kind.VALIDATION)
+    return result
+
+
+def no_output_for_deletes(cli_ctx, **kwargs):
+    """EVENT_INVOKER_FILTER_RESULT handler: `delete --ids A B` prints nothing, as one delete does (azure-cli would
+    print the list of its per-id results, [null, null])."""
+    event_data = kwargs.get('event_data') or {}
+    result = event_data.get('result')
+    command = (getattr(getattr(cli_ctx, 'invocation', None), 'data', None) or {}).get('command_string', '')
+    if command == 'network bastion delete' and isinstance(result, list) and all(item is None for item in result):
+        event_data['result'] = None

@@ -243,3 +243,49 @@ def test_delete_without_a_terminal_refuses_unless_yes_as_azure_cli_does(az, netw
     assert az('network', 'bastion', 'delete', '-g', RG, '-n', name, '--yes').returncode == 0
     assert bastion_requests(emulator, name, methods=('DELETE',))
     refused(az('network', 'bastion', 'show', '-g', RG, '-n', name, check=False), 'not found')
+
+
+# -- what a scripting admin trips over: wait that times out, several deletes, names -----------------------------
+@pytest.mark.parametrize('condition, host', [('--exists', 'never-there'), ('--created', 'never-there'),
+                                             ('--deleted', 'demo-bastion')])
+def test_wait_that_times_out_fails_with_a_clear_message(az, condition, host):
+    result = az('network', 'bastion', 'wait', '-g', RG, '-n', host, condition, '--interval', '1', '--timeout', '3',
+                check=False)
+    refused(result, 'timed-out after 3 seconds', 'did not reach the condition', '--timeout')
+    assert result.stdout.strip() == ''
+
+
+def test_delete_of_several_ids_no_wait_prints_nothing_as_one_delete_does(az, network, emulator):
+    names = [unique('multi-del') for _ in range(2)]
+    ids = [_create(az, network, name).json['id'] for name in names]
+    result = az('network', 'bastion', 'delete', '--ids', *ids, '--yes', '--no-wait')
+    assert result.stdout.strip() == '', result.stdout
+    for name in names:
+        assert bastion_requests(emulator, name, methods=('DELETE',))
+
+
+@pytest.mark.parametrize('bad_name', ['b 5!', '-starts-with-hyphen', 'ends-with-period.', 'x' * 81])
+def test_create_refuses_a_name_azure_refuses_before_anything_is_sent(az, network, emulator, bad_name):
+    vnet = unique('badname') + '-vnet'
+    make_vnet(network, vnet)
+    emulator.delete('/_emulator/requests')
+    result = az('network', 'bastion', 'create', '-g', RG, f'--name={bad_name}', '--vnet-name', vnet, '--sku',
+                'Developer', check=False)
+    refused(result, 'not a valid Bastion host name', '1-80 characters')
+    seen = [r for r in emulator.get('/_emulator/requests').json()['requests'] if '/providers/' in r['path']]
+    assert seen == [], seen       # not even the virtual network was read
+
+
+def test_a_missing_vm_resource_group_is_named_in_good_grammar(az):
+    result = az('network', 'bastion', 'ssh-config', '-g', RG, '-n', 'demo-bastion', '--vm-resource-group',
+                'no-such-rg', check=False)
+    refused(result, "Resource group 'no-such-rg' was not found")
+    assert 'virtual machines' not in result.stderr.lower().split('was not found')[0]
+
+
+def test_ssh_ids_with_a_vm_id_names_the_mistake(az, emulator):
+    vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
+    result = az('network', 'bastion', 'ssh', '--ids', vm_id, '--target-resource-id', vm_id, '--auth-type',
+                'password', check=False)
+    refused(result, 'virtual machine', '--ids', '--target-resource-id')
+    assert "Bastion host 'linux-vm'" not in result.stderr
