@@ -24,8 +24,10 @@ long-summary: >
     larger, the public IP is Standard SKU with Static allocation, each feature is offered by the SKU (Basic:
     Kerberos only; Standard: all but session recording and private-only; Premium: all; Developer: none), and
     scale units (2-50) only from Standard up. A Developer host takes the virtual network itself and no
-    AzureBastionSubnet or public IP; a --private-only (Premium) host takes no public IP. Deployment takes a
-    while; progress is shown, or use --no-wait and then `az network bastion wait --created`.
+    AzureBastionSubnet or public IP; a --private-only (Premium) host takes no public IP. The name follows Azure's
+    rules (1-80 letters, digits, underscores, periods and hyphens; starting with a letter or digit, ending with a
+    letter, digit or underscore). Deployment takes a while; progress is shown, or use --no-wait and then
+    `az network bastion wait --created`.
 examples:
   - name: Deploy a Standard host with native client on.
     text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --public-ip-address MyIp
@@ -35,6 +37,8 @@ examples:
     text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --sku Developer
   - name: Deploy a private-only Premium host (no public IP).
     text: az network bastion create -g MyRG -n MyBastion --vnet-name MyVnet --sku Premium --private-only true
+  - name: With the names of Microsoft's bastion extension.
+    text: az network bastion create -g MyRG --bastion-host-name MyBastion --vnet-name MyVnet --public-ip-address MyIp --sku Premium --enable-shareable-link true --enable-session-recording true
 """
 
 helps['network bastion update'] = """
@@ -49,6 +53,12 @@ examples:
     text: az network bastion update -g MyRG -n MyBastion --enable-tunneling true
   - name: Upgrade to Premium and turn on session recording.
     text: az network bastion update -g MyRG -n MyBastion --sku Premium --session-recording true
+  - name: The same with the names of Microsoft's bastion extension (--sku in its object form).
+    text: az network bastion update -g MyRG --bastion-host-name MyBastion --sku name=Premium --enable-session-recording true
+  - name: Allow only these IPv4 ranges to connect through a Developer host.
+    text: az network bastion update -g MyRG -n MyDevBastion --network-acls "{ip-rules:[{address-prefix:203.0.113.0/24}]}"
+  - name: Generic --set goes through the same SKU rules (a downgrade or a feature the SKU lacks is refused).
+    text: az network bastion update -g MyRG -n MyBastion --set sku.name=Premium
 """
 
 helps['network bastion show'] = """
@@ -82,11 +92,15 @@ examples:
 helps['network bastion wait'] = """
 type: command
 short-summary: Wait until a Bastion host reaches a condition.
+long-summary: When --timeout (default 3600 seconds) passes first, it fails (exit status 1) with a message, so a
+  script can tell; --deleted on a host that is already gone and --exists on one that is there return at once.
 examples:
   - name: Wait for a host created with --no-wait.
     text: az network bastion wait -g MyRG -n MyBastion --created
   - name: Wait until an update has finished.
     text: az network bastion wait -g MyRG -n MyBastion --updated
+  - name: Wait at most 10 minutes for a host to be gone (exit status 1 if it is still there then).
+    text: az network bastion wait -g MyRG -n MyBastion --deleted --timeout 600
 """
 
 helps['network bastion native-client'] = """
