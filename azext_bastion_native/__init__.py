@@ -12,8 +12,13 @@ class BastionNativeCommandsLoader(AzCommandsLoader):
 
     def __init__(self, cli_ctx=None):
         from azure.cli.core.commands import CliCommandType
-        custom_command_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}')
-        super().__init__(cli_ctx=cli_ctx, custom_command_type=custom_command_type)
+        from azext_bastion_native.cli_errors import translate
+        # exception_handler is a command setting (azure-cli-core commands/constants.py CLI_COMMAND_KWARGS): every
+        # command made from this type leaves through the one translator. generic_update_command takes its
+        # settings from command_type, so `update` is made from the same type.
+        custom_command_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}',
+                                             exception_handler=translate)
+        super().__init__(cli_ctx=cli_ctx, custom_command_type=custom_command_type, command_type=custom_command_type)
 
     def load_command_table(self, args):
         from azext_bastion_native.commands import load_command_table

@@ -2,8 +2,8 @@
 
 The support table of Azure Bastion's documentation (which native client can reach which VM, how, with which
 features) as data, with the rows this extension adds, and what to run instead when a combination is refused; the
-one home of that page's title and link. Pure: no azure.cli imports; cli_errors.py turns CapabilityRefused into a
-typed azclierror."""
+one home of that page's title and link. Pure: no azure.cli imports; a refusal is a CapabilityRefused (an
+errors.Refused), shown at the command boundary as the CLI's typed error."""
 
 import platform
 from dataclasses import dataclass

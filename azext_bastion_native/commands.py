@@ -18,7 +18,8 @@ DELETE_CONFIRMATION = 'Are you sure you want to delete the Bastion host?'
 
 def load_command_table(self, _):
     from azure.cli.core.commands import CliCommandType
-    custom_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}')
+    from azext_bastion_native.cli_errors import translate
+    custom_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}', exception_handler=translate)
 
     # -- configure: hosts, native-client, sessions -------------------------------------------------
     with self.command_group('network bastion') as g:

@@ -1,7 +1,7 @@
 """Cloud Shell, Key Vault key references, SSH key files, and capability checks.
 
 The documentation's limitations as guards (DESIGN.md section 4): refuse early, with the fix, before any network call.
-azclierror is imported inside the functions that raise, so the pure checks load fast."""
+Each refusal is an errors.Refused; the command boundary shows it as the CLI's typed error."""
 
 import os
 import re
@@ -9,6 +9,7 @@ import stat
 from dataclasses import dataclass
 
 from azext_bastion_native.bastion_facts import in_cloud_shell
+from azext_bastion_native.errors import Kind, Refused
 
 # Key Vault and Managed HSM DNS suffixes of the public, China, US Government and (retired) German clouds.
 # The active cloud's own suffixes come in through extra_suffixes (see cloud_vault_suffixes).
@@ -40,11 +41,10 @@ def refuse_in_cloud_shell(command_name):
     """Connecting commands do not work in Cloud Shell (per the documentation); configuration commands do."""
     if not in_cloud_shell():
         return
-    from azure.cli.core.azclierror import ValidationError
-    raise ValidationError(
+    raise Refused(
         f'`az {command_name}` cannot run in Azure Cloud Shell: native client connections are not supported there.',
-        recommendation='Connect from the Azure portal instead (Bastion > Connect, browser connection), or run this '
-                       'command from your own computer with the Azure CLI and this extension installed.')
+        'Connect from the Azure portal instead (Bastion > Connect, browser connection), or run this '
+        'command from your own computer with the Azure CLI and this extension installed.')
 
 
 def cloud_vault_suffixes(cli_ctx):
@@ -145,47 +145,53 @@ def holds_key_material(value):
 def validate_ssh_key(namespace):
     """Argument validator of every --ssh-key (ssh, ssh-config, file): key text is refused before anything else
     runs, and never quoted, so it reaches no message, log line or azure-cli's error telemetry."""
-    refuse_key_material(getattr(namespace, 'ssh_key', None))
+    from azext_bastion_native.cli_errors import cli_error
+    try:
+        refuse_key_material(getattr(namespace, 'ssh_key', None))
+    except Refused as refused:
+        raise cli_error(refused) from None
 
 
 def refuse_key_material(value):
     if holds_key_material(value):
-        from azure.cli.core.azclierror import InvalidArgumentValueError
-        raise InvalidArgumentValueError(
+        raise Refused(
             '--ssh-key holds the text of a key, not the path of a key file (azure-cli replaces @FILE with the '
             "file's contents). The value is not shown.",
-            recommendation="Pass the key file's path, without @: --ssh-key ~/.ssh/id_ed25519")
+            "Pass the key file's path, without @: --ssh-key ~/.ssh/id_ed25519", Kind.INVALID_ARGUMENT)
+
+
+def _invalid_key(message, recommendation):
+    return Refused(message, recommendation, Kind.INVALID_ARGUMENT)
 
 
 def check_ssh_key_file(path, extra_suffixes=()):
-    """The usable local private key path, or InvalidArgumentValueError saying how to fix it.
+    """The usable local private key path, or a Refused (invalid argument) saying how to fix it.
 
     A scheme-less value that looks like a vault host but exists as a local file is a file: the user meant it."""
-    from azure.cli.core.azclierror import InvalidArgumentValueError
     refuse_key_material(path)
     expanded = os.path.expanduser(path)
     reference = parse_key_vault_reference(path, extra_suffixes)
     if reference is not None and (_has_scheme_or_app_service(path) or not os.path.lexists(expanded)):
         vault = reference.vault or 'VAULT'
         name = reference.name or 'SECRET_NAME'
-        raise InvalidArgumentValueError(
+        raise _invalid_key(
             f"--ssh-key '{path}' is an Azure Key Vault reference: signing in with an SSH private key stored in "
             'Key Vault is not supported by Bastion native client.',
             recommendation=f'Download the key to a local file first: az keyvault secret download --vault-name {vault} '
                            f'-n {name} --file KEY && chmod 600 KEY, then pass --ssh-key KEY.')
     if not os.path.exists(expanded):
-        raise InvalidArgumentValueError(f"--ssh-key '{path}': no such file.",
-                                        recommendation='Give the path of your private key file, e.g. ~/.ssh/id_rsa.')
+        raise _invalid_key(f"--ssh-key '{path}': no such file.",
+                           'Give the path of your private key file, e.g. ~/.ssh/id_rsa.')
     if os.path.isdir(expanded):
-        raise InvalidArgumentValueError(f"--ssh-key '{path}' is a directory, not a private key file.",
-                                        recommendation='Give the key file itself, e.g. ~/.ssh/id_rsa.')
+        raise _invalid_key(f"--ssh-key '{path}' is a directory, not a private key file.",
+                           'Give the key file itself, e.g. ~/.ssh/id_rsa.')
     if not os.access(expanded, os.R_OK):
-        raise InvalidArgumentValueError(f"--ssh-key '{path}' is not readable by you.",
-                                        recommendation=f'Check its owner and permissions: chmod 600 {path}')
+        raise _invalid_key(f"--ssh-key '{path}' is not readable by you.",
+                           f'Check its owner and permissions: chmod 600 {path}')
     if os.name != 'nt':
         mode = os.stat(expanded).st_mode
         if mode & _TOO_OPEN:
-            raise InvalidArgumentValueError(
+            raise _invalid_key(
                 f"--ssh-key '{path}' is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
                 'ssh refuses such a private key.',
                 recommendation=f'chmod 600 {path}')

@@ -10,6 +10,8 @@ import json
 import os
 from dataclasses import dataclass
 
+from azext_bastion_native.errors import Kind, Refused
+
 from .tempfiles import write_private_file
 
 CERTIFICATE_TYPE = 'ssh-rsa-cert-v01@openssh.com'
@@ -23,8 +25,12 @@ _SCOPE_HOSTS = {
 _DEFAULT_SCOPE_HOST = 'https://pas.windows.net'
 
 
-class CertificateError(Exception):
+class CertificateError(Refused):
     """Entra's answer was not a usable OpenSSH user certificate."""
+
+    def __init__(self, message):
+        super().__init__(message, 'Check that you signed in with `az login` as a user who has the Virtual Machine '
+                         'User Login role on the VM.', Kind.AUTHENTICATION)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ import socket
 import sys
 import threading
 
+from azext_bastion_native.errors import Kind, Refused
+
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 15.0
@@ -25,8 +27,11 @@ SOCKET_NAME = 'tunnel'      # short: a Unix socket path has ~104 bytes at most
 PROXY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'unix_socket_proxy.py')
 
 
-class LocalTunnelError(Exception):
-    pass
+class LocalTunnelError(Refused):
+    """The local tunnel could not start (listen, or be ready in time)."""
+
+    def __init__(self, message):
+        super().__init__(message, kind=Kind.LOCAL)
 
 
 class LocalTunnel:

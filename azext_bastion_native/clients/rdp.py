@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from azext_bastion_native.clients.launch import find_program
+from azext_bastion_native.errors import Kind, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -19,13 +20,16 @@ RDP_FILE_TIMEOUT = (10, 30)
 FREERDP_PROGRAMS = ('xfreerdp3', 'xfreerdp', 'wlfreerdp3', 'wlfreerdp', 'sdl-freerdp3', 'sdl-freerdp')
 
 
-class RdpFileError(Exception):
+class RdpFileError(Refused):
     """Bastion did not hand out an RDP file."""
 
 
 @dataclass(frozen=True)
 class RdpLauncher:
     kind: str       # 'mstsc' | 'freerdp' | 'open' (macOS: the app registered for .rdp files)
+    def __init__(self, message):
+        super().__init__(message, 'Or connect through a local tunnel: add --disable-gateway.', Kind.UNREACHABLE)
+
     program: str
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from azext_bastion_native.clients.launch import find_program
+from azext_bastion_native.errors import Kind, Refused
 
 PASSWORD = 'password'
 SSH_KEY = 'ssh-key'
@@ -23,8 +24,15 @@ NAME_HASH_LENGTH = 10
 _OPTIONS_WITH_VALUE = frozenset('BbcDEeFIiJLlmOoPpQRSWw')
 
 
-class SshClientNotFound(Exception):
-    pass
+INSTALL_OPENSSH = ('Install OpenSSH (Debian/Ubuntu: apt-get install openssh-client; Windows: Settings > Optional '
+                   'features > OpenSSH Client).')
+
+
+class SshClientNotFound(Refused):
+    """No OpenSSH client on PATH."""
+
+    def __init__(self, message):
+        super().__init__(message, INSTALL_OPENSSH, Kind.NOT_INSTALLED)
 
 
 @dataclass(frozen=True)

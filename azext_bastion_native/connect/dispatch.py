@@ -47,18 +47,11 @@ def choose_handler(facts):
     return RDP_TUNNEL_LOCAL_CLIENT
 
 
-def require_handler(facts):
-    """choose_handler(), with a refusal as the CLI's typed error."""
-    from azext_bastion_native.cli_errors import refusals_as_cli_errors
-    with refusals_as_cli_errors():
-        return choose_handler(facts)
-
-
 def refuse_early(command_name, facts, resource_group, name, target_resource_id, target_ip_address):
     """Cloud Shell, then the table (its rows name why), then the target arguments; no network call."""
     from azext_bastion_native.guards import refuse_in_cloud_shell
     refuse_in_cloud_shell(command_name)
-    require_handler(facts)
+    choose_handler(facts)
     return session.connect_request(resource_group, name, target_resource_id, target_ip_address,
                                    facts.port or DEFAULT_METHOD_PORTS[facts.method])
 
@@ -66,5 +59,5 @@ def refuse_early(command_name, facts, resource_group, name, target_resource_id, 
 def resolve_and_dispatch(cli_ctx, facts, request):
     """Host and VM, then the table again with the VM's real OS: (handler, Destination)."""
     destination = session.resolve_destination(cli_ctx, request)
-    handler = require_handler(dataclasses.replace(facts, target_os=destination.target_os))
+    handler = choose_handler(dataclasses.replace(facts, target_os=destination.target_os))
     return handler, destination

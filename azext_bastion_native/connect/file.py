@@ -119,9 +119,8 @@ def find_scp(which=None):
     from azext_bastion_native.clients.launch import find_program
     path = (which or find_program)('scp')
     if not path:
-        raise TransferRefused('No OpenSSH scp was found on PATH.',
-                              'Install OpenSSH (Debian/Ubuntu: apt-get install openssh-client; Windows: Settings > '
-                              'Optional features > OpenSSH Client).', NOT_INSTALLED)
+        from azext_bastion_native.clients.ssh import INSTALL_OPENSSH
+        raise TransferRefused('No OpenSSH scp was found on PATH.', INSTALL_OPENSSH, NOT_INSTALLED)
     return path
 
 
@@ -139,11 +138,10 @@ def run_transfer(destination, login, transfer, scp_program, extra_args, environm
 
     Returns scp's exit code; the tunnel (with every Bastion session) is gone when this returns."""
     from azext_bastion_native.clients.ssh import host_key_alias
-    from azext_bastion_native.connect.session import tunnel_errors
     from azext_bastion_native.connect.ssh import destination_name
     stderr = stderr or sys.stderr
     destination_was_directory = transfer.direction == DOWNLOAD and os.path.isdir(transfer.destination)
-    with tunnel_errors(environment, destination, unix_socket=True) as tunnel:
+    with environment.tunnel(destination, unix_socket=True) as tunnel:
         argv = scp_argv(scp_program, tunnel.port, login, host_key_alias(destination.target_label), transfer,
                         extra_args, name=destination_name(destination),
                         proxy_command=getattr(tunnel, 'proxy_command', None))
@@ -162,17 +160,14 @@ def _refuse_offline(cli_ctx, client, transfer, auth_type, username, ssh_key, whi
     """Limitations before any network call: Cloud Shell, the table's tunnel row, sign-in arguments, the key
     file, local paths, scp itself. Returns (key path, scp program)."""
     from azext_bastion_native.capabilities import decide
-    from azext_bastion_native.cli_errors import refusals_as_cli_errors
     from azext_bastion_native.connect.session import check_ssh_login_arguments
     from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes, refuse_in_cloud_shell
     refuse_in_cloud_shell(f'network bastion file {transfer.direction}')
-    with refusals_as_cli_errors():
-        decide(client, None, 'tunnel', file_transfer=True)
+    decide(client, None, 'tunnel', file_transfer=True)
     check_ssh_login_arguments(auth_type, username, ssh_key)
     key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cli_ctx)) if ssh_key else None
-    with refusals_as_cli_errors():
-        check_local_paths(transfer)
-        return key_path, find_scp(which)
+    check_local_paths(transfer)
+    return key_path, find_scp(which)
 
 
 def file_transfer_command(cmd, direction, resource_group_name, name, target_resource_id, auth_type, source,

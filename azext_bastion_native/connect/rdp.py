@@ -23,9 +23,8 @@ def rdp_command(cmd, resource_group_name, name, target_resource_id=None, target_
     request = refuse_early('network bastion rdp', facts, resource_group_name, name, target_resource_id,
                            target_ip_address)
     if configure and facts.client != 'windows':
-        from azure.cli.core.azclierror import ArgumentUsageError
-        raise ArgumentUsageError("--configure opens mstsc's settings editor: Windows only.",
-                                 recommendation='Drop --configure.')
+        from azext_bastion_native.errors import Kind, Refused
+        raise Refused("--configure opens mstsc's settings editor: Windows only.", 'Drop --configure.', Kind.USAGE)
     handler, destination = resolve_and_dispatch(cmd.cli_ctx, facts, request)
     session.exit_with(lambda: run_rdp(handler, destination, environment, configure=configure,
                                       enable_aad=auth_type == 'aad' or enable_mfa))
@@ -34,9 +33,9 @@ def rdp_command(cmd, resource_group_name, name, target_resource_id=None, target_
 def run_rdp(handler, destination, environment, configure=False, enable_aad=False):
     from azext_bastion_native.clients import rdp
     if handler == RDP_GATEWAY_MSTSC:
-        text = _gateway_rdp_file(destination, environment, enable_aad)
+        text = gateway_rdp_file(destination, environment, enable_aad)
         return _run_with_rdp_file(text, rdp.find_launcher('windows', environment.which), environment, configure)
-    with session.tunnel_errors(environment, destination) as tunnel:
+    with environment.tunnel(destination) as tunnel:
         if handler == RDP_TUNNEL_MSTSC:
             return _run_with_rdp_file(rdp.tunnel_rdp_file(tunnel.port), rdp.find_launcher('windows', environment.which),
                                       environment, configure)
@@ -50,18 +49,13 @@ def run_rdp(handler, destination, environment, configure=False, enable_aad=False
         return environment.run_program(rdp.launcher_argv(launcher, port=tunnel.port))
 
 
-def _gateway_rdp_file(destination, environment, enable_aad):
-    from azure.cli.core.azclierror import AzureConnectionError
-    from azext_bastion_native.clients.rdp import RdpFileError, fetch_rdp_file
+def gateway_rdp_file(destination, environment, enable_aad):
+    """Bastion's .rdp file for the RD gateway (clients.rdp.RdpFileError, a Refused, when it hands out none)."""
+    from azext_bastion_native.clients.rdp import fetch_rdp_file
     from azext_bastion_native.dataplane.settings import ConnectionSettings
-    try:
-        return fetch_rdp_file(destination.endpoint.host, destination.target.resource_id, destination.target.port,
-                              enable_aad, destination.get_arm_token(),
-                              verify=ConnectionSettings.from_environ().requests_verify(),
-                              http_get=environment.http_get)
-    except RdpFileError as err:
-        raise AzureConnectionError(str(err), recommendation='Or connect through a local tunnel: '
-                                   'add --disable-gateway.') from None
+    return fetch_rdp_file(destination.endpoint.host, destination.target.resource_id, destination.target.port,
+                          enable_aad, destination.get_arm_token(),
+                          verify=ConnectionSettings.from_environ().requests_verify(), http_get=environment.http_get)
 
 
 def _run_with_rdp_file(text, launcher, environment, configure):

@@ -1,7 +1,6 @@
 """From CLI arguments to the data plane, shared by every connecting command (tunnel, proxy, ssh, rdp, ssh-config,
 file, doctor): the pre-flight as typed CLI errors, one ARM GET of the host, a fresh-ARM-token provider, the engine's
 log lines under az's own logger, the resolved Destination, the injectable Environment, and the exit code."""
-import contextlib
 import logging
 import platform
 import time
@@ -71,39 +70,20 @@ def token_expiry(entry):
 
 def connect_request(resource_group, name, target_resource_id, target_ip_address, port):
     """The tunnel engine's request; its argument checks (no network) run here."""
-    from azext_bastion_native.cli_errors import refusals_as_cli_errors
     from azext_bastion_native.connect.preflight import ConnectRequest, check_arguments
     request = ConnectRequest(resource_group, name, port, target_resource_id, target_ip_address)
-    with refusals_as_cli_errors():
-        check_arguments(request)
+    check_arguments(request)
     return request
 
 
 def resolve_endpoint(cli_ctx, request):
     """One ARM GET of the host (native client on, IP connect when asked): (host, Endpoint, Target, get_token)."""
     from azext_bastion_native._client_factory import cf_network
-    from azext_bastion_native.cli_errors import refusals_as_cli_errors
     from azext_bastion_native.connect.preflight import plan_connection
     from azext_bastion_native.management.hosts import get_host
     host = get_host(cf_network(cli_ctx), request.resource_group, request.name)
-    with refusals_as_cli_errors():
-        endpoint, target = plan_connection(host, request)
+    endpoint, target = plan_connection(host, request)
     return host, endpoint, target, arm_token_getter(cli_ctx, subscription_of(host.id))
-
-
-def data_plane_cli_error(err):
-    """A data-plane refusal (mint answered 4xx/5xx, websocket failed) as a typed CLI error."""
-    from azure.cli.core import azclierror
-    from azext_bastion_native.dataplane import SessionRefusedError
-    if isinstance(err, SessionRefusedError) and err.status in (401, 403):
-        return azclierror.UnauthorizedError(err.message, recommendation=(
-            'Check that your account may connect through this Bastion host (Reader on the host, the VM and its '
-            'NIC), that the NSG on AzureBastionSubnet allows the port (az network bastion nsg check), and sign '
-            'in again with az login if your session has expired.'))
-    if isinstance(err, SessionRefusedError) and err.status == 404:
-        return azclierror.ResourceNotFoundError(err.message, recommendation='Check the target VM or IP address.')
-    return azclierror.AzureConnectionError(err.message, recommendation='Try again; if it persists, run '
-                                           '`az network bastion show` to check the host is running.')
 
 
 @dataclass(frozen=True)
@@ -139,7 +119,8 @@ class Environment:
         return run_foreground(argv)
 
     def tunnel(self, destination, unix_socket=False):
-        """The local tunnel; ``unix_socket`` (ssh, scp): on a private Unix socket where this OS has them."""
+        """The local tunnel; ``unix_socket`` (ssh, scp): on a private Unix socket where this OS has them. It raises
+        clients.local_tunnel.LocalTunnelError (a Refused) when it cannot start."""
         if self.open_tunnel is not None:
             return self.open_tunnel(destination)
         from azext_bastion_native.clients.local_tunnel import LocalTunnel, private_socket_tunnel, \
@@ -189,25 +170,13 @@ def exit_with(run):
         raise SystemExit(code)
 
 
-@contextlib.contextmanager
-def tunnel_errors(environment, destination, unix_socket=False):
-    """The local tunnel, with a failure to start it as the CLI's typed error."""
-    from azext_bastion_native.clients.local_tunnel import LocalTunnelError
-    try:
-        with environment.tunnel(destination, unix_socket=unix_socket) as tunnel:
-            yield tunnel
-    except LocalTunnelError as err:
-        from azure.cli.core.azclierror import ClientRequestError
-        raise ClientRequestError(str(err)) from None
-
-
 def check_ssh_login_arguments(auth_type, username, ssh_key):
-    from azure.cli.core.azclierror import ArgumentUsageError, RequiredArgumentMissingError
+    from azext_bastion_native.errors import Kind, Refused
     if auth_type == 'ssh-key' and not ssh_key:
-        raise RequiredArgumentMissingError('--auth-type ssh-key needs --ssh-key PATH (your private key file).')
+        raise Refused('--auth-type ssh-key needs --ssh-key PATH (your private key file).', kind=Kind.MISSING)
     if ssh_key and auth_type != 'ssh-key':
-        raise ArgumentUsageError(f'--ssh-key goes with --auth-type ssh-key, not {auth_type}.',
-                                 recommendation='Use --auth-type ssh-key --ssh-key PATH.')
+        raise Refused(f'--ssh-key goes with --auth-type ssh-key, not {auth_type}.',
+                      'Use --auth-type ssh-key --ssh-key PATH.', Kind.USAGE)
     if auth_type == 'aad' and username:
-        raise ArgumentUsageError('--username does not go with --auth-type aad: the login name is the one in '
-                                 'your Entra ID certificate.', recommendation='Drop --username.')
+        raise Refused('--username does not go with --auth-type aad: the login name is the one in your Entra ID '
+                      'certificate.', 'Drop --username.', Kind.USAGE)

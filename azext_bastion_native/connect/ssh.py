@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=None, target_ip_address=None,
                 username=None, ssh_key=None, resource_port=None, ssh_args=None, environment=None):
     """`az network bastion ssh`: ssh's exit code becomes the command's (SystemExit when non-zero)."""
+    from azext_bastion_native.clients.ssh import find_ssh
     from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes
     environment = environment or session.Environment()
     auth_type = (auth_type or '').lower()
@@ -26,7 +27,7 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
     session.check_ssh_login_arguments(auth_type, username, ssh_key)
     refuse_backgrounding(ssh_args)
     key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cmd.cli_ctx)) if ssh_key else None
-    ssh_program = _find_ssh(environment)
+    ssh_program = find_ssh(environment.which)
     _, destination = resolve_and_dispatch(cmd.cli_ctx, facts, request)
 
     def fetch_certificate(scopes, data):
@@ -38,27 +39,16 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
                                       cloud_name=cmd.cli_ctx.cloud.name))
 
 
-def _find_ssh(environment):
-    from azext_bastion_native.clients.ssh import SshClientNotFound, find_ssh
-    try:
-        return find_ssh(environment.which)
-    except SshClientNotFound as err:
-        from azure.cli.core.azclierror import UnclassifiedUserFault
-        raise UnclassifiedUserFault(str(err), recommendation='Install OpenSSH (Debian/Ubuntu: apt-get install '
-                                    'openssh-client; Windows: Settings > Optional features > OpenSSH Client).') \
-            from None
-
-
 def run_ssh(destination, auth_type, username, key_path, ssh_args, ssh_program, environment,
             fetch_certificate=None, cloud_name=None):
     """Sign-in material, then the tunnel, then ssh in the foreground; every piece is undone on the way out."""
     from azext_bastion_native.clients.ssh import SshLogin, host_key_alias, ssh_argv
     with contextlib.ExitStack() as cleanup:
         if auth_type == 'aad':
-            login = _entra_login(cleanup, fetch_certificate, cloud_name)
+            login = entra_login(cleanup, fetch_certificate, cloud_name)
         else:
             login = SshLogin(auth_type, username or destination.admin_username, key_path)
-        tunnel = cleanup.enter_context(session.tunnel_errors(environment, destination, unix_socket=True))
+        tunnel = cleanup.enter_context(environment.tunnel(destination, unix_socket=True))
         argv = ssh_argv(ssh_program, tunnel.port, login, host_key_alias(destination.target_label), ssh_args,
                         name=destination_name(destination), proxy_command=getattr(tunnel, 'proxy_command', None))
         return environment.run_program(argv)
@@ -76,32 +66,26 @@ def refuse_backgrounding(ssh_args):
     ControlPersist master) would leave ssh, and any -L/-R forward, running over a dead connection, and az would
     still exit 0."""
     from azext_bastion_native.clients.ssh import background_option
-    from azext_bastion_native.cli_errors import refusals_as_cli_errors
-    from azext_bastion_native.errors import INVALID_ARGUMENT, Refused
+    from azext_bastion_native.errors import Kind, Refused
     option = background_option(ssh_args or [])
     if option is None:
         return
-    with refusals_as_cli_errors():
-        raise Refused(
-            f'ssh {option} would keep ssh running after `az network bastion ssh` returns, but the Bastion tunnel '
-            'ends with the command: the session and any forward (-L, -R, -D) would be dead.',
-            'Keep this command in the foreground (drop the option; Ctrl+C ends it), or for a lasting connection '
-            'open one with `az network bastion tunnel -g RG -n NAME --target-resource-id ID --resource-port 22 '
-            '--port 2222` and run `ssh -f -N -L ... -p 2222 USER@127.0.0.1`, or write a Host block with '
-            '`az network bastion ssh-config` and run `ssh -f -N -L ... ALIAS` (its ProxyCommand lives as long as ssh).',
-            INVALID_ARGUMENT)
+    raise Refused(
+        f'ssh {option} would keep ssh running after `az network bastion ssh` returns, but the Bastion tunnel '
+        'ends with the command: the session and any forward (-L, -R, -D) would be dead.',
+        'Keep this command in the foreground (drop the option; Ctrl+C ends it), or for a lasting connection '
+        'open one with `az network bastion tunnel -g RG -n NAME --target-resource-id ID --resource-port 22 '
+        '--port 2222` and run `ssh -f -N -L ... -p 2222 USER@127.0.0.1`, or write a Host block with '
+        '`az network bastion ssh-config` and run `ssh -f -N -L ... ALIAS` (its ProxyCommand lives as long as ssh).',
+        Kind.INVALID_ARGUMENT)
 
 
-def _entra_login(cleanup, fetch_certificate, cloud_name):
-    from azure.cli.core.azclierror import AuthenticationError
-    from azext_bastion_native.clients.entra_cert import CertificateError, obtain_certificate
+def entra_login(cleanup, fetch_certificate, cloud_name):
+    """An SshLogin with an Entra ID certificate in a private directory ``cleanup`` removes."""
+    from azext_bastion_native.clients.entra_cert import obtain_certificate
     from azext_bastion_native.clients.ssh import SshLogin
     from azext_bastion_native.clients.tempfiles import private_directory
     directory = cleanup.enter_context(private_directory(prefix='az-bastion-aad-'))
-    try:
-        credentials = obtain_certificate(directory, fetch_certificate, cloud_name)
-    except CertificateError as err:
-        raise AuthenticationError(str(err), recommendation='Check that you signed in with `az login` as a user '
-                                  'who has the Virtual Machine User Login role on the VM.') from None
+    credentials = obtain_certificate(directory, fetch_certificate, cloud_name)
     logger.debug('Entra ID certificate issued for principal %s', credentials.principal)
     return SshLogin('aad', credentials.principal, credentials.private_key_path, credentials.certificate_path)

@@ -11,9 +11,8 @@ import sys
 
 from knack.log import get_logger
 
-from azure.cli.core import azclierror
-
 from azext_bastion_native.connect import session as access
+from azext_bastion_native.errors import Kind, Refused
 
 logger = get_logger(__name__)
 
@@ -61,7 +60,7 @@ def tunnel_command(cmd, resource_group_name, name, resource_port, target_resourc
     try:
         reason = run_tunnel(server, on_ready=on_ready)
     except OSError as err:
-        raise listen_error(err, bind_address, port) from None
+        raise cannot_listen(err, bind_address, port) from None
     logger.info('Tunnel closed (%s); every session it opened has been deleted.', reason.value)
     if reason.exit_code:
         sys.exit(reason.exit_code)      # 130 after Ctrl+C, 143 after SIGTERM, 129 after SIGHUP (shell conventions)
@@ -90,38 +89,32 @@ def write_ready_line(cli_ctx, ready):
     sys.stdout.flush()
 
 
-def listen_error(err, bind_address, port):
-    """A failure to listen as the CLI's typed error, naming what is wrong: the address or the port."""
+def cannot_listen(err, bind_address, port):
+    """The Refused for an OSError of listening, naming what is wrong: the address or the port."""
     if isinstance(err, socket.gaierror):
-        return azclierror.InvalidArgumentValueError(
-            f"--bind-address '{bind_address}' is not an IP address or a host name this machine resolves.",
-            recommendation='Use 127.0.0.1 (the default) or one of this machine\'s addresses.')
+        return Refused(f"--bind-address '{bind_address}' is not an IP address or a host name this machine resolves.",
+                       'Use 127.0.0.1 (the default) or one of this machine\'s addresses.', Kind.INVALID_ARGUMENT)
     if err.errno == errno.EADDRNOTAVAIL:
-        return azclierror.InvalidArgumentValueError(
-            f'Cannot listen on {bind_address}: --bind-address is not an address of this machine.',
-            recommendation='Use 127.0.0.1 (the default) or one of this machine\'s addresses (ip address, '
-                           'ipconfig).')
+        return Refused(f'Cannot listen on {bind_address}: --bind-address is not an address of this machine.',
+                       'Use 127.0.0.1 (the default) or one of this machine\'s addresses (ip address, ipconfig).',
+                       Kind.INVALID_ARGUMENT)
     if err.errno == errno.EADDRINUSE:
-        return azclierror.ValidationError(f'Cannot listen on {bind_address} port {port}: another program uses it.',
-                                          recommendation='Choose another --port, or --port 0 for a free one.')
-    return azclierror.ValidationError(f'Cannot listen on {bind_address} port {port}: {err.strerror or err}.',
-                                      recommendation='Choose another --port, or --port 0 for a free one.')
+        return Refused(f'Cannot listen on {bind_address} port {port}: another program uses it.',
+                       'Choose another --port, or --port 0 for a free one.')
+    return Refused(f'Cannot listen on {bind_address} port {port}: {err.strerror or err}.',
+                   'Choose another --port, or --port 0 for a free one.')
 
 
 def proxy_command(cmd, resource_group_name, name, resource_port, target_resource_id=None, target_ip_address=None,
                   timeout=None, idle_timeout=None):
-    from azext_bastion_native.dataplane import DataPlaneError
     from azext_bastion_native.relay.stdio import StdioNotSupportedError, StdioStopped, run_stdio
     client, target = _open_data_plane(cmd, 'network bastion proxy', resource_group_name, name, resource_port,
                                       target_resource_id, target_ip_address)
     try:
         relayed = run_stdio(client, target, timeout=timeout, idle_timeout=idle_timeout)
     except StdioNotSupportedError as err:
-        raise azclierror.ArgumentUsageError(str(err), recommendation=(
-            'Use it from ssh: ssh -o ProxyCommand="az network bastion proxy -g RG -n NAME --target-resource-id ID '
-            '--resource-port 22" user@vm')) from None
-    except DataPlaneError as err:
-        raise access.data_plane_cli_error(err) from None
+        raise Refused(str(err), 'Use it from ssh: ssh -o ProxyCommand="az network bastion proxy -g RG -n NAME '
+                      '--target-resource-id ID --resource-port 22" user@vm', Kind.USAGE) from None
     except StdioStopped as stop:
         sys.exit(stop.exit_code)        # the session is deleted; 129 after SIGHUP, as the tunnel
     if not relayed:

@@ -11,6 +11,7 @@ from knack.log import get_logger
 
 from azext_bastion_native.doctor import checks
 from azext_bastion_native.capabilities import client_os
+from azext_bastion_native.errors import Kind, Refused
 
 logger = get_logger(__name__)
 # A session is only minted when these rows did not fail: it could not succeed otherwise.
@@ -19,24 +20,21 @@ SESSION_PREREQUISITES = ('Cloud Shell', 'Signed in', 'Bastion host', 'Native cli
 
 
 def _failure(err):
-    recommendations = getattr(err, 'recommendations', None) or []
-    return checks.Failure(getattr(err, 'error_msg', None) or str(err), recommendations[0] if recommendations else '')
+    """A failed read (a Refused: ARM's answer, a wrong resource ID) as the row's failure."""
+    return checks.Failure(err.message or str(err), err.recommendation or '')
 
 
 def _check_arguments(target_resource_id, target_ip_address, resource_port, method):
-    from azure.cli.core import azclierror
-    from azext_bastion_native.cli_errors import refusals_as_cli_errors
     from azext_bastion_native.connect.preflight import check_ip_address
     if target_resource_id and target_ip_address:
-        raise azclierror.MutuallyExclusiveArgumentError(
-            'Give at most one of --target-resource-id and --target-ip-address.')
+        raise Refused('Give at most one of --target-resource-id and --target-ip-address.',
+                      kind=Kind.MUTUALLY_EXCLUSIVE)
     if resource_port is not None and not 1 <= int(resource_port) <= 65535:
-        raise azclierror.InvalidArgumentValueError(f'--resource-port {resource_port} is not a port (1-65535).')
+        raise Refused(f'--resource-port {resource_port} is not a port (1-65535).', kind=Kind.INVALID_ARGUMENT)
     if method and method not in checks.METHODS:
-        raise azclierror.InvalidArgumentValueError(f'--method must be one of {", ".join(checks.METHODS)}.')
+        raise Refused(f'--method must be one of {", ".join(checks.METHODS)}.', kind=Kind.INVALID_ARGUMENT)
     if target_ip_address:
-        with refusals_as_cli_errors():
-            check_ip_address(target_ip_address)
+        check_ip_address(target_ip_address)
 
 
 def _sign_in_failure(cli_ctx):
@@ -50,23 +48,21 @@ def _sign_in_failure(cli_ctx):
 
 
 def _read_host(cli_ctx, resource_group, name):
-    from azure.cli.core.azclierror import AzCLIError
     from azext_bastion_native._client_factory import cf_network
     from azext_bastion_native.management.hosts import get_host
     try:
         return get_host(cf_network(cli_ctx), resource_group, name), None
-    except AzCLIError as err:
+    except Refused as err:
         return None, _failure(err)
 
 
 def _read_vm(cli_ctx, target_resource_id):
     """(VmFacts, the VM's model, None) or (None, None, Failure)."""
-    from azure.cli.core.azclierror import AzCLIError
     from azext_bastion_native.management import vms
     try:
         ref = vms.parse_vm_id(target_resource_id)
         vm = vms.read_vm(cli_ctx, ref)
-    except AzCLIError as err:
+    except Refused as err:
         return None, None, _failure(err)
     label = ref.name if ref.instance is None else f'{ref.name}/{ref.instance}'
     return checks.VmFacts(label, ref.resource_group, vms.power_state(vm), vms.os_type(vm), ref.start_command), vm, \
@@ -88,12 +84,11 @@ def _network_row(cli_ctx, host_model, vm_model, asked):
 
 
 def _read_nsg(cli_ctx, resource_group, name):
-    from azure.cli.core.azclierror import AzCLIError
     from azext_bastion_native.management.nsg import find_bastion_subnet, read_nsg
     try:
         subnet = find_bastion_subnet(cli_ctx, resource_group, name)
         return (read_nsg(cli_ctx, subnet.nsg_id)[3] if subnet.nsg_id else None), None
-    except AzCLIError as err:
+    except Refused as err:
         return None, _failure(err)
 
 

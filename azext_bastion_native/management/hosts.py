@@ -5,11 +5,10 @@ Every check that can be made before a write is made before it, so a refused comm
 import ipaddress
 import re
 
-from azure.cli.core import azclierror
-
 from azext_bastion_native.bastion_facts import (
     BASTION_NAME_RULE, BASTION_NAME_RULE_TEXT, DEVELOPER_SKUS, HOST_FEATURES, NATIVE_CLIENT_SKUS, SCALE_UNITS_RANGE,
     SCALING_SKUS, SKUS, canonical_sku, sku_name)
+from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 
@@ -31,7 +30,7 @@ def host_label(resource_group, name):
 def get_host(client, resource_group, name, for_wait=False):
     """GET the host. for_wait: ARM's 404 passes through as azure.core's ResourceNotFoundError, the one azure-cli's
     generic wait (azure.cli.core.commands.command_operation.WaitCommandOperation.wait) acts on: --deleted returns,
-    --exists/--created keep polling. A typed azclierror there would end the wait at once."""
+    --exists/--created keep polling. A typed error there would end the wait at once."""
     with arm_errors(host_label(resource_group, name), pass_not_found=for_wait,
                     not_found_hint=f'List the hosts you can see: az network bastion list -g {resource_group} -o table'):
         return client.bastion_hosts.get(resource_group, name)
@@ -46,7 +45,7 @@ def _read_by_name_or_id(value, resource_group, kind, getter, create_hint):
         parts = parse_resource_id(value)
         resource_group, name = parts['resource_group'], parts['name']
     elif '/' in value:
-        raise azclierror.InvalidArgumentValueError(f"'{value}' is neither a {kind} name nor a valid resource ID.")
+        raise Refused(f"'{value}' is neither a {kind} name nor a valid resource ID.", kind=Kind.INVALID_ARGUMENT)
     else:
         name = value
     with arm_errors(f"{kind[0].upper()}{kind[1:]} '{name}' in resource group '{resource_group}'",
@@ -61,17 +60,18 @@ def check_bastion_subnet(client, resource_group, vnet):
         'Create it first: az network vnet create -g {rg} -n {name} --address-prefixes 10.0.0.0/16')
     subnet = next((s for s in (vnet_model.subnets or []) if s.name == BASTION_SUBNET), None)
     if subnet is None:
-        raise azclierror.ValidationError(
+        raise Refused(
             f"Virtual network '{vnet_name}' has no subnet named {BASTION_SUBNET}; Bastion is deployed into it.",
             recommendation=f'az network vnet subnet create -g {vnet_rg} --vnet-name {vnet_name} -n {BASTION_SUBNET} '
-                           '--address-prefixes <a free /26 or larger, e.g. 10.0.1.0/26>')
+            '--address-prefixes <a free /26 or larger, e.g. 10.0.1.0/26>', kind=Kind.VALIDATION)
     prefixes = list(subnet.address_prefixes or []) or [subnet.address_prefix]
     sizes = [ipaddress.ip_network(p, strict=False).prefixlen for p in prefixes if p]
     if not sizes or min(sizes) > MIN_SUBNET_PREFIX:
-        raise azclierror.ValidationError(
+        raise Refused(
             f"{BASTION_SUBNET} in '{vnet_name}' is {', '.join(p for p in prefixes if p)}; Bastion needs /26 or larger.",
             recommendation=f'Recreate the subnet with a /26 or larger prefix: az network vnet subnet update -g '
-                           f'{vnet_rg} --vnet-name {vnet_name} -n {BASTION_SUBNET} --address-prefixes <prefix>/26')
+            f'{vnet_rg} --vnet-name {vnet_name} -n {BASTION_SUBNET} --address-prefixes <prefix>/26',
+            kind=Kind.VALIDATION)
     return vnet_model, subnet
 
 
@@ -83,10 +83,10 @@ def check_public_ip(client, resource_group, public_ip):
     allocation = pip.public_ip_allocation_method
     allocation = getattr(allocation, 'value', allocation)
     if str(sku) != 'Standard' or str(allocation) != 'Static':
-        raise azclierror.ValidationError(
+        raise Refused(
             f"Public IP '{pip_name}' is {sku} SKU with {allocation} allocation; Bastion needs Standard SKU and Static.",
             recommendation=f'az network public-ip create -g {pip_rg} -n <new-name> --sku Standard '
-                           '--allocation-method Static')
+            '--allocation-method Static', kind=Kind.VALIDATION)
     return pip
 
 
@@ -108,21 +108,22 @@ def check_sku_rules(sku, features, scale_units=None, zones=None):
     if wanted:
         fits = next((candidate for candidate in SKUS[SKUS.index(sku):]
                      if all(candidate in feature.skus for feature in wanted)), 'Premium')
-        raise azclierror.ArgumentUsageError(
+        raise Refused(
             f"Not offered by the {sku} SKU: "
             + ', '.join(f"{feature.flag} ({' or '.join(feature.skus)})" for feature in wanted) + '.',
-            recommendation=f'Use --sku {fits}, or drop those options.')
+            recommendation=f'Use --sku {fits}, or drop those options.', kind=Kind.USAGE)
     if scale_units is not None:
         low, high = SCALE_UNITS_RANGE
         if not low <= scale_units <= high:
-            raise azclierror.InvalidArgumentValueError(f'--scale-units must be {low}-{high}, not {scale_units}.')
+            raise Refused(f'--scale-units must be {low}-{high}, not {scale_units}.', kind=Kind.INVALID_ARGUMENT)
         if scale_units != low and sku not in SCALING_SKUS:
-            raise azclierror.ArgumentUsageError(
+            raise Refused(
                 f'--scale-units needs Standard or Premium; {sku} hosts have a fixed {low} units.',
-                recommendation='Use --sku Standard, or drop --scale-units.')
+                recommendation='Use --sku Standard, or drop --scale-units.', kind=Kind.USAGE)
     if zones and sku in DEVELOPER_SKUS:
-        raise azclierror.ArgumentUsageError('--zones: a Developer host runs in a shared pool and takes no zones.',
-                                            recommendation='Drop --zones, or use --sku Standard.')
+        raise Refused(
+            '--zones: a Developer host runs in a shared pool and takes no zones.',
+            recommendation='Drop --zones, or use --sku Standard.', kind=Kind.USAGE)
 
 
 def check_sku_change(label, old_sku, new_sku):
@@ -130,12 +131,14 @@ def check_sku_change(label, old_sku, new_sku):
     if old_sku == new_sku:
         return
     if old_sku in DEVELOPER_SKUS:
-        raise azclierror.ValidationError(
+        raise Refused(
             f'{label} is Developer SKU: it cannot be changed in place (other SKUs need AzureBastionSubnet and a '
-            'public IP).', recommendation='Create a new host with az network bastion create --sku Standard ...')
+            'public IP).', recommendation='Create a new host with az network bastion create --sku Standard ...',
+            kind=Kind.VALIDATION)
     if SKUS.index(new_sku) < SKUS.index(old_sku):
-        raise azclierror.ValidationError(f'{label} is {old_sku} SKU; Azure does not downgrade a host to {new_sku}.',
-                                         recommendation='Delete and recreate the host to use a smaller SKU.')
+        raise Refused(
+            f'{label} is {old_sku} SKU; Azure does not downgrade a host to {new_sku}.',
+            recommendation='Delete and recreate the host to use a smaller SKU.', kind=Kind.VALIDATION)
 
 
 def _features_for_create(sku, features):
@@ -155,9 +158,9 @@ def build_host(client, resource_group, vnet, public_ip, location, sku, features,
     check_sku_rules(sku, features, scale_units, zones)
     if sku in DEVELOPER_SKUS:
         if public_ip:
-            raise azclierror.ArgumentUsageError(
+            raise Refused(
                 '--public-ip-address: a Developer host has no public IP (it is reached through a shared pool).',
-                recommendation='Drop --public-ip-address, or use --sku Standard.')
+                recommendation='Drop --public-ip-address, or use --sku Standard.', kind=Kind.USAGE)
         _, _, vnet_model = _read_by_name_or_id(
             vnet, resource_group, 'virtual network', client.virtual_networks.get,
             'Create it first: az network vnet create -g {rg} -n {name} --address-prefixes 10.0.0.0/16')
@@ -165,14 +168,14 @@ def build_host(client, resource_group, vnet, public_ip, location, sku, features,
                            virtual_network=SubResource(id=vnet_model.id), ip_configurations=[])
     private_only = features['enablePrivateOnlyBastion']
     if private_only and public_ip:
-        raise azclierror.MutuallyExclusiveArgumentError(
+        raise Refused(
             '--private-only and --public-ip-address: a private-only host has no public IP.',
-            recommendation='Drop --public-ip-address.')
+            recommendation='Drop --public-ip-address.', kind=Kind.MUTUALLY_EXCLUSIVE)
     if not private_only and not public_ip:
-        raise azclierror.RequiredArgumentMissingError(
+        raise Refused(
             f'--public-ip-address is required for a {sku} host (a Standard SKU, Static public IP).',
             recommendation='az network public-ip create -g <rg> -n <name> --sku Standard --allocation-method Static; '
-                           'or --sku Premium --private-only for a host without one, or --sku Developer.')
+            'or --sku Premium --private-only for a host without one, or --sku Developer.', kind=Kind.MISSING)
     vnet_model, subnet = check_bastion_subnet(client, resource_group, vnet)
     pip = check_public_ip(client, resource_group, public_ip) if public_ip else None
     ip_configuration = BastionHostIPConfiguration(

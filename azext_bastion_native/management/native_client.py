@@ -2,9 +2,8 @@
 
 from knack.log import get_logger
 
-from azure.cli.core import azclierror
-
 from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, sku_name
+from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management import hosts
 from azext_bastion_native.management.operations import confirm, wait_for
 
@@ -45,18 +44,18 @@ def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_c
     host = hosts.get_host(client, resource_group, name)
     sku = sku_name(host)
     if sku == 'Developer':
-        raise azclierror.ValidationError(
+        raise Refused(
             f'{label} is Developer SKU: it has no native client setting to turn on, and cannot be upgraded in place '
             '(Standard needs AzureBastionSubnet and a public IP). `az network bastion tunnel`, `proxy` and `ssh` '
             'reach VMs through its shared pool as they are; the full native client feature set needs Standard.',
             recommendation=f'Deploy a Standard host: az network bastion create -g {resource_group} -n <name> '
-                           '--vnet-name <vnet> --public-ip-address <standard-static-ip>')
+            '--vnet-name <vnet> --public-ip-address <standard-static-ip>', kind=Kind.VALIDATION)
     upgrading = sku not in NATIVE_CLIENT_SKUS
     if upgrading and not upgrade_sku:
-        raise azclierror.ValidationError(
+        raise Refused(
             f'{label} is {sku} SKU; native client needs Standard or Premium.',
             recommendation=f'az network bastion native-client enable -g {resource_group} -n {name} --upgrade-sku '
-                           '(upgrades to Standard, which is billed differently; SKUs cannot be downgraded)')
+            '(upgrades to Standard, which is billed differently; SKUs cannot be downgraded)', kind=Kind.VALIDATION)
     if not upgrading and host.enable_tunneling and (host.enable_ip_connect or not enable_ip_connect):
         logger.warning('Native client is already enabled on %s; nothing to change.', label)
         return host

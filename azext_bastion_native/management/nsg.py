@@ -12,7 +12,8 @@ from azure.cli.core import azclierror
 from knack.log import get_logger
 
 from azext_bastion_native._client_factory import cf_network
-from azext_bastion_native.management.errors import arm_errors
+from azext_bastion_native.errors import Refused
+from azext_bastion_native.management.errors import ArmNotFound, arm_errors
 from azext_bastion_native.management.hosts import BASTION_SUBNET, get_host
 from azext_bastion_native.management.operations import confirm
 from azext_bastion_native.nsg.check import Json, Report, check
@@ -49,7 +50,7 @@ def find_bastion_subnet(cli_ctx: Any, resource_group: str, name: str) -> Bastion
     configs = host.ip_configurations or []
     subnet_id = getattr(getattr(configs[0], 'subnet', None), 'id', None) if configs else None
     if not subnet_id:
-        raise azclierror.ValidationError(f"Bastion host '{name}' has no IP configuration with a subnet.")
+        raise Refused(f"Bastion host '{name}' has no IP configuration with a subnet.")
     subscription, vnet_rg, vnet, parts = _parse(subnet_id)
     subnet_name = parts.get('child_name_1', BASTION_SUBNET)
     client = cf_network(cli_ctx, subscription_id=subscription)
@@ -162,7 +163,7 @@ def _resolve_nsg(cli_ctx: Any, target: BastionSubnet, name: str,
     nsg_json: Optional[Json]
     try:    # an NSG of that name that is not associated yet: merge into it rather than replace it
         nsg_json = read_nsg(cli_ctx, nsg_id)[3]
-    except azclierror.ResourceNotFoundError:
+    except ArmNotFound:
         nsg_json = None
     return target.client, target.resource_group, nsg_name, nsg_id, nsg_json
 

@@ -4,6 +4,7 @@ commands and `doctor` act on (power state, OS, admin user)."""
 from dataclasses import dataclass
 from typing import Optional
 
+from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 
 
@@ -30,7 +31,6 @@ class VmRef:
 def parse_vm_id(resource_id):
     """A VM or VMSS instance resource ID -> VmRef; anything else is a typed error with the way to get one."""
     from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
-    from azure.cli.core.azclierror import InvalidArgumentValueError
     if is_valid_resource_id(resource_id):
         parts = parse_resource_id(resource_id)
         kind = f"{parts.get('namespace', '')}/{parts.get('type', '')}".lower()
@@ -39,9 +39,9 @@ def parse_vm_id(resource_id):
         if kind == 'microsoft.compute/virtualmachinescalesets' and \
                 (parts.get('child_type_1') or '').lower() == 'virtualmachines' and parts.get('last_child_num') == 1:
             return VmRef(parts['subscription'], parts['resource_group'], parts['name'], parts['child_name_1'])
-    raise InvalidArgumentValueError(
+    raise Refused(
         f"--target-resource-id '{resource_id}' is not a virtual machine or scale set instance resource ID.",
-        recommendation='Get it with: az vm show -g RG -n VM --query id -o tsv')
+        recommendation='Get it with: az vm show -g RG -n VM --query id -o tsv', kind=Kind.INVALID_ARGUMENT)
 
 
 def read_vm(cli_ctx, ref):
@@ -76,11 +76,11 @@ def admin_username(vm):
 
 def get_running_vm(cli_ctx, resource_id):
     """The VM with its instance view; refused (with the start command) when it is not running."""
-    from azure.cli.core.azclierror import ValidationError
     ref = parse_vm_id(resource_id)
     vm = read_vm(cli_ctx, ref)
     power = power_state(vm)
     if power is not None and power.lower() != 'running':
-        raise ValidationError(f'{ref.label} is not running (power state: {power}); Bastion cannot connect to it.',
-                              recommendation=f'Start it first: {ref.start_command}')
+        raise Refused(
+            f'{ref.label} is not running (power state: {power}); Bastion cannot connect to it.',
+            recommendation=f'Start it first: {ref.start_command}', kind=Kind.VALIDATION)
     return vm

@@ -7,6 +7,7 @@ from azure.cli.core.util import in_cloud_console
 
 from azext_bastion_native import guards
 from azext_bastion_native.guards import check_ssh_key_file, is_key_vault_reference, parse_key_vault_reference
+from tests.unit.boundary import raises_as
 
 KEY_VAULT_REFERENCES = [
     'https://myvault.vault.azure.net/secrets/sshkey',
@@ -127,7 +128,7 @@ def test_an_existing_file_that_looks_like_a_vault_path_is_a_file(tmp_path, monke
 
 @pytest.mark.parametrize('value', KEY_VAULT_REFERENCES)
 def test_key_vault_references_are_refused_with_the_download_recipe(value):
-    with pytest.raises(InvalidArgumentValueError) as refused:
+    with raises_as(InvalidArgumentValueError) as refused:
         check_ssh_key_file(value)
     assert 'Key Vault' in str(refused.value)
     assert 'az keyvault secret download --vault-name' in refused.value.recommendations[0]
@@ -135,25 +136,25 @@ def test_key_vault_references_are_refused_with_the_download_recipe(value):
 
 
 def test_refusal_names_the_vault_and_secret():
-    with pytest.raises(InvalidArgumentValueError) as refused:
+    with raises_as(InvalidArgumentValueError) as refused:
         check_ssh_key_file('https://kv1.vault.azure.net/secrets/bastion-key')
     assert '--vault-name kv1 -n bastion-key --file KEY' in refused.value.recommendations[0]
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(InvalidArgumentValueError, match='no such file'):
+    with raises_as(InvalidArgumentValueError, match='no such file'):
         check_ssh_key_file(str(tmp_path / 'nope'))
 
 
 def test_directory(tmp_path):
-    with pytest.raises(InvalidArgumentValueError, match='is a directory'):
+    with raises_as(InvalidArgumentValueError, match='is a directory'):
         check_ssh_key_file(str(tmp_path))
 
 
 @pytest.mark.parametrize('mode', [0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o666, 0o700 | 0o070])
 def test_group_or_other_access_is_refused_with_chmod(tmp_path, mode):
     key = _key(tmp_path, mode=mode)
-    with pytest.raises(InvalidArgumentValueError) as refused:
+    with raises_as(InvalidArgumentValueError) as refused:
         check_ssh_key_file(str(key))
     assert 'group or others' in str(refused.value)
     assert refused.value.recommendations == [f'chmod 600 {key}']
@@ -168,14 +169,14 @@ def test_owner_only_modes_pass(tmp_path, mode):
 @pytest.mark.skipif(os.geteuid() == 0, reason='root reads every file')
 def test_unreadable_file(tmp_path):
     key = _key(tmp_path, mode=0o200)
-    with pytest.raises(InvalidArgumentValueError, match='not readable'):
+    with raises_as(InvalidArgumentValueError, match='not readable'):
         check_ssh_key_file(str(key))
 
 
 def test_unreadable_file_as_seen_by_access(tmp_path, monkeypatch):
     key = _key(tmp_path)
     monkeypatch.setattr(guards.os, 'access', lambda path, mode: False)
-    with pytest.raises(InvalidArgumentValueError, match='not readable'):
+    with raises_as(InvalidArgumentValueError, match='not readable'):
         check_ssh_key_file(str(key))
 
 
@@ -184,7 +185,7 @@ def test_unreadable_file_as_seen_by_access(tmp_path, monkeypatch):
 def test_cloud_shell_refused_with_the_portal_pointer(monkeypatch):
     monkeypatch.setenv('ACC_CLOUD', 'PROD')
     assert in_cloud_console()
-    with pytest.raises(ValidationError) as refused:
+    with raises_as(ValidationError) as refused:
         guards.refuse_in_cloud_shell('network bastion ssh')
     assert 'Cloud Shell' in str(refused.value) and 'az network bastion ssh' in str(refused.value)
     assert 'portal' in refused.value.recommendations[0]
@@ -209,7 +210,7 @@ def test_outside_cloud_shell_nothing_happens(monkeypatch, value):
     'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQAAACB',
 ])
 def test_key_text_is_refused_without_quoting_it(text):
-    with pytest.raises(InvalidArgumentValueError) as refused:
+    with raises_as(InvalidArgumentValueError) as refused:
         check_ssh_key_file(text)
     assert 'without @' in ' '.join(refused.value.recommendations)
     assert text not in str(refused.value) and 'b3BlbnNzaC1' not in str(refused.value)

@@ -11,6 +11,7 @@ from azext_bastion_native.connect import dispatch, rdp as connect_rdp, ssh as co
 from azext_bastion_native.management import vms
 from azext_bastion_native.capabilities import CapabilityRefused
 from azext_bastion_native.connect.dispatch import ConnectFacts, choose_handler
+from tests.unit.boundary import raises_as
 
 VM_ID = '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1'
 
@@ -85,8 +86,8 @@ def test_rdp_refusals_say_why(facts, words):
 
 
 def test_refusal_reaches_the_cli_as_a_typed_error():
-    with pytest.raises(ValidationError) as error:
-        dispatch.require_handler(ConnectFacts('linux', 'ssh', 'windows', 'password'))
+    with raises_as(ValidationError) as error:
+        dispatch.choose_handler(ConnectFacts('linux', 'ssh', 'windows', 'password'))
     assert error.value.recommendations
 
 
@@ -104,14 +105,14 @@ def _ssh(environment, **options):
 
 def test_cloud_shell_refused(offline, monkeypatch):
     monkeypatch.setenv('ACC_CLOUD', 'PROD')
-    with pytest.raises(ValidationError, match='Cloud Shell'):
+    with raises_as(ValidationError, match='Cloud Shell'):
         _ssh(offline)
-    with pytest.raises(ValidationError, match='Cloud Shell'):
+    with raises_as(ValidationError, match='Cloud Shell'):
         connect_rdp.rdp_command(_NoNetwork(), 'rg', 'bastion', target_resource_id=VM_ID, environment=offline)
 
 
 def test_key_vault_key_refused(offline):
-    with pytest.raises(InvalidArgumentValueError, match='Key Vault'):
+    with raises_as(InvalidArgumentValueError, match='Key Vault'):
         _ssh(offline, auth_type='ssh-key', ssh_key='https://v.vault.azure.net/secrets/k')
 
 
@@ -120,7 +121,7 @@ def test_too_open_key_refused(offline, tmp_path):
     key = tmp_path / 'key'
     key.write_text('k')
     key.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP)
-    with pytest.raises(InvalidArgumentValueError, match='group or others') as error:
+    with raises_as(InvalidArgumentValueError, match='group or others') as error:
         _ssh(offline, auth_type='ssh-key', ssh_key=str(key))
     assert f'chmod 600 {key}' in str(error.value.recommendations)
 
@@ -135,25 +136,25 @@ def test_too_open_key_refused(offline, tmp_path):
     ({'target_resource_id': None, 'target_ip_address': '10.0.0.4', 'resource_port': 2222}, ValidationError),
 ])
 def test_argument_refusals(offline, options, error):
-    with pytest.raises(error):
+    with raises_as(error):
         _ssh(offline, **options)
 
 
 def test_missing_ssh_client_refused_before_connecting(offline):
     offline.which = lambda _: None
     from azure.cli.core.azclierror import UnclassifiedUserFault
-    with pytest.raises(UnclassifiedUserFault, match='OpenSSH'):
+    with raises_as(UnclassifiedUserFault, match='OpenSSH'):
         _ssh(offline)
 
 
 def test_configure_is_windows_only(offline):
-    with pytest.raises(ArgumentUsageError, match='--configure'):
+    with raises_as(ArgumentUsageError, match='--configure'):
         connect_rdp.rdp_command(_NoNetwork(), 'rg', 'bastion', target_resource_id=VM_ID, configure=True,
                             environment=offline)
 
 
 def test_rdp_aad_on_linux_refused_before_network(offline):
-    with pytest.raises(ValidationError, match='Entra ID'):
+    with raises_as(ValidationError, match='Entra ID'):
         connect_rdp.rdp_command(_NoNetwork(), 'rg', 'bastion', target_resource_id=VM_ID, auth_type='aad',
                             environment=offline)
 
@@ -195,7 +196,7 @@ def test_scale_set_instance_is_looked_up_as_such(monkeypatch):
 def test_deallocated_vm_is_refused_with_its_power_state(monkeypatch):
     import azext_bastion_native._client_factory as factory
     monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm('deallocated'), []))
-    with pytest.raises(ValidationError, match='deallocated') as error:
+    with raises_as(ValidationError, match='deallocated') as error:
         vms.get_running_vm(None, VM_ID)
     assert 'az vm start -g rg -n vm1' in str(error.value.recommendations)
 
@@ -205,5 +206,5 @@ def test_deallocated_vm_is_refused_with_its_power_state(monkeypatch):
     'vm1', '/subscriptions/S1/resourceGroups/rg',
 ])
 def test_non_vm_resource_id_is_refused(resource_id):
-    with pytest.raises(InvalidArgumentValueError):
+    with raises_as(InvalidArgumentValueError):
         vms.parse_vm_id(resource_id)

@@ -15,6 +15,7 @@ from azext_bastion_native.connect import file as file_transfer
 from azext_bastion_native.clients.ssh import SshLogin, host_key_alias
 from azext_bastion_native.connect.file import DOWNLOAD, UPLOAD, Transfer
 from azext_bastion_native.dataplane.protocol import Endpoint, Target
+from tests.unit.boundary import raises_as
 
 VM_ID = '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1'
 
@@ -190,12 +191,12 @@ def offline(machine, monkeypatch):
 
 def test_cloud_shell_refused(offline, source, monkeypatch):
     monkeypatch.setenv('ACC_CLOUD', 'PROD')
-    with pytest.raises(ValidationError, match='Cloud Shell'):
+    with raises_as(ValidationError, match='Cloud Shell'):
         _upload(offline, source)
 
 
 def test_key_vault_key_refused(offline, source):
-    with pytest.raises(InvalidArgumentValueError, match='Key Vault'):
+    with raises_as(InvalidArgumentValueError, match='Key Vault'):
         _upload(offline, source, auth_type='ssh-key', ssh_key='https://v.vault.azure.net/secrets/k')
 
 
@@ -204,7 +205,7 @@ def test_too_open_key_refused(offline, source, tmp_path):
     key = tmp_path / 'key'
     key.write_text('k')
     key.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IROTH)
-    with pytest.raises(InvalidArgumentValueError, match='group or others'):
+    with raises_as(InvalidArgumentValueError, match='group or others'):
         _upload(offline, source, auth_type='ssh-key', ssh_key=str(key))
 
 
@@ -216,13 +217,13 @@ def test_too_open_key_refused(offline, source, tmp_path):
 ])
 def test_argument_refusals(offline, source, options, error):
     options = dict({'local': source}, **options)
-    with pytest.raises(error):
+    with raises_as(error):
         _upload(offline, **options)
 
 
 def test_missing_scp_refused(offline, source):
     offline.environment.which = lambda _: None
-    with pytest.raises(UnclassifiedUserFault, match='scp'):
+    with raises_as(UnclassifiedUserFault, match='scp'):
         _upload(offline, source)
 
 
@@ -230,5 +231,5 @@ def test_a_table_without_file_transfer_on_the_tunnel_is_refused(offline, source,
     rows = tuple(row if row.method != 'tunnel' else row.__class__(**dict(row.__dict__, file_transfer=False))
                  for row in capabilities.ALL_ROWS)
     monkeypatch.setattr(capabilities, 'ALL_ROWS', rows)
-    with pytest.raises(ValidationError, match='file transfer is not offered'):
+    with raises_as(ValidationError, match='file transfer is not offered'):
         _upload(offline, source)

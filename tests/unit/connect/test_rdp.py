@@ -15,6 +15,7 @@ from azure.cli.core.azclierror import AzureConnectionError
 from azext_bastion_native.connect import dispatch, rdp as connect_rdp, session
 from azext_bastion_native.clients import rdp
 from azext_bastion_native.dataplane import Endpoint, Target
+from tests.unit.boundary import raises_as
 
 VM_ID = '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/win1'
 ARM_TOKEN = 'arm-token-0123456789-secret'
@@ -123,7 +124,7 @@ def test_rdp_file_is_deleted_when_mstsc_is_interrupted():
                                           (200, b'<html>not an rdp file</html>')])
 def test_gateway_refusal_is_reported_without_the_token(status, body):
     recorder = _Recorder()
-    with pytest.raises(AzureConnectionError) as error:
+    with raises_as(AzureConnectionError) as error:
         connect_rdp.run_rdp(dispatch.RDP_GATEWAY_MSTSC, _destination(), _windows(recorder, _HttpGet(status, body)))
     assert ARM_TOKEN not in str(error.value)
     assert '--disable-gateway' in str(error.value.recommendations)
@@ -157,7 +158,7 @@ def test_rdp_command_refuses_a_linux_vm_after_looking_it_up(monkeypatch):
     monkeypatch.delenv('ACC_CLOUD', raising=False)
     monkeypatch.setattr(session, 'resolve_destination', lambda *_: _destination(target_os='linux'))
     recorder = _Recorder()
-    with pytest.raises(ValidationError, match='Linux VM'):
+    with raises_as(ValidationError, match='Linux VM'):
         connect_rdp.rdp_command(SimpleNamespace(cli_ctx=None), 'rg', 'bastion', target_resource_id=VM_ID,
                             environment=_windows(recorder, _HttpGet()))
     assert recorder.argv is None

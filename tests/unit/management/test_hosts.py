@@ -6,6 +6,7 @@ from azure.cli.core import azclierror
 from azext_bastion_native.bastion_facts import HOST_FEATURES
 from azext_bastion_native.management import hosts
 from azext_bastion_native.management.api_version import NETWORK_API_VERSION, pin_api_version
+from tests.unit.boundary import raises_as
 
 
 def _asking(*rest_names):
@@ -24,13 +25,13 @@ def test_each_sku_offers_exactly_its_features(sku, allowed):
         if feature.rest_name in allowed:
             hosts.check_sku_rules(sku, _asking(feature.rest_name))
         else:
-            with pytest.raises(azclierror.ArgumentUsageError) as refused:
+            with raises_as(azclierror.ArgumentUsageError) as refused:
                 hosts.check_sku_rules(sku, _asking(feature.rest_name))
             assert feature.flag in refused.value.error_msg
 
 
 def test_the_recommendation_names_the_cheapest_sku_offering_everything_asked():
-    with pytest.raises(azclierror.ArgumentUsageError) as refused:
+    with raises_as(azclierror.ArgumentUsageError) as refused:
         hosts.check_sku_rules('Basic', _asking('enableTunneling', 'enableSessionRecording'))
     assert '--sku Premium' in refused.value.recommendations[0]
 
@@ -39,7 +40,7 @@ def test_the_recommendation_names_the_cheapest_sku_offering_everything_asked():
     ('Standard', 1, azclierror.InvalidArgumentValueError), ('Premium', 51, azclierror.InvalidArgumentValueError),
     ('Basic', 3, azclierror.ArgumentUsageError), ('Developer', 4, azclierror.ArgumentUsageError)])
 def test_scale_units(sku, units, error):
-    with pytest.raises(error):
+    with raises_as(error):
         hosts.check_sku_rules(sku, {}, scale_units=units)
 
 
@@ -50,7 +51,7 @@ def test_scale_units_in_range_and_fixed_two_pass():
 
 @pytest.mark.parametrize('old, new', [('Premium', 'Standard'), ('Standard', 'Basic'), ('Developer', 'Standard')])
 def test_sku_changes_azure_refuses(old, new):
-    with pytest.raises(azclierror.ValidationError):
+    with raises_as(azclierror.ValidationError):
         hosts.check_sku_change('host', old, new)
 
 
