@@ -16,13 +16,16 @@ from .tempfiles import write_private_file
 
 CERTIFICATE_TYPE = 'ssh-rsa-cert-v01@openssh.com'
 KEY_BITS = 3072
-# The Entra application that issues SSH certificates, per cloud (its host differs in sovereign clouds).
+# The Entra application that issues SSH certificates, per cloud: the three Microsoft's ssh extension knows
+# (src/ssh/azext_ssh/custom.py `_get_and_write_certificate`, which refuses any other cloud as unsupported).
 _SCOPE_PATH = '/CheckMyAccess/Linux/.default'
 _SCOPE_HOSTS = {
+    'azurecloud': 'https://pas.windows.net',
     'azurechinacloud': 'https://pas.chinacloudapi.cn',
     'azureusgovernment': 'https://pasff.usgovcloudapi.net',
 }
-_DEFAULT_SCOPE_HOST = 'https://pas.windows.net'
+# az config for a cloud outside that table: the scope, given by the user, never guessed.
+SCOPE_CONFIG = ('bastion_native', 'ssh_certificate_scope')
 
 
 class CertificateError(Refused):
@@ -40,9 +43,20 @@ class EntraCredentials:
     principal: str          # the login name: the certificate's first valid principal
 
 
-def ssh_certificate_scope(cloud_name):
-    """The scope to ask Entra for an SSH certificate in the cloud ``cloud_name`` (azure-cli's cloud name)."""
-    host = _SCOPE_HOSTS.get((cloud_name or '').lower(), _DEFAULT_SCOPE_HOST)
+def ssh_certificate_scope(cloud_name, configured=None):
+    """The scope to ask Entra for an SSH certificate in the cloud ``cloud_name`` (azure-cli's cloud name): the one
+    ``configured`` (az config bastion_native.ssh_certificate_scope) when given, else the cloud's from the table;
+    another cloud is refused, as Microsoft's ssh extension refuses it, rather than sent a guessed scope."""
+    if configured:
+        return configured
+    host = _SCOPE_HOSTS.get((cloud_name or '').lower())
+    if host is None:
+        section, option = SCOPE_CONFIG
+        raise Refused(f"Entra ID SSH certificates are not known for the cloud '{cloud_name}': the clouds with one "
+                      f"are {', '.join(sorted(_SCOPE_HOSTS))}.",
+                      'Use --auth-type ssh-key or password; or, if this cloud has the SSH certificate application, '
+                      f'give its scope: az config set {section}.{option}=https://<its host>{_SCOPE_PATH}',
+                      Kind.INVALID_ARGUMENT)
     return host + _SCOPE_PATH
 
 
@@ -109,13 +123,14 @@ def first_principal(certificate_line, public_key=None):
     return principals[0]
 
 
-def obtain_certificate(directory, fetch_certificate, cloud_name):
+def obtain_certificate(directory, fetch_certificate, cloud_name, configured_scope=None):
     """Make a key pair in ``directory``, have Entra certify it, write the certificate next to the key.
 
     ``fetch_certificate(scopes, data)`` returns the certificate body (Profile.get_msal_token's second value)."""
+    scope = ssh_certificate_scope(cloud_name, configured_scope)
     private_path, public_key = generate_key_pair(directory)
     jwk = public_jwk(public_key)
-    body = fetch_certificate([ssh_certificate_scope(cloud_name)], certificate_request_data(jwk))
+    body = fetch_certificate([scope], certificate_request_data(jwk))
     if not isinstance(body, str) or not body.strip():
         raise CertificateError('Entra ID answered no SSH certificate.')
     body = body.strip()

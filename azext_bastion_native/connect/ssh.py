@@ -28,6 +28,11 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
     refuse_backgrounding(ssh_args)
     key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cmd.cli_ctx)) if ssh_key else None
     ssh_program = find_ssh(environment.which)
+    certificate_scope = None
+    if auth_type == 'aad':      # an unknown cloud is refused before anything is sent
+        from azext_bastion_native.clients.entra_cert import SCOPE_CONFIG, ssh_certificate_scope
+        certificate_scope = ssh_certificate_scope(cmd.cli_ctx.cloud.name,
+                                                  cmd.cli_ctx.config.get(*SCOPE_CONFIG, fallback=None))
     _, destination = resolve_and_dispatch(cmd.cli_ctx, facts, request)
 
     def fetch_certificate(scopes, data):
@@ -36,16 +41,16 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
 
     session.exit_with(lambda: run_ssh(destination, auth_type, username, key_path, ssh_args or [], ssh_program,
                                       environment, fetch_certificate=fetch_certificate,
-                                      cloud_name=cmd.cli_ctx.cloud.name))
+                                      cloud_name=cmd.cli_ctx.cloud.name, certificate_scope=certificate_scope))
 
 
 def run_ssh(destination, auth_type, username, key_path, ssh_args, ssh_program, environment,
-            fetch_certificate=None, cloud_name=None):
+            fetch_certificate=None, cloud_name=None, certificate_scope=None):
     """Sign-in material, then the tunnel, then ssh in the foreground; every piece is undone on the way out."""
     from azext_bastion_native.clients.ssh import SshLogin, host_key_alias, ssh_argv
     with contextlib.ExitStack() as cleanup:
         if auth_type == 'aad':
-            login = entra_login(cleanup, fetch_certificate, cloud_name)
+            login = entra_login(cleanup, fetch_certificate, cloud_name, certificate_scope)
         else:
             login = SshLogin(auth_type, username or destination.admin_username, key_path)
         tunnel = cleanup.enter_context(environment.tunnel(destination, unix_socket=True))
@@ -80,12 +85,12 @@ def refuse_backgrounding(ssh_args):
         Kind.INVALID_ARGUMENT)
 
 
-def entra_login(cleanup, fetch_certificate, cloud_name):
+def entra_login(cleanup, fetch_certificate, cloud_name, certificate_scope=None):
     """An SshLogin with an Entra ID certificate in a private directory ``cleanup`` removes."""
     from azext_bastion_native.clients.entra_cert import obtain_certificate
     from azext_bastion_native.clients.ssh import SshLogin
     from azext_bastion_native.clients.tempfiles import private_directory
     directory = cleanup.enter_context(private_directory(prefix='az-bastion-aad-'))
-    credentials = obtain_certificate(directory, fetch_certificate, cloud_name)
+    credentials = obtain_certificate(directory, fetch_certificate, cloud_name, certificate_scope)
     logger.debug('Entra ID certificate issued for principal %s', credentials.principal)
     return SshLogin('aad', credentials.principal, credentials.private_key_path, credentials.certificate_path)

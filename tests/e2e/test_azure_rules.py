@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.e2e.arrange import RG, bastion_requests, make_vnet, refused, unique
+from tests.e2e.arrange import RG, refused
 from tests.e2e.tunnel_helpers import RunningTunnel, sessions_drain
 
 pytestmark = pytest.mark.e2e
@@ -38,8 +38,8 @@ def _echo(port, payload=b'ping'):
     return got
 
 
-def test_a_session_minted_without_a_node_id_is_deleted_without_the_header(az_env, emulator, echo_server, vm_id,
-                                                                           tmp_path):
+def test_a_session_minted_without_a_node_id_is_deleted_without_the_header(
+        az_env, emulator, echo_server, vm_id, tmp_path):
     """Bastion answered "nodeId": null: the DELETE carries no X-Node-Id (upstream's tunnel.py cleanup sends none);
     the emulator refuses one that does, which would leave the session open on the host."""
     emulator.set_vm_endpoint('linux-vm', ECHO_VM_PORT, echo_server.host, echo_server.port)
@@ -52,3 +52,17 @@ def test_a_session_minted_without_a_node_id_is_deleted_without_the_header(az_env
     finally:
         tunnel.stop()
     assert 'could not' not in tunnel.stderr().lower(), tunnel.stderr()
+
+
+def test_entra_sign_in_in_a_cloud_without_a_known_scope_is_refused_before_anything_is_sent(az, emulator, vm_id):
+    """The emulator is a cloud outside Microsoft's three; with no scope configured (az-login configures one, as a
+    user of such a cloud would), aad is refused as Microsoft's ssh extension refuses it, with no session minted."""
+    import subprocess
+    emulator.delete('/_emulator/requests')
+    env = dict(az.env, AZURE_BASTION_NATIVE_SSH_CERTIFICATE_SCOPE='')
+    result = subprocess.run([az.executable, 'network', 'bastion', 'ssh', '-g', RG, '-n', 'demo-bastion',
+                             '--target-resource-id', vm_id, '--auth-type', 'aad'], env=env, capture_output=True,
+                            text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+    refused(result, 'not known for the cloud', 'az config set bastion_native.ssh_certificate_scope=')
+    seen = emulator.get('/_emulator/requests').json()['requests']
+    assert not [r for r in seen if 'ssh-cert' in (r.get('body') or '') or '/api/' in r['path']], seen

@@ -26,7 +26,9 @@ def login_commands(ready: dict) -> list[list[str]]:
     return [
         ["cloud", "register", "-n", name, "--endpoint-resource-manager", ready["arm"]],
         ["cloud", "set", "-n", name],
-        ["config", "set", "core.instance_discovery=false", "core.collect_telemetry=false"],
+        ["config", "set", "core.instance_discovery=false", "core.collect_telemetry=false",
+         # a cloud outside Microsoft's three has no known SSH certificate scope: bastion-native asks for it
+         f"bastion_native.ssh_certificate_scope={ready['arm'].rstrip('/')}/CheckMyAccess/Linux/.default"],
         # "--password=..." so that a secret starting with "-" is not read as an option.
         ["login", "--service-principal", "-u", ready["client_id"], f"--password={ready['client_secret']}",
          "--tenant", ready["tenant"], "--output", "none"],

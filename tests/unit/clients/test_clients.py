@@ -204,10 +204,25 @@ def test_openssh_accepts_the_written_certificate(tmp_path):
 
 @pytest.mark.parametrize('cloud, host', [('AzureCloud', 'https://pas.windows.net'),
                                          ('AzureChinaCloud', 'https://pas.chinacloudapi.cn'),
-                                         ('AzureUSGovernment', 'https://pasff.usgovcloudapi.net'),
-                                         ('Emu', 'https://pas.windows.net')])
+                                         ('AzureUSGovernment', 'https://pasff.usgovcloudapi.net')])
 def test_certificate_scope_follows_the_cloud(cloud, host):
     assert entra_cert.ssh_certificate_scope(cloud) == host + '/CheckMyAccess/Linux/.default'
+
+
+def test_an_unknown_cloud_is_refused_not_given_a_guessed_scope(tmp_path):
+    """As Microsoft's ssh extension (custom.py _get_and_write_certificate): another cloud is an error, not
+    pas.windows.net; nothing is generated or asked for."""
+    asked = []
+    with pytest.raises(entra_cert.Refused) as refused:
+        entra_cert.obtain_certificate(str(tmp_path), lambda *args: asked.append(args), 'MyStackHub')
+    assert "'MyStackHub'" in refused.value.message and 'azurecloud' in refused.value.message
+    assert 'bastion_native.ssh_certificate_scope' in refused.value.recommendation
+    assert asked == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_configured_scope_is_used_for_any_cloud():
+    scope = 'https://pas.example.test/CheckMyAccess/Linux/.default'
+    assert entra_cert.ssh_certificate_scope('MyStackHub', scope) == scope
 
 
 @pytest.mark.parametrize('answer', ['', 'not-base64!', 'AAAA'])
