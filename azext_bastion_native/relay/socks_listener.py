@@ -51,7 +51,7 @@ def answer(local: LocalEnd, handshake: ServerHandshake, code: Reply) -> None:
     local.close()
 
 
-class SocksListener(Listener):
+class SocksListener(Listener):  # pylint: disable=too-few-public-methods
     """SOCKS5 (CONNECT, no authentication) on ``bind_address:port``; names go through ``resolve``."""
 
     def __init__(self, resolve: Resolve, bind_address: str = '127.0.0.1', port: int = 0,

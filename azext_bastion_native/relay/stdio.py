@@ -4,7 +4,6 @@ nothing else (diagnostics go to logging, i.e. stderr)."""
 import asyncio
 import logging
 import os
-import signal
 import stat
 import sys
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from ..dataplane.protocol import Target
 from . import event_loop
 from .connection import relay_connection
 from .pump import LocalEnd
+from .tunnel import StopReason, stopped_by_signals
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +26,9 @@ class StdioStopped(Exception):
     """A signal (SIGINT, SIGTERM, SIGHUP) ended the relay, its session deleted: ``exit_code`` is 128 + its number,
     as shells report it."""
 
-    def __init__(self, signum: int):
-        super().__init__(f'signal {signum}')
-        self.exit_code = 128 + signum
+    def __init__(self, reason: StopReason):
+        super().__init__(reason.value)
+        self.exit_code = reason.exit_code
 
 
 async def open_stdio(stdin_fd: int, stdout_fd: int) -> LocalEnd:
@@ -92,6 +92,25 @@ async def _time_limits(local: LocalEnd, timeout: Optional[float], idle_timeout: 
         await asyncio.sleep(min(waits))
 
 
+async def _relay_stdio(client: Any, target: Target, stdin_fd: int, stdout_fd: int, timeout: Optional[float],
+                       idle_timeout: Optional[float]) -> bool:
+    local = await open_stdio(stdin_fd, stdout_fd)
+    relaying = asyncio.ensure_future(
+        relay_connection(client, target, local, 'proxy (stdio)', problem_level=logging.ERROR))
+    limits = asyncio.ensure_future(_time_limits(local, timeout, idle_timeout))
+    try:
+        await asyncio.wait((relaying, limits), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        limits.cancel()
+        if not relaying.done():
+            relaying.cancel()       # the time ran out (or a signal): the relay deletes its session
+            await asyncio.wait((relaying,))
+    if relaying.cancelled():
+        logger.info('proxy (stdio): %s elapsed; the session has been deleted.', limits.result())
+        return True
+    return relaying.result() is not None
+
+
 def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdout_fd: Optional[int] = None,
               timeout: Optional[float] = None, idle_timeout: Optional[float] = None) -> bool:
     """Relay stdin/stdout to ``target`` until either side closes, ``timeout`` seconds have passed or ``idle_timeout``
@@ -102,46 +121,22 @@ def run_stdio(client: Any, target: Target, stdin_fd: Optional[int] = None, stdou
     stdin_fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
     stdout_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
 
-    async def main():
-        loop = asyncio.get_running_loop()
+    async def main() -> bool:
         task = asyncio.current_task()
-        installed = []
-        stopped_by = []
+        stopped_by: List[StopReason] = []
 
-        def stop(signum: int) -> None:
-            stopped_by.append(signum)
-            task.cancel()
-        for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, 'SIGHUP', None)):
-            if signum is None:
-                continue
-            try:
-                loop.add_signal_handler(signum, stop, signum)
-                installed.append(signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+        def stop(reason: StopReason) -> None:
+            stopped_by.append(reason)
+            if task is not None:
+                task.cancel()
         try:
-            local = await open_stdio(stdin_fd, stdout_fd)
-            relaying = asyncio.ensure_future(
-                relay_connection(client, target, local, 'proxy (stdio)', problem_level=logging.ERROR))
-            limits = asyncio.ensure_future(_time_limits(local, timeout, idle_timeout))
-            try:
-                await asyncio.wait((relaying, limits), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                limits.cancel()
-                if not relaying.done():
-                    relaying.cancel()       # the time ran out (or a signal): the relay deletes its session
-                    await asyncio.wait((relaying,))
-            if relaying.cancelled():
-                logger.info('proxy (stdio): %s elapsed; the session has been deleted.', limits.result())
-                return True
-            return relaying.result() is not None
+            with stopped_by_signals(stop):
+                return await _relay_stdio(client, target, stdin_fd, stdout_fd, timeout, idle_timeout)
         except asyncio.CancelledError:
             if stopped_by:
                 raise StdioStopped(stopped_by[0]) from None
             return True
         finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
             await client.aclose()
 
     with _blocking_restored(stdin_fd, stdout_fd):

@@ -3,6 +3,7 @@ target, SOCKS5 in socks_listener.py), relay each connection through a Bastion se
 timeouts, signals, every session deleted). TunnelServer is the service with one forward."""
 
 import asyncio
+import contextlib
 import ctypes
 import enum
 import functools
@@ -10,7 +11,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Callable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..dataplane.protocol import Target
 from . import event_loop
@@ -77,6 +78,7 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
         self.client = client
         self.listeners = list(listeners)
         self.max_connections = max_connections
+        self.limit_reason: Optional[str] = None     # why max_connections, said on a refusal (default: the option)
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.grace_period = grace_period
@@ -195,7 +197,7 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
         if self._stop_reason is not None or (
                 self.max_connections is not None and len(self._handlers) >= self.max_connections):
             logger.warning('%s: refused (%s)', label, 'tunnel is stopping' if self._stop_reason
-                           else f'--max-connections {self.max_connections} reached')
+                           else self.limit_reason or f'--max-connections {self.max_connections} reached')
             local.abort()
             return
         task = asyncio.ensure_future(self._serve_connection(listener, local, label))
@@ -272,31 +274,40 @@ def release_freed_memory() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def stopped_by_signals(stop: Callable[[StopReason], None]) -> Iterator[None]:
+    """While the block runs on the running loop: SIGINT, SIGTERM and SIGHUP call ``stop(reason)`` instead of killing
+    the process, so that every session is deleted on the way out. Where a loop cannot take signal handlers (Windows,
+    not the main thread) nothing is installed: Ctrl+C arrives as KeyboardInterrupt instead."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for signum, reason in ((signal.SIGINT, StopReason.INTERRUPTED), (signal.SIGTERM, StopReason.TERMINATED),
+                           (getattr(signal, 'SIGHUP', None), StopReason.HUNG_UP)):
+        if signum is None:
+            continue        # Windows has no SIGHUP
+        try:
+            loop.add_signal_handler(signum, stop, reason)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
 def run_service(service: RelayService, on_ready: Optional[Callable[[List[Bound]], None]] = None) -> StopReason:
     """Run ``service`` on a fresh event loop until it stops; SIGINT/SIGTERM/SIGHUP stop it cleanly.
 
     ``on_ready(bound)`` is called once every listener listens, with what each bound. Returns the StopReason."""
 
     async def main() -> StopReason:
-        loop = asyncio.get_running_loop()
-        installed = []
-        for signum, reason in ((signal.SIGINT, StopReason.INTERRUPTED), (signal.SIGTERM, StopReason.TERMINATED),
-                               (getattr(signal, 'SIGHUP', None), StopReason.HUNG_UP)):
-            if signum is None:
-                continue        # Windows has no SIGHUP
-            try:
-                loop.add_signal_handler(signum, service.stop, reason)
-                installed.append(signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass    # Windows, or not the main thread: Ctrl+C arrives as KeyboardInterrupt instead
-        try:
+        with stopped_by_signals(service.stop):
             bound = await service.start_listeners()
             if on_ready is not None:
                 on_ready(bound)
             return await service.serve()
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
 
     return event_loop.run(main())
 
