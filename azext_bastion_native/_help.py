@@ -401,19 +401,30 @@ long-summary: >
     helper (`python -I .../agent/proxy_helper.py`) that asks the connection agent (`az network bastion agent`)
     for the connection, starting it in the background when none runs: a new ssh connection then costs no az
     start-up. On Windows, or with --no-agent, it runs `az network bastion proxy` (this az, by absolute path)
-    for each connection. The block goes before the first `Host`/`Match` section of your config that would
-    otherwise set the same options first (ssh takes the first value it finds), and the new file is read back
-    with `ssh -G` before it replaces the old one. It pins the host key under the same known_hosts name that
+    for each connection. The block goes before the first line of your config that ssh would read first for
+    its alias (ssh takes the first value it finds): a top-level line setting one of its options, an Include, a
+    matching `Host` or any `Match` (among top-level lines it ends with `Host *`, so yours still apply to every
+    other host); the new file is read back with `ssh -G`, and nothing is written unless ssh would use exactly
+    the block's ProxyCommand, User, HostName, Port, IdentityFile and HostKeyAlias, and no ProxyJump. Runs at the
+    same time on one file wait for each other (a lock), so no block is lost. It pins the host key under the same known_hosts name that
     `az network bastion ssh` uses for the VM (HostKeyAlias, StrictHostKeyChecking accept-new), and with
-    --ssh-key adds IdentityFile and IdentitiesOnly yes. Without --file the block is printed on stdout; with
-    --file it is added to that config (created 0600 if absent), between marker comments: a second run for
-    the same alias is refused unless --overwrite, which replaces exactly that block and nothing else. The
-    host must have native client on and the VM must exist and run; not in Cloud Shell.
+    --ssh-key adds IdentityFile and IdentitiesOnly yes. Without --file the block is printed on stdout (with -o,
+    a result instead: {"blocks": {ALIAS: TEXT}, "skipped": [...]}; -o none prints nothing); with --file it is
+    added to that config (created 0600 if absent), between marker comments: a second run for the same alias
+    is refused unless --overwrite, which replaces exactly that block and nothing else; connect with
+    `ssh -F FILE ALIAS` when FILE is not ~/.ssh/config. The host must have native client on; a VM gets a block
+    only when it exists and runs: for --target-resource-id a stopped VM is refused, for --vm-resource-group and
+    --all it is skipped (as are Windows VMs, VMs the host does not reach, VMs whose NIC cannot be read, and
+    names or users from ARM with control characters), each named with its reason on stderr and in -o json;
+    --prune keeps their blocks. Aliases: the VM name; when two VMs of a run share one, NAME-RESOURCEGROUP; a VM
+    whose block is already in --file keeps that block's alias, whatever the scope. Not in Cloud Shell.
 examples:
   - name: Add a Host block for a VM to your ssh config, then connect with `ssh web1`.
     text: az network bastion ssh-config -g MyRG -n MyBastion --target-resource-id /subscriptions/SUB/resourceGroups/MyRG/providers/Microsoft.Compute/virtualMachines/MyVm --host-alias web1 --username azureuser --ssh-key ~/.ssh/id_ed25519 --file ~/.ssh/config
   - name: Print the block (default alias - the VM name) to paste it yourself.
     text: az network bastion ssh-config -g MyRG -n MyBastion --target-resource-id VM_ID
+  - name: The blocks of a resource group as JSON, the skipped VMs with their reasons beside them.
+    text: az network bastion ssh-config -g MyRG -n MyBastion --vm-resource-group WebRG -o json
   - name: Update the block after the VM moved to another Bastion host.
     text: az network bastion ssh-config -g MyRG -n OtherBastion --target-resource-id VM_ID --host-alias web1 --file ~/.ssh/config --overwrite
   - name: A block for every Linux VM of a resource group (alias = VM name) and an Ansible inventory of them; a re-run updates the blocks in place, --prune drops those of VMs that are gone.

@@ -120,9 +120,14 @@ class BlockOptions:  # pylint: disable=too-many-instance-attributes
     command_name: str
 
 
-def _arm_fields_with_control_characters(vm: FleetVm):
-    return [what for what, value in (('name', vm.name), ('resource group', vm.resource_group), ('ID', vm.id),
-                                     ('admin user', vm.admin_username)) if has_control_character(value)]
+def unwritable(name, resource_group, vm_id, admin_username):
+    """Why a VM's values from ARM cannot go into ssh_config at all (a control character), or None."""
+    bad = [what for what, value in (('name', name), ('resource group', resource_group), ('ID', vm_id),
+                                    ('admin user', admin_username)) if has_control_character(value)]
+    if not bad:
+        return None
+    return (f"its {' and '.join(bad)} from ARM holds a control character (a line break would start ssh options of "
+            'its own): nothing of it is written')
 
 
 def fleet_blocks(aliases, options: BlockOptions, plan=None):
@@ -131,11 +136,9 @@ def fleet_blocks(aliases, options: BlockOptions, plan=None):
     from azext_bastion_native.clients.ssh import host_key_alias
     blocks, entries, skipped = {}, [], []
     for alias, vm in aliases.items():
-        bad = _arm_fields_with_control_characters(vm)
-        if bad:
-            skipped.append(Skipped(vm.name, f"its {' and '.join(bad)} from ARM holds a control character (a line "
-                                            'break would start ssh options of its own): nothing of it is written',
-                                   vm.resource_group))
+        refused = unwritable(vm.name, vm.resource_group, vm.id, vm.admin_username)
+        if refused:
+            skipped.append(Skipped(vm.name, refused, vm.resource_group, vm.id))
             continue
         if plan is not None:
             plan(vm)
@@ -148,7 +151,8 @@ def fleet_blocks(aliases, options: BlockOptions, plan=None):
                 comment=f'Written by `az {options.command_name}`: {vm.name} in resource group {vm.resource_group} '
                         f'through Bastion host {options.name} (resource group {options.resource_group}).')
         except SshConfigError as err:
-            skipped.append(Skipped(vm.name, f'it cannot be written to ssh_config: {err.message}', vm.resource_group))
+            skipped.append(Skipped(vm.name, f'it cannot be written to ssh_config: {err.message}', vm.resource_group,
+                                   vm.id))
             continue
         entries.append((alias, vm))
     return blocks, entries, skipped

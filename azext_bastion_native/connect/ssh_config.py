@@ -182,21 +182,14 @@ def default_alias(target_resource_id):
 def _fleet_config(cmd, resource_group_name, name, vm_resource_group, username, key_path, port, config_file, prune,
                   inventory, inventory_format, no_agent):
     """--vm-resource-group / --all: print the blocks, or write them (and the inventory)."""
-    from azext_bastion_native._client_factory import cf_compute, cf_network
-    from azext_bastion_native.bastion_facts import subscription_of
     from azext_bastion_native.connect import fleet
-    from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection
-    from azext_bastion_native.management.fleet_vms import list_fleet
-    from azext_bastion_native.management.hosts import get_host
-    host = get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
-    subscription = subscription_of(host.id)
-    members, skipped = list_fleet(cf_network(cmd.cli_ctx, subscription_id=subscription),
-                                  cf_compute(cmd.cli_ctx, subscription_id=subscription), host, vm_resource_group)
+    host, members, skipped = _read_fleet(cmd.cli_ctx, resource_group_name, name, vm_resource_group)
     options = fleet.BlockOptions(resource_group_name, name, port, username, key_path, given_subscription(cmd.cli_ctx),
                                  no_agent, f"{resource_group_name}/{name}/{vm_resource_group or '*'}".lower(),
                                  COMMAND_NAME)
 
     def plan(vm):       # native client on, the port: what the proxy would refuse
+        from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection
         plan_connection(host, ConnectRequest(resource_group_name, name, port, vm.id))
 
     with file_errors(config_file):
@@ -208,7 +201,21 @@ def _fleet_config(cmd, resource_group_name, name, vm_resource_group, username, k
         summary = {'file': path, **summary}
         summary['inventory'] = ssh_config_file.write_atomically(
             inventory, fleet.render_inventory(entries, inventory_format, path)) if inventory else None
-    skipped = skipped + unwritable
-    print_skipped(skipped)
-    summary['skipped'] = [fleet.skipped_as_dict(item) for item in skipped]
+    print_skipped(skipped + unwritable)
+    summary['skipped'] = [fleet.skipped_as_dict(item) for item in skipped + unwritable]
     return summary
+
+
+def _read_fleet(cli_ctx, resource_group_name, name, vm_resource_group):
+    """The host, and (VMs, Skipped) from ARM (management/fleet_vms.py)."""
+    from azext_bastion_native._client_factory import cf_compute, cf_network
+    from azext_bastion_native.bastion_facts import subscription_of
+    from azext_bastion_native.connect.fleet import unwritable
+    from azext_bastion_native.management.fleet_vms import list_fleet
+    from azext_bastion_native.management.hosts import get_host
+    host = get_host(cf_network(cli_ctx), resource_group_name, name)
+    subscription = subscription_of(host.id)
+    members, skipped = list_fleet(cf_network(cli_ctx, subscription_id=subscription),
+                                  cf_compute(cli_ctx, subscription_id=subscription), host, vm_resource_group,
+                                  unwritable)
+    return host, members, skipped

@@ -58,10 +58,14 @@ def config_lock(path, wait=LOCK_WAIT):
     except ImportError:
         import msvcrt
         descriptor = os.open(path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        acquire = lambda: msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)  # noqa: E731
+
+        def acquire():
+            msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
     else:
         descriptor = os.open(directory, os.O_RDONLY)
-        acquire = lambda: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # noqa: E731
+
+        def acquire():
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
         _wait_for(acquire, path, wait)
         yield

@@ -42,37 +42,63 @@ def _why(err):
     return said or ' '.join(str(err).split())[:200]
 
 
-def _read_vm(network, compute, vm, reachable, vm_resource_group):
+class _LeftOut(Exception):
+    """A VM that gets no block: ``reason``, or None for one that is simply not the host's to reach (--all)."""
+
+    def __init__(self, reason=None):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _read_vm(network, compute, vm, reachable, vm_resource_group, screen):
     """(FleetVm, None) or (None, Skipped, or None for a VM that is simply not the host's to reach with --all)."""
-    from azure.core.exceptions import HttpResponseError
     from azure.mgmt.core.tools import parse_resource_id
     resource_group = parse_resource_id(vm.id)['resource_group']
     try:
+        member = _member(network, compute, vm, resource_group, reachable, vm_resource_group, screen)
+    except _LeftOut as left_out:
+        return None, Skipped(vm.name, left_out.reason, resource_group, vm.id) if left_out.reason else None
+    return member, None
+
+
+def _member(network, compute, vm, resource_group, reachable, vm_resource_group, screen):
+    from azure.core.exceptions import HttpResponseError
+    refused = screen(vm.name, resource_group, vm.id, vms.admin_username(vm)) if screen else None
+    if refused:         # before any request that would carry the value
+        raise _LeftOut(refused)
+    try:
         vm_vnet = nic_vnet(network, vm)
     except HttpResponseError as err:
-        return None, Skipped(vm.name, f'its network interface could not be read ({_why(err)})', resource_group, vm.id)
-    if vm_vnet not in reachable:
-        if not vm_resource_group:       # --all: VMs elsewhere are simply not the host's to reach
-            return None, None
-        return None, Skipped(vm.name, "not in the Bastion host's virtual network or one peered with it",
-                             resource_group, vm.id)
+        raise _LeftOut(f'its network interface could not be read ({_why(err)})') from None
+    if vm_vnet not in reachable:    # --all: VMs elsewhere are simply not the host's to reach
+        raise _LeftOut("not in the Bastion host's virtual network or one peered with it" if vm_resource_group
+                       else None)
     os_type = vms.os_type(vm)
     if os_type and os_type != 'linux':
-        return None, Skipped(vm.name, f'{os_type.capitalize()} VM: no ssh block (use az network bastion rdp, '
-                                      'or ssh-config --target-resource-id if it runs OpenSSH)', resource_group, vm.id)
+        raise _LeftOut(f'{os_type.capitalize()} VM: no ssh block (use az network bastion rdp, or ssh-config '
+                       '--target-resource-id if it runs OpenSSH)')
+    stopped = _not_running(compute, vm, resource_group)
+    if stopped:
+        raise _LeftOut(stopped)
+    return FleetVm(vm.name, resource_group, vm.id, os_type, vms.admin_username(vm), vm_vnet)
+
+
+def _not_running(compute, vm, resource_group):
+    """Why the VM cannot be connected to now (not running, or its state unknown), or None."""
+    from azure.core.exceptions import HttpResponseError
     try:
         power = power_state(compute, resource_group, vm.name)
     except HttpResponseError as err:
-        return None, Skipped(vm.name, f'its power state could not be read ({_why(err)})', resource_group, vm.id)
+        return f'its power state could not be read ({_why(err)})'
     if power is not None and power.lower() != 'running':
-        return None, Skipped(vm.name, f'not running (power state: {power}); start it: az vm start -g '
-                                      f'{resource_group} -n {vm.name}', resource_group, vm.id)
-    return FleetVm(vm.name, resource_group, vm.id, os_type, vms.admin_username(vm), vm_vnet), None
+        return f'not running (power state: {power}); start it: az vm start -g {resource_group} -n {vm.name}'
+    return None
 
 
-def list_fleet(network, compute, host, vm_resource_group=None):
+def list_fleet(network, compute, host, vm_resource_group=None, screen=None):
     """(running Linux VMs the host reaches, Skipped for the others) in ``vm_resource_group``, or in the whole
-    subscription (where VMs in networks the host does not reach are left out without a word)."""
+    subscription (where VMs in networks the host does not reach are left out without a word). ``screen(name,
+    resource group, id, admin user)``: why the VM's values cannot be used at all, or None."""
     vnet = host_vnet(host)
     reachable = reachable_vnets(network, vnet) if vnet else set()
     scope = f"resource group '{vm_resource_group}'" if vm_resource_group else 'the subscription'
@@ -81,7 +107,7 @@ def list_fleet(network, compute, host, vm_resource_group=None):
                      else compute.virtual_machines.list_all())
     fleet, skipped = [], []
     for vm in sorted(found, key=lambda item: (item.name.lower(), item.id.lower())):
-        member, left_out = _read_vm(network, compute, vm, reachable, vm_resource_group)
+        member, left_out = _read_vm(network, compute, vm, reachable, vm_resource_group, screen)
         if member is not None:
             fleet.append(member)
         elif left_out is not None:

@@ -5,6 +5,7 @@ session left after `agent stop`, no token in any log."""
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from bastion_emulator.testing.fleet import FLEET_RG, OTHER_RG, start_fleet
+from bastion_emulator.testing.fleet import FLEET_RG, HOSTILE_RG, HOSTILE_VMS, OTHER_RG, start_fleet
 from bastion_emulator.testing.sshd import sshd_available
 from tests.conftest import make_short_dir
 from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
@@ -42,7 +43,7 @@ def fleet(tmp_path_factory):
 def written(fleet, tmp_path_factory):
     """ssh-config for fleet-rg into a config whose user's `Host *` comes first (and keeps known_hosts here)."""
     home = tmp_path_factory.mktemp('fleet-home')
-    config, inventory = home / 'config', home / 'inventory.yml'
+    config, inventory = home / 'ssh config', home / 'inventory.yml'      # a space: quoted for Ansible
     users_lines = f"Host *\n    UserKnownHostsFile {home / 'known_hosts'}\n    ServerAliveInterval 30\n"
     config.write_text(users_lines, encoding='utf-8')
     result = fleet.az(*_fleet_config(fleet), '--file', str(config), '--inventory', str(inventory))
@@ -98,11 +99,60 @@ def test_prune_removes_only_blocks_of_vms_that_are_gone(fleet, written, tmp_path
 
 
 def test_all_makes_clashing_names_unique_and_leaves_out_what_the_host_cannot_reach(fleet):
-    blocks = fleet.az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--all').stdout
-    hosts = sorted(line.split()[1] for line in blocks.splitlines() if line.startswith('Host '))
+    result = fleet.az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--all')
+    hosts = sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith('Host '))
     assert f'web-1-{FLEET_RG}' in hosts and f'web-1-{OTHER_RG}' in hosts and 'web-1' not in hosts
     assert 'web-2' in hosts and 'linux-vm' in hosts
     assert 'isolated-1' not in hosts and 'win-1' not in hosts
+    # Skipped VMs are named on stderr without --file too (--all: those the host reaches).
+    assert "Skipped VM 'win-1' (resource group fleet-rg): Windows VM" in result.stderr
+    assert "Skipped VM 'web-stopped' (resource group hostile-rg): not running (power state: deallocated)" \
+        in result.stderr
+
+
+def test_an_alias_written_by_one_scope_stays_under_the_other(fleet, written, tmp_path):
+    """web-1 written by --vm-resource-group stays web-1 under --all; only the newcomer of the same name is renamed."""
+    config = tmp_path / 'config'
+    shutil.copyfile(written['config'], config)
+    summary = fleet.az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--all', '--file', str(config)).json
+    assert 'web-1' in summary['updated'] and f'web-1-{OTHER_RG}' in summary['added']
+    assert f'web-1-{FLEET_RG}' not in summary['added'] + summary['updated']
+
+
+def test_hostile_values_from_arm_never_become_ssh_options(fleet, tmp_path):
+    """hostile-rg: a VM whose name and one whose admin user end their line and add `Host *` + ProxyCommand, a VM
+    whose NIC is gone, a stopped VM. Each is skipped with its reason; nothing of them is written; the run succeeds,
+    printed or written, and the user's own hosts get no ProxyCommand."""
+    config = tmp_path / 'config'
+    users = 'Host mine\n    Port 2222\n'
+    config.write_text(users, encoding='utf-8')
+    printed = fleet.az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--vm-resource-group', HOSTILE_RG)
+    assert printed.stdout == '' and all(line.startswith('Skipped VM ') for line in printed.stderr.splitlines())
+    for words in ('control character', 'network interface could not be read', 'not running'):
+        assert words in printed.stderr
+    result = fleet.az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--vm-resource-group', HOSTILE_RG,
+                      '--file', str(config), '-o', 'json')
+    reasons = {item['vm']: item['reason'] for item in result.json['skipped']}
+    assert set(reasons) == {HOSTILE_VMS['named'].replace('\n', '\\x0a'), 'web-admin', 'web-no-nic', 'web-stopped'}
+    assert 'admin user' in reasons['web-admin'] and 'HTTP 404' in reasons['web-no-nic']
+    assert result.json['added'] == [] and config.read_text(encoding='utf-8') == users
+    for host in ('mine', 'anything'):
+        resolved = subprocess.run(['ssh', '-G', '-F', str(config), host], capture_output=True, text=True,
+                                  check=True, timeout=10).stdout
+        assert 'proxycommand' not in resolved
+
+
+def test_the_users_top_level_lines_do_not_win_over_the_fleets_blocks(fleet, written, tmp_path):
+    corp = tmp_path / 'corp.conf'
+    corp.write_text('Host *\n    ProxyJump corp-jump.example\n    User corpuser\n', encoding='utf-8')
+    config = tmp_path / 'config'
+    config.write_text(f"Include {corp}\nUser topuser\nUserKnownHostsFile {written['home'] / 'known_hosts'}\n",
+                      encoding='utf-8')
+    fleet.az(*_fleet_config(fleet), '--file', str(config))
+    result = subprocess.run(['ssh', '-F', str(config), '-o', 'BatchMode=yes', 'web-4', 'echo $BASTION_VM'],
+                            env=fleet.az_env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == 'web-4'
 
 
 def test_inventory_groups_by_os_and_resource_group(written):
@@ -110,7 +160,7 @@ def test_inventory_groups_by_os_and_resource_group(written):
     children = inventory['all']['children']
     assert sorted(children['linux']['hosts']) == sorted(VMS)
     assert sorted(children['rg_fleet_rg']['hosts']) == sorted(VMS)
-    assert inventory['all']['vars']['ansible_ssh_common_args'] == f"-F {written['config']}"
+    assert inventory['all']['vars']['ansible_ssh_common_args'] == f"-F {shlex.quote(str(written['config']))}"
 
 
 def _ansible_env(fleet, written):

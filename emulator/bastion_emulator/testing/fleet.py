@@ -3,10 +3,12 @@
 ``fleet_seed()``: the default seed plus resource group ``fleet-rg`` with N Linux VMs (``web-1`` ... ``web-N``) and one
 Windows VM (``win-1``) in ``demo-vnet``, where ``demo-bastion`` reaches them; ``isolated-1`` in ``fleet-rg`` on
 ``basic-vnet`` (not peered: the host does not reach it); and ``web-1`` again in ``fleet-other-rg`` (a name clash for
-``--all``). ``start_fleet()`` runs an emulator with that seed, a config directory of az signed in to it, and one real
-sshd per Linux VM (each its own host key, port and BASTION_VM marker variable; all trusting one client key, as a
-user's VMs trust the user's key), each VM's port 22 pointed at its own sshd, and port 8080 at a tiny HTTP server of
-its own that answers every GET with the VM's name."""
+``--all``). Resource group ``hostile-rg`` holds what ARM may say that no ssh option may become (HOSTILE_VMS): a VM
+whose name, and one whose admin user, carries a line break and quotes balanced for ssh's parser, a VM whose NIC is
+gone (404) and a deallocated one. ``start_fleet()`` runs an emulator with that seed, a config directory of az signed
+in to it, and one real sshd per Linux VM (each its own host key, port and BASTION_VM marker variable; all trusting
+one client key, as a user's VMs trust the user's key), each VM's port 22 pointed at its own sshd, and port 8080 at a
+tiny HTTP server of its own that answers every GET with the VM's name."""
 from __future__ import annotations
 
 import copy
@@ -24,6 +26,20 @@ from .sshd import SshdHandle, start_sshd
 FLEET_RG = "fleet-rg"
 WEB_PORT = 8080         # each Linux VM's web server port
 OTHER_RG = "fleet-other-rg"
+HOSTILE_RG = "hostile-rg"
+# A value that, written raw into ssh_config, ends its line and adds `Host *` with a ProxyCommand for every host.
+INJECTION = "q\\'\"\nHost *\n    ProxyCommand touch {marker}\n#"
+# Which fields Azure lets carry such characters: ARM refuses control characters in VM and resource group names
+# (resource-name-rules), so a hostile VM *name* takes a compromised or impersonated ARM endpoint, as here through the
+# seed; osProfile.adminUsername is checked by the Compute RP for length and a list of words (the REST spec names no
+# character rule), and tags and the VM's computerName reach ARM as the VM reports them. The client trusts none.
+HOSTILE_VMS = {
+    "named": INJECTION.format(marker="bastion-hostile-name"),      # the VM's name
+    "admin": "web-admin",                                               # its adminUsername carries the line break
+    "no-nic": "web-no-nic",                                             # its NIC is gone (404)
+    "stopped": "web-stopped",                                           # deallocated
+}
+HOSTILE_ADMIN = INJECTION.format(marker="bastion-hostile-admin")
 DEFAULT_SEED = Path(__file__).resolve().parents[1] / "default_seed.json"
 _PROVIDERS = "/subscriptions/{subscription}/resourceGroups/%s/providers/"
 
@@ -61,6 +77,17 @@ def fleet_seed(count: int = 8, base: Path = DEFAULT_SEED) -> dict:
     added += _vm_pair(windows, windows_nic, FLEET_RG, "win-1", "10.0.0.99", "demo-vnet", 0xf1ee7100)
     added += _vm_pair(linux, linux_nic, FLEET_RG, "isolated-1", "10.1.0.50", "basic-vnet", 0xf1ee7200)
     added += _vm_pair(linux, linux_nic, OTHER_RG, "web-1", "10.0.0.98", "demo-vnet", 0xf1ee7300)
+    seed["resource_groups"].append(HOSTILE_RG)
+    for serial, (kind, name) in enumerate(HOSTILE_VMS.items()):
+        nic, vm = _vm_pair(linux, linux_nic, HOSTILE_RG, name if kind != "named" else f"hostile-{serial}",
+                           f"10.0.0.{90 + serial}", "demo-vnet", 0xf1ee7400 + serial)
+        if kind == "named":     # the name in the VM's id and body; its NIC keeps a plain one
+            vm["id"] = _PROVIDERS % HOSTILE_RG + f"Microsoft.Compute/virtualMachines/{name}"
+        if kind == "admin":
+            vm["properties"]["osProfile"]["adminUsername"] = HOSTILE_ADMIN
+        if kind == "stopped":
+            vm["emulator"]["powerState"] = "deallocated"
+        added += [vm] if kind == "no-nic" else [nic, vm]
     seed["resources"] = [*seed["resources"], *added]
     return seed
 
