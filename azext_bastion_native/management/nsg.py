@@ -8,11 +8,10 @@ in. The rule set, the check and the plan are the pure nsg/ package; this is thei
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from azure.cli.core import azclierror
 from knack.log import get_logger
 
 from azext_bastion_native._client_factory import cf_network
-from azext_bastion_native.errors import Refused
+from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import ArmNotFound, arm_errors
 from azext_bastion_native.management.hosts import BASTION_SUBNET, get_host
 from azext_bastion_native.management.operations import confirm
@@ -93,9 +92,10 @@ def check_host(cli_ctx: Any, resource_group: str, name: str, ports: Optional[Seq
     if target.nsg_id or nsg_name:
         nsg_json = _resolve_nsg(cli_ctx, target, name, nsg_name)[4]
         if nsg_json is None:
-            raise azclierror.ResourceNotFoundError(
+            raise Refused(
                 f"Network security group '{nsg_name}' was not found in resource group '{target.resource_group}'.",
-                recommendation='Give the name of an NSG in the virtual network\'s resource group, or drop --nsg-name.')
+                recommendation='Give the name of an NSG in the virtual network\'s resource group, or drop --nsg-name.',
+                kind=Kind.NOT_FOUND)
     report = check(nsg_json, ports, network=read_network(target)[0])
     report.host = name
     return report
@@ -153,9 +153,9 @@ def _resolve_nsg(cli_ctx: Any, target: BastionSubnet, name: str,
     if target.nsg_id:
         client, nsg_rg, current_name, current = read_nsg(cli_ctx, target.nsg_id)
         if nsg_name and nsg_name.lower() != current_name.lower():
-            raise azclierror.ArgumentUsageError(
+            raise Refused(
                 f"{BASTION_SUBNET} already uses NSG '{current_name}'; --nsg-name '{nsg_name}' would replace it.",
-                recommendation='Drop --nsg-name to merge the rules into the NSG the subnet uses.')
+                recommendation='Drop --nsg-name to merge the rules into the NSG the subnet uses.', kind=Kind.USAGE)
         return client, nsg_rg, current_name, target.nsg_id, current
     nsg_name = nsg_name or f'{name}-nsg'
     nsg_id = (f'/subscriptions/{target.subscription}/resourceGroups/{target.resource_group}/providers/'
@@ -221,7 +221,7 @@ def _refuse_blocked(plan: Plan, override_denies: bool, label: str) -> None:
         unresolved = ''.join(f' Not placed: {item}.' for item in plan.unresolved)
         recommendation = (f'Free a priority before the Deny rule named above, or move that Deny to a priority above '
                           f'{MIN_PRIORITY} (a rule at {MIN_PRIORITY}, the first an NSG takes, cannot be outranked).')
-    raise azclierror.ValidationError(
+    raise Refused(
         f'Not changed: NSG {label} would still lack what Bastion needs on AzureBastionSubnet (Azure refuses such an '
         'NSG): ' + '; '.join(plan.blocked) + unresolved, recommendation=recommendation)
 

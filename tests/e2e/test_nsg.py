@@ -492,3 +492,31 @@ def test_check_of_several_hosts_has_a_host_column(host, az, network):
     lines = table.splitlines()
     assert lines[0].split()[0] == 'Host'
     assert {line.split()[0] for line in lines[2:]} == {host, other}
+
+
+def test_refusals_are_clear_errors_and_change_nothing(host, az, emulator, network):
+    missing = az('network', 'bastion', 'nsg', 'check', '-g', RG, '-n', host, '--nsg-name', 'no-such-nsg', check=False)
+    assert missing.returncode != 0
+    assert "Network security group 'no-such-nsg' was not found" in missing.stderr and '--nsg-name' in missing.stderr
+    assert 'Traceback' not in missing.stderr and missing.stdout == ''
+
+    az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '9000')
+    other = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--nsg-name', 'another', '--yes',
+               check=False)
+    assert other.returncode != 0 and f"already uses NSG '{host}-nsg'" in other.stderr
+    assert 'Drop --nsg-name' in other.stderr and 'Traceback' not in other.stderr
+
+    from azure.mgmt.network.models import SecurityRule
+    rules = _rules(network, host + '-nsg')
+    network.security_rules.begin_create_or_update(RG, host + '-nsg', 'AllowSshRdpOutbound', SecurityRule(
+        arm_rule('AllowSshRdpOutbound', 'Outbound', 102, '*', 'VirtualNetwork', ['22', '3389']))).result()
+    network.security_rules.begin_create_or_update(RG, host + '-nsg', 'no-9000', SecurityRule(
+        arm_rule('no-9000', 'Outbound', 100, '*', 'VirtualNetwork', '9000', access='Deny'))).result()
+    since = time.time()
+    first = az('network', 'bastion', 'nsg', 'apply', '-g', RG, '-n', host, '--ports', '9000', '--yes',
+               '--override-denies', check=False)
+    assert first.returncode != 0 and 'Traceback' not in first.stderr
+    assert 'Not changed' in first.stderr and 'your Deny no-9000 holds priority 100' in first.stderr
+    assert _writes_since(emulator, since, host) == []
+    assert _rules(network, host + '-nsg')['AllowCustomPortsOutbound'].priority == \
+        rules['AllowCustomPortsOutbound'].priority
