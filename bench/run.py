@@ -59,14 +59,21 @@ async def _wait_for_sink(backends, target):
         await asyncio.sleep(0.001)
 
 
-async def tunnel_upload(port, size, backends, streams=1):
+async def _open(port, dial):
+    """A connection to the tunnel's ``port``, or the socket ``await dial()`` returns (e.g. through SOCKS5)."""
+    if dial is None:
+        return await asyncio.open_connection('127.0.0.1', port)
+    return await asyncio.open_connection(sock=await dial())
+
+
+async def tunnel_upload(port, size, backends, streams=1, dial=None):
     """Send ``size`` bytes (split over ``streams``) into the tunnel; done when the sink has them all."""
     loop = asyncio.get_running_loop()
     share = size // streams
     target = backends.received + share * streams
 
     async def one():
-        _, writer = await asyncio.open_connection('127.0.0.1', port)
+        _, writer = await _open(port, dial)
         sent = 0
         while sent < share:
             chunk = BLOCK[:min(MIB, share - sent)]
@@ -107,12 +114,15 @@ class _CountingReader(asyncio.BufferedProtocol):
             self.done.set_result(self.got)
 
 
-async def tunnel_download(port, size, streams=1):
+async def tunnel_download(port, size, streams=1, dial=None):
     """Read until EOF on ``streams`` connections (the source sends its configured size on each)."""
     loop = asyncio.get_running_loop()
 
     async def one():
-        _, reader = await loop.create_connection(_CountingReader, '127.0.0.1', port)
+        if dial is None:
+            _, reader = await loop.create_connection(_CountingReader, '127.0.0.1', port)
+        else:
+            _, reader = await loop.create_connection(_CountingReader, sock=await dial())
         return await reader.done
     started = loop.time()
     got = sum(await asyncio.gather(*(one() for _ in range(streams))))
@@ -222,7 +232,7 @@ class DirectClient:
         return samples
 
 
-async def tcp_setup_samples(port, count, gap=0.0):
+async def tcp_setup_samples(port, count, gap=0.0, dial=None):
     """Connect, send one byte to the echo target, wait for it back: the user's wait for a usable connection.
     ``gap`` seconds pass between connections, so one connection's teardown (websocket close, session delete)
     is not timed as the next one's set-up."""
@@ -230,7 +240,7 @@ async def tcp_setup_samples(port, count, gap=0.0):
     for _ in range(count):
         await asyncio.sleep(gap)
         started = time.perf_counter()
-        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        reader, writer = await _open(port, dial)
         writer.write(b'x')
         await reader.readexactly(1)
         samples.append((time.perf_counter() - started) * 1000)
@@ -239,10 +249,11 @@ async def tcp_setup_samples(port, count, gap=0.0):
     return samples
 
 
-def tunnel_round_trips(tunnel, count):
+def tunnel_round_trips(tunnel, count, connected=None):
     """1-byte round trips on one open connection through ``tunnel`` from a blocking socket (the way ssh's C client
-    sends a keystroke), in microseconds, and the tunnel's CPU seconds over them (set-up excluded)."""
-    with socket.create_connection(('127.0.0.1', tunnel.port)) as sock:
+    sends a keystroke), in microseconds, and the tunnel's CPU seconds over them (set-up excluded). ``connected``:
+    a blocking socket already through (e.g. a SOCKS5 proxy), else a connection to ``tunnel.port``."""
+    with connected or socket.create_connection(('127.0.0.1', tunnel.port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(b'x')
         sock.recv(1)
