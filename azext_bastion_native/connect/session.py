@@ -2,6 +2,7 @@
 file, doctor): the pre-flight as typed CLI errors, one ARM GET of the host, a fresh-ARM-token provider, the engine's
 log lines under az's own logger, the resolved Destination, the injectable Environment, and the exit code."""
 import logging
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -34,9 +35,24 @@ def data_plane_settings():
 
 
 def data_plane_client(endpoint, get_arm_token):
-    """The DataPlaneClient of one command run."""
+    """The DataPlaneClient of one command run, its sessions journaled (see session_journal)."""
     from azext_bastion_native.dataplane.client import DataPlaneClient
-    return DataPlaneClient(endpoint, get_arm_token, settings=data_plane_settings())
+    return DataPlaneClient(endpoint, get_arm_token, settings=data_plane_settings(), journal=session_journal())
+
+
+def session_journal():
+    """The journal of this run's Bastion sessions, in the user's private directory (the agent's): whatever command
+    runs next deletes the sessions of a run killed before it could. None where there is no such directory."""
+    from azext_bastion_native.agent.proxy_helper import AgentUnavailable, agent_paths
+    from azext_bastion_native.dataplane.journal import SessionJournal
+    if not hasattr(os, 'getuid'):
+        return None                     # Windows: no private directory of the kind (nor an agent)
+    try:
+        paths = agent_paths()
+    except AgentUnavailable as err:
+        logging.getLogger(__name__).debug('Bastion sessions are not journaled: %s', err)
+        return None
+    return SessionJournal(paths.descriptor)
 
 
 def arm_token_getter(cli_ctx, subscription=None):

@@ -4,7 +4,8 @@
 # proxy they go through requests on a small, bounded worker pool instead (requests speaks CONNECT). The
 # websocket is websockets' asyncio client, over a TLS connection opened while the session is minted
 # (warm.py). Every minted session is recorded until it is deleted, so aclose() can delete whatever is
-# still live on exit (upstream leaks them).
+# still live on exit (upstream leaks them), and journaled (journal.py) so that the next run deletes it when this
+# one is killed before it could.
 # --------------------------------------------------------------------------------------------
 """Mint, open and delete Bastion data-plane sessions."""
 
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from . import protocol
 from .errors import AnswerLostError, DataPlaneError, NotSentError, SessionUnavailableError, WebsocketOpenError
 from .https import KeepAliveHttps
+from .journal import SessionJournal
 from .protocol import Endpoint, HttpAnswer, HttpRequest, RetryPolicy, Session, Target
 from .redact import WebsocketLogger, install_log_redaction, redact_text
 from .settings import ConnectionSettings
@@ -48,12 +50,14 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
     """One per command run. ``get_arm_token()`` is asked for every session (so a long-lived tunnel never presents
     an expired token), on a worker thread unless its ``peek()`` (see tokens.CachedToken) has a valid one at hand.
     ``http_session``: a requests.Session to send every HTTPS call through (tests); ``prewarm``: open each
-    websocket's TLS connection while its session is minted."""
+    websocket's TLS connection while its session is minted; ``journal``: where sessions are written down while
+    they live, and whose orphans (left by runs that are gone) this client deletes once, at its first mint or at
+    aclose(), whichever comes first."""
 
-    def __init__(self, endpoint: Endpoint, get_arm_token: Callable[[], str],
+    def __init__(self, endpoint: Endpoint, get_arm_token: Callable[[], str],  # pylint: disable=too-many-arguments
                  settings: Optional[ConnectionSettings] = None, retry: Optional[RetryPolicy] = None,
                  websocket_options: Optional[WebsocketOptions] = None, http_session: Any = None,
-                 prewarm: bool = True):
+                 prewarm: bool = True, journal: Optional[SessionJournal] = None):
         install_log_redaction()
         self.endpoint = endpoint
         self._get_arm_token = get_arm_token
@@ -73,11 +77,13 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         self._warm = WarmConnections(self._ssl, self.websocket_options.open_timeout) if prewarm else None
         self._live: Dict[str, Session] = {}     # auth_token -> Session, minted and not yet deleted
         self._live_lock = threading.Lock()
-        self._inflight: Set[asyncio.Future] = set()     # mints/deletes/worker calls under way (waited for on close)
+        self._inflight: Set['asyncio.Future[Any]'] = set()     # mints/deletes/worker calls (waited for on close)
         self._proxies: Dict[str, Optional[str]] = {}    # endpoint host -> proxy URL or None, read once per run
         self._data_pods: Dict[Target, str] = {}         # Developer SKU: the host /api/connection named, asked once
         self._data_pod_lock = asyncio.Lock()
         self._closing = False
+        self._journal = journal
+        self._orphans_asked = journal is None
 
     # -- sessions --------------------------------------------------------------------------------
     @property
@@ -91,6 +97,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         answer got lost can never be deleted."""
         if self._closing:
             raise DataPlaneError('The tunnel is shutting down.')
+        self._delete_orphans_once()
         warm_host = self._warm_host()
         warm = self._warm if warm_host else None
         if warm is not None and warm_host:
@@ -148,6 +155,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Delete every session still live (waiting, bounded, for mints in flight) and release resources."""
+        self._delete_orphans_once()
         self._closing = True
         pending = [future for future in list(self._inflight) if not future.done()]
         if pending:
@@ -166,6 +174,27 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._requests is not None:
             self._requests.close()
+        if self._journal is not None:
+            self._journal.close()
+
+    def _delete_orphans_once(self) -> None:
+        if not self._orphans_asked:
+            self._orphans_asked = True
+            self._detached(self._delete_orphans())
+
+    async def _delete_orphans(self) -> None:
+        """Delete the journaled sessions of runs that are gone (killed before they could); no ARM token needed."""
+        assert self._journal is not None
+        try:
+            orphans = self._journal.claim_orphans()
+        except OSError as err:
+            logger.debug('could not read the session journal: %s', err.strerror or err)
+            return
+        if orphans:
+            results = await asyncio.gather(*(self._delete_once(session) for session in orphans),
+                                           return_exceptions=True)
+            logger.info('deleted %d of %d Bastion sessions left open by runs that ended without deleting them',
+                        sum(result is True for result in results), len(orphans))
 
     # -- the calls -----------------------------------------------------------------------------------
     def _detached(self, coroutine: Coroutine[Any, Any, T]) -> 'asyncio.Future[T]':
@@ -176,7 +205,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         task.add_done_callback(self._call_done)
         return asyncio.shield(task)
 
-    def _call_done(self, future: asyncio.Future) -> None:
+    def _call_done(self, future: 'asyncio.Future[Any]') -> None:
         self._inflight.discard(future)
         if not future.cancelled():
             future.exception()      # retrieved: a failure whose caller has gone is not reported twice
@@ -200,6 +229,12 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         session = protocol.parse_mint(answer, host, self.endpoint.developer, secrets)
         with self._live_lock:
             self._live[session.auth_token] = session
+        if self._journal is not None:
+            try:
+                self._journal.record(session)
+            except OSError as err:
+                logger.warning('could not journal a Bastion session (%s): if this run is killed, it stays open',
+                               err.strerror or err)
         return session
 
     async def _session_host(self, target: Target, arm_token: str) -> str:
@@ -225,6 +260,8 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         if gone:
             with self._live_lock:
                 self._live.pop(session.auth_token, None)
+            if self._journal is not None:
+                self._journal.forget(session)
         else:
             logger.debug('session delete answered HTTP %d', answer.status)
         return gone

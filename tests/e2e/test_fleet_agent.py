@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.conftest import make_short_dir
-from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
+from tests.e2e.tunnel_helpers import HOST, RG, RunningTunnel, sessions_drain
 
 pytestmark = pytest.mark.e2e
 
@@ -174,3 +174,49 @@ def test_idle_timeout_not_above_zero_is_refused_with_the_real_default(az, agent_
     assert 'leave it out for the default of 900 seconds' in result.stderr, result.stderr
     assert 'no limit' not in result.stderr
     assert not _agent(az, agent_env, 'status').json['running']
+
+
+def _journal_entries(agent_env):
+    directory = os.path.join(agent_env['XDG_RUNTIME_DIR'], 'az-bastion-agent')
+    return [name for name in os.listdir(directory) if name.startswith('session-')]
+
+
+def _orphan_after_kill_9(az, emulator, agent_env, agent_config):
+    """kill -9 of the agent with one live ssh: its session stays on the host, and in the journal."""
+    with subprocess.Popen(['ssh', '-F', str(agent_config), '-o',
+                           f"UserKnownHostsFile={agent_config.parent / 'known_hosts'}", '-o', 'BatchMode=yes',
+                           'linux-vm', 'sleep 60'], env=agent_env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as ssh:
+        assert _wait_for(lambda: _agent(az, agent_env, 'status').json.get('liveConnections') == 1, 60)
+        pid = _agent(az, agent_env, 'status').json['pid']
+        os.kill(pid, signal.SIGKILL)
+        ssh.wait(30)
+    assert _wait_for(lambda: not _agent_processes(agent_env))
+    left = emulator.get('/_emulator/sessions').json()
+    assert len(left) == 1 and len(_journal_entries(agent_env)) == 1
+    return left[0]['sessionId']
+
+
+def test_a_session_left_by_a_killed_agent_is_deleted_by_the_next_agent(az, emulator, agent_env, agent_config):
+    _agent(az, agent_env, 'stop')
+    assert sessions_drain(emulator)
+    orphan = _orphan_after_kill_9(az, emulator, agent_env, agent_config)
+    result = _ssh(agent_env, agent_config, 'true')          # starts the next agent
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sessions_drain(emulator, timeout=15), emulator.get('/_emulator/sessions').json()
+    assert _journal_entries(agent_env) == []
+    assert orphan not in [s['sessionId'] for s in emulator.get('/_emulator/sessions').json()]
+    _agent(az, agent_env, 'stop')
+
+
+def test_a_session_left_by_a_killed_agent_is_deleted_by_the_next_tunnel(
+        az, emulator, agent_env, agent_config, sshd_linux_vm, tmp_path):
+    _agent(az, agent_env, 'stop')
+    assert sessions_drain(emulator)
+    _orphan_after_kill_9(az, emulator, agent_env, agent_config)
+    tunnel = RunningTunnel(agent_env, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', '22',
+                           '--port', '0', stderr_path=tmp_path / 'tunnel.err')
+    tunnel.stop()                   # never connected to: it deletes what the journal holds as it closes
+    assert tunnel.process.returncode == 130, tunnel.stderr()[-2000:]
+    assert sessions_drain(emulator, timeout=15), emulator.get('/_emulator/sessions').json()
+    assert _journal_entries(agent_env) == []
