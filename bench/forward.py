@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # pylint: disable=wrong-import-position
 from backends import MIB, Backends  # noqa: E402
 from run import (PORT_ECHO, PORT_SINK, PORT_SOURCE, DirectClient, Recorder, percentile,  # noqa: E402
-                 tcp_setup_samples, tunnel_download, tunnel_round_trips, tunnel_upload)
+                 tcp_setup_samples, tunnel_download, tunnel_round_trips, tunnel_upload, write_result)
 
 VMS = [f'web-{number}' for number in range(1, 9)]
 ECHOED_BYTES = 256 * 1024           # per concurrent SOCKS5 connection
@@ -296,11 +296,7 @@ def report(result, json_path):
     result['targets']['concurrent_socks_intact'] = {'value': concurrent['intact'], 'pass': passed}
     print(f"target concurrent_socks_intact  {concurrent['intact']} of {concurrent['connections']} "
           f"{'PASS' if passed else 'FAIL'}")
-    text = json.dumps(result, indent=2)
-    if json_path:
-        Path(json_path).write_text(text + '\n', encoding='utf-8')
-    else:
-        print(text)
+    write_result(result, json_path)
 
 
 if __name__ == '__main__':

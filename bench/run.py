@@ -540,6 +540,11 @@ def report(result, json_path):
         verdict = 'PASS' if target['pass'] else 'FAIL'
         print(f"target {name:<{width - 7}}  {target['value']:7.2f}  {target['comparison']} {target['threshold']:<6} "
               f"{verdict}")
+    write_result(result, json_path)
+
+
+def write_result(result, json_path):
+    """The whole result as JSON: into ``json_path``, or printed."""
     text = json.dumps(result, indent=2)
     if json_path:
         Path(json_path).write_text(text + '\n', encoding='utf-8')
