@@ -208,8 +208,8 @@ long-summary: >
 examples:
   - name: Check the NSG for SSH 22 and RDP 3389.
     text: az network bastion nsg check -g MyResourceGroup -n MyBastion -o table
-  - name: Check that a custom port is reachable too, and list only what needs a fix.
-    text: az network bastion nsg check -g MyResourceGroup -n MyBastion --ports 2222 --query "findings[?kind!='present']"
+  - name: Check that a custom port is reachable too, and list only the findings that fail the check.
+    text: az network bastion nsg check -g MyResourceGroup -n MyBastion --ports 2222 --query "findings[?fails]"
   - name: Check the NSGs of several hosts in one table (a Host column names each).
     text: az network bastion nsg check --ids $HOST_A_ID $HOST_B_ID -o table
 """

@@ -175,8 +175,8 @@ class Report:
     def as_dict(self) -> Json:
         return {
             'host': self.host, 'nsg': self.nsg, 'ports': list(self.ports), 'compliant': self.ok,
-            'findings': [{'rule': f.rule, 'kind': f.kind, 'detail': f.detail, 'related': list(f.related)}
-                         for f in self.findings],
+            'findings': [{'rule': f.rule, 'kind': f.kind, 'detail': f.detail, 'related': list(f.related),
+                          'fails': f.fails} for f in self.findings],
         }
 
 

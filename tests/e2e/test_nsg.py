@@ -368,6 +368,8 @@ def test_an_allow_of_every_port_to_the_vnet_cidr_is_a_leak_check_exits_3_and_app
     assert report.returncode == NOT_COMPLIANT and report.json['compliant'] is False
     deny = next(f for f in report.json['findings'] if f['rule'] == 'DenyOtherVnetOutbound')
     assert deny['kind'] == 'wider' and deny['related'] == ['their-vnet-any'] and cidr in deny['detail']
+    assert deny['fails'] is True
+    assert az(*check_leaky, '--query', 'findings[?fails].rule', check=False).json == ['DenyOtherVnetOutbound']
     assert 'narrow or remove it' in report.stderr
     table = az(*check_leaky, '-o', 'table', check=False).stdout
     assert 'their-vnet-any' in table and 'wider' in table

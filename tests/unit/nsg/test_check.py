@@ -73,6 +73,7 @@ def test_every_port_to_virtualnetwork_ahead_of_the_deny_fails_the_check_too():
     deny = finding(report, 'DenyOtherVnetOutbound')
     assert deny.kind == 'wider' and deny.leak and not report.ok
     assert report.as_dict()['compliant'] is False
+    assert [f['rule'] for f in report.as_dict()['findings'] if f['fails']] == ['DenyOtherVnetOutbound']
 
 
 # --- source ports and application security groups ----------------------------------------------------------------
