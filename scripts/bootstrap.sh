@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (or refresh) everything the demo and the tests need, on a fresh Debian-like machine:
-#   - system packages: openssh-server (sshd for end-to-end tests), sshpass, netcat-openbsd, xrdp + freerdp2-x11 + xvfb (RDP
+#   - system packages: openssh-server (sshd for end-to-end tests), sshpass, netcat-openbsd, chromium (forward's
+#     SOCKS5 end-to-end; BASTION_NATIVE_SKIP_BROWSER=1 leaves it out), xrdp + freerdp2-x11 + xvfb (RDP
 #     end-to-end), installed with apt-get when running as root; otherwise the tests that need them skip
 #     and say why;
 #   - a virtualenv (.venv, or $BASTION_NATIVE_VENV) with azure-cli and the dev requirements;
@@ -20,6 +21,9 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || want_pkgs+=(openssh-
 command -v ssh >/dev/null 2>&1 || want_pkgs+=(openssh-client)
 command -v sshpass >/dev/null 2>&1 || want_pkgs+=(sshpass)
 [ -x /bin/nc.openbsd ] || want_pkgs+=(netcat-openbsd)     # nc -X 5: ssh through forward's SOCKS5 (e2e)
+if [ "${BASTION_NATIVE_SKIP_BROWSER:-}" != "1" ]; then     # headless Chromium through forward's SOCKS5 (e2e)
+  command -v chromium >/dev/null 2>&1 || want_pkgs+=(chromium)
+fi
 if [ "${BASTION_NATIVE_SKIP_RDP:-}" != "1" ]; then
   [ -x /usr/sbin/xrdp ] || want_pkgs+=(xrdp)
   command -v xfreerdp >/dev/null 2>&1 || want_pkgs+=(freerdp2-x11)

@@ -194,3 +194,16 @@ def test_signals_end_it_with_their_exit_code_and_no_session_left(fleet, forward,
 def test_timeout_ends_it_with_exit_code_0(fleet, forward):
     running = forward('-D', '0', '--timeout', '2')
     assert running.wait(60) == 0
+
+
+def test_headless_chromium_loads_a_page_from_a_vm_by_name_through_socks5(fleet, forward, tmp_path):
+    chromium = shutil.which('chromium') or shutil.which('chromium-browser')
+    if chromium is None:
+        pytest.skip("Chromium is not installed (Debian's chromium package)")
+    port = forward('-D', '0').ready['socks']['port']
+    loaded = subprocess.run([chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+                             f'--user-data-dir={tmp_path / "chromium"}', f'--proxy-server=socks5://127.0.0.1:{port}',
+                             '--dump-dom', f'http://web-3:{WEB_PORT}/'],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert 'web-3' in loaded.stdout, (loaded.stdout[-500:], loaded.stderr[-2000:])
