@@ -77,8 +77,20 @@ class BastionHosts:
         logger.debug("reading Bastion host '%s' in resource group '%s'", name, resource_group)
         return get_host(cf_network(self.cli_ctx, subscription_id=subscription), resource_group, name)
 
+    async def delete_orphans(self) -> None:
+        """Delete the journaled sessions of runs that are gone (dataplane/journal.py), at the agent's start rather
+        than at its first connection: a data-plane client that never mints does just that as it closes (their
+        DELETEs go to each session's own host and need no ARM token, so its endpoint is never used)."""
+        from azext_bastion_native.connect.session import data_plane_client
+        from azext_bastion_native.dataplane.protocol import Endpoint
+        await data_plane_client(Endpoint(host=''), _no_token).aclose()
+
     async def aclose(self, timeout: float = 10.0) -> None:
         """Delete every session still live, on every client."""
         clients, self._clients = list(self._clients.values()), {}
         if clients:
             await asyncio.gather(*(client.aclose(timeout=timeout) for client in clients), return_exceptions=True)
+
+
+def _no_token() -> str:
+    raise AssertionError('a client that only deletes orphaned sessions never asks for an ARM token')

@@ -3,7 +3,8 @@ wire) and relays each "connect" through a Bastion session of its own, minted for
 
 It imports nothing from azure.cli: what a request needs (data-plane client, Target) comes from a ``hosts`` object
 (agent/hosts.py builds it on azure-cli's sign-in): ``await hosts.get(request) -> (client, target)``,
-``hosts.clients()``, ``hosts.refresh_tokens()`` and ``await hosts.aclose()`` (deletes whatever session is left).
+``hosts.clients()``, ``hosts.refresh_tokens()``, ``await hosts.delete_orphans()`` (at start: the sessions of runs
+that are gone) and ``await hosts.aclose()`` (deletes whatever session is left).
 One agent per user and az configuration: an exclusive lock on ``paths.lock`` for its whole life."""
 
 import asyncio
@@ -149,6 +150,7 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
                     installed.append(signum)
         accepting = asyncio.ensure_future(self._accept_loop())
         refreshing = asyncio.ensure_future(self._refresh_tokens())
+        cleaning = asyncio.ensure_future(self._delete_orphans())
         try:
             while self._stop_reason is None:
                 self._wake.clear()
@@ -158,7 +160,7 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
         finally:
-            for task in (accepting, refreshing):
+            for task in (accepting, refreshing, cleaning):
                 task.cancel()
             await self._shut_down()
             for signum in installed:
@@ -186,6 +188,14 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         if handlers:
             await asyncio.wait(handlers, timeout=self.grace_period)
         await self.hosts.aclose(timeout=self.grace_period)
+
+    async def _delete_orphans(self) -> None:
+        delete_orphans = getattr(self.hosts, 'delete_orphans', None)
+        if delete_orphans is not None:
+            try:
+                await delete_orphans()
+            except Exception as err:  # pylint: disable=broad-except
+                logger.warning('could not delete the sessions left by runs that are gone: %s', describe_failure(err))
 
     async def _refresh_tokens(self) -> None:
         loop = asyncio.get_running_loop()

@@ -200,12 +200,16 @@ def _orphan_after_kill_9(az, emulator, agent_env, agent_config):
 def test_a_session_left_by_a_killed_agent_is_deleted_by_the_next_agent(az, emulator, agent_env, agent_config):
     _agent(az, agent_env, 'stop')
     assert sessions_drain(emulator)
-    orphan = _orphan_after_kill_9(az, emulator, agent_env, agent_config)
-    result = _ssh(agent_env, agent_config, 'true')          # starts the next agent
+    _orphan_after_kill_9(az, emulator, agent_env, agent_config)
+    assert _agent(az, agent_env, 'start').json['connectionsServed'] == 0     # deleted as it starts, not later
+    assert sessions_drain(emulator, timeout=15), emulator.get('/_emulator/sessions').json()
+    assert _journal_entries(agent_env) == []
+    assert _agent(az, agent_env, 'status').json['running']
+    _orphan_after_kill_9(az, emulator, agent_env, agent_config)
+    result = _ssh(agent_env, agent_config, 'true')          # an agent started by the helper
     assert result.returncode == 0, result.stderr[-2000:]
     assert sessions_drain(emulator, timeout=15), emulator.get('/_emulator/sessions').json()
     assert _journal_entries(agent_env) == []
-    assert orphan not in [s['sessionId'] for s in emulator.get('/_emulator/sessions').json()]
     _agent(az, agent_env, 'stop')
 
 
