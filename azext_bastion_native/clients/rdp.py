@@ -23,13 +23,13 @@ FREERDP_PROGRAMS = ('xfreerdp3', 'xfreerdp', 'wlfreerdp3', 'wlfreerdp', 'sdl-fre
 class RdpFileError(Refused):
     """Bastion did not hand out an RDP file."""
 
+    def __init__(self, message):
+        super().__init__(message, 'Or connect through a local tunnel: add --disable-gateway.', Kind.UNREACHABLE)
+
 
 @dataclass(frozen=True)
 class RdpLauncher:
     kind: str       # 'mstsc' | 'freerdp' | 'open' (macOS: the app registered for .rdp files)
-    def __init__(self, message):
-        super().__init__(message, 'Or connect through a local tunnel: add --disable-gateway.', Kind.UNREACHABLE)
-
     program: str
 
 

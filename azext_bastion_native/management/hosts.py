@@ -9,7 +9,6 @@ from azext_bastion_native.bastion_facts import (
     BASTION_NAME_RULE, BASTION_NAME_RULE_TEXT, DEVELOPER_SKUS, HOST_FEATURES, NATIVE_CLIENT_SKUS, SCALE_UNITS_RANGE,
     SCALING_SKUS, SKUS, canonical_sku, sku_name)
 from azext_bastion_native.errors import Kind, Refused
-from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 
 BASTION_SUBNET = 'AzureBastionSubnet'

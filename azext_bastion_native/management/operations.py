@@ -1,6 +1,5 @@
 """ARM writes the user sees through: asking before one, and waiting on it with azure-cli's progress indicator."""
 from azext_bastion_native.errors import Kind, Refused
-from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 
 
