@@ -19,6 +19,8 @@ class BastionNativeCommandsLoader(AzCommandsLoader):
         custom_command_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}',
                                              exception_handler=translate)
         super().__init__(cli_ctx=cli_ctx, custom_command_type=custom_command_type, command_type=custom_command_type)
+        # A command function's `environment` (the machine's parts, injected by unit tests) is not an az option.
+        self.excluded_command_handler_args = [*self.excluded_command_handler_args, 'environment']
 
     def load_command_table(self, args):
         from azext_bastion_native.commands import load_command_table

@@ -1,4 +1,5 @@
-"""Command table. Each area has its own block; keep heavy imports out of this module."""
+"""Command table: each command points at the module that does it (one CliCommandType per module, made once);
+`network bastion` and each sub-group opened once. Keep heavy imports out of this module."""
 
 # pylint: disable=line-too-long
 
@@ -18,65 +19,65 @@ DELETE_CONFIRMATION = 'Are you sure you want to delete the Bastion host?'
 
 def load_command_table(self, _):
     from azure.cli.core.commands import CliCommandType
-    from azext_bastion_native.cli_errors import translate
-    custom_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}', exception_handler=translate)
+    custom = self.module_kwargs['custom_command_type']
 
-    # -- configure: hosts, native-client, sessions -------------------------------------------------
-    with self.command_group('network bastion') as g:
+    def module(path):
+        """The commands of one module (operations_tmpl): each command is the module's function of that name, with the
+        signature _params.py describes; every other setting (the one exception_handler) is the loader's (__init__)."""
+        return CliCommandType(overrides=custom, operations_tmpl=f'azext_bastion_native.{path}#{{}}')
+
+    tunnel, forward, ssh, rdp = module('connect.tunnel'), module('connect.forward'), module('connect.ssh'), \
+        module('connect.rdp')
+    ssh_config, file_transfer = module('connect.ssh_config'), module('connect.file')
+    doctor, agent = module('doctor.run'), module('agent.commands')
+
+    with self.command_group('network bastion', custom_command_type=custom) as g:
+        # -- configure: hosts
         g.custom_command('create', 'bastion_create', supports_no_wait=True, table_transformer=bastion_host_table_row)
-        g.generic_update_command('update', getter_name='bastion_show', getter_type=custom_type,
-                                 setter_name='bastion_update_setter', setter_type=custom_type,
+        g.generic_update_command('update', getter_name='bastion_show', getter_type=custom,
+                                 setter_name='bastion_update_setter', setter_type=custom,
                                  setter_arg_name='parameters', custom_func_name='bastion_update',
                                  supports_no_wait=True, table_transformer=bastion_host_table_row)
         g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
         g.custom_command('list', 'bastion_list', table_transformer=bastion_hosts_table)
         g.custom_command('delete', 'bastion_delete', supports_no_wait=True, confirmation=DELETE_CONFIRMATION)
         g.custom_wait_command('wait', 'bastion_wait_getter', transform=fail_on_wait_timeout)
+        # -- connect: tunnel, proxy, forward, ssh, rdp
+        g.custom_command('tunnel', 'tunnel_command', custom_command_type=tunnel)
+        g.custom_command('proxy', 'proxy_command', custom_command_type=tunnel)
+        g.custom_command('forward', 'forward_command', custom_command_type=forward)
+        g.custom_command('ssh', 'ssh_command', custom_command_type=ssh)
+        g.custom_command('rdp', 'rdp_command', custom_command_type=rdp)
+        # -- extras: doctor, ssh-config
+        g.custom_command('doctor', 'doctor_command', custom_command_type=doctor,
+                         table_transformer='[].{Check:check, Status:status, Detail:detail, Fix:fix}')
+        g.custom_command('ssh-config', 'ssh_config_command', custom_command_type=ssh_config)
     from knack.events import EVENT_INVOKER_FILTER_RESULT
     self.cli_ctx.register_event(EVENT_INVOKER_FILTER_RESULT, no_output_for_deletes)
 
-    with self.command_group('network bastion native-client') as g:
+    with self.command_group('network bastion native-client', custom_command_type=custom) as g:
         g.custom_show_command('show', 'native_client_show', table_transformer=native_client_table)
         g.custom_command('enable', 'native_client_enable', supports_no_wait=True,
                          table_transformer=bastion_host_table_row)
         g.custom_command('disable', 'native_client_disable', supports_no_wait=True,
                          table_transformer=bastion_host_table_row)
 
-    with self.command_group('network bastion session') as g:
+    with self.command_group('network bastion session', custom_command_type=custom) as g:
         g.custom_command('list', 'session_list', table_transformer=sessions_table)
         g.custom_command('disconnect', 'session_disconnect')
 
-    # -- secure: NSG rules for AzureBastionSubnet --------------------------------------------------
-    with self.command_group('network bastion nsg') as g:
+    # -- secure: NSG rules for AzureBastionSubnet
+    with self.command_group('network bastion nsg', custom_command_type=custom) as g:
         g.custom_command('show', 'nsg_show', table_transformer=nsg_rules_table)
         g.custom_command('check', 'nsg_check', table_transformer=nsg_check_table)
         g.custom_command('apply', 'nsg_apply', supports_no_wait=True, table_transformer=nsg_apply_table)
 
-    # -- connect: tunnel and proxy -----------------------------------------------------------------
-    with self.command_group('network bastion') as g:
-        g.custom_command('tunnel', 'bastion_tunnel')
-        g.custom_command('proxy', 'bastion_proxy')
-        g.custom_command('forward', 'bastion_forward')
-
-    # -- connect: ssh and rdp ----------------------------------------------------------------------
-    with self.command_group('network bastion') as g:
-        g.custom_command('ssh', 'bastion_ssh')
-        g.custom_command('rdp', 'bastion_rdp')
-
-    # -- extras: doctor ----------------------------------------------------------------------------
-    with self.command_group('network bastion') as g:
-        g.custom_command('doctor', 'bastion_doctor',
-                         table_transformer='[].{Check:check, Status:status, Detail:detail, Fix:fix}')
-
-    # -- extras: ssh-config and file transfer ------------------------------------------------------
-    with self.command_group('network bastion') as g:
-        g.custom_command('ssh-config', 'bastion_ssh_config')
-
-    with self.command_group('network bastion agent') as g:
+    # -- extras: the connection agent, file transfer (one function for both directions: it reads its command name)
+    with self.command_group('network bastion agent', custom_command_type=agent) as g:
         g.custom_command('start', 'agent_start')
         g.custom_command('stop', 'agent_stop')
         g.custom_command('status', 'agent_status')
 
-    with self.command_group('network bastion file') as g:
-        g.custom_command('upload', 'bastion_file_upload')
-        g.custom_command('download', 'bastion_file_download')
+    with self.command_group('network bastion file', custom_command_type=file_transfer) as g:
+        g.custom_command('upload', 'file_transfer_command')
+        g.custom_command('download', 'file_transfer_command')

@@ -170,10 +170,12 @@ def _refuse_offline(cli_ctx, client, transfer, auth_type, username, ssh_key, whi
     return key_path, find_scp(which)
 
 
-def file_transfer_command(cmd, direction, resource_group_name, name, target_resource_id, auth_type, source,
-                          destination, username=None, ssh_key=None, resource_port=None, recursive=False,
-                          scp_args=None, environment=None):
-    """`az network bastion file upload|download`: scp's exit code becomes the command's."""
+def file_transfer_command(cmd, resource_group_name, name, target_resource_id, auth_type, source, destination,
+                          username=None, ssh_key=None, resource_port=None, recursive=False, scp_args=None,
+                          environment=None):
+    """`az network bastion file upload|download` (the direction is the command's last word): scp's exit code becomes
+    the command's."""
+    direction = DOWNLOAD if cmd.name.rsplit(' ', 1)[-1] == DOWNLOAD else UPLOAD
     from azext_bastion_native.connect import session
     from azext_bastion_native.clients.ssh import SshLogin
     environment = environment or session.Environment()

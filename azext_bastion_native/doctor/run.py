@@ -188,3 +188,12 @@ def exit_when_failed(cli_ctx, rows):
     failed = [row.check for row in rows if row.status == checks.FAIL]
     exit_after_output(cli_ctx, f"{len(failed)} check(s) failed ({', '.join(failed)}); the Fix column says what "
                                'to do.')
+
+
+def doctor_command(cmd, resource_group_name, name, target_resource_id=None, target_ip_address=None,
+                   resource_port=None, method=None):
+    """`az network bastion doctor`: every row printed (any -o / --query), then exit status 3 when a check failed."""
+    rows = run_doctor(cmd.cli_ctx, resource_group_name, name, target_resource_id=target_resource_id,
+                      target_ip_address=target_ip_address, resource_port=resource_port, method=method)
+    exit_when_failed(cmd.cli_ctx, rows)
+    return [row.as_dict() for row in rows]

@@ -80,6 +80,9 @@ def test_sizes_and_where_a_download_lands(tmp_path):
 class _Cmd:
     cli_ctx = SimpleNamespace(cloud=SimpleNamespace(name='AzureCloud', suffixes=SimpleNamespace()))
 
+    def __init__(self, name='network bastion file upload'):
+        self.name = name
+
 
 class _Tunnel:
     def __init__(self, events):
@@ -123,7 +126,7 @@ def _upload(machine, local, **options):
     arguments = {'target_resource_id': VM_ID, 'auth_type': 'password', 'source': str(local),
                  'destination': 'remote.bin'}
     arguments.update(options)
-    file_transfer.file_transfer_command(_Cmd(), UPLOAD, 'rg', 'bh', environment=machine.environment, **arguments)
+    file_transfer.file_transfer_command(_Cmd(), 'rg', 'bh', environment=machine.environment, **arguments)
 
 
 def test_upload_runs_scp_inside_the_tunnel_as_the_vms_admin(machine, source, capsys):
@@ -136,6 +139,16 @@ def test_upload_runs_scp_inside_the_tunnel_as_the_vms_admin(machine, source, cap
     captured = capsys.readouterr()
     assert captured.out == ''
     assert captured.err.startswith('Uploaded 1234 bytes in ')
+
+
+def test_download_is_the_command_named_download(machine, tmp_path, capsys):
+    """upload and download are one function: the direction is the command's name."""
+    local = tmp_path / 'app.log'
+    file_transfer.file_transfer_command(_Cmd('network bastion file download'), 'rg', 'bh', VM_ID, 'password',
+                                        '/var/log/app.log', str(local), environment=machine.environment)
+    argv = machine.runs[0]
+    assert argv[-2].endswith(':/var/log/app.log') and argv[-1] == str(local)
+    assert capsys.readouterr().err.startswith('Downloaded ')
 
 
 def test_scps_exit_code_becomes_the_commands_and_no_summary(machine, source, capsys):
