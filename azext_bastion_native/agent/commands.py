@@ -9,6 +9,7 @@ from knack.log import get_logger
 logger = get_logger(__name__)
 
 STOP_TIMEOUT = 30.0
+ANSWER_TIMEOUT = 10.0       # seconds for the agent to answer status or stop
 
 
 def _paths():
@@ -31,26 +32,38 @@ def _paths():
 
 
 def _ask(paths, operation):
-    """The agent's answer to ``operation``, or None when no agent answers."""
-    from azext_bastion_native.agent.proxy_helper import PROTOCOL_VERSION, AgentUnavailable, ask, connect_agent
+    """(the agent's answer to ``operation`` or None when no agent answers, the pid of an agent that accepted the
+    question and said nothing within ANSWER_TIMEOUT: stopped with SIGSTOP, or stuck)."""
+    import socket
+    from azext_bastion_native.agent.proxy_helper import (PROTOCOL_VERSION, AgentUnavailable, ask, connect_agent,
+                                                         peer_credentials)
     try:
         sock = connect_agent(paths)
     except AgentUnavailable as err:
         logger.warning('%s', err)
-        return None
+        return None, None
     except OSError:
-        return None
+        return None, None
     try:
-        answer, _ = ask(sock, {'v': PROTOCOL_VERSION, 'op': operation}, timeout=10)
-        return answer
+        answer, _ = ask(sock, {'v': PROTOCOL_VERSION, 'op': operation}, timeout=ANSWER_TIMEOUT)
+        return answer, None
+    except socket.timeout:
+        peer = peer_credentials(sock)
+        pid = peer[0] if peer else '?'
+        logger.warning('The agent (pid %s) takes connections but does not answer: it is stopped (SIGSTOP) or stuck. '
+                       '`kill -CONT %s` resumes a stopped one; `kill -KILL %s` ends it, and the next connection '
+                       'starts a new agent.', pid, pid, pid)
+        return None, pid
     except (OSError, ValueError):
-        return None
+        return None, None
     finally:
         sock.close()
 
 
 def _status(paths):
-    answer = _ask(paths, 'status')
+    answer, silent = _ask(paths, 'status')
+    if silent:
+        return {'running': True, 'answering': False, 'pid': silent, 'socket': paths.socket}
     if not answer or not answer.get('ok'):
         return {'running': False, 'socket': paths.socket}
     return {'running': True, **answer['status']}
@@ -98,7 +111,9 @@ def _run_in_foreground(cli_ctx, paths, idle_timeout):
 
 def agent_stop(cmd):  # pylint: disable=unused-argument
     paths = _paths()
-    answer = _ask(paths, 'stop')
+    answer, silent = _ask(paths, 'stop')
+    if silent:
+        return {'running': True, 'answering': False, 'stopped': False, 'pid': silent, 'socket': paths.socket}
     if not answer or not answer.get('ok'):
         return {'running': False, 'socket': paths.socket}
     deadline = time.monotonic() + STOP_TIMEOUT

@@ -195,8 +195,13 @@ def test_a_stopped_agent_is_one_line_and_exit_255_not_a_hang(fleet, fleet_config
     try:
         # Before, the helper waited 2 x 120 s; the timeout is only a bound for a hang.
         result = _ssh(machine, fleet_config, 'web-1', timeout=60)
+        status = _agent(fleet, machine, 'status')
+        stop = _agent(fleet, machine, 'stop')
     finally:
         os.kill(pid, signal.SIGCONT)
+    for answer in (status, stop):
+        assert answer.json['running'] and answer.json['answering'] is False and answer.json['pid'] == pid
+        assert f'The agent (pid {pid}) takes connections but does not answer' in answer.stderr
     assert result.returncode == 255
     lines = [line for line in result.stderr.splitlines() if line.startswith(HELPER_PREFIX)]
     assert len(lines) == 1 and f'no answer from the agent (pid {pid})' in lines[0], result.stderr
