@@ -196,3 +196,13 @@ def check_ssh_key_file(path, extra_suffixes=()):
                 'ssh refuses such a private key.',
                 recommendation=f'chmod 600 {path}')
     return expanded
+
+
+def refuse_offline(cli_ctx, command_name, ssh_key=None, checks=()):
+    """The one pre-flight of the ssh family (ssh, file, ssh-config for one VM or many), before any network call:
+    Cloud Shell, then the command's own ``checks`` in order (its arguments, the support table), then the key
+    file. Returns the key's path, or None without --ssh-key."""
+    refuse_in_cloud_shell(command_name)
+    for check in checks:
+        check()
+    return check_ssh_key_file(ssh_key, cloud_vault_suffixes(cli_ctx)) if ssh_key else None

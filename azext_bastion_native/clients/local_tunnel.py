@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shlex
 import socket
 import sys
 import threading
@@ -80,12 +79,11 @@ class LocalTunnel:
 
     @property
     def proxy_command(self):
-        """ssh's ProxyCommand to reach a Unix-socket tunnel (None on a port): run through the user's shell,
-        so every word is shell-quoted; ssh expands %-tokens in it, so a literal % is doubled."""
+        """ssh's ProxyCommand to reach a Unix-socket tunnel (None on a port), quoted by clients.ssh."""
+        from azext_bastion_native.clients.ssh import proxy_command_line
         if self.unix_path is None:
             return None
-        words = [sys.executable, '-I', PROXY_SCRIPT, self.unix_path]
-        return ' '.join(shlex.quote(word) for word in words).replace('%', '%%')
+        return proxy_command_line([sys.executable, '-I', PROXY_SCRIPT, self.unix_path])
 
     def __enter__(self):
         self._thread.start()

@@ -4,7 +4,10 @@ The user's own OpenSSH client, pointed at a local tunnel (a port, or a Unix sock
 Only argv is built here (no shell); running it lives in launch.py."""
 
 import hashlib
+import os
 import re
+import shlex
+import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
@@ -41,6 +44,18 @@ class SshLogin:
     username: Optional[str] = None
     key_path: Optional[str] = None          # ssh-key: the user's key; aad: the ephemeral key
     certificate_path: Optional[str] = None  # aad only
+
+
+def escape_percent(value):
+    """% doubled: ssh expands %-tokens in ProxyCommand, IdentityFile and more."""
+    return value.replace('%', '%%')
+
+
+def proxy_command_line(argv, os_name=None):
+    """The one home of ProxyCommand quoting: ``argv`` as one ProxyCommand line (POSIX ssh runs it through the
+    user's shell, so every word is shell-quoted; Windows' ssh through CreateProcess), % doubled."""
+    line = subprocess.list2cmdline(argv) if (os_name or os.name) == 'nt' else ' '.join(shlex.quote(arg) for arg in argv)
+    return escape_percent(line)
 
 
 def host_key_alias(target):

@@ -156,16 +156,15 @@ def run_transfer(destination, login, transfer, scp_program, extra_args, environm
     return code
 
 
-def _refuse_offline(cli_ctx, client, transfer, auth_type, username, ssh_key, which):
+def _refuse_before_network(cli_ctx, client, transfer, auth_type, username, ssh_key, which):
     """Limitations before any network call: Cloud Shell, the table's tunnel row, sign-in arguments, the key
     file, local paths, scp itself. Returns (key path, scp program)."""
     from azext_bastion_native.capabilities import decide
     from azext_bastion_native.connect.session import check_ssh_login_arguments
-    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes, refuse_in_cloud_shell
-    refuse_in_cloud_shell(f'network bastion file {transfer.direction}')
-    decide(client, None, 'tunnel', file_transfer=True)
-    check_ssh_login_arguments(auth_type, username, ssh_key)
-    key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cli_ctx)) if ssh_key else None
+    from azext_bastion_native.guards import refuse_offline
+    key_path = refuse_offline(cli_ctx, f'network bastion file {transfer.direction}', ssh_key, (
+        lambda: decide(client, None, 'tunnel', file_transfer=True),
+        lambda: check_ssh_login_arguments(auth_type, username, ssh_key)))
     check_local_paths(transfer)
     return key_path, find_scp(which)
 
@@ -181,8 +180,8 @@ def file_transfer_command(cmd, resource_group_name, name, target_resource_id, au
     environment = environment or session.Environment()
     auth_type = (auth_type or '').lower()
     transfer = Transfer(direction, source, destination, bool(recursive))
-    key_path, scp_program = _refuse_offline(cmd.cli_ctx, environment.client, transfer, auth_type, username,
-                                            ssh_key, environment.which)
+    key_path, scp_program = _refuse_before_network(cmd.cli_ctx, environment.client, transfer, auth_type, username,
+                                                   ssh_key, environment.which)
     request = session.connect_request(resource_group_name, name, target_resource_id, None,
                                       int(resource_port) if resource_port is not None else DEFAULT_METHOD_PORTS['ssh'])
     resolved = session.resolve_destination(cmd.cli_ctx, request)

@@ -15,7 +15,7 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
                 username=None, ssh_key=None, resource_port=None, ssh_args=None, environment=None):
     """`az network bastion ssh`: ssh's exit code becomes the command's (SystemExit when non-zero)."""
     from azext_bastion_native.clients.ssh import find_ssh
-    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes
+    from azext_bastion_native.guards import refuse_offline
     environment = environment or session.Environment()
     auth_type = (auth_type or '').lower()
     facts = ConnectFacts(environment.client, SSH, auth_type=auth_type,
@@ -24,9 +24,9 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
     # Limitations first (Cloud Shell, Key Vault keys, key files, the table), before any network call.
     request = refuse_early('network bastion ssh', facts, resource_group_name, name, target_resource_id,
                            target_ip_address)
-    session.check_ssh_login_arguments(auth_type, username, ssh_key)
-    refuse_backgrounding(ssh_args)
-    key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cmd.cli_ctx)) if ssh_key else None
+    key_path = refuse_offline(cmd.cli_ctx, 'network bastion ssh', ssh_key, (
+        lambda: session.check_ssh_login_arguments(auth_type, username, ssh_key),
+        lambda: refuse_backgrounding(ssh_args)))
     ssh_program = find_ssh(environment.which)
     certificate_scope = None
     if auth_type == 'aad':      # an unknown cloud is refused before anything is sent

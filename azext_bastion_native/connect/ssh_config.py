@@ -95,10 +95,10 @@ def printed_result(cli_ctx, blocks, skipped):
 
 
 def refuse_offline(cli_ctx, ssh_key, username):
-    """Cloud Shell, the key, and what the user gave that no block could hold: (key path); no network call."""
-    from azext_bastion_native.guards import check_ssh_key_file, cloud_vault_suffixes, refuse_in_cloud_shell
-    refuse_in_cloud_shell(COMMAND_NAME)
-    key_path = check_ssh_key_file(ssh_key, cloud_vault_suffixes(cli_ctx)) if ssh_key else None
+    """The ssh family's pre-flight (guards.refuse_offline), then what the user gave that no block could hold:
+    (absolute key path); no network call."""
+    from azext_bastion_native.guards import refuse_offline as refuse_ssh_family_offline
+    key_path = refuse_ssh_family_offline(cli_ctx, COMMAND_NAME, ssh_key)
     if username:
         text_format.check_username(username)
     if key_path:

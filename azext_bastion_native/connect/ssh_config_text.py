@@ -18,9 +18,8 @@ above all) is refused, and every finished block is checked once more as a whole.
 import fnmatch
 import os
 import re
-import shlex
-import subprocess
 
+from azext_bastion_native.clients.ssh import escape_percent, proxy_command_line
 from azext_bastion_native.errors import Kind, Refused
 
 # The one home of the marker comments around our blocks.
@@ -105,18 +104,11 @@ def check_alias(alias):
 
 
 def command_line(argv, os_name=None):
-    """The one home of ProxyCommand quoting: one command line (POSIX ssh runs ProxyCommand through the shell;
-    Windows' ssh through CreateProcess), with % doubled (ssh expands %h, %p, ... in ProxyCommand)."""
+    """The ProxyCommand line for ``argv`` (clients.ssh.proxy_command_line), none of its words with a control
+    character."""
     for arg in argv:
         check_plain(arg, 'A ProxyCommand argument')
-    os_name = os_name or os.name
-    line = subprocess.list2cmdline(argv) if os_name == 'nt' else ' '.join(shlex.quote(arg) for arg in argv)
-    return escape_percent(line)
-
-
-def escape_percent(value):
-    """% doubled: ssh expands %-tokens in ProxyCommand, IdentityFile and more."""
-    return value.replace('%', '%%')
+    return proxy_command_line(argv, os_name)
 
 
 def config_value(value, what):

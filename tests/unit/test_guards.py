@@ -226,3 +226,24 @@ def test_an_existing_file_is_a_path_whatever_its_name(tmp_path):
     key = tmp_path / ('A' * 70)
     key.write_text('x')
     assert not guards.holds_key_material(str(key))
+
+
+def test_the_ssh_familys_one_pre_flight_runs_cloud_shell_then_the_commands_checks_then_the_key(
+        tmp_path, monkeypatch):
+    key = tmp_path / 'id'
+    key.write_text('k')
+    key.chmod(0o600)
+    cli_ctx = type('Ctx', (), {'cloud': type('Cloud', (), {'suffixes': None})()})()
+    ran = []
+    monkeypatch.delenv('ACC_CLOUD', raising=False)
+    assert guards.refuse_offline(cli_ctx, 'network bastion ssh', str(key),
+                                 (lambda: ran.append('a'), lambda: ran.append('b'))) == str(key)
+    assert ran == ['a', 'b']
+    assert guards.refuse_offline(cli_ctx, 'network bastion ssh') is None
+    with raises_as(InvalidArgumentValueError, match='no such file'):
+        guards.refuse_offline(cli_ctx, 'network bastion ssh', str(tmp_path / 'missing'), (lambda: ran.append('c'),))
+    assert ran == ['a', 'b', 'c']       # the command's checks come before the key
+    monkeypatch.setenv('ACC_CLOUD', 'PROD')
+    with raises_as(ValidationError, match='Cloud Shell'):
+        guards.refuse_offline(cli_ctx, 'network bastion ssh', str(key), (lambda: ran.append('d'),))
+    assert ran == ['a', 'b', 'c']       # Cloud Shell first of all
