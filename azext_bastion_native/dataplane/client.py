@@ -51,8 +51,8 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
     an expired token), on a worker thread unless its ``peek()`` (see tokens.CachedToken) has a valid one at hand.
     ``http_session``: a requests.Session to send every HTTPS call through (tests); ``prewarm``: open each
     websocket's TLS connection while its session is minted; ``journal``: where sessions are written down while
-    they live, and whose orphans (left by runs that are gone) this client deletes once, at its first mint or at
-    aclose(), whichever comes first."""
+    they live, and whose orphans (left by runs that are gone) this client deletes once: at
+    start_orphan_cleanup(), its first mint or aclose(), whichever comes first."""
 
     def __init__(self, endpoint: Endpoint, get_arm_token: Callable[[], str],  # pylint: disable=too-many-arguments
                  settings: Optional[ConnectionSettings] = None, retry: Optional[RetryPolicy] = None,
@@ -97,7 +97,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         answer got lost can never be deleted."""
         if self._closing:
             raise DataPlaneError('The tunnel is shutting down.')
-        self._delete_orphans_once()
+        self.start_orphan_cleanup()
         warm_host = self._warm_host()
         warm = self._warm if warm_host else None
         if warm is not None and warm_host:
@@ -155,7 +155,7 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Delete every session still live (waiting, bounded, for mints in flight) and release resources."""
-        self._delete_orphans_once()
+        self.start_orphan_cleanup()
         self._closing = True
         pending = [future for future in list(self._inflight) if not future.done()]
         if pending:
@@ -177,7 +177,9 @@ class DataPlaneClient:  # pylint: disable=too-many-instance-attributes
         if self._journal is not None:
             self._journal.close()
 
-    def _delete_orphans_once(self) -> None:
+    def start_orphan_cleanup(self) -> None:
+        """Start deleting the journaled sessions of runs that are gone, once per client (mint() and aclose() call
+        it; a service that may wait long for its first connection calls it as it starts)."""
         if not self._orphans_asked:
             self._orphans_asked = True
             self._detached(self._delete_orphans())
