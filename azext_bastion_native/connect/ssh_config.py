@@ -3,9 +3,10 @@
 the host reaches (fleet.py). The block's text: ssh_config_text.py; the file, its lock and the `ssh -G` check:
 ssh_config_file.py.
 
-Output: without --file, the blocks on stdout as ssh_config text, unless -o is given: then a structured result
-(`{"blocks": {ALIAS: TEXT}, "skipped": [...]}`; nothing with -o none). Skipped VMs are named on stderr whatever the
-output. A stopped VM gets no block: the one-VM form refuses it (as `ssh` does), the many-VM form skips it."""
+Output: without --file, the blocks on stdout as ssh_config text, unless -o or --query is given: then a structured
+result (`{"blocks": {ALIAS: TEXT}, "skipped": [...]}`; nothing with -o none). Skipped VMs are named on stderr
+whatever the output. A stopped VM gets no block: the one-VM form refuses it (as `ssh` does), the many-VM form skips
+it."""
 
 import contextlib
 import os
@@ -63,9 +64,10 @@ def given_subscription(cli_ctx):
 
 
 def output_given(cli_ctx):
-    """Whether -o/--output was on the command line (azure-cli keeps the names of the parameters given)."""
+    """Whether -o/--output or --query was on the command line (azure-cli keeps the names of the parameters
+    given): the user asked for a result, not ssh_config text."""
     given = getattr(cli_ctx, 'data', {}).get('safe_params') or []
-    return any(param in ('-o', '--output') for param in given)
+    return any(param in ('-o', '--output', '--query') for param in given)
 
 
 def connect_hint(path, alias):
@@ -137,8 +139,8 @@ def _one_vm_config(cmd, resource_group_name, name, target_resource_id, host_alia
                    config_file, overwrite, no_agent):
     from knack.log import get_logger
     from azext_bastion_native.clients.ssh import host_key_alias
-    from azext_bastion_native.connect import session
-    request = session.connect_request(resource_group_name, name, target_resource_id, None, port)
+    from azext_bastion_native.connect import argument_checks, resolve
+    request = argument_checks.connect_request(resource_group_name, name, target_resource_id, None, port)
     with file_errors(config_file):
         alias = text_format.check_alias(host_alias or (config_file and _alias_in_file(config_file, target_resource_id))
                                         or default_alias(request.target_resource_id))
@@ -146,7 +148,7 @@ def _one_vm_config(cmd, resource_group_name, name, target_resource_id, host_alia
             ssh_config_file.check_can_write(config_file, alias, overwrite)
     # What `ssh` and `proxy` would refuse: host without native client (the proxy's pre-flight), missing or
     # stopped VM.
-    destination = session.resolve_destination(cmd.cli_ctx, request)
+    destination = resolve.resolve_destination(cmd.cli_ctx, request)
     proxy = proxy_command_argv(resource_group_name, name, target_resource_id, port,
                                given_subscription(cmd.cli_ctx), no_agent)
     with file_errors(config_file):

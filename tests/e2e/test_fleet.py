@@ -16,6 +16,7 @@ import pytest
 
 from bastion_emulator.testing.fleet import FLEET_RG, HOSTILE_RG, HOSTILE_VMS, OTHER_RG, start_fleet
 from bastion_emulator.testing.sshd import sshd_available
+from azext_bastion_native.connect.ssh_config_text import end_marker, start_marker
 from tests.conftest import make_short_dir
 from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
 
@@ -85,8 +86,8 @@ def test_prune_removes_only_blocks_of_vms_that_are_gone(fleet, written, tmp_path
     config = tmp_path / 'config'
     shutil.copyfile(written['config'], config)
     text = config.read_text(encoding='utf-8')
-    gone = text[text.index('# >>> bastion-native web-8 >>>'):text.index('# <<< bastion-native web-8 <<<')]
-    stale = (gone.replace('web-8', 'web-99') + '# <<< bastion-native web-99 <<<\n\n')
+    gone = text[text.index(start_marker('web-8')):text.index(end_marker('web-8'))]
+    stale = (gone.replace('web-8', 'web-99') + end_marker('web-99') + '\n\n')
     mine = 'Host mine\n    Port 2222\n\n'
     config.write_text(mine + stale + text, encoding='utf-8')
     args = (*_fleet_config(fleet), '--file', str(config))

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from azext_bastion_native.connect.ssh_config_text import end_marker, start_marker
 from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
 
 pytestmark = pytest.mark.e2e
@@ -68,8 +69,8 @@ def test_written_config_drives_real_ssh_and_scp_both_ways(az, emulator, sshd_lin
 def test_without_file_stdout_is_exactly_the_block(az, sshd_linux_vm):
     block = _ssh_config(az, sshd_linux_vm.vm_id, '--no-agent').stdout
     lines = block.splitlines()
-    assert lines[0] == '# >>> bastion-native linux-vm >>>'          # default alias: the VM name
-    assert lines[-1] == '# <<< bastion-native linux-vm <<<'
+    assert lines[0] == start_marker('linux-vm')          # default alias: the VM name
+    assert lines[-1] == end_marker('linux-vm')
     assert 'Host linux-vm' in lines
     proxy = next(line.split(None, 1)[1] for line in lines if line.strip().startswith('ProxyCommand'))
     program = proxy.split()[0]
@@ -101,7 +102,7 @@ def test_second_write_refused_then_overwrite_replaces_only_the_block(az, sshd_li
                 '--overwrite')
     second = config.read_text(encoding='utf-8')
     assert second.endswith(before + after)         # the block sits before the user's `Host *`: ssh reads it first
-    assert second.count('# >>> bastion-native web >>>') == 1
+    assert second.count(start_marker('web')) == 1
     assert '    User bob' in second and 'alice' not in second
     assert second.replace('User bob', 'User alice') == first     # exactly the block changed, nothing else
     assert stat.S_IMODE(config.stat().st_mode) == 0o640          # the user's mode is kept
@@ -215,22 +216,39 @@ def test_several_runs_at_once_on_one_file_keep_every_block(az, sshd_linux_vm, tm
         assert run.returncode == 0, err[-2000:]
     text = config.read_text(encoding='utf-8')
     for number in range(6):
-        assert text.count(f'# >>> bastion-native vm{number} >>>') == 1 and f'Host vm{number}\n' in text
+        assert text.count(start_marker(f'vm{number}')) == 1 and f'Host vm{number}\n' in text
     assert text.startswith('Host mine\n    Port 2222\n')
 
 
 @pytest.mark.parametrize('output', ['json', 'none'])
 def test_an_output_format_gets_a_result_not_the_raw_block(az, sshd_linux_vm, output):
     result = _ssh_config(az, sshd_linux_vm.vm_id, '--no-agent', '-o', output)
-    assert 'bastion-native linux-vm' not in result.stdout.replace('\\n', '\n').split('"blocks"')[0]
+    assert start_marker('linux-vm') not in result.stdout.replace('\\n', '\n').split('"blocks"')[0]
     if output == 'none':
         assert result.stdout == ''
     else:
         assert sorted(result.json) == ['blocks', 'skipped'] and result.json['skipped'] == []
-        assert result.json['blocks']['linux-vm'].startswith('# >>> bastion-native linux-vm >>>\n')
+        assert result.json['blocks']['linux-vm'].startswith(start_marker('linux-vm') + '\n')
 
 
 def test_a_file_ssh_does_not_read_by_itself_is_in_the_connect_hint(az, sshd_linux_vm, tmp_path):
     config = tmp_path / 'my configs' / 'bastion'
     result = _ssh_config(az, sshd_linux_vm.vm_id, '--file', str(config), '--no-agent')
     assert f"Connect with: ssh -F '{config}' linux-vm" in result.stderr
+
+
+def test_a_stopped_vm_is_refused_as_ssh_refuses_it(az, emulator, tmp_path):
+    """The one rule for stopped VMs: no block (the one-VM form refuses, --vm-resource-group/--all skip it)."""
+    stopped = emulator.resource_id('Microsoft.Compute/virtualMachines', 'stopped-vm')
+    config = tmp_path / 'config'
+    result = _ssh_config(az, stopped, '--file', str(config), check=False)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert 'not running' in result.stderr and 'az vm start' in result.stderr
+    assert not config.exists()
+
+
+def test_query_gets_the_result_too(az, sshd_linux_vm):
+    result = _ssh_config(az, sshd_linux_vm.vm_id, '--no-agent', '--query', 'blocks."linux-vm"', '-o', 'tsv')
+    assert result.stdout.startswith(start_marker('linux-vm') + '\n')
+    bare = _ssh_config(az, sshd_linux_vm.vm_id, '--no-agent', '--query', 'skipped')
+    assert bare.json == []

@@ -38,7 +38,7 @@ def test_real_ssh_reads_every_option_of_the_block(tmp_path):
 def test_block_is_delimited_and_optional_lines_are_left_out():
     block = text_format.render_block('vm1', PROXY, os_name='posix')
     lines = block.splitlines()
-    assert lines[0] == '# >>> bastion-native vm1 >>>' and lines[-1] == '# <<< bastion-native vm1 <<<'
+    assert lines[0] == text_format.start_marker('vm1') and lines[-1] == text_format.end_marker('vm1')
     assert block.endswith('\n')
     assert not any(word in block for word in ('User ', 'IdentityFile', 'IdentitiesOnly', 'HostKeyAlias'))
 
