@@ -367,8 +367,10 @@ def _reaches_vnet(address: str, vnet_nets: Sequence[Net]) -> bool:
 
 
 def _denies_all_of(deny: UserRule, address: str, protocol: str, piece: PortRange) -> bool:
-    covered = (any(a in ANY_ADDRESSES or a == VNET or a == address for a in deny.destinations)
-               or any(_holds(a, net) for a in deny.destinations for net in [_network(address)] if net is not None))
+    """`deny` stops this piece of the traffic to `address` (a prefix or 'asg:<name>') before it gets further."""
+    net = _network(address) if _is_prefix(address) else None
+    covered = any(a in ANY_ADDRESSES or a == VNET or a == address or (net is not None and _holds(a, net))
+                  for a in deny.destinations)
     return (deny.access == 'Deny' and deny.every_source_port and deny.carries(piece[0], protocol)
             and _address_matches(deny.sources, BASTION_SIDE, deny.bastion_nets) and covered)
 
