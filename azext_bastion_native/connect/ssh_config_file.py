@@ -3,6 +3,7 @@ directory + rename) after the real `ssh -G` has read the new text and resolved e
 its block says."""
 
 import contextlib
+import errno
 import os
 import subprocess
 import tempfile
@@ -12,6 +13,12 @@ from azext_bastion_native.clients.launch import find_program
 from azext_bastion_native.connect import ssh_config_text as text_format
 from azext_bastion_native.connect.ssh_config_text import SshConfigError
 from azext_bastion_native.errors import Kind
+
+try:
+    from fcntl import LOCK_EX, LOCK_NB, flock as _flock
+except ImportError:     # Windows
+    _flock = None
+
 
 FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
@@ -50,27 +57,37 @@ def config_lock(path, wait=LOCK_WAIT):
     """An exclusive lock held across a run's read, merge and write of the config at ``path``, so two runs at once
     each merge into what the other wrote and no block is lost. POSIX: flock on the config's directory (a lock on
     the file itself would be on the inode the rename replaces, and a lock file would be one more file in the
-    user's ~/.ssh); Windows: a byte-range lock on PATH.lock."""
+    user's ~/.ssh); where a directory cannot be locked (NFS emulates flock with write locks), and on Windows, a
+    lock on PATH.lock beside it."""
     directory = os.path.dirname(path)
     _make_directory(directory)
+    descriptor = os.open(directory, os.O_RDONLY) if _flock is not None else _open_lock_file(path)
     try:
-        import fcntl
-    except ImportError:
-        import msvcrt
-        descriptor = os.open(path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, FILE_MODE)
-
-        def acquire():
-            msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
-    else:
-        descriptor = os.open(directory, os.O_RDONLY)
-
-        def acquire():
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    try:
-        _wait_for(acquire, path, wait)
+        try:
+            _wait_for(lambda: _lock(descriptor), path, wait)
+        except _CannotLock:
+            os.close(descriptor)
+            descriptor = _open_lock_file(path)
+            _wait_for(lambda: _lock(descriptor), path, wait)
         yield
     finally:
         os.close(descriptor)        # closing drops the lock
+
+
+class _CannotLock(Exception):
+    """The lock cannot be taken on this descriptor at all (not: another run holds it)."""
+
+
+def _open_lock_file(path):
+    return os.open(path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, FILE_MODE)
+
+
+def _lock(descriptor):
+    if _flock is not None:
+        _flock(descriptor, LOCK_EX | LOCK_NB)
+        return
+    import msvcrt
+    msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
 
 
 def _wait_for(acquire, path, wait):
@@ -79,7 +96,9 @@ def _wait_for(acquire, path, wait):
         try:
             acquire()
             return
-        except OSError:
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+                raise _CannotLock() from err
             if time.monotonic() >= deadline:
                 raise SshConfigError(Kind.VALIDATION, f"Another ssh-config run is writing '{path}' and did not "
                                      f'finish within {int(wait)} s.', 'Wait for the other run to end, then run '

@@ -292,8 +292,7 @@ def _reopen_top_level(lines, newline):
     result, top_level, index = [], True, 0
     while index < len(lines):
         line = lines[index]
-        alias = _marked_alias(line.strip())
-        span = _find_marked_block(lines, alias) if alias is not None else None
+        span = _intact_span(lines, _marked_alias(line.strip()))
         if span is None:
             result.append(line)
             if _HOST_LINE.match(line) or _MATCH_LINE.match(line):
@@ -306,6 +305,16 @@ def _reopen_top_level(lines, newline):
         result += body + [lines[span[1]]]
         index = span[1] + 1
     return result
+
+
+def _intact_span(lines, alias):
+    """(first, last) of our block for ``alias`` if its markers are whole, else None (left as it is)."""
+    if alias is None:
+        return None
+    try:
+        return _find_marked_block(lines, alias)
+    except SshConfigError:
+        return None
 
 
 def _top_level_line_follows(lines, index):

@@ -127,3 +127,21 @@ def test_a_run_waits_for_the_lock_so_no_block_is_lost(tmp_path):
     other.join(60)
     text = config.read_text()
     assert 'Host vm1\n' in text and 'Host vm2\n' in text and text.startswith(USER_TEXT)
+
+
+@pytest.mark.skipif(os.name == 'nt', reason='POSIX flock')
+def test_where_a_directory_cannot_be_locked_a_lock_file_beside_the_config_is(tmp_path, monkeypatch):
+    """NFS emulates flock with write locks: a read-only directory descriptor cannot be locked (EBADF)."""
+    import errno
+    real_flock = config_file._flock
+
+    def nfs_flock(descriptor, operation):
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EBADF, 'Bad file descriptor')
+        real_flock(descriptor, operation)
+    monkeypatch.setattr(config_file, '_flock', nfs_flock)
+    monkeypatch.setattr(config_file, 'LOCK_WAIT', 5.0)
+    config = tmp_path / 'config'
+    config_file.write_block(str(config), 'vm1', text_format.render_block('vm1', PROXY))
+    assert 'Host vm1\n' in config.read_text()
+    assert sorted(os.listdir(tmp_path)) == ['config', 'config.lock']

@@ -207,3 +207,10 @@ def test_the_finished_text_is_checked_as_a_whole():
     for text in ('a\rb\n', 'a\x00\n', 'a\x1b\n'):
         with pytest.raises(text_format.SshConfigError, match='control character'):
             text_format.check_finished_text(text)
+
+
+def test_a_damaged_block_of_another_alias_does_not_stop_a_merge():
+    damaged = text_format.render_block('old', PROXY).replace(text_format.end_marker('old'), '')
+    block = text_format.render_block('vm1', PROXY)
+    merged, _ = text_format.merge_block('ServerAliveInterval 5\n' + damaged, 'vm1', block)
+    assert merged.startswith('ServerAliveInterval 5\n' + damaged) and 'Host vm1\n' in merged
