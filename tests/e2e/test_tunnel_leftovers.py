@@ -56,7 +56,9 @@ def _start(az, vm, ssh_key, run_dirs, emulator, argv=None):
 
 
 def _private_dirs(run_dirs):
-    return sorted(name for name in os.listdir(run_dirs['TMPDIR']) if name.startswith('az-bastion-'))
+    """The runs' private temporary directories (not the user's agent directory, where sessions are journaled)."""
+    return sorted(name for name in os.listdir(run_dirs['TMPDIR'])
+                  if name.startswith('az-bastion-') and not name.startswith('az-bastion-agent-'))
 
 
 def _owner(run_dirs, name):
