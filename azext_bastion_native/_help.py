@@ -354,8 +354,9 @@ long-summary: >
     Windows: mstsc with the RDP file the Bastion gateway hands out (Entra ID sign-in with --auth-type aad),
     or with --disable-gateway / --target-ip-address through a local tunnel (no Entra ID then). Linux and
     macOS (beyond {SUPPORT_TABLE}, which offers them the tunnel): a local tunnel and xfreerdp/wlfreerdp
-    (macOS: the app registered for .rdp files) when installed, otherwise the tunnel stays open and the
-    command to connect is printed; no Entra ID sign-in. Temporary .rdp files are private and deleted when
+    (macOS: the app registered for .rdp files) when installed, otherwise - or on Linux without a display
+    (neither DISPLAY nor WAYLAND_DISPLAY set, e.g. over ssh) - the tunnel stays open and the command to
+    connect is printed; no Entra ID sign-in. Temporary .rdp files are private and deleted when
     the client exits. Not in Cloud Shell.
 examples:
   - name: RDP to a VM (Windows, through the gateway).

@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 LOOPBACK = '127.0.0.1'
 RDP_FILE_TIMEOUT = (10, 30)
 FREERDP_PROGRAMS = ('xfreerdp3', 'xfreerdp', 'wlfreerdp3', 'wlfreerdp', 'sdl-freerdp3', 'sdl-freerdp')
+# The display each FreeRDP client opens its window on (X11, Wayland, SDL: either), by the variable that names it.
+DISPLAY_VARIABLES = {'xfreerdp3': ('DISPLAY',), 'xfreerdp': ('DISPLAY',), 'wlfreerdp3': ('WAYLAND_DISPLAY',),
+                     'wlfreerdp': ('WAYLAND_DISPLAY',), 'sdl-freerdp3': ('DISPLAY', 'WAYLAND_DISPLAY'),
+                     'sdl-freerdp': ('DISPLAY', 'WAYLAND_DISPLAY')}
 
 
 class RdpFileError(Refused):
@@ -84,12 +88,23 @@ def tunnel_rdp_file(port, host=LOOPBACK):
     return '\r\n'.join(lines) + '\r\n'
 
 
+def no_display(client, environ=None):
+    """Linux with neither DISPLAY nor WAYLAND_DISPLAY set (an ssh session, a server): no RDP client can open its
+    window here."""
+    environ = os.environ if environ is None else environ
+    return client == 'linux' and not any(environ.get(name) for name in ('DISPLAY', 'WAYLAND_DISPLAY'))
+
+
 def find_launcher(client, which=find_program, environ=None):
-    """The RDP client to start on this machine ('windows' | 'linux' | 'other'), or None when none is found."""
+    """The RDP client to start on this machine ('windows' | 'linux' | 'other'), or None when none is found; on
+    Linux only a FreeRDP client whose display is there (see no_display)."""
     if client == 'windows':
         program = which('mstsc') or which('mstsc.exe')
         return RdpLauncher('mstsc', program or _system32_mstsc(environ))
+    environ = os.environ if environ is None else environ
     for name in FREERDP_PROGRAMS:
+        if client == 'linux' and not any(environ.get(variable) for variable in DISPLAY_VARIABLES[name]):
+            continue
         program = which(name)
         if program:
             return RdpLauncher('freerdp', program)
@@ -117,8 +132,13 @@ def launcher_argv(launcher, port=None, rdp_file=None, configure=False):
     return [launcher.program, f'/v:{LOOPBACK}:{port}']
 
 
-def manual_connect_hint(port):
-    """What to run by hand when no RDP client is installed."""
+def manual_connect_hint(port, without_display=False):
+    """What to run by hand when no RDP client is installed, or (``without_display``) none could open a window."""
+    if without_display:
+        return (f'No display here (neither DISPLAY nor WAYLAND_DISPLAY is set), so no RDP client was started. The '
+                f'tunnel is open on {LOOPBACK}:{port}: connect an RDP client to it, e.g. from a machine with a '
+                f'display `ssh -L {port}:{LOOPBACK}:{port} THIS_MACHINE` and there `xfreerdp /v:{LOOPBACK}:{port} '
+                '/u:USER`. Press Ctrl+C to close the tunnel.')
     return (f'No RDP client was found. The tunnel is open on {LOOPBACK}:{port}: connect your RDP client to it, '
             f'e.g. `xfreerdp /v:{LOOPBACK}:{port} /u:USER` (Debian/Ubuntu package freerdp2-x11 or freerdp3-x11). '
             'Press Ctrl+C to close the tunnel.')

@@ -41,7 +41,7 @@ def run_rdp(handler, destination, environment, configure=False, enable_aad=False
                                       environment, configure)
         launcher = rdp.find_launcher(environment.client, environment.which)
         if launcher is None:
-            logger.warning(rdp.manual_connect_hint(tunnel.port))
+            logger.warning(rdp.manual_connect_hint(tunnel.port, without_display=rdp.no_display(environment.client)))
             environment.block_until_interrupted()
             return 0
         if launcher.kind == 'open':

@@ -106,8 +106,9 @@ def test_real_freerdp_completes_rdp_through_the_tunnel(az, emulator, xrdp_server
                      '/u:nobody /p:not-a-password /cert:ignore\n')
     os.chmod(wrapper, 0o755)
     log_before = log_path.read_text(errors='replace') if log_path.exists() else ''
+    # a desktop session's DISPLAY (the wrapper's xvfb-run opens its own)
     result = subprocess.run([az.executable, *_rdp_args(emulator)], capture_output=True, text=True, timeout=120,
-                            env=_env(az, run_dirs, f"{run_dirs['BIN']}:/usr/bin:/bin"), check=False)
+                            env=_env(az, run_dirs, f"{run_dirs['BIN']}:/usr/bin:/bin", DISPLAY=':0'), check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     server_log = log_path.read_text(errors='replace')[len(log_before):]
     # xrdp saw a whole RDP connection sequence: the client's capability sets arrive after TLS and MCS.
@@ -121,15 +122,36 @@ def _read_lines(stream, lines):
 
 
 def test_without_rdp_client_the_tunnel_stays_open_and_says_how(az, emulator, echo_server, run_dirs):
+    _tunnel_stays_open_with_the_hint(az, emulator, echo_server, run_dirs, 'No RDP client was found',
+                                     _env(az, run_dirs, run_dirs['BIN'], DISPLAY=':0'))
+
+
+def test_without_a_display_no_rdp_client_is_started_and_the_tunnel_stays_open(az, emulator, echo_server, run_dirs):
+    """Over ssh to a Linux machine (no DISPLAY, no WAYLAND_DISPLAY) with FreeRDP installed: starting it would only
+    end in "failed to open display"; the documented fallback instead."""
+    started = os.path.join(run_dirs['HOME'], 'xfreerdp-started')
+    for program in ('xfreerdp', 'wlfreerdp'):
+        path = os.path.join(run_dirs['BIN'], program)
+        with open(path, 'w', encoding='utf-8') as handle:
+            handle.write(f'#!/bin/sh\necho "$0" >> {started}\necho "failed to open display" >&2\nexit 131\n')
+        os.chmod(path, 0o755)
+    env = _env(az, run_dirs, f"{run_dirs['BIN']}:/usr/bin:/bin")
+    for variable in ('DISPLAY', 'WAYLAND_DISPLAY'):
+        env.pop(variable, None)
+    _tunnel_stays_open_with_the_hint(az, emulator, echo_server, run_dirs, 'No display here', env)
+    assert not os.path.exists(started)
+
+
+def _tunnel_stays_open_with_the_hint(az, emulator, echo_server, run_dirs, words, env):
     emulator.set_vm_endpoint(WIN_VM, 3389, echo_server.host, echo_server.port)
-    process = subprocess.Popen([az.executable, *_rdp_args(emulator)], env=_env(az, run_dirs, run_dirs['BIN']),
+    process = subprocess.Popen([az.executable, *_rdp_args(emulator)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = queue.Queue()
     threading.Thread(target=_read_lines, args=(process.stderr, lines), daemon=True).start()
     try:
         hint = ''
         deadline = time.monotonic() + 60
-        while 'No RDP client' not in hint and time.monotonic() < deadline:
+        while words not in hint and time.monotonic() < deadline:
             try:
                 hint = lines.get(timeout=1)
             except queue.Empty:

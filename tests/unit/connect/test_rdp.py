@@ -171,11 +171,38 @@ def _unix(system, programs, recorder, tunnel, waited=None):
                                wait_forever=(lambda: waited.append(True)) if waited is not None else None)
 
 
-def test_linux_starts_freerdp_on_the_tunnel():
+def test_linux_starts_freerdp_on_the_tunnel(monkeypatch):
+    monkeypatch.setenv('DISPLAY', ':0')
     recorder, tunnel = _Recorder(code=0), _FakeTunnel(40111)
-    connect_rdp.run_rdp(dispatch.RDP_TUNNEL_LOCAL_CLIENT, _destination(), _unix('Linux', {'xfreerdp'}, recorder, tunnel))
+    connect_rdp.run_rdp(dispatch.RDP_TUNNEL_LOCAL_CLIENT, _destination(),
+                        _unix('Linux', {'xfreerdp'}, recorder, tunnel))
     assert recorder.argv == ['/usr/bin/xfreerdp', '/v:127.0.0.1:40111']
     assert tunnel.closed
+
+
+def test_linux_without_a_display_keeps_the_tunnel_and_prints_the_command_instead_of_starting_freerdp(
+        monkeypatch, caplog):
+    monkeypatch.delenv('DISPLAY', raising=False)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    recorder, tunnel, waited = _Recorder(), _FakeTunnel(40114), []
+    with caplog.at_level(logging.WARNING):
+        code = connect_rdp.run_rdp(dispatch.RDP_TUNNEL_LOCAL_CLIENT, _destination(),
+                                   _unix('Linux', {'xfreerdp', 'wlfreerdp'}, recorder, tunnel, waited))
+    assert code == 0 and waited == [True] and recorder.argv is None
+    assert 'No display here' in caplog.text and 'xfreerdp /v:127.0.0.1:40114' in caplog.text
+    assert tunnel.closed
+
+
+@pytest.mark.parametrize('display, installed, expected', [
+    ({'WAYLAND_DISPLAY': 'wayland-0'}, {'xfreerdp', 'wlfreerdp'}, 'wlfreerdp'),    # no X server: the Wayland one
+    ({'DISPLAY': ':1'}, {'xfreerdp', 'wlfreerdp'}, 'xfreerdp'),
+    ({'WAYLAND_DISPLAY': 'wayland-0'}, {'xfreerdp'}, None),
+    ({'WAYLAND_DISPLAY': 'wayland-0'}, {'xfreerdp', 'sdl-freerdp'}, 'sdl-freerdp'),
+])
+def test_linux_picks_the_freerdp_client_of_the_display_there_is(display, installed, expected):
+    launcher = rdp.find_launcher('linux', lambda name: '/usr/bin/' + name if name in installed else None,
+                                 environ=display)
+    assert (launcher.program.rsplit('/', 1)[-1] if launcher else None) == expected
 
 
 def test_linux_without_rdp_client_keeps_the_tunnel_and_prints_the_command(caplog):
