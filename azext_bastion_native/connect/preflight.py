@@ -8,7 +8,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from azext_bastion_native.bastion_facts import (
-    DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, ip_connect_ports_text, sku_name, subscription_of)
+    DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, ip_connect_ports_text, sku_limits, sku_name, subscription_of)
 from azext_bastion_native.dataplane.protocol import Endpoint, Target
 from azext_bastion_native.errors import Kind, Refused
 
@@ -107,6 +107,12 @@ def plan_connection(host, request: ConnectRequest):
         if not getattr(host, 'enable_ip_connect', False):
             raise PreflightError(Kind.VALIDATION, f'{label} does not have IP connect enabled.',
                                  f'Turn it on: {enable_command} --enable-ip-connect')
+    limits = sku_limits(sku)
+    if limits is not None and int(request.resource_port) not in limits.ports:
+        raise PreflightError(Kind.VALIDATION, f'{label} is {sku} SKU, which has no custom ports: it connects to '
+                             f"ports {' and '.join(map(str, limits.ports))} only, not {request.resource_port}.",
+                             'Use --resource-port 22 (SSH) or 3389 (RDP), or a Standard or Premium host for '
+                             'other ports.')
     dns_name = getattr(host, 'dns_name', None)
     if not dns_name:
         raise PreflightError(Kind.VALIDATION, f'{label} has no DNS name yet (is it still being deployed?).',

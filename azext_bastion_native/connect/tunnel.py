@@ -46,8 +46,15 @@ def tunnel_command(cmd, resource_group_name, name, resource_port, target_resourc
     from azext_bastion_native.relay.tunnel import TunnelServer, run_tunnel
     client, target = _open_data_plane(cmd, 'network bastion tunnel', resource_group_name, name, resource_port,
                                       target_resource_id, target_ip_address)
-    server = TunnelServer(client, target, bind_address=bind_address, port=port, max_connections=max_connections,
-                          timeout=timeout, idle_timeout=idle_timeout)
+    from azext_bastion_native.bastion_facts import DEVELOPER_SKUS, sku_limits
+    limits = sku_limits(DEVELOPER_SKUS[0]) if client.endpoint.developer else None
+    one_at_a_time = limits is not None and not limits.concurrent_sessions
+    server = TunnelServer(client, target, bind_address=bind_address, port=port,
+                          max_connections=1 if one_at_a_time else max_connections, timeout=timeout,
+                          idle_timeout=idle_timeout)
+    if one_at_a_time:
+        server.limit_reason = ('a Developer SKU host has no concurrent sessions: one connection at a time; close '
+                               'the open one first')
 
     def on_ready(address, bound_port):
         if not is_loopback(bind_address):

@@ -73,7 +73,7 @@ def developer_connection_request(endpoint: Endpoint, target: Target, arm_token: 
     return HttpRequest('POST', f'https://{endpoint.host}/api/connection', json_body={
         'resourceId': target.resource_id,
         'bastionResourceId': endpoint.bastion_resource_id,
-        'vmPort': target.port,
+        'vmPort': str(target.port),     # a string, as upstream sends its untyped --resource-port (_params.py)
         'azToken': arm_token,
         'connectionType': 'nativeclient',
     })

@@ -78,6 +78,7 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
         self.client = client
         self.listeners = list(listeners)
         self.max_connections = max_connections
+        self.limit_reason: Optional[str] = None     # why max_connections, said on a refusal (default: the option)
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.grace_period = grace_period
@@ -196,7 +197,7 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
         if self._stop_reason is not None or (
                 self.max_connections is not None and len(self._handlers) >= self.max_connections):
             logger.warning('%s: refused (%s)', label, 'tunnel is stopping' if self._stop_reason
-                           else f'--max-connections {self.max_connections} reached')
+                           else self.limit_reason or f'--max-connections {self.max_connections} reached')
             local.abort()
             return
         task = asyncio.ensure_future(self._serve_connection(listener, local, label))

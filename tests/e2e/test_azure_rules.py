@@ -66,3 +66,87 @@ def test_entra_sign_in_in_a_cloud_without_a_known_scope_is_refused_before_anythi
     refused(result, 'not known for the cloud', 'az config set bastion_native.ssh_certificate_scope=')
     seen = emulator.get('/_emulator/requests').json()['requests']
     assert not [r for r in seen if 'ssh-cert' in (r.get('body') or '') or '/api/' in r['path']], seen
+
+
+# -- the Developer SKU: vmPort as a string, no custom port, no concurrent sessions ------------------------------
+@pytest.fixture(scope='module')
+def developer_host(az, network):
+    """A Developer host on a network of its own, peered with linux-vm's."""
+    from tests.e2e.arrange import make_vnet, peer_networks, unique
+    name = unique('devlim')
+    make_vnet(network, name + '-vnet', bastion_prefix=None)
+    peer_networks(network, name + '-vnet', 'demo-vnet')
+    az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet', '--sku', 'Developer')
+    return name
+
+
+def _data_plane_requests(emulator, path):
+    return [r for r in emulator.get('/_emulator/requests').json()['requests'] if r['path'] == path]
+
+
+def test_developer_connection_sends_vm_port_as_a_string(az_env, emulator, developer_host, sshd_linux_vm, tmp_path):
+    emulator.delete('/_emulator/requests')
+    tunnel = RunningTunnel(az_env, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', 22,
+                           host=developer_host, stderr_path=tmp_path / 'tunnel.err')
+    try:
+        with socket.create_connection(('127.0.0.1', tunnel.port), timeout=20) as conn:
+            conn.settimeout(20)
+            assert conn.recv(64).startswith(b'SSH-2.0-')
+    finally:
+        tunnel.stop()
+    [connection] = _data_plane_requests(emulator, '/api/connection')
+    assert json.loads(connection['body'])['vmPort'] == '22'     # as Microsoft's clients send their --resource-port
+
+
+@pytest.mark.parametrize('command', ['tunnel', 'ssh'])
+def test_developer_custom_port_is_refused_before_anything_is_sent(az, emulator, developer_host, vm_id, command):
+    emulator.delete('/_emulator/requests')
+    extra = ['--port', '0'] if command == 'tunnel' else ['--auth-type', 'password']
+    result = az('network', 'bastion', command, '-g', RG, '-n', developer_host, '--target-resource-id', vm_id,
+                '--resource-port', '2222', *extra, check=False, timeout=60)
+    refused(result, 'Developer SKU, which has no custom ports', '22', '3389', 'Standard or Premium')
+    assert _data_plane_requests(emulator, '/api/connection') == []
+    assert _data_plane_requests(emulator, '/api/tokens') == []
+
+
+def test_developer_second_concurrent_connection_is_refused_with_a_clear_message(
+        az_env, emulator, developer_host, sshd_linux_vm, tmp_path):
+    tunnel = RunningTunnel(az_env, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', 22,
+                           host=developer_host, stderr_path=tmp_path / 'tunnel.err')
+    try:
+        with socket.create_connection(('127.0.0.1', tunnel.port), timeout=20) as first:
+            first.settimeout(20)
+            assert first.recv(64).startswith(b'SSH-2.0-')
+            with socket.create_connection(('127.0.0.1', tunnel.port), timeout=20) as second:
+                second.settimeout(20)
+                assert second.recv(64) == b''                        # closed at once, nothing relayed
+            first.sendall(b'SSH-2.0-still-here\r\n')                 # the open one goes on
+            assert len(emulator.get('/_emulator/sessions').json()) == 1
+        assert sessions_drain(emulator, timeout=15)
+        with socket.create_connection(('127.0.0.1', tunnel.port), timeout=20) as third:   # one at a time again
+            third.settimeout(20)
+            assert third.recv(64).startswith(b'SSH-2.0-')
+    finally:
+        tunnel.stop()
+    assert 'Developer SKU host has no concurrent sessions' in tunnel.stderr(), tunnel.stderr()
+
+
+def test_emulator_refuses_a_second_developer_session_as_azure_does(az_env, emulator, developer_host, sshd_linux_vm,
+                                                                   tmp_path):
+    """Two tunnels (two processes: neither knows the other) through one Developer host: Bastion refuses the
+    second session, and the second tunnel says why."""
+    first = RunningTunnel(az_env, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', 22,
+                          host=developer_host, stderr_path=tmp_path / 'first.err')
+    second = RunningTunnel(az_env, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', 22,
+                           host=developer_host, stderr_path=tmp_path / 'second.err')
+    try:
+        with socket.create_connection(('127.0.0.1', first.port), timeout=20) as held:
+            held.settimeout(20)
+            assert held.recv(64).startswith(b'SSH-2.0-')
+            with socket.create_connection(('127.0.0.1', second.port), timeout=20) as refused_one:
+                refused_one.settimeout(30)
+                assert refused_one.recv(64) == b''
+    finally:
+        first.stop()
+        second.stop()
+    assert 'does not support concurrent connections' in second.stderr(), second.stderr()

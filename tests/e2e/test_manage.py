@@ -205,26 +205,21 @@ def test_native_client_show_table_has_ip_connect_and_file_copy(az):
     assert first['FileCopy'] == ('on' if shown['enableFileCopy'] else 'off')
 
 
-def test_a_created_developer_host_carries_a_tunnel(az, az_env, network, emulator, echo_server):
-    """The host create --sku Developer made is one native client reaches VMs through (its /api/connection)."""
+def test_a_created_developer_host_carries_a_tunnel(az, az_env, network, emulator, sshd_linux_vm):
+    """The host create --sku Developer made is one native client reaches VMs through (its /api/connection), on the
+    SSH port: Developer has no custom ports."""
     import socket
     from tests.e2e.tunnel_helpers import RunningTunnel
     name = unique('devtun')
     make_vnet(network, name + '-vnet', bastion_prefix=None)
     peer_networks(network, name + '-vnet', 'demo-vnet')         # linux-vm's network: reached only when peered
     az('network', 'bastion', 'create', '-g', RG, '-n', name, '--vnet-name', name + '-vnet', '--sku', 'Developer')
-    emulator.set_vm_endpoint('linux-vm', 7007, echo_server.host, echo_server.port)
-    vm_id = emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
-    tunnel = RunningTunnel(az_env, '--target-resource-id', vm_id, '--resource-port', 7007, '--timeout', 30, host=name)
+    tunnel = RunningTunnel(az_env, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', 22,
+                           '--timeout', 30, host=name)
     try:
         with socket.create_connection((tunnel.address, tunnel.port), timeout=20) as conn:
-            conn.sendall(b'developer')
-            received = b''
-            while len(received) < len(b'developer'):
-                chunk = conn.recv(64)
-                assert chunk
-                received += chunk
-            assert received == b'developer'
+            conn.settimeout(20)
+            assert conn.recv(64).startswith(b'SSH-2.0-')            # the VM's sshd answered through the host
     finally:
         tunnel.stop()
 

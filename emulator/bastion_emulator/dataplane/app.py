@@ -105,9 +105,12 @@ class _HostDataPlane:
                 raise policy.AccessRefused(400, f"Unsupported protocol '{form.get('protocol', '')}': native "
                                                 "client sessions use protocol=tcptunnel.")
             port = policy.parse_port(form.get("workloadHostPort"))
+            policy.check_developer_port(bastion, port)
             vm, target_ip = self._resolve_target(bastion, form.get("resourceId") or "", port,
                                                  form.get("hostname") or "")
             self._check_target(bastion, vm, target_ip, port)
+            policy.check_developer_concurrency(
+                bastion, sum(1 for s in self.registry.for_bastion(bastion["id"]) if s.state != "closed"))
         except policy.AccessRefused as refused:
             stats["mints_refused"] += 1
             return _error(refused.status, refused.message)
@@ -275,6 +278,7 @@ class _HostDataPlane:
             if (body.get("connectionType") or "").lower() != "nativeclient":
                 raise policy.AccessRefused(400, "connectionType must be 'nativeclient'.")
             port = policy.parse_port(body.get("vmPort"))
+            policy.check_developer_port(bastion, port)
             vm, target_ip = self._resolve_target(bastion, body.get("resourceId") or "", port, "")
             self._check_target(bastion, vm, target_ip, port)
         except policy.AccessRefused as refused:

@@ -99,6 +99,24 @@ def data_pod_host(dns_name: str) -> str:
     return f"localhost:{port}"
 
 
+# The Developer SKU (MicrosoftDocs/azure-docs includes/bastion-sku.md): "Specify custom inbound port: No" (SSH 22
+# and RDP 3389 only), "Support for concurrent connections: No". Azure's own words for these refusals are not
+# published: the emulator's are its own (README, "Error codes").
+DEVELOPER_PORTS = (22, 3389)
+
+
+def check_developer_port(bastion: dict, port: int) -> None:
+    if is_developer_sku(bastion) and port not in DEVELOPER_PORTS:
+        raise AccessRefused(400, f"Custom ports are not allowed for the Bastion Developer SKU: port {port} is "
+                                 "neither 22 (SSH) nor 3389 (RDP).")
+
+
+def check_developer_concurrency(bastion: dict, open_sessions: int) -> None:
+    if is_developer_sku(bastion) and open_sessions:
+        raise AccessRefused(409, "The Bastion Developer SKU does not support concurrent connections: another "
+                                 "session through this host is open. Close it first.")
+
+
 def check_developer_host(bastion: dict, request_host: str, *, data_pod: bool) -> None:
     """A Developer host's dnsName answers /api/connection only; sessions are minted, deleted and connected on the
     data pod it names (upstream: developer_sku_helper._get_data_pod, then the tunnel on that host)."""

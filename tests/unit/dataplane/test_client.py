@@ -181,7 +181,7 @@ def test_developer_sku_resolves_the_host_then_mints_there():
         endpoint = Endpoint('dev:443', developer=True, bastion_resource_id='/bh')
         client, http = _client([FakeResponse(200, b'node-9:8443'), _minted()], endpoint=endpoint)
         session = await client.mint(Target(VM_ID, 2222))
-        assert http.calls[0][1] == 'https://dev:443/api/connection' and http.calls[0][4]['vmPort'] == 2222
+        assert http.calls[0][1] == 'https://dev:443/api/connection' and http.calls[0][4]['vmPort'] == '2222'
         assert http.calls[1][1] == 'https://node-9:8443/api/tokens'
         assert session.endpoint_host == 'node-9:8443' and session.developer
         await client.aclose()

@@ -42,7 +42,7 @@ def test_delete_request_carries_the_node_header_and_no_body():
 def test_json_body_for_the_developer_connection_call():
     endpoint = protocol.Endpoint('dev:443', developer=True, bastion_resource_id='/bh')
     _, headers, body = _sent(protocol.developer_connection_request(endpoint, Target(VM_ID, 22), 't'))
-    assert headers['Content-Type'] == 'application/json' and json.loads(body)['vmPort'] == 22
+    assert headers['Content-Type'] == 'application/json' and json.loads(body)['vmPort'] == '22'
 
 
 def test_a_header_with_a_line_break_is_refused():

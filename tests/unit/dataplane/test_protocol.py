@@ -64,11 +64,18 @@ def test_delete_request_names_the_auth_token_and_node():
     assert [protocol.delete_succeeded(HttpAnswer(s)) for s in (200, 204, 404, 500)] == [True, True, True, False]
 
 
+def test_delete_request_without_a_node_id_has_no_x_node_id_header():
+    """Bastion answered no nodeId: upstream's tunnel.py (cleanup) sends no header then, not an empty one."""
+    session = Session(endpoint_host='127.0.0.1:8443', developer=False, node_id='', auth_token='a',
+                      websocket_token='w')
+    assert protocol.delete_request(session).headers == {}
+
+
 def test_developer_connection_request_and_answer():
     endpoint = Endpoint('dev.example.net', developer=True, bastion_resource_id='/subscriptions/s/bh')
     request = protocol.developer_connection_request(endpoint, Target(VM_ID, 22), ARM_TOKEN)
     assert request.url == 'https://dev.example.net/api/connection'
-    assert request.json_body == {'resourceId': VM_ID, 'bastionResourceId': '/subscriptions/s/bh', 'vmPort': 22,
+    assert request.json_body == {'resourceId': VM_ID, 'bastionResourceId': '/subscriptions/s/bh', 'vmPort': '22',
                                  'azToken': ARM_TOKEN, 'connectionType': 'nativeclient'}
     assert protocol.parse_developer_connection(HttpAnswer(200, b'node-3.dev.example.net\n')) == 'node-3.dev.example.net'
     assert protocol.parse_developer_connection(HttpAnswer(200, b'"127.0.0.1:9000"')) == '127.0.0.1:9000'
