@@ -36,6 +36,7 @@ class AgentUnavailable(Exception):
 
 
 DIRECTORY_NAME = 'az-bastion-agent'
+JOURNAL_DIRECTORY_NAME = 'bastion-sessions'
 FILE_MODE = 0o600
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
@@ -103,10 +104,24 @@ def agent_paths(environ=None, uid=None):
         except AgentUnavailable as err:
             notes.append(f'{directory} is not used: {err}')
             continue
-        config = environ.get('AZURE_CONFIG_DIR') or os.path.join(home, '.azure')
+        config = _config_directory(environ)
         config_name = hashlib.sha256(os.path.realpath(config).encode('utf-8', 'surrogateescape')).hexdigest()[:16]
         return AgentPaths(directory, config_name, descriptor, notes)
     raise AgentUnavailable('no private directory for the agent: ' + '; '.join(notes))
+
+
+def _config_directory(environ):
+    return environ.get('AZURE_CONFIG_DIR') or os.path.join(environ.get('HOME') or os.path.expanduser('~'), '.azure')
+
+
+def journal_directory(environ=None, uid=None):
+    """A descriptor of the private directory where Bastion sessions are journaled (dataplane/journal.py):
+    bastion-sessions in the az configuration directory whose sign-in minted them. Unlike the agent's directory it
+    does not move with TMPDIR or XDG_RUNTIME_DIR, which may differ from one run to the next, and it leaves nothing
+    in a temp directory. AgentUnavailable says why there is none."""
+    environ = os.environ if environ is None else environ
+    return open_private_directory(_config_directory(environ), JOURNAL_DIRECTORY_NAME,
+                                  os.getuid() if uid is None else uid)
 
 
 def _not_private_parent(path, uid):

@@ -177,7 +177,7 @@ def test_idle_timeout_not_above_zero_is_refused_with_the_real_default(az, agent_
 
 
 def _journal_entries(agent_env):
-    directory = os.path.join(agent_env['XDG_RUNTIME_DIR'], 'az-bastion-agent')
+    directory = os.path.join(agent_env['AZURE_CONFIG_DIR'], 'bastion-sessions')
     return [name for name in os.listdir(directory) if name.startswith('session-')]
 
 

@@ -56,9 +56,7 @@ def _start(az, vm, ssh_key, run_dirs, emulator, argv=None):
 
 
 def _private_dirs(run_dirs):
-    """The runs' private temporary directories (not the user's agent directory, where sessions are journaled)."""
-    return sorted(name for name in os.listdir(run_dirs['TMPDIR'])
-                  if name.startswith('az-bastion-') and not name.startswith('az-bastion-agent-'))
+    return sorted(name for name in os.listdir(run_dirs['TMPDIR']) if name.startswith('az-bastion-'))
 
 
 def _owner(run_dirs, name):

@@ -240,3 +240,18 @@ def test_an_agent_that_cannot_start_is_one_line_from_its_log(short_tmp):
         return Failed()
     with pytest.raises(proxy_helper.AgentUnavailable, match="could not start: ERROR: Please run 'az login'"):
         proxy_helper.connect_or_start(paths, ['az'], timeout=10, start=start)
+
+
+def test_sessions_are_journaled_in_a_private_directory_of_the_az_configuration(short_tmp):
+    environ = _hostile_environ(short_tmp)
+    descriptor = proxy_helper.journal_directory(environ)
+    try:
+        journal = os.path.join(environ['AZURE_CONFIG_DIR'], 'bastion-sessions')
+        assert os.path.samestat(os.fstat(descriptor), os.stat(journal))
+        assert os.stat(journal).st_mode & 0o777 == 0o700
+    finally:
+        os.close(descriptor)
+    assert not os.listdir(environ['TMPDIR'])             # nothing left in a temp directory
+    os.chown(journal, NOBODY, NOBODY)
+    with pytest.raises(proxy_helper.AgentUnavailable, match='owner uid 65534'):
+        proxy_helper.journal_directory(environ)
