@@ -113,7 +113,7 @@ def test_developer_sku_cannot_enable_tunneling(arm):
             "properties": {"virtualNetwork": {"id": arm.network_id("virtualNetworks", "basic-vnet")},
                            "enableTunneling": True}}
     path = arm.network_id("bastionHosts", f"dev-{uuid.uuid4().hex[:6]}")
-    _error(arm.call("PUT", path, body), 400, "BastionFeatureNotSupportedForSku")
+    _error(arm.call("PUT", path, body), 400, "FeatureNotSupportedForDeveloperBastionSku")
     _error(arm.call("GET", path), 404, "ResourceNotFound")
 
 
@@ -129,14 +129,14 @@ def test_each_sku_has_the_request_shape_of_its_rest_example(arm, bastion_network
         return arm.network_id("bastionHosts", f"shape-{uuid.uuid4().hex[:6]}")
     subnet, pip, vnet = bastion_network["subnet"], bastion_network["pip"], bastion_network["vnet"]
     no_vnet = {"location": "westeurope", "sku": {"name": "Developer"}, "properties": {"ipConfigurations": []}}
-    _error(arm.call("PUT", path(), no_vnet), 400, "BastionHostDeveloperSkuRequiresVirtualNetwork")
+    _error(arm.call("PUT", path(), no_vnet), 400, "BastionHostVnetIdNotProvided")
     with_ip = _developer_body(vnet)
     with_ip["properties"]["ipConfigurations"] = _host_body(subnet, pip)["properties"]["ipConfigurations"]
     _error(arm.call("PUT", path(), with_ip), 400, "BastionHostDeveloperSkuDoesNotSupportIpConfigurations")
     _error(arm.call("PUT", path(), dict(_developer_body(vnet), zones=["1"])), 400,
            "BastionHostDeveloperSkuDoesNotSupportZones")
     _error(arm.call("PUT", path(), _developer_body(vnet, enableKerberos=True)), 400,
-           "BastionFeatureNotSupportedForSku")
+           "FeatureNotSupportedForDeveloperBastionSku")
     for sku in ("Basic", "Standard", "Premium"):
         bare = {"location": "westeurope", "sku": {"name": sku}, "properties": {"virtualNetwork": {"id": vnet}}}
         _error(arm.call("PUT", path(), bare), 400, "BastionHostMustHaveOneIpConfiguration")
@@ -240,3 +240,42 @@ def test_injected_arm_faults_answer_then_clear(emulator, arm):
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "1"
     assert throttled.json()["error"]["code"] == "TooManyRequests"
     assert arm.call("GET", path).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["b 5!", "-lead", "trail.", "trail-", "x" * 81])
+def test_bastion_host_names_follow_azures_rules(arm, bastion_network, name):
+    from urllib.parse import quote
+    path = arm.network_id("bastionHosts", quote(name, safe=""))
+    body = _error(arm.call("PUT", path, _developer_body(bastion_network["vnet"])), 400, "InvalidResourceName")
+    assert "up to 80 characters" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("api_version, props, member", [
+    ("2023-09-01", {"enableSessionRecording": False}, "enableSessionRecording"),
+    ("2023-09-01", {"enablePrivateOnlyBastion": False}, "enablePrivateOnlyBastion"),
+    ("2024-03-01", {"enablePrivateOnlyBastion": False}, "enablePrivateOnlyBastion"),
+])
+def test_a_property_the_api_version_lacks_is_refused(arm, bastion_network, api_version, props, member):
+    path = arm.network_id("bastionHosts", f"ver-{uuid.uuid4().hex[:6]}")
+    body = _error(arm.call("PUT", path, _developer_body(bastion_network["vnet"], **props), api_version=api_version),
+                  400, "InvalidRequestFormat")
+    assert f"Could not find member '{member}'" in body["error"]["message"]
+    _error(arm.call("GET", path), 404, "ResourceNotFound")
+
+
+def test_the_same_properties_are_taken_where_the_api_version_has_them(arm, bastion_network):
+    for api_version, props in (("2024-03-01", {"enableSessionRecording": False}),
+                               ("2024-05-01", {"enableSessionRecording": False, "enablePrivateOnlyBastion": False})):
+        path = arm.network_id("bastionHosts", f"ver-{uuid.uuid4().hex[:6]}")
+        answer = arm.call("PUT", path, _developer_body(bastion_network["vnet"], **props), api_version=api_version)
+        assert answer.status_code == 201, answer.text
+        arm.call("DELETE", path)
+
+
+def test_network_acls_are_for_developer_hosts_and_ipv4(arm, bastion_network):
+    path = arm.network_id("bastionHosts", f"acl-{uuid.uuid4().hex[:6]}")
+    six = _developer_body(bastion_network["vnet"], networkAcls={"ipRules": [{"addressPrefix": "2001:db8::/64"}]})
+    _error(arm.call("PUT", path, six), 400, "InvalidBastionHostIpRule")
+    standard = _host_body(bastion_network["subnet"], bastion_network["pip"],
+                          networkAcls={"ipRules": [{"addressPrefix": "203.0.113.0/24"}]})
+    _error(arm.call("PUT", path, standard), 400, "BastionHostNetworkAclsNotSupportedForSku")

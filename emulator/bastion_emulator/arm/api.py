@@ -346,6 +346,8 @@ class ArmApi:  # pylint: disable=too-few-public-methods
                            f"Parent resource '{parsed['parent_id'].rsplit('/', 1)[1]}' not found.")
         if parsed["parent_id"] is None and not (body.get("location") or existing):
             raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        validation.check_resource_name(kind, parsed["name"])
+        validation.check_api_version_properties(kind, body, request.query["api-version"])
         prepared = PREPARE[kind](self.state, resource_id, body, existing)
         prepared.setdefault("properties", {})["provisioningState"] = "Updating"
         stored = self.state.put_resource(resource_id, prepared)

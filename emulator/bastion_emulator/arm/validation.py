@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 
 from ..responses import ArmError
 from ..state import EmulatorState, new_etag, parse_resource_id
@@ -27,6 +28,43 @@ BASTION_FEATURE_DEFAULTS = {name: False for name in BASIC_FEATURES + STANDARD_ON
                             + PREMIUM_ONLY_FEATURES}
 MAX_BASTION_SUBNET_PREFIX = 26
 SECURITY_RULE_PROTOCOLS = {"tcp": "Tcp", "udp": "Udp", "icmp": "Icmp", "esp": "Esp", "ah": "Ah", "*": "*"}
+
+
+# Microsoft.Network/bastionHosts names: 1-80 characters, alphanumerics, underscores, periods and hyphens, starting
+# with an alphanumeric and ending with an alphanumeric or underscore ("Naming rules and restrictions for Azure
+# resources"); NRP answers InvalidResourceName with the words below.
+BASTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?")
+# Properties an api-version of bastionHost.json does not have (azure-rest-api-specs stable/<version>/bastionHost.json):
+# 2023-09-01 has neither enableSessionRecording nor enablePrivateOnlyBastion nor zones, 2024-03-01 no
+# enablePrivateOnlyBastion; 2024-05-01 has them all. Each is absent up to and including the version named.
+BASTION_ABSENT_UNTIL = {
+    ("properties", "enableSessionRecording"): "2023-09-01",
+    ("properties", "enablePrivateOnlyBastion"): "2024-03-01",
+    ("zones",): "2023-09-01",
+}
+
+
+def check_resource_name(kind: str, name: str) -> None:
+    if kind == "microsoft.network/bastionhosts" and not BASTION_NAME.fullmatch(name):
+        raise _bad_request("InvalidResourceName",
+                           f"Resource name {name} is invalid. The name can be up to 80 characters long. It must "
+                           "begin with a word character, and it must end with a word character or with '_'. The "
+                           "name may contain word characters or '.', '-', '_'.")
+
+
+def check_api_version_properties(kind: str, body: dict, api_version: str) -> None:
+    """A property the api-version's schema lacks is refused, as NRP's strict JSON reading refuses it."""
+    if kind != "microsoft.network/bastionhosts":
+        return
+    for path, absent_until in BASTION_ABSENT_UNTIL.items():
+        where = body
+        for key in path[:-1]:
+            where = where.get(key) if isinstance(where, dict) else None
+        if isinstance(where, dict) and path[-1] in where and api_version[:10] <= absent_until:
+            owner = "BastionHostPropertiesFormat" if path[0] == "properties" else "BastionHost"
+            raise _bad_request("InvalidRequestFormat",
+                               f"Cannot parse the request. Could not find member '{path[-1]}' on object of type "
+                               f"'{owner}'. Path '{'.'.join(path)}' (api-version {api_version}).")
 
 
 def _bad_request(code: str, message: str) -> ArmError:
@@ -68,10 +106,11 @@ def prepare_bastion_host(state: EmulatorState, resource_id: str, body: dict, exi
     for name, default in BASTION_FEATURE_DEFAULTS.items():
         props.setdefault(name, old_props.get(name, default))
     if sku == "Developer":
-        wanted = [name for name in BASIC_FEATURES if props.get(name)]
+        wanted = [name for name in BASTION_FEATURE_DEFAULTS if props.get(name)]
         if wanted:
-            raise _bad_request("BastionFeatureNotSupportedForSku",
-                               f"{', '.join(wanted)} requires the Basic SKU or higher; the host would be Developer.")
+            raise _bad_request("FeatureNotSupportedForDeveloperBastionSku",
+                               f"{', '.join(wanted)} is not supported for the Developer Bastion SKU.")
+    _check_network_acls(sku, props)
     if SKU_RANK[sku] < SKU_RANK["Standard"]:
         wanted = [name for name in STANDARD_ONLY_FEATURES if props.get(name)]
         if wanted:
@@ -101,12 +140,30 @@ def prepare_bastion_host(state: EmulatorState, resource_id: str, body: dict, exi
     return host
 
 
+def _check_network_acls(sku: str, props: dict) -> None:
+    """networkAcls.ipRules: "IP ACL rules for Developer Bastion Host", IPv4 only (bastionHost.json IPRule)."""
+    rules = (props.get("networkAcls") or {}).get("ipRules") or []
+    if rules and sku != "Developer":
+        raise _bad_request("BastionHostNetworkAclsNotSupportedForSku",
+                           f"networkAcls.ipRules apply to Developer Bastion hosts only; the host would be {sku}.")
+    for rule in rules:
+        prefix = str((rule or {}).get("addressPrefix") or "")
+        try:
+            valid = ipaddress.ip_network(prefix, strict=False).version == 4
+        except ValueError:
+            valid = False
+        if not valid:
+            raise _bad_request("InvalidBastionHostIpRule",
+                               f"networkAcls.ipRules addressPrefix '{prefix}' is not an IPv4 address or range in "
+                               "CIDR format. Only IPV4 address is allowed.")
+
+
 def _prepare_developer_shape(state: EmulatorState, resource_id: str, host: dict, props: dict) -> None:
     """A Developer host names its virtual network and has no IP configuration, no zones and no scaling
     (azure-rest-api-specs BastionHostDeveloperPut.json: ``virtualNetwork``, ``ipConfigurations: []``)."""
     if not _ref_id(props.get("virtualNetwork")):
-        raise _bad_request("BastionHostDeveloperSkuRequiresVirtualNetwork",
-                           f"Bastion host {resource_id} of SKU Developer needs properties.virtualNetwork.")
+        raise _bad_request("BastionHostVnetIdNotProvided",
+                           "Virtual Network Id is a mandatory field for Developer BastionHost SKU.")
     _require_reference(state, _ref_id(props.get("virtualNetwork")), resource_id, "virtual network")
     if props.get("ipConfigurations"):
         raise _bad_request("BastionHostDeveloperSkuDoesNotSupportIpConfigurations",
