@@ -38,8 +38,10 @@ class AgentUnavailable(Exception):
 DIRECTORY_NAME = 'az-bastion-agent'
 JOURNAL_DIRECTORY_NAME = 'bastion-sessions'
 FILE_MODE = 0o600
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
+# POSIX flags (the module is imported on Windows too, where nothing here runs).
+_DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_CLOEXEC', 0)
+_NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
+_FILE_FLAGS = _NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 _PROC_FD = sys.platform.startswith('linux') and os.path.isdir('/proc/self/fd')
 
 
@@ -153,7 +155,7 @@ def open_private_directory(parent, name, uid):
             os.mkdir(name, 0o700, dir_fd=parent_descriptor)
         except FileExistsError:
             pass
-        descriptor = os.open(name, _DIRECTORY_FLAGS | os.O_NOFOLLOW, dir_fd=parent_descriptor)
+        descriptor = os.open(name, _DIRECTORY_FLAGS | _NOFOLLOW, dir_fd=parent_descriptor)
     except OSError as err:
         raise AgentUnavailable('a symlink or not a directory' if err.errno in (errno.ELOOP, errno.ENOTDIR)
                                else (err.strerror or str(err))) from None

@@ -20,7 +20,7 @@ ENTRY_PREFIX = 'session-'
 ENTRY_SUFFIX = '.json'
 MAX_AGE = 24 * 3600.0       # seconds: older entries are dropped without a DELETE (Bastion ended those long ago)
 MAX_ENTRY = 16 * 1024       # bytes an entry may have, at most
-_OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_FLAGS = getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)    # POSIX (imported on Windows too)
 # Entry numbers, one sequence per process: every journal of the process (one per data-plane client) names its
 # entries apart, so a claim (a rename, which replaces its target) never lands on another's entry.
 _entry_numbers = itertools.count()

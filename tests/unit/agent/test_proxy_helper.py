@@ -3,6 +3,7 @@ racing to start one agent."""
 import os
 import socket
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -255,3 +256,13 @@ def test_sessions_are_journaled_in_a_private_directory_of_the_az_configuration(s
     os.chown(journal, NOBODY, NOBODY)
     with pytest.raises(proxy_helper.AgentUnavailable, match='owner uid 65534'):
         proxy_helper.journal_directory(environ)
+
+
+def test_the_modules_every_command_imports_load_where_posix_open_flags_do_not_exist():
+    """Windows has no O_DIRECTORY, O_NOFOLLOW nor O_CLOEXEC; every connecting command imports these modules."""
+    script = ('import os\n'
+              'for name in ("O_DIRECTORY", "O_NOFOLLOW", "O_CLOEXEC"):\n'
+              '    delattr(os, name)\n'
+              'import azext_bastion_native.agent.proxy_helper, azext_bastion_native.dataplane.client\n')
+    subprocess.run([sys.executable, '-c', script], check=True, timeout=60, cwd=os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
