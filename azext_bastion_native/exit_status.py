@@ -1,4 +1,5 @@
-""""Here is the report, and it is not good": print the result as usual, then exit non-zero."""
+"""A command's exit status beyond azure-cli's 0/1/2: a native client's own (ssh, scp, an RDP client), and "here is
+the report, and it is not good" (print the result as usual, then exit non-zero)."""
 
 from knack.log import get_logger
 
@@ -18,3 +19,19 @@ def exit_after_output(cli_ctx, message, code=FINDINGS_EXIT_CODE):
         raise SystemExit(code)
 
     cli_ctx.register_event(EVENT_CLI_SUCCESSFUL_EXECUTE, _exit)
+
+
+def exit_with(run):
+    """Run a native client session; its exit code becomes the command's (no output, no traceback).
+
+    SIGTERM/SIGHUP unwind through every clean-up, like Ctrl+C, instead of leaving sessions and keys behind."""
+    from azext_bastion_native.clients.launch import Terminated, termination_unwinds
+    from azext_bastion_native.connect.engine_logs import route_engine_logs
+    route_engine_logs()
+    try:
+        with termination_unwinds():
+            code = run()
+    except Terminated as stop:
+        code = stop.exit_code
+    if code:
+        raise SystemExit(code)

@@ -98,7 +98,7 @@ def agent_start(cmd, idle_timeout=None, foreground=False):
 def _run_in_foreground(cli_ctx, paths, idle_timeout):
     from azext_bastion_native.agent.hosts import BastionHosts
     from azext_bastion_native.agent.server import AlreadyRunning, ConnectionAgent, run_agent
-    from azext_bastion_native.connect.session import route_engine_logs
+    from azext_bastion_native.connect.engine_logs import route_engine_logs
     route_engine_logs()
     agent = ConnectionAgent(paths, BastionHosts(cli_ctx), idle_timeout=idle_timeout)
     try:

@@ -36,7 +36,8 @@ class BastionHosts:
 
     async def get(self, request: dict):
         from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection
-        from azext_bastion_native.connect.session import arm_token_getter, data_plane_client
+        from azext_bastion_native.connect.arm_token import arm_token_getter
+        from azext_bastion_native.connect.data_plane import data_plane_client
         from azext_bastion_native.bastion_facts import subscription_of
         loop = asyncio.get_running_loop()
         subscription = request.get('subscription') or await loop.run_in_executor(None, self._default)
@@ -81,7 +82,7 @@ class BastionHosts:
         """Delete the journaled sessions of runs that are gone (dataplane/journal.py), at the agent's start rather
         than at its first connection: a data-plane client that never mints does just that as it closes (their
         DELETEs go to each session's own host and need no ARM token, so its endpoint is never used)."""
-        from azext_bastion_native.connect.session import data_plane_client
+        from azext_bastion_native.connect.data_plane import data_plane_client
         from azext_bastion_native.dataplane.protocol import Endpoint
         await data_plane_client(Endpoint(host=''), _no_token).aclose()
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 from azext_bastion_native.bastion_facts import ASSUMED_TARGET_OS, DEFAULT_METHOD_PORTS
 from azext_bastion_native.capabilities import CapabilityRefused, decide
-from azext_bastion_native.connect import session
+from azext_bastion_native.connect import argument_checks, resolve
 
 SSH, RDP = 'ssh', 'rdp'
 # Handlers
@@ -52,12 +52,12 @@ def refuse_early(command_name, facts, resource_group, name, target_resource_id, 
     from azext_bastion_native.guards import refuse_in_cloud_shell
     refuse_in_cloud_shell(command_name)
     choose_handler(facts)
-    return session.connect_request(resource_group, name, target_resource_id, target_ip_address,
-                                   facts.port or DEFAULT_METHOD_PORTS[facts.method])
+    return argument_checks.connect_request(resource_group, name, target_resource_id, target_ip_address,
+                                           facts.port or DEFAULT_METHOD_PORTS[facts.method])
 
 
 def resolve_and_dispatch(cli_ctx, facts, request):
     """Host and VM, then the table again with the VM's real OS: (handler, Destination)."""
-    destination = session.resolve_destination(cli_ctx, request)
+    destination = resolve.resolve_destination(cli_ctx, request)
     handler = choose_handler(dataclasses.replace(facts, target_os=destination.target_os))
     return handler, destination

@@ -160,7 +160,7 @@ def _refuse_before_network(cli_ctx, client, transfer, auth_type, username, ssh_k
     """Limitations before any network call: Cloud Shell, the table's tunnel row, sign-in arguments, the key
     file, local paths, scp itself. Returns (key path, scp program)."""
     from azext_bastion_native.capabilities import decide
-    from azext_bastion_native.connect.session import check_ssh_login_arguments
+    from azext_bastion_native.connect.argument_checks import check_ssh_login_arguments
     from azext_bastion_native.guards import refuse_offline
     key_path = refuse_offline(cli_ctx, f'network bastion file {transfer.direction}', ssh_key, (
         lambda: decide(client, None, 'tunnel', file_transfer=True),
@@ -175,16 +175,18 @@ def file_transfer_command(cmd, resource_group_name, name, target_resource_id, au
     """`az network bastion file upload|download` (the direction is the command's last word): scp's exit code becomes
     the command's."""
     direction = DOWNLOAD if cmd.name.rsplit(' ', 1)[-1] == DOWNLOAD else UPLOAD
-    from azext_bastion_native.connect import session
+    from azext_bastion_native.connect import argument_checks, resolve
+    from azext_bastion_native.connect.environment import Environment
+    from azext_bastion_native.exit_status import exit_with
     from azext_bastion_native.clients.ssh import SshLogin
-    environment = environment or session.Environment()
+    environment = environment or Environment()
     auth_type = (auth_type or '').lower()
     transfer = Transfer(direction, source, destination, bool(recursive))
     key_path, scp_program = _refuse_before_network(cmd.cli_ctx, environment.client, transfer, auth_type, username,
                                                    ssh_key, environment.which)
-    request = session.connect_request(resource_group_name, name, target_resource_id, None,
-                                      int(resource_port) if resource_port is not None else DEFAULT_METHOD_PORTS['ssh'])
-    resolved = session.resolve_destination(cmd.cli_ctx, request)
+    port = int(resource_port) if resource_port is not None else DEFAULT_METHOD_PORTS['ssh']
+    request = argument_checks.connect_request(resource_group_name, name, target_resource_id, None, port)
+    resolved = resolve.resolve_destination(cmd.cli_ctx, request)
     login = SshLogin(auth_type, username or resolved.admin_username, key_path)
-    session.exit_with(lambda: run_transfer(
+    exit_with(lambda: run_transfer(
         resolved, login, transfer, scp_program, scp_args or [], environment))

@@ -303,7 +303,7 @@ def forward_command(cmd, resource_group_name, name, local_forward=None, socks=No
                     timeout=None, idle_timeout=None, max_connections=None):
     from azext_bastion_native._client_factory import cf_network
     from azext_bastion_native.bastion_facts import subscription_of
-    from azext_bastion_native.connect import session as access
+    from azext_bastion_native.connect import arm_token, data_plane, engine_logs
     from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection
     from azext_bastion_native.guards import refuse_in_cloud_shell
     from azext_bastion_native.management.hosts import get_host
@@ -313,7 +313,7 @@ def forward_command(cmd, resource_group_name, name, local_forward=None, socks=No
     if not forwards and socks_at is None:
         raise Refused('Give at least one -L [BIND:]PORT:VM:VMPORT or -D [BIND:]PORT.',
                       f'For example {_EXAMPLE_L}, or -D 1080 for a SOCKS5 proxy to every VM by name.', Kind.MISSING)
-    access.route_engine_logs()
+    engine_logs.route_engine_logs()
     host = get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
     # The host's own checks (SKU, native client, DNS name): its own ID stands in for a target here.
     endpoint, _ = plan_connection(host, ConnectRequest(resource_group_name, name, 22, host.id))
@@ -321,7 +321,7 @@ def forward_command(cmd, resource_group_name, name, local_forward=None, socks=No
     resolver = TargetResolver(VmDirectory(cmd.cli_ctx, host, subscription), host, resource_group_name, name,
                               vm_resource_group or resource_group_name)
     listeners = _listeners(cmd.cli_ctx, resolver, forwards, socks_at)
-    client = access.data_plane_client(endpoint, access.arm_token_getter(cmd.cli_ctx, subscription))
+    client = data_plane.data_plane_client(endpoint, arm_token.arm_token_getter(cmd.cli_ctx, subscription))
     _serve(cmd.cli_ctx, client, listeners, forwards, timeout, idle_timeout, max_connections)
 
 

@@ -5,7 +5,8 @@ command returns."""
 import logging
 import os
 
-from azext_bastion_native.connect import session
+from azext_bastion_native.connect.environment import Environment
+from azext_bastion_native.exit_status import exit_with
 from azext_bastion_native.connect.dispatch import (
     RDP, RDP_GATEWAY_MSTSC, RDP_TUNNEL_MSTSC, ConnectFacts, refuse_early, resolve_and_dispatch)
 
@@ -15,7 +16,7 @@ logger = logging.getLogger(__name__)
 def rdp_command(cmd, resource_group_name, name, target_resource_id=None, target_ip_address=None, auth_type=None,
                 resource_port=None, configure=False, disable_gateway=False, enable_mfa=False, environment=None):
     """`az network bastion rdp`: the RDP client's exit code becomes the command's (SystemExit when non-zero)."""
-    environment = environment or session.Environment()
+    environment = environment or Environment()
     auth_type = (auth_type or '').lower() or None
     facts = ConnectFacts(environment.client, RDP, auth_type=auth_type,
                          port=int(resource_port) if resource_port is not None else None,
@@ -26,8 +27,8 @@ def rdp_command(cmd, resource_group_name, name, target_resource_id=None, target_
         from azext_bastion_native.errors import Kind, Refused
         raise Refused("--configure opens mstsc's settings editor: Windows only.", 'Drop --configure.', Kind.USAGE)
     handler, destination = resolve_and_dispatch(cmd.cli_ctx, facts, request)
-    session.exit_with(lambda: run_rdp(handler, destination, environment, configure=configure,
-                                      enable_aad=auth_type == 'aad' or enable_mfa))
+    exit_with(lambda: run_rdp(handler, destination, environment, configure=configure,
+                              enable_aad=auth_type == 'aad' or enable_mfa))
 
 
 def run_rdp(handler, destination, environment, configure=False, enable_aad=False):

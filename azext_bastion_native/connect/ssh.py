@@ -5,7 +5,9 @@ gone when the command returns."""
 import contextlib
 import logging
 
-from azext_bastion_native.connect import session
+from azext_bastion_native.connect import argument_checks
+from azext_bastion_native.connect.environment import Environment
+from azext_bastion_native.exit_status import exit_with
 from azext_bastion_native.connect.dispatch import SSH, ConnectFacts, refuse_early, resolve_and_dispatch
 
 logger = logging.getLogger(__name__)
@@ -16,7 +18,7 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
     """`az network bastion ssh`: ssh's exit code becomes the command's (SystemExit when non-zero)."""
     from azext_bastion_native.clients.ssh import find_ssh
     from azext_bastion_native.guards import refuse_offline
-    environment = environment or session.Environment()
+    environment = environment or Environment()
     auth_type = (auth_type or '').lower()
     facts = ConnectFacts(environment.client, SSH, auth_type=auth_type,
                          port=int(resource_port) if resource_port is not None else None,
@@ -25,7 +27,7 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
     request = refuse_early('network bastion ssh', facts, resource_group_name, name, target_resource_id,
                            target_ip_address)
     key_path = refuse_offline(cmd.cli_ctx, 'network bastion ssh', ssh_key, (
-        lambda: session.check_ssh_login_arguments(auth_type, username, ssh_key),
+        lambda: argument_checks.check_ssh_login_arguments(auth_type, username, ssh_key),
         lambda: refuse_backgrounding(ssh_args)))
     ssh_program = find_ssh(environment.which)
     certificate_scope = None
@@ -39,9 +41,9 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
         from azure.cli.core._profile import Profile
         return Profile(cli_ctx=cmd.cli_ctx).get_msal_token(scopes, data)[1]
 
-    session.exit_with(lambda: run_ssh(destination, auth_type, username, key_path, ssh_args or [], ssh_program,
-                                      environment, fetch_certificate=fetch_certificate,
-                                      cloud_name=cmd.cli_ctx.cloud.name, certificate_scope=certificate_scope))
+    exit_with(lambda: run_ssh(destination, auth_type, username, key_path, ssh_args or [], ssh_program,
+                              environment, fetch_certificate=fetch_certificate,
+                              cloud_name=cmd.cli_ctx.cloud.name, certificate_scope=certificate_scope))
 
 
 def run_ssh(destination, auth_type, username, key_path, ssh_args, ssh_program, environment,

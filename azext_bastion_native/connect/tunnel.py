@@ -11,7 +11,7 @@ import sys
 
 from knack.log import get_logger
 
-from azext_bastion_native.connect import session as access
+from azext_bastion_native.connect import argument_checks, data_plane, engine_logs, resolve
 from azext_bastion_native.errors import Kind, Refused
 
 logger = get_logger(__name__)
@@ -25,11 +25,11 @@ def _open_data_plane(cmd, command_name, resource_group_name, name, resource_port
     account, a stopped VM) into a refusal instead of a "ready" tunnel whose every connection fails."""
     from azext_bastion_native.guards import refuse_in_cloud_shell
     refuse_in_cloud_shell(command_name)
-    access.route_engine_logs()
-    request = access.connect_request(resource_group_name, name, target_resource_id, target_ip_address,
-                                     resource_port)
-    destination = access.resolve_destination(cmd.cli_ctx, request)
-    return access.data_plane_client(destination.endpoint, destination.get_arm_token), destination.target
+    engine_logs.route_engine_logs()
+    request = argument_checks.connect_request(resource_group_name, name, target_resource_id, target_ip_address,
+                                              resource_port)
+    destination = resolve.resolve_destination(cmd.cli_ctx, request)
+    return data_plane.data_plane_client(destination.endpoint, destination.get_arm_token), destination.target
 
 
 def is_loopback(address):

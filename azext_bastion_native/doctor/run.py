@@ -137,7 +137,9 @@ def _probe_data_plane(cli_ctx, host_model, rows, asked):
 
 def _session_probe(cli_ctx, host_model, request, session_round_trip):
     from azext_bastion_native.bastion_facts import subscription_of
-    from azext_bastion_native.connect.session import arm_token_getter, data_plane_client, route_engine_logs
+    from azext_bastion_native.connect.arm_token import arm_token_getter
+    from azext_bastion_native.connect.data_plane import data_plane_client
+    from azext_bastion_native.connect.engine_logs import route_engine_logs
     from azext_bastion_native.connect.preflight import plan_connection
     route_engine_logs()
     endpoint, target = plan_connection(host_model, request)     # the host already read: no second GET

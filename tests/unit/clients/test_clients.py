@@ -375,8 +375,8 @@ def test_posix_relative_path_entries_are_skipped():
 def test_every_client_lookup_uses_find_program_by_default():
     import inspect
     from azext_bastion_native.clients import rdp
-    from azext_bastion_native.connect import session
-    assert session.Environment().which is launch.find_program
+    from azext_bastion_native.connect.environment import Environment
+    assert Environment().which is launch.find_program
     assert inspect.signature(ssh.find_ssh).parameters['which'].default is launch.find_program
     assert inspect.signature(rdp.find_launcher).parameters['which'].default is launch.find_program
 

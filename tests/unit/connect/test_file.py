@@ -10,7 +10,8 @@ from azure.cli.core.azclierror import (ArgumentUsageError, InvalidArgumentValueE
                                        UnclassifiedUserFault, ValidationError)
 
 from azext_bastion_native import capabilities
-from azext_bastion_native.connect import session
+from azext_bastion_native.connect import resolve
+from azext_bastion_native.connect.environment import Environment
 from azext_bastion_native.connect import file as file_transfer
 from azext_bastion_native.clients.ssh import SshLogin, host_key_alias
 from azext_bastion_native.connect.file import DOWNLOAD, UPLOAD, Transfer
@@ -108,16 +109,16 @@ def machine(monkeypatch):
     """An Environment whose tunnel and scp are recorded; Azure answers with one Linux VM."""
     monkeypatch.delenv('ACC_CLOUD', raising=False)
     events, runs = [], []
-    destination = session.Destination(endpoint=Endpoint('bst-1.bastion.azure.com'), target=Target(VM_ID, 22),
+    destination = resolve.Destination(endpoint=Endpoint('bst-1.bastion.azure.com'), target=Target(VM_ID, 22),
                                       target_label=VM_ID, get_arm_token=lambda: '', target_os='linux',
                                       admin_username='vmadmin')
-    monkeypatch.setattr(session, 'resolve_destination', lambda *_: events.append('azure') or destination)
+    monkeypatch.setattr(resolve, 'resolve_destination', lambda *_: events.append('azure') or destination)
 
     def run(argv):
         events.append('scp')
         runs.append(argv)
         return machine.exit_code
-    machine = SimpleNamespace(events=events, runs=runs, exit_code=0, environment=session.Environment(
+    machine = SimpleNamespace(events=events, runs=runs, exit_code=0, environment=Environment(
         system='Linux', which=lambda name: f'/usr/bin/{name}', run=run, open_tunnel=lambda _: _Tunnel(events)))
     return machine
 
@@ -164,7 +165,7 @@ def test_terminal_gets_scps_own_meter_and_no_summary(machine, source):
     stderr = io.StringIO()
     stderr.isatty = lambda: True
     login = SshLogin('password', 'u')
-    code = file_transfer.run_transfer(session.Destination(Endpoint('bst-1.bastion.azure.com'), Target(VM_ID, 22),
+    code = file_transfer.run_transfer(resolve.Destination(Endpoint('bst-1.bastion.azure.com'), Target(VM_ID, 22),
                                                           VM_ID, lambda: ''), login,
                                       Transfer(UPLOAD, str(source), 'x'), 'scp', [], machine.environment,
                                       stderr=stderr)
@@ -188,7 +189,7 @@ def test_scp_goes_to_stderr_not_stdout(monkeypatch):
         seen.update(kwargs, argv=argv)
         return SimpleNamespace(wait=lambda *_: 0)
     monkeypatch.setattr(file_transfer.subprocess, 'Popen', popen)
-    assert file_transfer.run_scp(['scp', 'a', 'b'], session.Environment()) == 0
+    assert file_transfer.run_scp(['scp', 'a', 'b'], Environment()) == 0
     assert seen['stdout'] == 2
 
 
@@ -197,7 +198,7 @@ def test_scp_goes_to_stderr_not_stdout(monkeypatch):
 def offline(machine, monkeypatch):
     def no_network(*_, **__):
         raise AssertionError('a refusal must come before any network call')
-    monkeypatch.setattr(session, 'resolve_destination', no_network)
+    monkeypatch.setattr(resolve, 'resolve_destination', no_network)
     machine.environment.open_tunnel = no_network
     return machine
 

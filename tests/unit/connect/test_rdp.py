@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from azure.cli.core.azclierror import AzureConnectionError
 
-from azext_bastion_native.connect import dispatch, rdp as connect_rdp, session
+from azext_bastion_native.connect import dispatch, rdp as connect_rdp, resolve
+from azext_bastion_native.connect.environment import Environment
 from azext_bastion_native.clients import rdp
 from azext_bastion_native.dataplane import Endpoint, Target
 from tests.unit.boundary import raises_as
@@ -24,7 +25,7 @@ GATEWAY_FILE = ('full address:s:10.0.0.5:3389\r\ngatewayhostname:s:bst.example\r
 
 
 def _destination(port=3389, target_os='windows'):
-    return session.Destination(Endpoint('bst-1234.bastion.azure.com'), Target(VM_ID, port), VM_ID,
+    return resolve.Destination(Endpoint('bst-1234.bastion.azure.com'), Target(VM_ID, port), VM_ID,
                                lambda: ARM_TOKEN, target_os=target_os)
 
 
@@ -80,8 +81,8 @@ class _FakeTunnel:
 
 
 def _windows(recorder, http_get=None, tunnel=None):
-    return session.Environment(system='Windows', which=lambda name: rf'C:\Windows\System32\{name}.exe'
-                               if name == 'mstsc' else None, run=recorder, http_get=http_get, open_tunnel=tunnel)
+    return Environment(system='Windows', which=lambda name: rf'C:\Windows\System32\{name}.exe'
+                       if name == 'mstsc' else None, run=recorder, http_get=http_get, open_tunnel=tunnel)
 
 
 def test_gateway_path_fetches_the_rdp_file_with_the_arm_token_and_opens_mstsc():
@@ -105,7 +106,7 @@ def test_gateway_path_fetches_the_rdp_file_with_the_arm_token_and_opens_mstsc():
 def test_gateway_path_with_aad_custom_port_and_configure():
     recorder, http_get = _Recorder(), _HttpGet()
     connect_rdp.run_rdp(dispatch.RDP_GATEWAY_MSTSC, _destination(port=3390), _windows(recorder, http_get),
-                    configure=True, enable_aad=True)
+                        configure=True, enable_aad=True)
     query = parse_qs(urlsplit(http_get.calls[0]['url']).query)
     assert query['enablerdsaad'] == ['true'] and query['rdpport'] == ['3390']
     assert recorder.argv[1] == '/edit'
@@ -144,11 +145,11 @@ def test_disable_gateway_runs_mstsc_on_a_local_tunnel_file():
 
 def test_rdp_command_on_windows_dispatches_to_the_gateway_and_exits_with_mstsc_code(monkeypatch):
     monkeypatch.delenv('ACC_CLOUD', raising=False)
-    monkeypatch.setattr(session, 'resolve_destination', lambda *_: _destination())
+    monkeypatch.setattr(resolve, 'resolve_destination', lambda *_: _destination())
     recorder = _Recorder(code=2)
     with pytest.raises(SystemExit) as leaving:
         connect_rdp.rdp_command(SimpleNamespace(cli_ctx=None), 'rg', 'bastion', target_resource_id=VM_ID,
-                            environment=_windows(recorder, _HttpGet()))
+                                environment=_windows(recorder, _HttpGet()))
     assert leaving.value.code == 2
     assert recorder.rdp_text == GATEWAY_FILE
 
@@ -156,19 +157,19 @@ def test_rdp_command_on_windows_dispatches_to_the_gateway_and_exits_with_mstsc_c
 def test_rdp_command_refuses_a_linux_vm_after_looking_it_up(monkeypatch):
     from azure.cli.core.azclierror import ValidationError
     monkeypatch.delenv('ACC_CLOUD', raising=False)
-    monkeypatch.setattr(session, 'resolve_destination', lambda *_: _destination(target_os='linux'))
+    monkeypatch.setattr(resolve, 'resolve_destination', lambda *_: _destination(target_os='linux'))
     recorder = _Recorder()
     with raises_as(ValidationError, match='Linux VM'):
         connect_rdp.rdp_command(SimpleNamespace(cli_ctx=None), 'rg', 'bastion', target_resource_id=VM_ID,
-                            environment=_windows(recorder, _HttpGet()))
+                                environment=_windows(recorder, _HttpGet()))
     assert recorder.argv is None
 
 
 # -- Linux and macOS ------------------------------------------------------------------------------------
 def _unix(system, programs, recorder, tunnel, waited=None):
-    return session.Environment(system=system, which=lambda name: f'/usr/bin/{name}' if name in programs else None,
-                               run=recorder, open_tunnel=tunnel,
-                               wait_forever=(lambda: waited.append(True)) if waited is not None else None)
+    return Environment(system=system, which=lambda name: f'/usr/bin/{name}' if name in programs else None,
+                       run=recorder, open_tunnel=tunnel,
+                       wait_forever=(lambda: waited.append(True)) if waited is not None else None)
 
 
 def test_linux_starts_freerdp_on_the_tunnel(monkeypatch):
@@ -209,7 +210,7 @@ def test_linux_without_rdp_client_keeps_the_tunnel_and_prints_the_command(caplog
     recorder, tunnel, waited = _Recorder(), _FakeTunnel(40112), []
     with caplog.at_level(logging.WARNING):
         code = connect_rdp.run_rdp(dispatch.RDP_TUNNEL_LOCAL_CLIENT, _destination(),
-                               _unix('Linux', set(), recorder, tunnel, waited))
+                                   _unix('Linux', set(), recorder, tunnel, waited))
     assert code == 0 and waited == [True] and recorder.argv is None
     assert 'xfreerdp /v:127.0.0.1:40112' in caplog.text
     assert tunnel.closed

@@ -7,7 +7,7 @@ from azure.cli.core.azclierror import (ArgumentUsageError, FileOperationError, I
                                        ValidationError)
 
 from azext_bastion_native.clients.ssh import host_key_alias
-from azext_bastion_native.connect import session, ssh_config, ssh_config_text as text_format
+from azext_bastion_native.connect import resolve, ssh_config, ssh_config_text as text_format
 from tests.unit.boundary import raises_as
 from tests.unit.connect.real_ssh import PROXY, VM_ID
 
@@ -63,9 +63,9 @@ def test_undecodable_config_is_a_file_error(offline, tmp_path):
 
 def test_block_uses_the_vms_admin_user_and_the_ssh_commands_host_key_name(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv('ACC_CLOUD', raising=False)
-    destination = session.Destination(endpoint=None, target=None, target_label=VM_ID, get_arm_token=lambda: '',
+    destination = resolve.Destination(endpoint=None, target=None, target_label=VM_ID, get_arm_token=lambda: '',
                                       target_os='linux', admin_username='vmadmin')
-    monkeypatch.setattr(session, 'resolve_destination', lambda *_: destination)
+    monkeypatch.setattr(resolve, 'resolve_destination', lambda *_: destination)
     _run()
     out = capsys.readouterr().out
     assert '    User vmadmin\n' in out
@@ -76,9 +76,9 @@ def test_block_uses_the_vms_admin_user_and_the_ssh_commands_host_key_name(monkey
 
 
 def _destination(monkeypatch):
-    destination = session.Destination(endpoint=None, target=None, target_label=VM_ID, get_arm_token=lambda: '',
+    destination = resolve.Destination(endpoint=None, target=None, target_label=VM_ID, get_arm_token=lambda: '',
                                       target_os='linux', admin_username='vmadmin')
-    monkeypatch.setattr(session, 'resolve_destination', lambda *_: destination)
+    monkeypatch.setattr(resolve, 'resolve_destination', lambda *_: destination)
 
 
 @pytest.mark.parametrize('output', ['json', 'none', 'yaml', 'tsv'])

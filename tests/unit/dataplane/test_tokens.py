@@ -2,7 +2,7 @@
 
 import datetime
 
-from azext_bastion_native.connect.session import token_expiry
+from azext_bastion_native.connect.arm_token import token_expiry
 from azext_bastion_native.dataplane.tokens import REFRESH_MARGIN, CachedToken
 
 
