@@ -86,7 +86,7 @@ def _lock(descriptor):
     if _flock is not None:
         _flock(descriptor, LOCK_EX | LOCK_NB)
         return
-    import msvcrt
+    import msvcrt  # pylint: disable=import-error  # Windows only
     msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
 
 
