@@ -13,11 +13,13 @@ class BastionNativeCommandsLoader(AzCommandsLoader):
     def __init__(self, cli_ctx=None):
         from azure.cli.core.commands import CliCommandType
         from azext_bastion_native.cli_errors import translate
+        from azext_bastion_native.results import command_result
         # exception_handler is a command setting (azure-cli-core commands/constants.py CLI_COMMAND_KWARGS): every
-        # command made from this type leaves through the one translator. generic_update_command takes its
+        # command made from this type leaves through the one translator. transform (same list) turns its result
+        # into plain data, which every supported az prints alike (results.py). generic_update_command takes its
         # settings from command_type, so `update` is made from the same type.
         custom_command_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}',
-                                             exception_handler=translate)
+                                             exception_handler=translate, transform=command_result)
         super().__init__(cli_ctx=cli_ctx, custom_command_type=custom_command_type, command_type=custom_command_type)
         # A command function's `environment` (the machine's parts, injected by unit tests) is not an az option.
         self.excluded_command_handler_args = [*self.excluded_command_handler_args, 'environment']

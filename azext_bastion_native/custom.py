@@ -55,8 +55,11 @@ def bastion_show(cmd, resource_group_name, name):
 
 
 def bastion_wait_getter(cmd, resource_group_name, name):
+    # Plain data: azure-cli's generic wait reads provisioningState (and --custom's JMESPath) from its own todict
+    # of what this returns, which on 2.67 sees nothing of an SDK model (results.py) and waits to the timeout.
     from azext_bastion_native.management.hosts import get_host
-    return get_host(cf_network(cmd.cli_ctx), resource_group_name, name, for_wait=True)
+    from azext_bastion_native.results import plain
+    return plain(get_host(cf_network(cmd.cli_ctx), resource_group_name, name, for_wait=True))
 
 
 def bastion_list(cmd, resource_group_name=None):
