@@ -38,8 +38,8 @@ def ssh_command(cmd, resource_group_name, name, auth_type, target_resource_id=No
     _, destination = resolve_and_dispatch(cmd.cli_ctx, facts, request)
 
     def fetch_certificate(scopes, data):
-        from azure.cli.core._profile import Profile
-        return Profile(cli_ctx=cmd.cli_ctx).get_msal_token(scopes, data)[1]
+        from azext_bastion_native.az_compat import entra_ssh_certificate
+        return entra_ssh_certificate(cmd.cli_ctx, scopes, data)
 
     exit_with(lambda: run_ssh(destination, auth_type, username, key_path, ssh_args or [], ssh_program,
                               environment, fetch_certificate=fetch_certificate,
