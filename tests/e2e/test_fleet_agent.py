@@ -224,3 +224,33 @@ def test_a_session_left_by_a_killed_agent_is_deleted_by_the_next_tunnel(
     assert tunnel.process.returncode == 130, tunnel.stderr()[-2000:]
     assert sessions_drain(emulator, timeout=15), emulator.get('/_emulator/sessions').json()
     assert _journal_entries(agent_env) == []
+
+
+def _az_ssh(az, vm, ssh_key, home, remote_command):
+    return [az.executable, 'network', 'bastion', 'ssh', '-g', RG, '-n', HOST, '--target-resource-id', vm.vm_id,
+            '--auth-type', 'ssh-key', '--username', vm.sshd.user, '--ssh-key', str(ssh_key), '--',
+            '-o', f'UserKnownHostsFile={home}/known_hosts', remote_command]
+
+
+def test_a_session_left_by_a_killed_ssh_is_deleted_by_the_next_ssh(az, emulator, agent_env, sshd_linux_vm, ssh_key,
+                                                                   tmp_path):
+    _agent(az, agent_env, 'stop')
+    assert sessions_drain(emulator)
+    env = dict(agent_env, HOME=str(tmp_path))
+    with open(tmp_path / 'killed.err', 'wb') as stderr:
+        killed = subprocess.Popen(  # pylint: disable=consider-using-with
+            _az_ssh(az, sshd_linux_vm, ssh_key, tmp_path, 'sleep 60'), env=env, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        assert _wait_for(lambda: len(emulator.get('/_emulator/sessions').json()) == 1, 60), \
+            (tmp_path / 'killed.err').read_text()[-2000:]
+        assert len(_journal_entries(agent_env)) == 1
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)       # az, its in-process tunnel and ssh: no clean-up runs
+        killed.wait(30)
+    assert not sessions_drain(emulator, timeout=2)  # left on the host by the killed run
+    result = subprocess.run(_az_ssh(az, sshd_linux_vm, ssh_key, tmp_path, 'echo next-run'), env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == 'next-run', result.stderr[-2000:]
+    assert sessions_drain(emulator, timeout=15), emulator.get('/_emulator/sessions').json()
+    assert _journal_entries(agent_env) == []
