@@ -13,6 +13,8 @@ pytestmark = pytest.mark.e2e
 
 STAND_IN_COMMANDS = ('create', 'delete', 'list', 'show', 'update', 'wait', 'ssh', 'rdp', 'tunnel')
 STAND_IN_OUTPUT = 'stand-in bastion extension ran'
+THEIRS_IN_A_SHARED_SCOPE = 'Stand-in help in a scope both define.'
+THEIRS_IN_A_SCOPE_OF_THEIR_OWN = 'Stand-in help in a scope only it defines.'
 
 
 def _install_stand_in(extension_dir):
@@ -49,6 +51,10 @@ def _install_stand_in(extension_dir):
                     c.argument('target_resource_id', options_list=['--target-resource-id'])
                 with self.argument_context('network bastion ssh') as c:
                     c.argument('auth_type', options_list=['--auth-type'])
+                    c.argument('ssh_key', help={THEIRS_IN_A_SHARED_SCOPE!r})
+                # a scope theirs has and ours does not (their real _params.py has none such)
+                with self.argument_context('network') as c:
+                    c.argument('resource_group_name', help={THEIRS_IN_A_SCOPE_OF_THEIR_OWN!r})
 
 
         COMMAND_LOADER_CLS = Loader
@@ -86,6 +92,18 @@ def test_our_options_survive_their_argument_scopes(beside):
     helptext = az('network', 'bastion', 'ssh', '-h').stdout
     assert '--ssh-key' in helptext and '--auth-type' in helptext and 'ssh-key' in helptext
     assert '--session-recording' in az('network', 'bastion', 'update', '-h').stdout
+
+
+def test_what_becomes_of_their_argument_definitions(beside):
+    """Each loader's argument registrations are applied to that loader's own command objects (azure-cli-core
+    __init__.py load_arguments, then _update_command_definitions per loader): theirs reach none of ours, neither in a
+    scope both define (network bastion ssh) nor in one only theirs defines (network)."""
+    az, _ = beside
+    ssh_help = az('network', 'bastion', 'ssh', '-h').stdout
+    assert THEIRS_IN_A_SHARED_SCOPE not in ssh_help and '--ssh-key' in ssh_help
+    show_help = az('network', 'bastion', 'show', '-h').stdout
+    assert THEIRS_IN_A_SCOPE_OF_THEIR_OWN not in ' '.join(show_help.split()), show_help
+    assert '--resource-group -g' in show_help
 
 
 def test_doctor_row_fails_with_the_fix(beside):
