@@ -432,6 +432,8 @@ examples:
     text: az network bastion ssh-config -g MyRG -n MyBastion --vm-resource-group WebRG --ssh-key ~/.ssh/id_ed25519 --file ~/.ssh/config --inventory ~/fleet.yml --prune
   - name: Every VM the host reaches (its virtual network and peered ones); then `ansible -i ~/fleet.ini all -m ping`.
     text: az network bastion ssh-config -g MyRG -n MyBastion --all --file ~/.ssh/config --inventory ~/fleet.ini --inventory-format ini
+  - name: Sign in to a resource group's VMs with Entra ID (AADSSHLoginForLinux); the certificate renews itself before any ssh that would find it expired.
+    text: az network bastion ssh-config -g MyRG -n MyBastion --vm-resource-group WebRG --auth-type aad --file ~/.ssh/config --inventory ~/fleet.yml
 """
 
 helps['network bastion agent'] = """

@@ -211,6 +211,11 @@ def _tunnel_arguments(self):
                         'private IP address (IP connect).')
         c.argument('vm_resource_group', options_list=['--vm-resource-group'],
                    help='Resource group of the VMs named without one. Default: the Bastion host\'s.')
+        c.argument('background', options_list=['--background'], action='store_true',
+                   help='Hand the listeners to the connection agent (started if need be) and return once they listen: '
+                        'the ready line is printed and the forward lives on after this terminal closes. Same checks '
+                        'as without. `az network bastion agent status` lists it; `agent stop` ends it (and every '
+                        'other), or its own --timeout / --idle-timeout. POSIX only.')
 
     with self.argument_context('network bastion proxy') as c:
         c.argument('timeout', type=int, validator=validate_positive_seconds,
@@ -321,6 +326,12 @@ def _ssh_config_and_file_arguments(self):
                         'this file, grouped by OS and resource group (`ansible -i FILE all -m ping`).')
         c.argument('inventory_format', options_list=['--inventory-format'], arg_type=get_enum_type(['yaml', 'ini']),
                    help='Format of --inventory. Default: yaml.')
+        c.argument('auth_type', options_list=['--auth-type'], arg_type=get_enum_type(['ssh-key', 'aad']),
+                   help='aad: sign in with Entra ID (VMs with AADSSHLoginForLinux): the blocks name your key pair '
+                        'and Entra SSH certificate (kept 0600 in a private directory of your az configuration) and '
+                        'the login name in that certificate; before every ssh a `Match exec` line has the '
+                        'connection agent renew the certificate when it is about to expire. Default: the VM\'s admin '
+                        'user (or --username) with your own keys (--ssh-key or ssh\'s defaults).')
 
     with self.argument_context('network bastion file') as c:
         c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key']),

@@ -86,6 +86,15 @@ class BastionHosts:
         from azext_bastion_native.dataplane.protocol import Endpoint
         await data_plane_client(Endpoint(host=''), _no_token).aclose()
 
+    async def forward(self, request: dict):
+        """`forward --background`: the forward planned and checked as the command does (ARM reads on a worker
+        thread), its relay service listening -> (RelayService, its ready line). Refused as the command would be."""
+        from azext_bastion_native.connect.forward import ForwardRequest, plan_forward
+        wanted = ForwardRequest.from_wire(request)
+        planned = await asyncio.get_running_loop().run_in_executor(None, plan_forward, self.cli_ctx, wanted)
+        service = planned.service(self.cli_ctx, wanted)
+        return service, await planned.listen(service)
+
     async def aclose(self, timeout: float = 10.0) -> None:
         """Delete every session still live, on every client."""
         clients, self._clients = list(self._clients.values()), {}

@@ -15,15 +15,16 @@ import fcntl
 import logging
 import os
 import resource
-import signal
 import socket
 import time
 from typing import Any, Dict, Optional, Set
 
 from ..dataplane import DataPlaneError
 from ..relay import event_loop
-from ..relay.pump import LocalEnd, ReadBuffer, Relay
-from ..relay.tunnel import BACKLOG, UNIX_SOCKET_MODE, release_freed_memory
+from ..relay.connection import Opening, relay_connection
+from ..relay.pump import LocalEnd, ReadBuffer
+from ..relay.tunnel import BACKLOG, UNIX_SOCKET_MODE, release_freed_memory, stopped_by_signals
+from .forwards import BackgroundForwards, forward_problem
 from .proxy_helper import (MAX_LINE, PROTOCOL_VERSION, AgentPaths, AgentUnavailable, connect_agent, encode,
                            peer_credentials, split_line)
 
@@ -113,11 +114,15 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         self._wake: Optional[asyncio.Event] = None
         self._room: Optional[asyncio.Semaphore] = None   # handler slots, taken before each accept
         self._last_active = time.monotonic()
+        self.forwards = BackgroundForwards(on_change=self._wake_up)     # `forward --background`'s listeners
 
     # -- life ----------------------------------------------------------------------------------------------
     def stop(self, reason: str = 'stopped') -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
+        self._wake_up()
+
+    def _wake_up(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
@@ -139,37 +144,28 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
 
     async def serve(self) -> str:
         """Accept until a stop; returns why it stopped. listen() first."""
-        loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        installed = []
-        for signum, reason in ((signal.SIGTERM, 'terminated'), (signal.SIGINT, 'interrupted'),
-                               (getattr(signal, 'SIGHUP', None), 'hung up')):
-            if signum is not None:
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(signum, self.stop, reason)
-                    installed.append(signum)
-        accepting = asyncio.ensure_future(self._accept_loop())
-        refreshing = asyncio.ensure_future(self._refresh_tokens())
-        cleaning = asyncio.ensure_future(self._delete_orphans())
-        try:
-            while self._stop_reason is None:
-                self._wake.clear()
-                timeout = self._idle_check()
-                if self._stop_reason is not None:
-                    break
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-        finally:
-            for task in (accepting, refreshing, cleaning):
-                task.cancel()
-            await self._shut_down()
-            for signum in installed:
-                loop.remove_signal_handler(signum)
+        with stopped_by_signals(lambda reason: self.stop(reason.value)):
+            accepting = asyncio.ensure_future(self._accept_loop())
+            refreshing = asyncio.ensure_future(self._refresh_tokens())
+            cleaning = asyncio.ensure_future(self._delete_orphans())
+            try:
+                while self._stop_reason is None:
+                    self._wake.clear()
+                    timeout = self._idle_check()
+                    if self._stop_reason is not None:
+                        break
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+            finally:
+                for task in (accepting, refreshing, cleaning):
+                    task.cancel()
+                await self._shut_down()
         return self._stop_reason or 'stopped'
 
     def _idle_check(self) -> float:
         """Stop when idle too long; else the seconds until the next look."""
-        if self.live or self._handlers:
+        if self.live or self._handlers or self.forwards.running:
             return 3600.0
         idle_for = time.monotonic() - self._last_active
         if idle_for >= self.idle_timeout:
@@ -187,6 +183,7 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
             task.cancel()
         if handlers:
             await asyncio.wait(handlers, timeout=self.grace_period)
+        await self.forwards.stop_all(self.grace_period)
         await self.hosts.aclose(timeout=self.grace_period)
 
     async def _delete_orphans(self) -> None:
@@ -287,6 +284,8 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
             elif operation == 'stop':
                 await loop.sock_sendall(conn, encode({'ok': True, 'pid': os.getpid()}))
                 self.stop('stopped')
+            elif operation == 'forward':
+                await loop.sock_sendall(conn, encode(await self._forward(request)))
             elif len(self.live) >= self.max_connections:
                 await loop.sock_sendall(conn, encode({'ok': False, 'error': (
                     f'the agent relays at most {self.max_connections} connections at once (its open-file limit); '
@@ -300,50 +299,35 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
             if not handed_over:
                 conn.close()
 
+    async def _forward(self, request: dict) -> dict:
+        """`forward --background`: plan, listen (hosts.forward) and serve it; the answer is its ready line."""
+        try:
+            service, ready = await self.hosts.forward(request)
+        except Exception as err:  # pylint: disable=broad-except
+            logger.warning('forward refused: %s', escaped(describe_failure(err), 600))
+            return {'ok': False, 'error': describe_failure(err)}
+        return {'ok': True, 'pid': os.getpid(), **self.forwards.start(service, ready)}
+
     async def _connect(self, conn: socket.socket, request: dict) -> None:
         """Mint, open the websocket, say ok (or the one-line reason), relay, delete the session."""
         loop = asyncio.get_running_loop()
         label = target_label(request)
-        task = asyncio.current_task()
-        self.live[task] = label
-        session = client = None
+        self.live[asyncio.current_task()] = label
         try:
-            client, target = await self.hosts.get(request)
-            session = await client.mint(target)
-            websocket = await client.connect(session)
-        except asyncio.CancelledError:
-            await self._delete(client, session)
-            conn.close()
-            raise
-        except Exception as err:  # pylint: disable=broad-except
-            self.failed += 1
-            await self._delete(client, session)
-            message = describe_failure(err)
-            logger.warning('%s: %s', label, message)
-            with contextlib.suppress(OSError):
-                await loop.sock_sendall(conn, encode({'ok': False, 'error': message}))
-            conn.close()
-            return
-        self.served += 1
-        try:
-            await loop.sock_sendall(conn, encode({'ok': True}))
             _, local = await loop.connect_accepted_socket(lambda: LocalEnd(read_buffer=self._read_buffer), conn)
-            result = await Relay(local, websocket).run()
-            logger.info('%s: closed after %.1fs, %d bytes up, %d bytes down (%s)', label, result.duration,
-                        result.bytes_up, result.bytes_down, result.ending)
         except OSError:
             conn.close()
-            websocket.transport.abort()
+            return
+        try:
+            client, target = await self.hosts.get(request)
+        except Exception as err:  # pylint: disable=broad-except
+            _AgentOpening(self).failed(local, err)
+            logger.warning('%s: %s', label, describe_failure(err))
+            return
+        try:
+            await relay_connection(client, target, local, label, opening=_AgentOpening(self))
         finally:
-            await self._delete(client, session)
             asyncio.get_running_loop().call_later(1.0, release_freed_memory)
-
-    @staticmethod
-    async def _delete(client: Any, session: Any) -> None:
-        if client is not None and session is not None:
-            # Shielded: a second cancellation (shutdown) must not abandon the DELETE half-way.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(client.delete(session))
 
     def status(self) -> dict:
         per_target = collections.Counter(self.live.values())
@@ -360,7 +344,24 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
             'maxConnections': self.max_connections,
             'connectionsServed': self.served,
             'connectionsFailed': self.failed,
+            'forwards': self.forwards.status(),
         }
+
+
+class _AgentOpening(Opening):
+    """The helper's answer line once the session is open ({"ok": true}, then the relay), or why not."""
+
+    def __init__(self, agent: ConnectionAgent):
+        self.agent = agent
+
+    def opened(self, local: LocalEnd) -> None:
+        self.agent.served += 1
+        local.write(encode({'ok': True}))
+
+    def failed(self, local: LocalEnd, error: BaseException) -> None:
+        self.agent.failed += 1
+        local.write(encode({'ok': False, 'error': describe_failure(error)}))
+        local.close()
 
 
 STRING_FIELDS = (('resource_group', 90), ('name', 80), ('target', 1024))     # connect: field, longest
@@ -372,8 +373,10 @@ def request_problem(request: dict) -> str:
         return (f"this agent speaks version {PROTOCOL_VERSION}; stop it with `az network bastion agent stop` and "
                 "connect again")
     operation = request.get('op')
-    if operation not in ('status', 'stop', 'connect'):
-        return f"'op' must be status, stop or connect, not {_shown(operation)}"
+    if operation not in ('status', 'stop', 'connect', 'forward'):
+        return f"'op' must be status, stop, connect or forward, not {_shown(operation)}"
+    if operation == 'forward':
+        return forward_problem(request, _is_text, _shown)
     return _connect_problem(request) if operation == 'connect' else ''
 
 

@@ -118,6 +118,8 @@ class BlockOptions:  # pylint: disable=too-many-instance-attributes
     no_agent: bool
     tag: str
     command_name: str
+    certificate_path: Optional[str] = None     # --auth-type aad: the Entra certificate, and what renews it
+    refresh: Optional[List[str]] = None
 
 
 def unwritable(name, resource_group, vm_id, admin_username):
@@ -148,6 +150,7 @@ def fleet_blocks(aliases, options: BlockOptions, plan=None):
             blocks[alias] = text_format.render_block(
                 alias, proxy, username=options.username or vm.admin_username, key_path=options.key_path,
                 host_key_alias=host_key_alias(vm.id), tag=options.tag, port=options.port,
+                certificate_path=options.certificate_path, refresh=options.refresh,
                 comment=f'Written by `az {options.command_name}`: {vm.name} in resource group {vm.resource_group} '
                         f'through Bastion host {options.name} (resource group {options.resource_group}).')
         except SshConfigError as err:

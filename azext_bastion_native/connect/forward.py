@@ -299,30 +299,101 @@ def socks_resolver(resolver: TargetResolver):
     return resolve
 
 
-def forward_command(cmd, resource_group_name, name, local_forward=None, socks=None, vm_resource_group=None,
-                    timeout=None, idle_timeout=None, max_connections=None):
+@dataclass(frozen=True)
+class ForwardRequest:  # pylint: disable=too-many-instance-attributes
+    """What one `forward` asks for, as the command takes it and as it goes to the connection agent (--background)."""
+    resource_group: str
+    name: str
+    local_forward: Tuple[str, ...] = ()
+    socks: Optional[str] = None
+    vm_resource_group: Optional[str] = None
+    timeout: Optional[float] = None
+    idle_timeout: Optional[float] = None
+    max_connections: Optional[int] = None
+    subscription: Optional[str] = None
+
+    def as_wire(self) -> dict:
+        return {'resource_group': self.resource_group, 'name': self.name, 'local_forward': list(self.local_forward),
+                'socks': self.socks, 'vm_resource_group': self.vm_resource_group, 'timeout': self.timeout,
+                'idle_timeout': self.idle_timeout, 'max_connections': self.max_connections,
+                'subscription': self.subscription}
+
+    @classmethod
+    def from_wire(cls, wire: dict) -> 'ForwardRequest':
+        values = {key: wire.get(key) for key in cls.__dataclass_fields__}    # pylint: disable=no-member
+        values['local_forward'] = tuple(values['local_forward'] or ())
+        return cls(**values)
+
+
+@dataclass
+class Planned:
+    """A forward resolved and checked: its -L specs, its listeners (-L in order, then SOCKS5), and the host's."""
+    forwards: List[LocalForward]
+    listeners: list
+    endpoint: object
+    subscription: Optional[str]
+
+    def ready(self, bound) -> dict:
+        """The ready line for what the listeners bound."""
+        forwards = [{'address': address, 'port': port, 'target': forward.vm, 'targetPort': forward.vm_port}
+                    for forward, (address, port) in zip(self.forwards, bound)]
+        socks = {'address': bound[-1][0], 'port': bound[-1][1]} if len(bound) > len(self.forwards) else None
+        return {'forwards': forwards, 'socks': socks}
+
+    async def listen(self, service) -> dict:
+        """Start the service's listeners (all or none); its ready line. A listener that cannot listen is refused
+        with its option, and the service's client closed."""
+        try:
+            bound = await service.start_listeners()
+        except OSError as err:
+            await service.client.aclose()
+            raise listen_refusal(service, err) from None
+        return self.ready(bound)
+
+    def service(self, cli_ctx, request: ForwardRequest):
+        """The relay service over the listeners, with a data-plane client of its own."""
+        from azext_bastion_native.connect import arm_token, data_plane
+        from azext_bastion_native.relay.tunnel import RelayService
+        client = data_plane.data_plane_client(self.endpoint, arm_token.arm_token_getter(cli_ctx, self.subscription))
+        return RelayService(client, self.listeners, max_connections=request.max_connections,
+                            timeout=request.timeout, idle_timeout=request.idle_timeout)
+
+
+def plan_forward(cli_ctx, request: ForwardRequest) -> Planned:
+    """The specs read, the host read (native client on), every -L target resolved and checked: the one place the
+    foreground command, --background and the agent decide what a forward is (blocking: ARM reads)."""
     from azext_bastion_native._client_factory import cf_network
     from azext_bastion_native.bastion_facts import subscription_of
-    from azext_bastion_native.connect import arm_token, data_plane, engine_logs
     from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection
-    from azext_bastion_native.guards import refuse_in_cloud_shell
     from azext_bastion_native.management.hosts import get_host
-    refuse_in_cloud_shell(COMMAND_NAME)
-    forwards = [parse_local_forward(spec) for spec in local_forward or []]
-    socks_at = parse_socks(socks) if socks else None
+    forwards = [parse_local_forward(spec) for spec in request.local_forward]
+    socks_at = parse_socks(request.socks) if request.socks else None
     if not forwards and socks_at is None:
         raise Refused('Give at least one -L [BIND:]PORT:VM:VMPORT or -D [BIND:]PORT.',
                       f'For example {_EXAMPLE_L}, or -D 1080 for a SOCKS5 proxy to every VM by name.', Kind.MISSING)
-    engine_logs.route_engine_logs()
-    host = get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
+    host = get_host(cf_network(cli_ctx, subscription_id=request.subscription), request.resource_group, request.name)
     # The host's own checks (SKU, native client, DNS name): its own ID stands in for a target here.
-    endpoint, _ = plan_connection(host, ConnectRequest(resource_group_name, name, 22, host.id))
+    endpoint, _ = plan_connection(host, ConnectRequest(request.resource_group, request.name, 22, host.id))
     subscription = subscription_of(host.id)
-    resolver = TargetResolver(VmDirectory(cmd.cli_ctx, host, subscription), host, resource_group_name, name,
-                              vm_resource_group or resource_group_name)
-    listeners = _listeners(cmd.cli_ctx, resolver, forwards, socks_at)
-    client = data_plane.data_plane_client(endpoint, arm_token.arm_token_getter(cmd.cli_ctx, subscription))
-    _serve(cmd.cli_ctx, client, listeners, forwards, timeout, idle_timeout, max_connections)
+    resolver = TargetResolver(VmDirectory(cli_ctx, host, subscription), host, request.resource_group, request.name,
+                              request.vm_resource_group or request.resource_group)
+    return Planned(forwards, _listeners(cli_ctx, resolver, forwards, socks_at), endpoint, subscription)
+
+
+def forward_command(cmd, resource_group_name, name, local_forward=None, socks=None, vm_resource_group=None,
+                    timeout=None, idle_timeout=None, max_connections=None, background=False):
+    from azext_bastion_native.connect import engine_logs
+    from azext_bastion_native.connect.ssh_config import given_subscription
+    from azext_bastion_native.guards import refuse_in_cloud_shell
+    refuse_in_cloud_shell(COMMAND_NAME)
+    request = ForwardRequest(resource_group_name, name, tuple(local_forward or ()), socks, vm_resource_group,
+                             timeout, idle_timeout, max_connections, given_subscription(cmd.cli_ctx))
+    engine_logs.route_engine_logs()
+    planned = plan_forward(cmd.cli_ctx, request)
+    if background:
+        _hand_to_agent(cmd.cli_ctx, request, planned)
+        return
+    _serve(cmd.cli_ctx, planned, planned.service(cmd.cli_ctx, request))
 
 
 def _listeners(cli_ctx, resolver, forwards, socks_at):
@@ -344,37 +415,63 @@ def _listeners(cli_ctx, resolver, forwards, socks_at):
     return listeners
 
 
-def _serve(cli_ctx, client, listeners, forwards, timeout, idle_timeout, max_connections):
-    from azext_bastion_native.connect.tunnel import cannot_listen, is_loopback, write_ready_line
-    from azext_bastion_native.relay.tunnel import RelayService, run_service
-    service = RelayService(client, listeners, max_connections=max_connections, timeout=timeout,
-                           idle_timeout=idle_timeout)
+def listen_refusal(service, err: OSError) -> Refused:
+    """Why a listener of ``service`` could not listen, naming its option (-L or -D)."""
+    from azext_bastion_native.connect.tunnel import cannot_listen
+    failed = service.failed_listener
+    option = '-D' if failed is not None and failed.target is None else '-L'
+    refused = cannot_listen(err, failed.bind_address if failed else '?', failed.port if failed else 0)
+    return Refused(f'{option}: {refused.message}', refused.recommendation, refused.kind)
 
-    def on_ready(bound):
-        forwards_ready = [{'address': address, 'port': port, 'target': forward.vm, 'targetPort': forward.vm_port}
-                          for forward, (address, port) in zip(forwards, bound)]
-        socks_ready = None
-        if len(bound) > len(forwards):
-            socks_ready = {'address': bound[-1][0], 'port': bound[-1][1]}
-        for listener, (address, _) in zip(listeners, bound):
-            if not is_loopback(listener.bind_address):
-                logger.warning('%s listens on %s: anyone who can reach that address and port gets into the VMs, '
-                               'with no sign-in of their own. Use the default 127.0.0.1 unless you mean it.',
-                               'SOCKS5' if listener.target is None else f'-L to {listener.name}', address)
-        said = [f"{item['address']}:{item['port']} -> {item['target']}:{item['targetPort']}" for item in forwards_ready]
-        if socks_ready:
-            said.append(f"SOCKS5 on {socks_ready['address']}:{socks_ready['port']}")
-        sys.stderr.write(f"Forwarding is ready: {'; '.join(said)}\n")
-        sys.stderr.flush()
-        write_ready_line(cli_ctx, {'forwards': forwards_ready, 'socks': socks_ready})
 
+def _say_ready(cli_ctx, planned: Planned, ready: dict, where: str) -> None:
+    from azext_bastion_native.connect.tunnel import is_loopback, write_ready_line
+    for listener, item in zip(planned.listeners, ready['forwards'] + ([ready['socks']] if ready['socks'] else [])):
+        if not is_loopback(listener.bind_address):
+            logger.warning('%s listens on %s: anyone who can reach that address and port gets into the VMs, '
+                           'with no sign-in of their own. Use the default 127.0.0.1 unless you mean it.',
+                           'SOCKS5' if listener.target is None else f'-L to {listener.name}', item['address'])
+    said = [f"{item['address']}:{item['port']} -> {item['target']}:{item['targetPort']}" for item in ready['forwards']]
+    if ready['socks']:
+        said.append(f"SOCKS5 on {ready['socks']['address']}:{ready['socks']['port']}")
+    sys.stderr.write(f"Forwarding is ready{where}: {'; '.join(said)}\n")
+    sys.stderr.flush()
+    write_ready_line(cli_ctx, ready)
+
+
+def _serve(cli_ctx, planned: Planned, service):
+    from azext_bastion_native.relay.tunnel import run_service
     try:
-        reason = run_service(service, on_ready=on_ready)
+        reason = run_service(service, on_ready=lambda bound: _say_ready(cli_ctx, planned, planned.ready(bound), ''))
     except OSError as err:
-        failed = service.failed_listener
-        option = '-D' if failed is not None and failed.target is None else '-L'
-        refused = cannot_listen(err, failed.bind_address if failed else '?', failed.port if failed else 0)
-        raise Refused(f'{option}: {refused.message}', refused.recommendation, refused.kind) from None
+        raise listen_refusal(service, err) from None
     logger.info('Forwarding closed (%s); every session it opened has been deleted.', reason.value)
     if reason.exit_code:
         sys.exit(reason.exit_code)      # 130 after Ctrl+C, 143 after SIGTERM, 129 after SIGHUP (shell conventions)
+
+
+def _hand_to_agent(cli_ctx, request: ForwardRequest, planned: Planned):
+    """--background: the connection agent (started if need be) listens and relays; its answer is the ready line."""
+    import socket
+    from azext_bastion_native.agent.proxy_helper import (
+        PROTOCOL_VERSION, AgentUnavailable, agent_paths, ask, connect_or_start)
+    from azext_bastion_native.connect.proxy_command import az_argv
+    try:
+        paths = agent_paths()
+        sock = connect_or_start(paths, az_argv())
+    except (AgentUnavailable, OSError) as err:
+        raise Refused(f'The connection agent did not start: {err}', 'Run the forward without --background, or see '
+                      'az network bastion agent status.', Kind.LOCAL) from None
+    try:
+        answer, _ = ask(sock, {'v': PROTOCOL_VERSION, 'op': 'forward', **request.as_wire()}, timeout=120)
+    except (OSError, ValueError, socket.timeout) as err:
+        raise Refused(f'The connection agent did not answer: {err}', 'Try again; az network bastion agent status '
+                      'shows whether it runs.', Kind.LOCAL) from None
+    finally:
+        sock.close()
+    if not answer or not answer.get('ok'):
+        raise Refused((answer or {}).get('error') or 'The connection agent refused the forward.',
+                      'Run it without --background to see the whole error.', Kind.VALIDATION)
+    ready = {'forwards': answer['forwards'], 'socks': answer['socks']}
+    _say_ready(cli_ctx, planned, ready, f" in the connection agent (forward {answer['id']}, pid {answer['pid']}; "
+                                        'az network bastion agent stop ends it)')

@@ -8,6 +8,7 @@ from azext_bastion_native.clients.launch import find_program
 
 HELPER_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'agent',
                              'proxy_helper.py')
+REFRESH_SCRIPT = os.path.join(os.path.dirname(HELPER_SCRIPT), 'entra_refresh.py')
 
 
 def az_argv(executable=None, os_name=None, which=None):
@@ -47,3 +48,10 @@ def proxy_command_argv(resource_group, name, target_resource_id, port, subscript
     maker = proxy_argv if no_agent or (os_name or os.name) == 'nt' or not unix_sockets_supported() \
         else agent_helper_argv
     return maker(az_argv(), resource_group, name, target_resource_id, port, subscription=subscription)
+
+
+def entra_refresh_argv(python=None):
+    """What an `--auth-type aad` block's `Match ... exec` runs on every ssh: the stand-alone certificate check
+    (agent/entra_refresh.py) with this az's Python, isolated and without site-packages as the agent's helper; the
+    same Python renews the certificate when it is due."""
+    return [python or sys.executable, '-I', '-S', REFRESH_SCRIPT]

@@ -110,17 +110,55 @@ def refuse_offline(cli_ctx, ssh_key, username):
 
 def ssh_config_command(cmd, resource_group_name, name, target_resource_id=None, host_alias=None, username=None,
                        ssh_key=None, resource_port=None, config_file=None, overwrite=False, no_agent=False,
-                       vm_resource_group=None, all_vms=False, prune=False, inventory=None, inventory_format=None):
+                       vm_resource_group=None, all_vms=False, prune=False, inventory=None, inventory_format=None,
+                       auth_type=None):
     """`az network bastion ssh-config`: print the Host block(s), or write them into ``config_file``."""
     _check_scope(target_resource_id, host_alias, overwrite, vm_resource_group, all_vms, prune, inventory,
                  inventory_format, config_file)
     port = int(resource_port) if resource_port is not None else DEFAULT_METHOD_PORTS['ssh']
     key_path = refuse_offline(cmd.cli_ctx, ssh_key, username)
+    entra = EntraLogin(cmd.cli_ctx) if (auth_type or '').lower() == 'aad' else None
+    if entra:
+        entra.check_offline(username, ssh_key)
     if not target_resource_id:
         return _fleet_config(cmd, resource_group_name, name, vm_resource_group, username, key_path, port,
-                             config_file, prune, inventory, inventory_format or 'yaml', no_agent)
+                             config_file, prune, inventory, inventory_format or 'yaml', no_agent, entra)
     return _one_vm_config(cmd, resource_group_name, name, target_resource_id, host_alias, username, key_path, port,
-                          config_file, overwrite, no_agent)
+                          config_file, overwrite, no_agent, entra)
+
+
+class EntraLogin:
+    """--auth-type aad: checked before any network call (the cloud has Entra SSH certificates, an agent can run
+    here, no --username or --ssh-key), then, once the VMs are known, the user's key pair and a certificate valid
+    for a while yet (clients/entra_files.py): what the blocks name."""
+
+    def __init__(self, cli_ctx):
+        self.cli_ctx = cli_ctx
+        self.scope = None
+
+    def check_offline(self, username, ssh_key):
+        from azext_bastion_native.clients.entra_cert import SCOPE_CONFIG, ssh_certificate_scope
+        from azext_bastion_native.clients.local_tunnel import unix_sockets_supported
+        from azext_bastion_native.connect import argument_checks
+        argument_checks.check_ssh_login_arguments('aad', username, ssh_key)
+        if os.name == 'nt' or not unix_sockets_supported():
+            raise Refused('--auth-type aad blocks need the connection agent to renew the Entra ID certificate before '
+                          'ssh reads it, and the agent needs Unix sockets, which this system does not offer.',
+                          'Use `az network bastion ssh --auth-type aad` here, or write the blocks on Linux or '
+                          'macOS.', Kind.INVALID_ARGUMENT)
+        self.scope = ssh_certificate_scope(self.cli_ctx.cloud.name,
+                                           self.cli_ctx.config.get(*SCOPE_CONFIG, fallback=None))
+
+    def block_values(self):
+        """What the blocks say for the login: {username, key_path, certificate_path, refresh (the Match exec
+        argv)}."""
+        from azext_bastion_native.az_compat import entra_ssh_certificate
+        from azext_bastion_native.clients.entra_files import ensure_certificate
+        from azext_bastion_native.connect.proxy_command import entra_refresh_argv
+        files = ensure_certificate(lambda scopes, data: entra_ssh_certificate(self.cli_ctx, scopes, data),
+                                   self.scope)
+        return {'username': files.user, 'key_path': files.key_path, 'certificate_path': files.certificate_path,
+                'refresh': entra_refresh_argv()}
 
 
 def _alias_in_file(config_file, target_resource_id):
@@ -136,7 +174,7 @@ def _alias_in_file(config_file, target_resource_id):
 
 
 def _one_vm_config(cmd, resource_group_name, name, target_resource_id, host_alias, username, key_path, port,
-                   config_file, overwrite, no_agent):
+                   config_file, overwrite, no_agent, entra=None):
     from knack.log import get_logger
     from azext_bastion_native.clients.ssh import host_key_alias
     from azext_bastion_native.connect import argument_checks, resolve
@@ -151,9 +189,11 @@ def _one_vm_config(cmd, resource_group_name, name, target_resource_id, host_alia
     destination = resolve.resolve_destination(cmd.cli_ctx, request)
     proxy = proxy_command_argv(resource_group_name, name, target_resource_id, port,
                                given_subscription(cmd.cli_ctx), no_agent)
+    login = entra.block_values() if entra else {'username': username, 'key_path': key_path}
     with file_errors(config_file):
         block = text_format.render_block(
-            alias, proxy, username=username or destination.admin_username, key_path=key_path, port=port,
+            alias, proxy, username=login['username'] or destination.admin_username, key_path=login['key_path'],
+            port=port, certificate_path=login.get('certificate_path'), refresh=login.get('refresh'),
             # the same known_hosts name as `az network bastion ssh` uses for this VM
             host_key_alias=host_key_alias(destination.target_label),
             comment=f'Written by `az {COMMAND_NAME}`: through Bastion host {name} (resource group '
@@ -182,13 +222,15 @@ def default_alias(target_resource_id):
 
 
 def _fleet_config(cmd, resource_group_name, name, vm_resource_group, username, key_path, port, config_file, prune,
-                  inventory, inventory_format, no_agent):
+                  inventory, inventory_format, no_agent, entra=None):
     """--vm-resource-group / --all: print the blocks, or write them (and the inventory)."""
     from azext_bastion_native.connect import fleet
     host, members, skipped = _read_fleet(cmd.cli_ctx, resource_group_name, name, vm_resource_group)
-    options = fleet.BlockOptions(resource_group_name, name, port, username, key_path, given_subscription(cmd.cli_ctx),
-                                 no_agent, f"{resource_group_name}/{name}/{vm_resource_group or '*'}".lower(),
-                                 COMMAND_NAME)
+    login = entra.block_values() if entra and members else {'username': username, 'key_path': key_path}
+    options = fleet.BlockOptions(resource_group_name, name, port, login['username'], login['key_path'],
+                                 given_subscription(cmd.cli_ctx), no_agent,
+                                 f"{resource_group_name}/{name}/{vm_resource_group or '*'}".lower(), COMMAND_NAME,
+                                 login.get('certificate_path'), login.get('refresh'))
 
     def plan(vm):       # native client on, the port: what the proxy would refuse
         from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection

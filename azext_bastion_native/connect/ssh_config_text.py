@@ -142,11 +142,25 @@ def tag_line(tag):
     return f'# bastion-native set: {tag}'
 
 
+def match_exec_line(alias, argv, os_name=None):
+    """`Match originalhost ALIAS exec "COMMAND"`: ssh runs COMMAND (through the shell, %-tokens expanded, as a
+    ProxyCommand) for ALIAS only (readconf.c match_cfg_line skips an exec whose earlier criterion failed) while it
+    reads its config, before it starts the ProxyCommand and loads the identity and certificate files."""
+    line = command_line(argv, os_name)
+    if '"' in line or '\\' in line:
+        raise SshConfigError(Kind.INVALID_ARGUMENT, f"The command '{printable(line)}' cannot be written to ssh_config "
+                             'in double quotes.', 'Install az and Python under paths without double quotes or '
+                             'backslashes.')
+    return f'Match originalhost {alias} exec "{line}"'
+
+
 def render_block(alias, proxy, username=None, key_path=None, host_key_alias=None, comment=None, os_name=None,
-                 tag=None, port=22):
+                 tag=None, port=22, certificate_path=None, refresh=None):
     """The marked Host block (text ending in a newline). ``proxy``: the ProxyCommand argv; ``tag``: the set it
     belongs to (tagged_aliases finds it again, for --prune). HostName and Port are written too, so no line of
-    the user's sets them first (ssh -G then shows exactly what the block says)."""
+    the user's sets them first (ssh -G then shows exactly what the block says). ``certificate_path``: an OpenSSH
+    user certificate for ``key_path``; ``refresh``: the argv that keeps it valid, run by a `Match ... exec` line
+    that ends the block (match_exec_line)."""
     check_alias(alias)
     lines = [start_marker(alias)]
     if comment:
@@ -159,9 +173,14 @@ def render_block(alias, proxy, username=None, key_path=None, host_key_alias=None
         lines.append(f'    User {check_username(username)}')
     if key_path:
         lines += [f'    IdentityFile {config_path_value(key_path, os_name)}', '    IdentitiesOnly yes']
+    if certificate_path:
+        lines.append(f'    CertificateFile {config_path_value(certificate_path, os_name)}')
     if host_key_alias:
         lines.append(f'    HostKeyAlias {config_value(host_key_alias, "The host key alias")}')
-    lines += ['    StrictHostKeyChecking accept-new', end_marker(alias)]
+    lines.append('    StrictHostKeyChecking accept-new')
+    if refresh:
+        lines.append(match_exec_line(alias, refresh, os_name))
+    lines.append(end_marker(alias))
     return check_finished_text('\n'.join(lines) + '\n')
 
 
@@ -180,8 +199,8 @@ def block_options(block):
         if not stripped or stripped.startswith('#'):
             continue
         host = _HOST_LINE.match(line)
-        if host:
-            in_host = host.group('patterns').strip() != '*'
+        if host or _MATCH_LINE.match(line):
+            in_host = bool(host) and host.group('patterns').strip() != '*'
             continue
         found = _KEYWORD.match(line)
         if in_host and found:

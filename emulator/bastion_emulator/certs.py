@@ -122,7 +122,7 @@ def sign_user_certificate(ca_key: ed25519.Ed25519PrivateKey, public_key: rsa.RSA
             .type(serialization.SSHCertificateType.USER)
             .key_id(key_id.encode())
             .valid_principals([principal.encode()])
-            .valid_after(now - 60)
+            .valid_after(now - 60 + min(lifetime, 0))     # a negative lifetime: expired, yet a valid interval
             .valid_before(now + lifetime)
             .add_extension(b"permit-pty", b"")
             .add_extension(b"permit-port-forwarding", b"")

@@ -142,12 +142,13 @@ async def token(request: web.Request) -> web.Response:  # pylint: disable=too-ma
             public_key = _ssh_cert_public_key(form.get("req_cnf", ""), key_id)
         except ValueError as exc:   # json.JSONDecodeError included
             return _entra_error(400, "invalid_request", 50001, f"The req_cnf parameter is not a valid RSA JWK: {exc}.")
+        lifetime = USER_CERT_LIFETIME if state.ssh_cert_lifetime is None else state.ssh_cert_lifetime
         cert_line = sign_user_certificate(request.app["keys"].user_ca_key, public_key, state.login_name,
-                                          key_id=key_id)
+                                          key_id=key_id, lifetime=lifetime)
         cert_body = cert_line.split()[1].decode()
         state.remember_secret(cert_body)
-        return json_response({"token_type": "ssh-cert", "scope": scope, "expires_in": USER_CERT_LIFETIME,
-                              "ext_expires_in": USER_CERT_LIFETIME, "expires_on": now + USER_CERT_LIFETIME,
+        return json_response({"token_type": "ssh-cert", "scope": scope, "expires_in": lifetime,
+                              "ext_expires_in": lifetime, "expires_on": now + lifetime,
                               "access_token": cert_body})
     audience = scope.split(" ")[0].removesuffix(".default").rstrip("/") + "/" if scope else ARM_AUDIENCE
     access_token, expires = state.issue_access_token(audience)

@@ -10,10 +10,11 @@ import signal
 from pathlib import Path
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from . import identity
 from .arm.api import ArmApi, Operations, add_routes as add_arm_routes
-from .certs import KeyMaterial, load_or_create
+from .certs import USER_CERT_LIFETIME, KeyMaterial, load_or_create, sign_user_certificate
 from .dataplane.app import add_control_routes as add_dataplane_control_routes
 from .dataplane.hosts import DataPlaneHosts
 from .request_log import RequestLog
@@ -142,6 +143,33 @@ def _add_test_hooks(app: web.Application, state: EmulatorState, request_log: Req
     app.router.add_delete("/_emulator/arm-faults", faults.clear)
     app.router.add_post("/_emulator/vm-endpoints", vm_endpoint)
     app.router.add_post("/_emulator/vm-power", vm_power)
+
+    async def ssh_cert_lifetime(request):
+        """Seconds the SSH certificates Entra issues from now on are valid (tests: short-lived or, negative, already
+        expired ones); {"seconds": null} goes back to the default."""
+        spec = await request.json()
+        seconds = spec.get("seconds")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
+            raise ArmError(400, "InvalidLifetime", "seconds must be a whole number or null.")
+        state.ssh_cert_lifetime = seconds
+        return json_response({"seconds": seconds})
+
+    async def ssh_cert(request):
+        """An SSH user certificate for {"public_key": "ssh-rsa ..."} from Entra's CA, for the login name, valid
+        {"seconds": N} from now (negative: already expired): a certificate put in place by a test."""
+        spec = await request.json()
+        try:
+            public_key = serialization.load_ssh_public_key(str(spec["public_key"]).encode())
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ArmError(400, "InvalidPublicKey", f"public_key is not an OpenSSH public key: {exc}") from None
+        seconds = int(spec.get("seconds", USER_CERT_LIFETIME))
+        line = sign_user_certificate(request.app["keys"].user_ca_key, public_key, state.login_name,
+                                     key_id="emulator-test", lifetime=seconds)
+        state.remember_secret(line.split()[1].decode())
+        return json_response({"certificate": line.decode()})
+
+    app.router.add_post("/_emulator/ssh-cert-lifetime", ssh_cert_lifetime)
+    app.router.add_post("/_emulator/ssh-cert", ssh_cert)
 
 
 def create_app(state: EmulatorState, keys: KeyMaterial, *, cloud_name: str = "BastionEmu",

@@ -143,6 +143,7 @@ class EmulatorState:  # pylint: disable=too-many-instance-attributes,too-many-pu
         self.client_id: str = seed["client_id"]
         self.client_secret: str = seed.get("client_secret") or default_client_secret or secrets.token_urlsafe(24)
         self.login_name: str = seed.get("login_name", "azureuser")
+        self.ssh_cert_lifetime: int | None = None    # seconds an issued SSH certificate is valid; None: the default
         self.location: str = seed.get("location", "westeurope")
         self.subscription_id: str = seed["subscription"]["id"]
         self.subscription_name: str = seed["subscription"].get("displayName", "Emulated subscription")

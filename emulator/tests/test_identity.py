@@ -155,3 +155,37 @@ def test_cloud_metadata_is_one_object(emulator, path):
     assert body["resourceManager"] == emulator.url
     assert body["authentication"]["loginEndpoint"] == emulator.url.rstrip("/")
     assert json.dumps(body["suffixes"])
+
+
+def _valid_before(certificate_body):
+    line = f"ssh-rsa-cert-v01@openssh.com {certificate_body}".encode()
+    return serialization.load_ssh_public_identity(line).valid_before
+
+
+def test_ssh_certificate_lifetime_can_be_made_short_or_already_expired_for_tests(arm, emulator):
+    import time
+    data = _ssh_cert_data(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key())
+    try:
+        for seconds in (120, -30):
+            emulator.post("/_emulator/ssh-cert-lifetime", json={"seconds": seconds}).raise_for_status()
+            answer = arm.fetch_token(arm.ready["client_secret"], scope=SSH_CERT_SCOPE, **data).json()
+            assert answer["expires_in"] == seconds
+            assert abs(_valid_before(answer["access_token"]) - (time.time() + seconds)) <= 5
+        assert emulator.post("/_emulator/ssh-cert-lifetime", json={"seconds": "1h"}).status_code == 400
+    finally:
+        emulator.post("/_emulator/ssh-cert-lifetime", json={"seconds": None}).raise_for_status()
+    answer = arm.fetch_token(arm.ready["client_secret"], scope=SSH_CERT_SCOPE, **data).json()
+    assert answer["expires_in"] == 3600
+
+
+def test_a_test_can_have_an_expired_certificate_minted_for_its_own_key(emulator):
+    import time
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    public = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    answer = emulator.post("/_emulator/ssh-cert", json={"public_key": public, "seconds": -30})
+    answer.raise_for_status()
+    certificate = serialization.load_ssh_public_identity(answer.json()["certificate"].encode())
+    assert certificate.valid_after < certificate.valid_before < time.time()
+    assert certificate.public_key().public_numbers() == key.public_numbers()
+    assert certificate.valid_principals == [emulator.ready["login_name"].encode()]
+    assert emulator.post("/_emulator/ssh-cert", json={"public_key": "nonsense"}).status_code == 400

@@ -4,6 +4,9 @@ through OpenBSD nc's SOCKS5 and through two -L forwards at once (each VM answeri
 reply code from a real handshake, a bad -L target refusing the whole command, the ready line under --query, and
 SIGINT/SIGTERM/SIGHUP/--timeout ending with the right exit code and no session left."""
 
+import contextlib
+import json
+import os
 import shutil
 import signal
 import socket
@@ -15,6 +18,7 @@ import pytest
 from bastion_emulator.testing.az_login import az_executable
 from bastion_emulator.testing.fleet import FLEET_RG, WEB_PORT, start_fleet, start_web_server
 from bastion_emulator.testing.sshd import sshd_available
+from tests.conftest import make_short_dir
 from tests.e2e.tunnel_helpers import HOST, RG, RunningTunnel, sessions_drain
 
 pytestmark = pytest.mark.e2e
@@ -27,12 +31,16 @@ def fleet(tmp_path_factory):
     if not sshd_available():
         pytest.skip('OpenSSH server (sshd) is not installed')
     running = start_fleet(tmp_path_factory.mktemp('forward-fleet'), count=3)
+    runtime = make_short_dir('bn-runtime-')     # the connection agent's socket (--background) goes in it
+    running.az_env['XDG_RUNTIME_DIR'] = str(runtime)
     # linux-vm of the host's own resource group (demo-rg), for NAME.RESOURCEGROUP: a web server naming it
     web = start_web_server('linux-vm')
     running.point('linux-vm', WEB_PORT, *web.server_address[:2], group=RG)
     yield running
+    running.az('network', 'bastion', 'agent', 'stop', check=False)
     web.shutdown()
     running.stop()
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture
@@ -207,3 +215,34 @@ def test_headless_chromium_loads_a_page_from_a_vm_by_name_through_socks5(fleet, 
                             capture_output=True, text=True, timeout=120, check=False)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert 'web-3' in loaded.stdout, (loaded.stdout[-500:], loaded.stderr[-2000:])
+
+
+def test_a_background_forward_outlives_the_terminal_that_started_it_and_ends_with_agent_stop(fleet, tmp_path):
+    forward_args = ('network', 'bastion', 'forward', '-g', RG, '-n', HOST, '--vm-resource-group', FLEET_RG,
+                    '-L', '0:web-2:22', '-D', '0', '--background', '-o', 'json')
+    # The command runs in a session of its own, as in a terminal; that whole session is hung up once it returns.
+    with subprocess.Popen([az_executable(), *forward_args], env=fleet.az_env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as started:
+        out, err = started.communicate(timeout=180)
+        assert started.returncode == 0, err[-2000:]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(started.pid, signal.SIGHUP)
+    ready = json.loads(out)
+    [forward_ready] = ready['forwards']
+    assert forward_ready['target'] == 'web-2' and ready['socks']['port']
+
+    fetched = _curl(ready['socks']['port'], f'http://web-1:{WEB_PORT}/')
+    assert fetched.returncode == 0 and fetched.stdout == 'web-1\n', fetched.stderr
+    assert _ssh(fleet, tmp_path, forward_ready['port']).stdout.strip() == 'web-2'
+    status = fleet.az('network', 'bastion', 'agent', 'status').json
+    [listed] = status['forwards']
+    assert listed['forwards'] == ready['forwards'] and listed['socks'] == ready['socks']
+
+    refused = fleet.az(*forward_args[:-3], '-L', '0:no-such-vm:22', '--background', check=False)
+    assert refused.returncode != 0 and "No VM named 'no-such-vm'" in refused.stderr    # the same checks
+    assert len(fleet.az('network', 'bastion', 'agent', 'status').json['forwards']) == 1
+
+    assert fleet.az('network', 'bastion', 'agent', 'stop').json['stopped']
+    with pytest.raises(OSError):
+        socket.create_connection(('127.0.0.1', ready['socks']['port']), timeout=5).close()
+    assert sessions_drain(fleet.emulator)

@@ -179,7 +179,15 @@ def test_describe_failure_never_spans_lines():
     ({'port': True}, "'port' must be a whole number from 1 to 65535, not true/false"),
     ({'port': 70000}, "'port' must be a whole number from 1 to 65535, not a number"),
     ({'subscription': ['s']}, "'subscription' must be absent or a subscription id, not a list"),
-    ({'op': ['connect']}, "'op' must be status, stop or connect, not a list"),
+    ({'op': ['connect']}, "'op' must be status, stop, connect or forward, not a list"),
+    ({'op': 'forward'}, "'local_forward' must be a list of at most 64 -L specs, not null"),
+    ({'op': 'forward', 'local_forward': ['0:web-1:22\nHost *']},
+     "'local_forward' must be a list of at most 64 -L specs, not a list"),
+    ({'op': 'forward', 'local_forward': [], 'timeout': 0},
+     "'timeout' and 'idle_timeout' must be absent or seconds above 0"),
+    ({'op': 'forward', 'local_forward': [], 'max_connections': True},
+     "'max_connections' must be absent or a whole number of at least 1, not true/false"),
+    ({'op': 'forward', 'local_forward': [], 'socks': 1080}, "'socks' must be absent or a -D spec, not a number"),
 ])
 def test_a_malformed_request_is_refused_in_words_and_the_agent_goes_on(paths, change, words):
     hosts = _Hosts(fail=AssertionError('a malformed request must not reach the hosts'))

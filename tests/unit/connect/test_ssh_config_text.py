@@ -214,3 +214,38 @@ def test_a_damaged_block_of_another_alias_does_not_stop_a_merge():
     block = text_format.render_block('vm1', PROXY)
     merged, _ = text_format.merge_block('ServerAliveInterval 5\n' + damaged, 'vm1', block)
     assert merged.startswith('ServerAliveInterval 5\n' + damaged) and 'Host vm1\n' in merged
+
+
+@pytest.mark.skipif(shutil.which('ssh') is None, reason='needs the OpenSSH client')
+def test_an_entra_block_names_the_certificate_and_runs_its_refresh_for_its_alias_only(tmp_path):
+    ran = tmp_path / 'ran-100%'                     # a %: doubled for ssh; the words quoted for the shell
+    refresh = ['/bin/sh', '-c', 'echo $0 >> $1', 'refreshed', str(ran)]
+    certificate = tmp_path / 'keys' / 'id_rsa-cert.pub'
+    block = text_format.render_block('web1', PROXY, username='azureuser', key_path=str(tmp_path / 'keys' / 'id_rsa'),
+                                     certificate_path=str(certificate), refresh=refresh, os_name='posix')
+    lines = block.splitlines()
+    assert lines[-2].startswith('Match originalhost web1 exec "') and lines[-1] == text_format.end_marker('web1')
+    assert f'    CertificateFile {certificate}' in lines
+    # What block_options reads stops at the Match line: it is not an option of the Host block.
+    assert 'match' not in text_format.block_options(block)
+    config = tmp_path / 'config'
+    config.write_text(block + 'Host web2\n    User other\n')
+    options = _ssh_resolves(config, 'web1')
+    assert options['certificatefile'] == [str(certificate)] and options['user'] == ['azureuser']
+    assert ran.read_text() == 'refreshed\n'         # ssh ran the Match exec while reading the config for web1
+    assert _ssh_resolves(config, 'web2')['user'] == ['other']
+    assert ran.read_text() == 'refreshed\n'         # and not for another host
+
+
+def test_a_refresh_command_that_cannot_sit_in_double_quotes_is_refused():
+    with pytest.raises(text_format.SshConfigError) as raised:
+        text_format.render_block('web1', PROXY, refresh=['/opt/my"az/python', 'x'], os_name='posix')
+    assert raised.value.kind is Kind.INVALID_ARGUMENT
+
+
+def test_an_entra_block_among_top_level_lines_gives_them_back_to_every_host():
+    block = text_format.render_block('web1', PROXY, refresh=['/usr/bin/python3', '-I', 'refresh.py'], os_name='posix')
+    users = 'User someone\nHost other\n    Port 2222\n'
+    merged, _ = text_format.merge_block(users, 'web1', block)
+    # after our Match line, the user's top-level `User` must not be under it
+    assert merged.index(text_format.REOPEN_LINE) < merged.index('User someone')
