@@ -288,19 +288,20 @@ long-summary: >
     and the ready line {{"forwards": [{{"address", "port", "target", "targetPort"}}], "socks": {{"address",
     "port"}} or null}} on stdout in your output format and through --query. It runs until Ctrl+C, SIGTERM or
     SIGHUP (exit codes 130, 143 and 129), --timeout or --idle-timeout (exit code 0); every session it opened is
-    deleted on the way out. Listening on an address other than 127.0.0.1 lets whoever reaches it into the VMs.
+    deleted on the way out. With --background the connection agent listens instead (same checks first) and the
+    command returns once it does; `agent status` lists the forward, `agent stop` ends it. Listening on an
+    address other than 127.0.0.1 lets whoever reaches it into the VMs.
 examples:
   - name: Grafana on web-3 and Postgres on db-1 (in resource group data-rg) on two local ports.
     text: az network bastion forward -g MyResourceGroup -n MyBastion -L 3000:web-3:3000 -L 5432:db-1.data-rg:5432
-  - name: A SOCKS5 proxy to every VM by name, then fetch a page from web-1 and ssh to web-2 through it.
-    text: |
-        az network bastion forward -g MyResourceGroup -n MyBastion -D 1080
-        curl --socks5-hostname 127.0.0.1:1080 http://web-1:8080/
-        ssh -o ProxyCommand="nc -X 5 -x 127.0.0.1:1080 %h %p" azureuser@web-2
+  - name: A SOCKS5 proxy to every VM by name; then `curl --socks5-hostname 127.0.0.1:1080 http://web-1:8080/`, or `ssh -o ProxyCommand="nc -X 5 -x 127.0.0.1:1080 %h %p" azureuser@web-2`.
+    text: az network bastion forward -g MyResourceGroup -n MyBastion -D 1080
   - name: RDP to a VM by private IP (IP connect) on a free local port, closing when idle for 10 minutes.
     text: az network bastion forward -g MyResourceGroup -n MyBastion -L 0:10.0.0.4:3389 --idle-timeout 600
   - name: In a script - the SOCKS5 port once ready.
     text: az network bastion forward -g MyResourceGroup -n MyBastion -D 0 --vm-resource-group MyVms --query socks.port -o tsv
+  - name: In the background, for a script (PORT=$(...)) - the connection agent listens and the command returns once it does; `az network bastion agent stop` ends it.
+    text: az network bastion forward -g MyResourceGroup -n MyBastion -L 0:db-1:5432 --background --query 'forwards[0].port' -o tsv
 """
 
 
