@@ -26,9 +26,9 @@ import time
 DIRECTORY_NAME = 'bastion-entra-ssh'
 KEY_NAME = 'id_rsa'
 CERTIFICATE_NAME = 'id_rsa-cert.pub'
-# Renew when less than this is left: MSAL serves a cached token (the certificate too, its cache keyed by key_id)
-# until it is within 5 minutes of expiry (msal/application.py, acquire_token_silent's "about to expire"), so a
-# renewal earlier than that would be answered with the same certificate.
+# Renew when less than this is left: MSAL serves a cached token (the certificate too: its cache query includes the
+# key_id) until it is within 5 minutes of expiry (msal/application.py, `if expires_in < 5*60:  # Then consider it
+# expired`), so a renewal earlier than that would be answered with the same certificate.
 RENEW_MARGIN = 300
 MAX_CERTIFICATE = 64 * 1024
 ERROR_PREFIX = 'az network bastion: Entra ID SSH certificate: '

@@ -124,3 +124,18 @@ def test_ansible_pings_every_vm_over_the_aad_blocks(fleet, written):
     assert ping.stdout.count('SUCCESS') == len(VMS)
     subprocess.run(['ssh', '-O', 'exit', '-o', f"ControlPath={written['home'] / 'cp'}/%C", 'x'], check=False,
                    capture_output=True, env=env)
+
+
+def test_one_vm_block_with_aad_and_what_does_not_go_with_it(fleet, written):
+    printed = fleet.az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--target-resource-id',
+                       fleet.vm_id('web-1'), '--auth-type', 'aad', '--host-alias', 'entra-web-1')
+    assert printed.returncode == 0, printed.stderr
+    assert f"    User {fleet.emulator.ready['login_name']}\n" in printed.stdout
+    assert f"    CertificateFile {written['certificate']}\n" in printed.stdout
+    assert 'Match originalhost entra-web-1 exec "' in printed.stdout
+    with open(written['certificate'], encoding='ascii') as handle:
+        assert handle.read().split()[1] not in printed.stdout + printed.stderr
+    refused = fleet.az('network', 'bastion', 'ssh-config', '-g', RG, '-n', HOST, '--vm-resource-group', FLEET_RG,
+                       '--auth-type', 'aad', '--username', 'someone', check=False)
+    assert refused.returncode != 0 and '--username does not go with --auth-type aad' in refused.stderr
+    assert 'Traceback' not in refused.stderr
