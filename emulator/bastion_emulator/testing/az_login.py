@@ -24,7 +24,11 @@ def login_commands(ready: dict) -> list[list[str]]:
     """The ``az`` invocations that register the emulator as a cloud and log the service principal in."""
     name = ready["cloud_name"]
     return [
-        ["cloud", "register", "-n", name, "--endpoint-resource-manager", ready["arm"]],
+        # The graph endpoint given: an older az's `cloud register` (2.67) reads the metadata's api-version
+        # 2015-01-01 shape, takes the graph endpoint from `graphEndpoint` only and refuses a cloud without it;
+        # 2.91 reads the 2022-09-01 shape and accepts it given as well.
+        ["cloud", "register", "-n", name, "--endpoint-resource-manager", ready["arm"],
+         "--endpoint-active-directory-graph-resource-id", f"{ready['arm'].rstrip('/')}/graph/"],
         ["cloud", "set", "-n", name],
         ["config", "set", "core.instance_discovery=false", "core.collect_telemetry=false",
          # a cloud outside Microsoft's three has no known SSH certificate scope: bastion-native asks for it
@@ -55,15 +59,15 @@ def trust_bundle(state_dir: str | Path, ready: dict, env: dict) -> str:
     return str(path)
 
 
-def az_login(state_dir: str | Path, env: dict | None = None, timeout: float = 120) -> dict:
-    """Run the login commands; returns the environment additions (``REQUESTS_CA_BUNDLE``: see trust_bundle,
-    ``AZURE_CONFIG_DIR``)."""
+def az_login(state_dir: str | Path, env: dict | None = None, timeout: float = 120, az: str | None = None) -> dict:
+    """Run the login commands with ``az`` (default: az_executable()); returns the environment additions
+    (``REQUESTS_CA_BUNDLE``: see trust_bundle, ``AZURE_CONFIG_DIR``)."""
     ready = read_ready(state_dir)
     env = dict(os.environ if env is None else env)
     env["REQUESTS_CA_BUNDLE"] = trust_bundle(state_dir, ready, env)
     env.setdefault("AZURE_CORE_COLLECT_TELEMETRY", "false")
     config_dir = env.get("AZURE_CONFIG_DIR") or str(Path.home() / ".azure")
-    az = az_executable()
+    az = az or az_executable()
     for args in login_commands(ready):
         if args[:2] == ["cloud", "register"]:
             # a stale registration of the same name (earlier emulator run, other port) is replaced
