@@ -58,8 +58,8 @@ def resolver(**settings):
     ('[::1]:2222:10.0.0.4:22', LocalForward('[::1]:2222:10.0.0.4:22', '::1', 2222, '10.0.0.4', 22)),
     ('*:3389:win-1:3389', LocalForward('*:3389:win-1:3389', '0.0.0.0', 3389, 'win-1', 3389)),
     (':3389:win-1:3389', LocalForward(':3389:win-1:3389', '0.0.0.0', 3389, 'win-1', 3389)),
-    (f'0:{vm_id("web-1", "apps")}:22', LocalForward(f'0:{vm_id("web-1", "apps")}:22', '127.0.0.1', 0,
-                                                      vm_id('web-1', 'apps'), 22)),
+    (f'0:{vm_id("web-1", "apps")}:22',
+     LocalForward(f'0:{vm_id("web-1", "apps")}:22', '127.0.0.1', 0, vm_id('web-1', 'apps'), 22)),
 ])
 def test_local_forward_specs(spec, expected):
     assert forward.parse_local_forward(spec) == expected
