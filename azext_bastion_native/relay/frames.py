@@ -15,7 +15,7 @@ import os
 import struct
 from typing import Callable, List, Optional, Tuple, Union
 
-from websockets.frames import apply_mask      # websockets' C speedup where it is built
+from websockets.frames import apply_mask  # type: ignore[attr-defined]  # its C speedup where built, re-exported
 
 Bytes = Union[bytes, bytearray, memoryview]
 
