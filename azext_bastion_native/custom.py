@@ -1,7 +1,7 @@
 """The configure and secure commands whose functions are not yet their modules' own: hosts, native client, sessions,
 NSG. (The connect commands, doctor, ssh-config, agent and file are their modules' functions: commands.py.)"""
 
-from azext_bastion_native._client_factory import cf_network
+from azext_bastion_native.management.clients import cf_network
 
 
 # -- configure -------------------------------------------------------------------------------------
@@ -63,24 +63,13 @@ def bastion_wait_getter(cmd, resource_group_name, name):
 
 
 def bastion_list(cmd, resource_group_name=None):
-    from azext_bastion_native.management.errors import arm_errors
-    client = cf_network(cmd.cli_ctx)
-    if resource_group_name:
-        with arm_errors(f"Resource group '{resource_group_name}'"):
-            return list(client.bastion_hosts.list_by_resource_group(resource_group_name))
-    with arm_errors('The subscription'):
-        return list(client.bastion_hosts.list())
+    from azext_bastion_native.management.hosts import list_hosts
+    return list_hosts(cf_network(cmd.cli_ctx), resource_group_name)
 
 
 def bastion_delete(cmd, resource_group_name, name, no_wait=False):
-    from azure.cli.core.util import sdk_no_wait
-    from azext_bastion_native.management.errors import arm_errors
-    from azext_bastion_native.management.hosts import host_label
-    from azext_bastion_native.management.operations import wait_for
-    client = cf_network(cmd.cli_ctx)
-    with arm_errors(host_label(resource_group_name, name)):
-        poller = sdk_no_wait(no_wait, client.bastion_hosts.begin_delete, resource_group_name, name)
-    return None if no_wait else wait_for(cmd.cli_ctx, poller, host_label(resource_group_name, name))
+    from azext_bastion_native.management.hosts import delete_host
+    return delete_host(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, no_wait=no_wait)
 
 
 def native_client_show(cmd, resource_group_name, name):

@@ -73,7 +73,7 @@ class BastionHosts:
             return host
 
     def _read_host(self, subscription, resource_group, name):
-        from azext_bastion_native._client_factory import cf_network
+        from azext_bastion_native.management.clients import cf_network
         from azext_bastion_native.management.hosts import get_host
         logger.debug("reading Bastion host '%s' in resource group '%s'", name, resource_group)
         return get_host(cf_network(self.cli_ctx, subscription_id=subscription), resource_group, name)

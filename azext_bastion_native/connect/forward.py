@@ -148,7 +148,7 @@ class VmDirectory:
 
     def _read_reach(self):
         from azure.mgmt.core.tools import parse_resource_id
-        from azext_bastion_native._client_factory import cf_network
+        from azext_bastion_native.management.clients import cf_network
         from azext_bastion_native.bastion_facts import subscription_of
         from azext_bastion_native.management.network_reach import host_vnet, reachable_vnets
         vnet_id = host_vnet(self.host)
@@ -176,7 +176,7 @@ class VmDirectory:
     def _read_group(self, group: str) -> Dict[str, KnownVm]:
         from azure.core.exceptions import ResourceNotFoundError
         from azure.mgmt.core.tools import parse_resource_id
-        from azext_bastion_native._client_factory import cf_compute, cf_network
+        from azext_bastion_native.management.clients import cf_compute, cf_network
         logger.debug("reading the VMs of resource group '%s'", group)
         compute = cf_compute(self.cli_ctx, subscription_id=self.subscription)
         network = cf_network(self.cli_ctx, subscription_id=self.subscription)
@@ -362,7 +362,7 @@ class Planned:
 def plan_forward(cli_ctx, request: ForwardRequest) -> Planned:
     """The specs read, the host read (native client on), every -L target resolved and checked: the one place the
     foreground command, --background and the agent decide what a forward is (blocking: ARM reads)."""
-    from azext_bastion_native._client_factory import cf_network
+    from azext_bastion_native.management.clients import cf_network
     from azext_bastion_native.bastion_facts import subscription_of
     from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection
     from azext_bastion_native.management.hosts import get_host

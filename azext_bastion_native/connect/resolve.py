@@ -9,7 +9,7 @@ from azext_bastion_native.connect.arm_token import arm_token_getter
 
 def resolve_endpoint(cli_ctx, request):
     """One ARM GET of the host (native client on, IP connect when asked): (host, Endpoint, Target, get_token)."""
-    from azext_bastion_native._client_factory import cf_network
+    from azext_bastion_native.management.clients import cf_network
     from azext_bastion_native.connect.preflight import plan_connection
     from azext_bastion_native.management.hosts import get_host
     host = get_host(cf_network(cli_ctx), request.resource_group, request.name)

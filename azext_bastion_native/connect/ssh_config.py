@@ -252,7 +252,7 @@ def _fleet_config(cmd, resource_group_name, name, vm_resource_group, username, k
 
 def _read_fleet(cli_ctx, resource_group_name, name, vm_resource_group):
     """The host, and (VMs, Skipped) from ARM (management/fleet_vms.py)."""
-    from azext_bastion_native._client_factory import cf_compute, cf_network
+    from azext_bastion_native.management.clients import cf_compute, cf_network
     from azext_bastion_native.bastion_facts import subscription_of
     from azext_bastion_native.connect.fleet import unwritable
     from azext_bastion_native.management.fleet_vms import list_fleet

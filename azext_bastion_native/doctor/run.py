@@ -48,7 +48,7 @@ def _sign_in_failure(cli_ctx):
 
 
 def _read_host(cli_ctx, resource_group, name):
-    from azext_bastion_native._client_factory import cf_network
+    from azext_bastion_native.management.clients import cf_network
     from azext_bastion_native.management.hosts import get_host
     try:
         return get_host(cf_network(cli_ctx), resource_group, name), None

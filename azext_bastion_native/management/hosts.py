@@ -288,3 +288,21 @@ def put_host(client, resource_group, name, host, etag=None, no_wait=False):
 
 def is_native_client_on(host):
     return sku_name(host) in NATIVE_CLIENT_SKUS and bool(host.enable_tunneling)
+
+
+def list_hosts(client, resource_group=None):
+    """The Bastion hosts of ``resource_group``, or of the whole subscription."""
+    if resource_group:
+        with arm_errors(f"Resource group '{resource_group}'"):
+            return list(client.bastion_hosts.list_by_resource_group(resource_group))
+    with arm_errors('The subscription'):
+        return list(client.bastion_hosts.list())
+
+
+def delete_host(cli_ctx, client, resource_group, name, no_wait=False):
+    """Delete the host and wait for it with azure-cli's progress indicator (None at once with ``no_wait``)."""
+    from azure.cli.core.util import sdk_no_wait
+    from azext_bastion_native.management.operations import wait_for
+    with arm_errors(host_label(resource_group, name)):
+        poller = sdk_no_wait(no_wait, client.bastion_hosts.begin_delete, resource_group, name)
+    return None if no_wait else wait_for(cli_ctx, poller, host_label(resource_group, name))

@@ -67,7 +67,7 @@ def read_reach(cli_ctx, host, vm):
     """Reach of ``host`` and ``vm`` (SDK models). A network the caller may not read (no Reader role on the NIC or
     the VNet, or it is gone) leaves that fact None: the data plane then says what it finds."""
     from azure.core.exceptions import HttpResponseError
-    from azext_bastion_native._client_factory import cf_network
+    from azext_bastion_native.management.clients import cf_network
     from azext_bastion_native.bastion_facts import subscription_of
     vnet = host_vnet(host)
     reachable = frozenset()

@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 
 from knack.log import get_logger
 
-from azext_bastion_native._client_factory import cf_network
+from azext_bastion_native.management.clients import cf_network
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import ArmNotFound, arm_errors
 from azext_bastion_native.management.hosts import BASTION_SUBNET, get_host

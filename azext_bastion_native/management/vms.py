@@ -46,7 +46,7 @@ def parse_vm_id(resource_id):
 
 def read_vm(cli_ctx, ref):
     """The VM (or VMSS instance) with its instance view; not found and other ARM errors are typed."""
-    from azext_bastion_native._client_factory import cf_compute
+    from azext_bastion_native.management.clients import cf_compute
     compute = cf_compute(cli_ctx, subscription_id=ref.subscription)
     with arm_errors(ref.label, not_found_hint=f'List the VMs you can see: az vm list -g {ref.resource_group} -o table'):
         if ref.instance is None:

@@ -176,7 +176,7 @@ def _compute(vm, calls):
 
 
 def test_vm_facts_and_power_state(monkeypatch):
-    import azext_bastion_native._client_factory as factory
+    import azext_bastion_native.management.clients as factory
     calls = []
     monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm(), calls))
     vm = vms.get_running_vm(None, VM_ID)
@@ -185,7 +185,7 @@ def test_vm_facts_and_power_state(monkeypatch):
 
 
 def test_scale_set_instance_is_looked_up_as_such(monkeypatch):
-    import azext_bastion_native._client_factory as factory
+    import azext_bastion_native.management.clients as factory
     calls = []
     monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm(), calls))
     vms.get_running_vm(None, '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/'
@@ -194,7 +194,7 @@ def test_scale_set_instance_is_looked_up_as_such(monkeypatch):
 
 
 def test_deallocated_vm_is_refused_with_its_power_state(monkeypatch):
-    import azext_bastion_native._client_factory as factory
+    import azext_bastion_native.management.clients as factory
     monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm('deallocated'), []))
     with raises_as(ValidationError, match='deallocated') as error:
         vms.get_running_vm(None, VM_ID)

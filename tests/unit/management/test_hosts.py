@@ -67,3 +67,48 @@ def test_pin_changes_only_the_api_version():
            '?$filter=a%20eq%20b&API-Version=2026-03-01&$skiptoken=x%2By')
     assert pin_api_version(url) == url.replace('2026-03-01', NETWORK_API_VERSION)
     assert pin_api_version('https://h/p?x=1') == 'https://h/p?x=1'
+
+
+class _Hosts:
+    def __init__(self, error=None):
+        self.calls, self.error = [], error
+
+    def list_by_resource_group(self, resource_group):
+        self.calls.append(('list_by_resource_group', resource_group))
+        if self.error:
+            raise self.error
+        return iter(['h1', 'h2'])
+
+    def list(self):
+        self.calls.append(('list',))
+        return iter(['h1', 'h2', 'h3'])
+
+    def begin_delete(self, resource_group, name, polling=True):
+        self.calls.append(('begin_delete', resource_group, name, polling))
+        return 'poller'
+
+
+def test_list_hosts_reads_the_resource_group_or_the_subscription():
+    from types import SimpleNamespace
+    from azext_bastion_native.management.hosts import list_hosts
+    client = SimpleNamespace(bastion_hosts=_Hosts())
+    assert list_hosts(client, 'rg') == ['h1', 'h2'] and list_hosts(client) == ['h1', 'h2', 'h3']
+    assert client.bastion_hosts.calls == [('list_by_resource_group', 'rg'), ('list',)]
+
+
+def test_list_hosts_names_the_resource_group_azure_did_not_find():
+    from types import SimpleNamespace
+    from azure.core.exceptions import ResourceNotFoundError
+    from azext_bastion_native.management.errors import ArmNotFound
+    from azext_bastion_native.management.hosts import list_hosts
+    client = SimpleNamespace(bastion_hosts=_Hosts(ResourceNotFoundError(message='no rg')))
+    with pytest.raises(ArmNotFound, match="Resource group 'rg' was not found"):
+        list_hosts(client, 'rg')
+
+
+def test_delete_host_with_no_wait_starts_the_delete_and_returns_nothing():
+    from types import SimpleNamespace
+    from azext_bastion_native.management.hosts import delete_host
+    client = SimpleNamespace(bastion_hosts=_Hosts())
+    assert delete_host(None, client, 'rg', 'bh', no_wait=True) is None
+    assert client.bastion_hosts.calls == [('begin_delete', 'rg', 'bh', False)]     # azure-cli's sdk_no_wait

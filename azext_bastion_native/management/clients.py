@@ -1,4 +1,4 @@
-"""SDK clients, created when a command runs (never at command-table load)."""
+"""The ARM SDK clients, created when a command runs (never at command-table load)."""
 
 
 def cf_network(cli_ctx, subscription_id=None):
