@@ -128,8 +128,8 @@ def ssh_config_command(cmd, resource_group_name, name, target_resource_id=None, 
 
 
 class EntraLogin:
-    """--auth-type aad: checked before any network call (the cloud has Entra SSH certificates, an agent can run
-    here, no --username or --ssh-key), then, once the VMs are known, the user's key pair and a certificate valid
+    """--auth-type aad: checked before any network call (the cloud has Entra SSH certificates, not Windows, no
+    --username or --ssh-key), then, once the VMs are known, the user's key pair and a certificate valid
     for a while yet (clients/entra_files.py): what the blocks name."""
 
     def __init__(self, cli_ctx):
@@ -138,12 +138,11 @@ class EntraLogin:
 
     def check_offline(self, username, ssh_key):
         from azext_bastion_native.clients.entra_cert import SCOPE_CONFIG, ssh_certificate_scope
-        from azext_bastion_native.clients.local_tunnel import unix_sockets_supported
         from azext_bastion_native.connect import argument_checks
         argument_checks.check_ssh_login_arguments('aad', username, ssh_key)
-        if os.name == 'nt' or not unix_sockets_supported():
-            raise Refused('--auth-type aad blocks need the connection agent to renew the Entra ID certificate before '
-                          'ssh reads it, and the agent needs Unix sockets, which this system does not offer.',
+        if os.name == 'nt':
+            raise Refused('--auth-type aad blocks renew the Entra ID certificate before each ssh with a POSIX shell '
+                          'command and file lock, which Windows does not have.',
                           'Use `az network bastion ssh --auth-type aad` here, or write the blocks on Linux or '
                           'macOS.', Kind.INVALID_ARGUMENT)
         self.scope = ssh_certificate_scope(self.cli_ctx.cloud.name,

@@ -95,7 +95,8 @@ def test_plain_ssh_signs_in_as_the_entra_principal_with_the_certificate(fleet, w
     assert len(accepted) == before + 1 and f"for {fleet.emulator.ready['login_name']} " in accepted[-1]
 
 
-def test_an_expired_certificate_in_place_is_renewed_before_ssh_reads_it(fleet, written):
+def _put_expired_certificate(fleet, written):
+    """An expired certificate of the emulator's Entra for the blocks' key, in place of the valid one."""
     with open(written['key'] + '.pub', encoding='ascii') as handle:
         public_key = handle.read().strip()
     answer = fleet.emulator.post('/_emulator/ssh-cert', json={'public_key': public_key, 'seconds': -30})
@@ -105,6 +106,11 @@ def test_an_expired_certificate_in_place_is_renewed_before_ssh_reads_it(fleet, w
     descriptor = os.open(written['certificate'], os.O_WRONLY | os.O_TRUNC)
     with os.fdopen(descriptor, 'w', encoding='ascii') as handle:
         handle.write(expired + '\n')
+    return expired
+
+
+def test_an_expired_certificate_in_place_is_renewed_before_ssh_reads_it(fleet, written):
+    expired = _put_expired_certificate(fleet, written)
 
     result = _ssh(fleet, written, 'web-3', 'echo $BASTION_VM')
     assert result.returncode == 0, result.stderr[-2000:]
@@ -115,13 +121,18 @@ def test_an_expired_certificate_in_place_is_renewed_before_ssh_reads_it(fleet, w
     assert stat.S_IMODE(os.stat(written['certificate']).st_mode) == 0o600
 
 
-def test_ansible_pings_every_vm_over_the_aad_blocks(fleet, written):
+def test_ansible_pings_every_vm_over_the_aad_blocks_with_an_expired_certificate_in_place(fleet, written):
+    _put_expired_certificate(fleet, written)        # Ansible's forks run their ssh (and Match exec) at once
     env = dict(fleet.az_env, ANSIBLE_LOCAL_TEMP=str(written['home'] / 'ansible-tmp'),
                ANSIBLE_SSH_CONTROL_PATH_DIR=str(written['home'] / 'cp'))
     ping = subprocess.run([ANSIBLE, '-i', str(written['inventory']), 'all', '-m', 'ping'], env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert ping.returncode == 0, ping.stdout[-3000:] + ping.stderr[-3000:]
     assert ping.stdout.count('SUCCESS') == len(VMS)
+    with open(written['certificate'], encoding='ascii') as handle:
+        assert entra_refresh.valid_before(handle.read()) > time.time()
+    assert sorted(os.listdir(written['directory'])) == ['id_rsa', 'id_rsa-cert.pub', 'id_rsa.pub',
+                                                        entra_refresh.LOCK_NAME]     # no temporary left behind
     subprocess.run(['ssh', '-O', 'exit', '-o', f"ControlPath={written['home'] / 'cp'}/%C", 'x'], check=False,
                    capture_output=True, env=env)
 
