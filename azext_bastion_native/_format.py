@@ -2,10 +2,7 @@
 
 from collections import OrderedDict
 
-
-def _resource_group(resource_id):
-    from azure.mgmt.core.tools import parse_resource_id
-    return parse_resource_id(resource_id or '').get('resource_group') or ''
+from azext_bastion_native.bastion_facts import resource_group_of
 
 
 def _several(result, transform, label=None):
@@ -28,7 +25,7 @@ def bastion_host_table_row(result):
     props = result.get('properties', result)
     return OrderedDict([
         ('Name', result.get('name')),
-        ('ResourceGroup', _resource_group(result.get('id'))),
+        ('ResourceGroup', resource_group_of(result.get('id')) or ''),
         ('Location', result.get('location')),
         ('Sku', (result.get('sku') or {}).get('name')),
         ('NativeClient', _on_off(props.get('enableTunneling'))),

@@ -7,6 +7,7 @@ from knack.arguments import CLIArgumentType
 from azure.cli.core.commands.parameters import (
     get_enum_type, get_location_type, get_three_state_flag, resource_group_name_type, tags_type)
 
+from azext_bastion_native.bastion_facts import SKUS
 from azext_bastion_native.guards import validate_ssh_key
 from azext_bastion_native._validators import (
     validate_agent_idle_timeout, validate_local_port, validate_max_connections, validate_one_host, validate_ports,
@@ -45,7 +46,6 @@ connect_host_name_type = CLIArgumentType(
     options_list=['--name', '-n'], id_part='name', validator=validate_one_host, help='Name of the Bastion host.')
 
 
-SKU_CHOICES = ['Standard', 'Premium', 'Basic', 'Developer']
 # Verbs where Microsoft's generated commands also take --bastion-host-name
 # (src/bastion/azext_bastion/aaz/latest/network/bastion/_create.py, _update.py, _delete.py, _show.py, _wait.py).
 BASTION_HOST_NAME_VERBS = ('create', 'update', 'delete', 'show', 'wait')
@@ -88,7 +88,7 @@ def _configure_arguments(self):
                         '--private-only.')
         c.argument('location', get_location_type(self.cli_ctx),
                    help='Location. Default: the virtual network\'s location.')
-        c.argument('sku', arg_type=get_enum_type(SKU_CHOICES),
+        c.argument('sku', arg_type=get_enum_type(list(SKUS)),
                    help='SKU. Native client needs Standard (the default) or Premium; Developer is a free shared '
                         'pool without AzureBastionSubnet or public IP.')
         c.argument('zones', nargs='+', help='Availability zones, space-separated, e.g. 1 2 3.')

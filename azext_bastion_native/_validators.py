@@ -1,6 +1,6 @@
 """Argument validators: they run before any network call, so bad input costs nothing."""
 
-MAX_PORT = 65535
+from azext_bastion_native.bastion_facts import MAX_PORT, is_port
 
 
 def validate_ports(namespace):
@@ -22,7 +22,7 @@ def _refuse(message, recommendation):
 def validate_resource_port(namespace):
     """--resource-port, when given, is a port on the target: 1-65535 (0 is no port, not "the default")."""
     port = getattr(namespace, 'resource_port', None)
-    if port is not None and not 1 <= port <= MAX_PORT:
+    if port is not None and not is_port(port):
         _refuse(f'--resource-port {port} is not a port (1-65535).',
                 'Give the port the target listens on, e.g. --resource-port 22, or leave it out for the default.')
 

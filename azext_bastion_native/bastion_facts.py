@@ -42,9 +42,20 @@ IP_CONNECT_PORTS = (22, 3389)
 # The port each connect method uses when none is given; another port is the table's "custom port".
 # The tunnel has none: its --resource-port is the target itself.
 DEFAULT_METHOD_PORTS = {'ssh': 22, 'rdp': 3389}
+# A port on the target: 1-65535 (0 is no port).
+MAX_PORT = 65535
 # When the VM's OS is not known (connecting by IP), each method implies the only OS the table reaches with it;
 # the tunnel reaches any.
 ASSUMED_TARGET_OS = {'ssh': 'linux', 'rdp': 'windows', 'tunnel': None}
+
+
+def is_port(value):
+    return 1 <= int(value) <= MAX_PORT
+
+
+def native_method(os_type):
+    """The method a VM's OS takes natively: 'rdp' for Windows, 'ssh' for any other (or an unknown) OS."""
+    return 'rdp' if (os_type or '').lower() == 'windows' else 'ssh'
 
 
 # Azure's naming rules for Microsoft.Network/bastionHosts ("Naming rules and restrictions for Azure resources":
@@ -112,3 +123,14 @@ def subscription_of(resource_id):
     """The subscription in an ARM resource ID, or None."""
     from azure.mgmt.core.tools import parse_resource_id
     return parse_resource_id(resource_id or '').get('subscription') or None
+
+
+def resource_group_of(resource_id):
+    """The resource group in an ARM resource ID, or None."""
+    from azure.mgmt.core.tools import parse_resource_id
+    return parse_resource_id(resource_id or '').get('resource_group') or None
+
+
+def host_label(resource_group, name):
+    """A Bastion host as messages name it."""
+    return f"Bastion host '{name}' in resource group '{resource_group}'"

@@ -8,7 +8,7 @@ errors.Refused), shown at the command boundary as the CLI's typed error."""
 import platform
 from dataclasses import dataclass
 
-from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS, IP_CONNECT_PORTS
+from azext_bastion_native.bastion_facts import DEFAULT_METHOD_PORTS, IP_CONNECT_PORTS, native_method
 from azext_bastion_native.errors import VALIDATION, Refused
 
 # The page the table comes from (MicrosoftDocs/azure-docs articles/bastion/native-client.md, its "Connecting to
@@ -162,7 +162,7 @@ def tunnel_suggestion(args, port, method='tunnel'):
 def _alternative(target_os, method, port, args):
     """What to run when `method` has no row for this VM OS: the command every client reaches that OS with (ssh to
     Linux, rdp to Windows), or the tunnel to the port asked for, with the program `method` implies."""
-    native = 'rdp' if (target_os or '').lower() == 'windows' else 'ssh'
+    native = native_method(target_os)
     server = {'ssh': 'an SSH server', 'rdp': 'an RDP server (e.g. xrdp)'}.get(method, 'that service')
     wanted = port or DEFAULT_METHOD_PORTS.get(method) or DEFAULT_METHOD_PORTS[native]
     return (f'use `{args.command(native)}`, or, if the VM runs {server} on port {wanted}: '
@@ -212,6 +212,6 @@ def decide(client, target_os, method, *, auth_type=None, custom_port=None, ip_co
 
 def _entra_alternative(row, target_os, port, args):
     if row.method == 'tunnel':
-        wanted = port or DEFAULT_METHOD_PORTS['rdp' if (target_os or '').lower() == 'windows' else 'ssh']
+        wanted = port or DEFAULT_METHOD_PORTS[native_method(target_os)]
         return f'{LOCAL_SIGN_IN["tunnel"]}: {tunnel_suggestion(args, wanted)}'
     return LOCAL_SIGN_IN[row.method]

@@ -8,7 +8,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from azext_bastion_native.bastion_facts import (
-    DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, ip_connect_ports_text, sku_limits, sku_name, subscription_of)
+    DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, host_label, ip_connect_ports_text, is_port, sku_limits,
+    sku_name, subscription_of)
 from azext_bastion_native.dataplane.protocol import Endpoint, Target
 from azext_bastion_native.errors import Kind, Refused
 
@@ -37,7 +38,7 @@ def check_arguments(request: ConnectRequest):
         raise PreflightError(kind, 'Give exactly one of --target-resource-id and --target-ip-address.',
                              'Use --target-resource-id with the VM resource ID (az vm show -g RG -n VM --query id), '
                              'or --target-ip-address with its private IP (IP connect).')
-    if not 1 <= int(request.resource_port) <= 65535:
+    if not is_port(request.resource_port):
         raise PreflightError(Kind.INVALID_ARGUMENT, f'--resource-port {request.resource_port} is not a port (1-65535).')
     if request.target_resource_id and not is_valid_resource_id(request.target_resource_id):
         raise PreflightError(Kind.INVALID_ARGUMENT,
@@ -90,7 +91,7 @@ def reach_refusal(request: ConnectRequest, reach):
 def plan_connection(host, request: ConnectRequest):
     """The Endpoint and Target for ``request`` through ``host`` (an azure-mgmt-network BastionHost)."""
     check_arguments(request)
-    label = f"Bastion host '{request.name}' in resource group '{request.resource_group}'"
+    label = host_label(request.resource_group, request.name)
     enable_command = f'az network bastion native-client enable -g {request.resource_group} -n {request.name}'
     sku = sku_name(host)
     developer = sku in DEVELOPER_SKUS

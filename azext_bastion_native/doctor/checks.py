@@ -9,7 +9,7 @@ from typing import Optional
 
 from azext_bastion_native.bastion_facts import (
     ASSUMED_TARGET_OS, DEFAULT_METHOD_PORTS, DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, in_cloud_shell,
-    ip_connect_ports_text, sku_name)
+    ip_connect_ports_text, native_method, sku_name)
 from azext_bastion_native.capabilities import CLIENT_LABELS, CapabilityRefused, CommandArgs, decide
 
 PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
@@ -218,7 +218,7 @@ def choose_method(method, port, os_type):
         return method
     if port is not None:
         return {default: method for method, default in DEFAULT_METHOD_PORTS.items()}.get(int(port), 'tunnel')
-    return 'rdp' if (os_type or '').lower() == 'windows' else 'ssh'
+    return native_method(os_type)
 
 
 def choose_port(port, method, os_type):
@@ -226,7 +226,7 @@ def choose_port(port, method, os_type):
         return int(port)
     if method in DEFAULT_METHOD_PORTS:
         return DEFAULT_METHOD_PORTS[method]
-    return DEFAULT_METHOD_PORTS['rdp' if (os_type or '').lower() == 'windows' else 'ssh']
+    return DEFAULT_METHOD_PORTS[native_method(os_type)]
 
 
 def check_method(client, method, os_type, asked: Asked):

@@ -10,6 +10,7 @@ import shutil
 from knack.log import get_logger
 
 from azext_bastion_native.doctor import checks
+from azext_bastion_native.bastion_facts import is_port
 from azext_bastion_native.capabilities import client_os
 from azext_bastion_native.errors import Kind, Refused
 
@@ -29,7 +30,7 @@ def _check_arguments(target_resource_id, target_ip_address, resource_port, metho
     if target_resource_id and target_ip_address:
         raise Refused('Give at most one of --target-resource-id and --target-ip-address.',
                       kind=Kind.MUTUALLY_EXCLUSIVE)
-    if resource_port is not None and not 1 <= int(resource_port) <= 65535:
+    if resource_port is not None and not is_port(resource_port):
         raise Refused(f'--resource-port {resource_port} is not a port (1-65535).', kind=Kind.INVALID_ARGUMENT)
     if method and method not in checks.METHODS:
         raise Refused(f'--method must be one of {", ".join(checks.METHODS)}.', kind=Kind.INVALID_ARGUMENT)

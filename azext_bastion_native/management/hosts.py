@@ -7,7 +7,7 @@ import re
 
 from azext_bastion_native.bastion_facts import (
     BASTION_NAME_RULE, BASTION_NAME_RULE_TEXT, DEVELOPER_SKUS, HOST_FEATURES, NATIVE_CLIENT_SKUS, SCALE_UNITS_RANGE,
-    SCALING_SKUS, SKUS, canonical_sku, sku_name)
+    SCALING_SKUS, SKUS, canonical_sku, host_label, sku_name)
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 
@@ -20,10 +20,6 @@ def check_host_name(name):
     if not BASTION_NAME_RULE.fullmatch(name or ''):
         raise Refused(f"'{name}' is not a valid Bastion host name: {BASTION_NAME_RULE_TEXT}.",
                       recommendation='Choose a name such as bastion-prod-01.', kind=Kind.INVALID_ARGUMENT)
-
-
-def host_label(resource_group, name):
-    return f"Bastion host '{name}' in resource group '{resource_group}'"
 
 
 def get_host(client, resource_group, name, for_wait=False):

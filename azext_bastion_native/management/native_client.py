@@ -2,7 +2,7 @@
 
 from knack.log import get_logger
 
-from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, sku_name
+from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, resource_group_of, sku_name
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management import hosts
 from azext_bastion_native.management.operations import confirm, wait_for
@@ -17,7 +17,7 @@ def describe(host):
     on = hosts.is_native_client_on(host)
     return {
         'name': host.name,
-        'resourceGroup': _resource_group(host.id),
+        'resourceGroup': resource_group_of(host.id),
         'sku': sku_name(host),
         'enableTunneling': bool(host.enable_tunneling),
         'enableIpConnect': bool(host.enable_ip_connect),
@@ -26,11 +26,6 @@ def describe(host):
         'clientOs': client,
         'methods': [capabilities.row_as_dict(row) for row in capabilities.rows_for_client(client)] if on else [],
     }
-
-
-def _resource_group(resource_id):
-    from azure.mgmt.core.tools import parse_resource_id
-    return parse_resource_id(resource_id or '').get('resource_group')
 
 
 def _confirm_change(question, yes):
