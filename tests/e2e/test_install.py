@@ -128,11 +128,16 @@ def wheelhouse():
     house = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'bastion-native',
                          f'wheelhouse-{key}')
     done = os.path.join(house, '.complete')
-    if not os.path.exists(done):
-        subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--only-binary=:all:', '-d', house, *pins],
-                       check=True, capture_output=True, timeout=600)
-        with open(done, 'w', encoding='utf-8') as marker:
-            marker.write('\n'.join(pins))
+    import fcntl
+    os.makedirs(os.path.dirname(house), exist_ok=True)
+    # one download at a time: tests/compat uses this fixture too, on the other pytest-xdist worker
+    with open(house + '.lock', 'w', encoding='utf-8') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(done):
+            subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--only-binary=:all:', '-d', house,
+                            *pins], check=True, capture_output=True, timeout=600)
+            with open(done, 'w', encoding='utf-8') as marker:
+                marker.write('\n'.join(pins))
     return house
 
 
