@@ -29,10 +29,25 @@ class BastionHosts:
         return list(self._clients.values())
 
     def refresh_tokens(self) -> None:
-        """Fetch any token that is close to expiry now, so no connection waits for MSAL (blocking)."""
+        """Fetch any token that is close to expiry now, so no connection waits for MSAL (blocking); and the Entra
+        SSH certificate of `ssh-config --auth-type aad` blocks, when there is one and it is due."""
         for token in list(self._tokens.values()):
             if token.peek() is None:
                 token()
+        self._renew_entra_certificate()
+
+    def _renew_entra_certificate(self) -> None:
+        from azext_bastion_native.clients.entra_files import renew_ahead
+        from azext_bastion_native.errors import Refused
+        try:
+            files = renew_ahead(self.cli_ctx)
+        except Exception as err:  # pylint: disable=broad-except
+            # the blocks' own check renews it before ssh reads it, and says why if it cannot
+            logger.warning('Entra ID SSH certificate not renewed ahead: %s',
+                           err.message if isinstance(err, Refused) else type(err).__name__)
+            return
+        if files is not None:
+            logger.info('Entra ID SSH certificate renewed ahead of expiry (login %s)', files.user)
 
     async def get(self, request: dict):
         from azext_bastion_native.connect.preflight import ConnectRequest, plan_connection

@@ -156,3 +156,34 @@ def renew_main():
         sys.stderr.write(said + ('' if 'az login' in said else ' Sign in again with `az login`.') + '\n')
         return 1
     return 0
+
+
+def renew_ahead(cli_ctx, now=None):
+    """For the connection agent, on its token round: the certificate of `--auth-type aad` blocks renewed once it is
+    due (the margin the blocks' own check uses), so that ssh finds it valid without waiting for Entra. Nothing when
+    the user has no such certificate (no directory is made) or when a block's check is renewing it right now (it
+    holds the lock). Returns the EntraFiles when renewed, else None."""
+    import fcntl
+    from azext_bastion_native.az_compat import entra_ssh_certificate
+    from .entra_cert import SCOPE_CONFIG, ssh_certificate_scope
+    config = os.environ.get('AZURE_CONFIG_DIR') or os.path.join(os.path.expanduser('~'), '.azure')
+    if not os.path.isfile(os.path.join(config, entra_refresh.DIRECTORY_NAME, entra_refresh.CERTIFICATE_NAME)):
+        return None
+    now = time.time() if now is None else now
+    directory = _open_directory()
+    try:
+        if not entra_refresh.renewal_due(entra_refresh.read_certificate(directory), now):
+            return None
+        lock = os.open(entra_refresh.LOCK_NAME, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o600, dir_fd=directory)
+    finally:
+        os.close(directory)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        scope = ssh_certificate_scope(cli_ctx.cloud.name, cli_ctx.config.get(*SCOPE_CONFIG, fallback=None))
+        files = ensure_certificate(lambda scopes, data: entra_ssh_certificate(cli_ctx, scopes, data), scope, now=now)
+        return files if files.renewed else None
+    finally:
+        os.close(lock)

@@ -96,7 +96,10 @@ def test_plain_ssh_signs_in_as_the_entra_principal_with_the_certificate(fleet, w
 
 
 def _put_expired_certificate(fleet, written):
-    """An expired certificate of the emulator's Entra for the blocks' key, in place of the valid one."""
+    """An expired certificate of the emulator's Entra for the blocks' key, in place of the valid one. The agent is
+    stopped first: a new one's first renewal round comes a minute after it starts, so what renews it is the blocks'
+    Match exec."""
+    fleet.az('network', 'bastion', 'agent', 'stop')
     with open(written['key'] + '.pub', encoding='ascii') as handle:
         public_key = handle.read().strip()
     answer = fleet.emulator.post('/_emulator/ssh-cert', json={'public_key': public_key, 'seconds': -30})

@@ -79,3 +79,42 @@ def test_a_directory_open_to_others_is_refused(config_dir):
         entra_files.ensure_certificate(Entra(), 's')
     assert 'private directory' in raised.value.message
     assert os.listdir(directory) == []
+
+
+class CliContext:
+    class cloud:  # pylint: disable=invalid-name,too-few-public-methods
+        name = 'AzureCloud'
+
+    class config:  # pylint: disable=invalid-name,too-few-public-methods
+        @staticmethod
+        def get(*_args, fallback=None):
+            return fallback
+
+
+def test_the_agent_renews_ahead_only_a_due_certificate_of_aad_blocks(config_dir, monkeypatch):
+    entra = Entra()
+    monkeypatch.setattr('azext_bastion_native.az_compat.entra_ssh_certificate',
+                        lambda cli_ctx, scopes, data: entra(scopes, data))
+    assert entra_files.renew_ahead(CliContext()) is None            # no aad blocks: nothing, no directory made
+    assert not config_dir.exists() and entra.requests == []
+    entra_files.ensure_certificate(entra, 's')
+    assert entra_files.renew_ahead(CliContext()) is None and len(entra.requests) == 1     # not due yet
+    later = time.time() + 3600 - entra_refresh.RENEW_MARGIN + 30
+    renewed = entra_files.renew_ahead(CliContext(), now=later)
+    assert renewed.renewed and len(entra.requests) == 2
+    assert entra.requests[1][0] == ['https://pas.windows.net/CheckMyAccess/Linux/.default']
+
+
+def test_the_agent_leaves_a_renewal_to_the_blocks_check_that_holds_the_lock(config_dir, monkeypatch):
+    import fcntl
+    entra = Entra()
+    monkeypatch.setattr('azext_bastion_native.az_compat.entra_ssh_certificate',
+                        lambda cli_ctx, scopes, data: entra(scopes, data))
+    entra_files.ensure_certificate(entra, 's')
+    held = os.open(str(config_dir / entra_refresh.DIRECTORY_NAME / entra_refresh.LOCK_NAME), os.O_WRONLY | os.O_CREAT)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        later = time.time() + 3600
+        assert entra_files.renew_ahead(CliContext(), now=later) is None and len(entra.requests) == 1
+    finally:
+        os.close(held)
