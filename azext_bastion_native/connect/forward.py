@@ -280,13 +280,17 @@ def check_running(cli_ctx, vm: KnownVm) -> None:
 
 
 def socks_resolver(resolver: TargetResolver):
-    """The SOCKS5 listener's ``resolve``: the same resolution on a worker thread; every failure a reply code."""
+    """The SOCKS5 listener's ``resolve``: the same resolution on a worker thread; every failure a reply code. A name
+    and port resolved once answer from memory after (as the VM list does: a hit is never read again), so a warm
+    SOCKS5 connection costs no thread hop."""
     import asyncio
     from azext_bastion_native.relay.socks import SocksRefused
+    resolved: Dict[Tuple[str, int], object] = {}
 
     def resolve_now(host_name, port):
         try:
-            return resolver.resolve(host_name, port).target
+            target = resolved[(host_name.lower(), port)] = resolver.resolve(host_name, port).target
+            return target
         except TargetRefused as refused:
             raise SocksRefused(refused.reply, refused.message) from None
         except Exception as err:  # pylint: disable=broad-except
@@ -295,6 +299,9 @@ def socks_resolver(resolver: TargetResolver):
                 from None
 
     async def resolve(request):
+        known = resolved.get((request.host.lower(), request.port))
+        if known is not None:
+            return known
         return await asyncio.get_running_loop().run_in_executor(None, resolve_now, request.host, request.port)
     return resolve
 

@@ -133,3 +133,28 @@ def test_a_miss_reads_the_group_again_at_most_every_few_seconds(monkeypatch):
     listed['web-2'] = KnownVm('web-2', 'apps', vm_id('web-2', 'apps'), VNET)        # created meanwhile
     now[0] += forward.REREAD_INTERVAL
     assert directory.find('web-2', 'apps').name == 'web-2' and reads == ['apps', 'apps']
+
+
+def test_socks_names_answer_from_memory_once_resolved_and_refusals_are_asked_again():
+    import asyncio
+    from azext_bastion_native.relay.socks import AddressType, ConnectRequest, SocksRefused
+    asked = []
+    counting = resolver()
+    real = counting.resolve
+
+    def resolve(vm_text, port):
+        asked.append(vm_text)
+        return real(vm_text, port)
+    counting.resolve = resolve
+    socks_resolve = forward.socks_resolver(counting)
+
+    async def scenario():
+        first = await socks_resolve(ConnectRequest('web-1', 22, AddressType.DOMAIN))
+        again = await socks_resolve(ConnectRequest('WEB-1', 22, AddressType.DOMAIN))
+        assert first == again and first.resource_id == vm_id('web-1', 'apps')
+        for _ in range(2):
+            with pytest.raises(SocksRefused) as refused:
+                await socks_resolve(ConnectRequest('no-such-vm', 22, AddressType.DOMAIN))
+            assert refused.value.reply is Reply.HOST_UNREACHABLE
+    asyncio.run(scenario())
+    assert asked == ['web-1', 'no-such-vm', 'no-such-vm']
