@@ -175,10 +175,10 @@ def test_native_client_show_session_list_and_nsg(oldest, az):
     refused_alike(oldest, az, 'native-client', 'enable', '-g', RG, '-n', 'basic-bastion', '--upgrade-sku')
 
 
-def _start_tunnel(oldest, vm_id, port):
+def _start_listening(oldest, command, *args):
+    """``tunnel`` or ``forward`` through the oldest az; (process, its JSON ready line)."""
     process = subprocess.Popen(  # pylint: disable=consider-using-with
-        [oldest.executable, 'network', 'bastion', 'tunnel', '-g', RG, '-n', HOST, '--target-resource-id', vm_id,
-         '--resource-port', str(port), '-o', 'json'],
+        [oldest.executable, 'network', 'bastion', command, '-g', RG, '-n', HOST, *map(str, args), '-o', 'json'],
         env=oldest.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     ready, _, _ = select.select([process.stdout], [], [], 60)
     line = process.stdout.readline() if ready else ''
@@ -190,20 +190,35 @@ def _start_tunnel(oldest, vm_id, port):
 
 def test_tunnel_with_session_list_while_connected(oldest, az, emulator, echo_vm):
     before = len(json_of(az('network', 'bastion', 'session', 'list', '-g', RG, '-n', HOST, '-o', 'json')))
-    process, ready = _start_tunnel(oldest, echo_vm, ECHO_PORT)
+    process, ready = _start_listening(oldest, 'tunnel', '--target-resource-id', echo_vm, '--resource-port', ECHO_PORT)
     try:
-        payload = os.urandom(256 * 1024)
         with socket.create_connection((ready['address'], ready['port']), timeout=30) as conn:
-            conn.sendall(payload)
-            received = b''
-            while len(received) < len(payload):
-                chunk = conn.recv(65536)
-                assert chunk
-                received += chunk
-            assert received == payload
+            _echoed(conn, os.urandom(256 * 1024))
             sessions = same_on_both(oldest, az, 'session', 'list', '-g', RG, '-n', HOST,
                                     volatile=('sessionDurationInMins',))
             assert len(sessions) == before + 1 and 'linux-vm' in [s['targetHostName'] for s in sessions]
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 130
+    assert sessions_drain(emulator)
+
+
+def _echoed(conn, payload):
+    conn.sendall(payload)
+    received = b''
+    while len(received) < len(payload):
+        chunk = conn.recv(65536)
+        assert chunk
+        received += chunk
+    assert received == payload
+
+
+def test_forward_a_local_port_to_a_vm_by_name(oldest, emulator, echo_vm):
+    process, ready = _start_listening(oldest, 'forward', '-L', f'0:linux-vm:{ECHO_PORT}')
+    try:
+        [forwarded] = ready['forwards']
+        with socket.create_connection((forwarded['address'], forwarded['port']), timeout=30) as conn:
+            _echoed(conn, b'forwarded through the oldest az')
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(20) == 130
