@@ -329,9 +329,10 @@ def _ssh_config_and_file_arguments(self):
         c.argument('auth_type', options_list=['--auth-type'], arg_type=get_enum_type(['ssh-key', 'aad']),
                    help='aad: sign in with Entra ID (VMs with AADSSHLoginForLinux): the blocks name your key pair '
                         'and Entra SSH certificate (kept 0600 in a private directory of your az configuration) and '
-                        'the login name in that certificate; before every ssh a `Match exec` line has the '
-                        'connection agent renew the certificate when it is about to expire. Default: the VM\'s admin '
-                        'user (or --username) with your own keys (--ssh-key or ssh\'s defaults).')
+                        'the login name in that certificate; before every ssh a `Match exec` line renews the '
+                        'certificate with your az sign-in when less than 5 minutes are left (a running connection '
+                        'agent renews it ahead). Not on Windows. Default: the VM\'s admin user (or --username) with '
+                        'your own keys (--ssh-key or ssh\'s defaults).')
 
     with self.argument_context('network bastion file') as c:
         c.argument('auth_type', arg_type=get_enum_type(['password', 'ssh-key']),
