@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up (scripts/bootstrap.sh, and scripts/bootstrap_oldest_az.sh for the oldest supported azure-cli)
-# and run the whole suite: house checks (flake8, pylint), then pytest (unit, emulator, end to end, and the smoke set
-# through the oldest az in tests/compat). Extra arguments go to pytest, e.g. `scripts/test.sh -k tunnel`.
+# and run the whole suite: house checks (flake8, pylint, mypy), then pytest (unit, emulator, end to end, and the smoke
+# set through the oldest az in tests/compat). Extra arguments go to pytest, e.g. `scripts/test.sh -k tunnel`.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/bootstrap.sh" || exit 1
@@ -15,6 +15,8 @@ echo "== flake8"
 "$venv/bin/python" -m flake8 azext_bastion_native || status=1
 echo "== pylint"
 "$venv/bin/python" -m pylint --rcfile=pylintrc azext_bastion_native || status=1
+echo "== mypy"
+"$venv/bin/python" -m mypy azext_bastion_native || status=1
 echo "== pytest"
 # Two workers (this is a 2-core machine; most e2e time is az start-up), each with its own emulator and sshd; a
 # file's tests stay on one worker so its module fixtures are built once. BASTION_NATIVE_TEST_WORKERS=0 runs serially.

@@ -6,6 +6,7 @@ raises PreflightError; the CLI glue turns that into azclierror types."""
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Optional
 
 from azext_bastion_native.bastion_facts import (
     DEVELOPER_SKUS, IP_CONNECT_PORTS, NATIVE_CLIENT_SKUS, host_label, ip_connect_ports_text, is_port, sku_limits,
@@ -26,8 +27,8 @@ class ConnectRequest:
     resource_group: str
     name: str
     resource_port: int
-    target_resource_id: str = None
-    target_ip_address: str = None
+    target_resource_id: Optional[str] = None
+    target_ip_address: Optional[str] = None
 
 
 def check_arguments(request: ConnectRequest):
@@ -120,9 +121,9 @@ def plan_connection(host, request: ConnectRequest):
                              f'Wait for it: az network bastion wait -g {request.resource_group} -n {request.name} '
                              '--created')
     endpoint = Endpoint(host=dns_name, developer=developer, bastion_resource_id=getattr(host, 'id', '') or '')
-    if request.target_ip_address:
-        target = Target.for_ip(subscription_of(getattr(host, 'id', '')) or '', request.resource_group,
-                               request.target_ip_address, int(request.resource_port))
-    else:
+    if request.target_resource_id:      # check_arguments: exactly one of the two
         target = Target(request.target_resource_id, int(request.resource_port))
+    else:
+        target = Target.for_ip(subscription_of(getattr(host, 'id', '')) or '', request.resource_group,
+                               request.target_ip_address or '', int(request.resource_port))
     return endpoint, target

@@ -6,7 +6,7 @@ request (never when anything arrived beyond the answer). The asyncio layer (http
 """
 
 import json
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlencode, urlsplit
 
 import h11
@@ -55,7 +55,7 @@ class ClientConnection:
         self._reset()
 
     def _reset(self) -> None:
-        self._head: Tuple[int, dict] = (0, {})      # the real answer's status and headers, once they came
+        self._head: Tuple[int, Dict[Any, Any]] = (0, {})      # the real answer's status and headers, once they came
         self._body = bytearray()
         self._received = 0
         self._interim = 0

@@ -39,7 +39,7 @@ class _Wire(asyncio.Protocol):  # pylint: disable=too-many-instance-attributes
         self._buffer = bytearray()
         self._eof = False
         self._paused = False
-        self._waiter: Optional[asyncio.Future] = None
+        self._waiter: 'Optional[asyncio.Future[None]]' = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # create_connection: a Transport

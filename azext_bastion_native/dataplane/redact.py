@@ -7,7 +7,7 @@ websockets' InvalidProxy message quotes a proxy URL) are removed too."""
 import logging
 import re
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, TYPE_CHECKING
 
 REDACTED = '<redacted>'
 
@@ -65,7 +65,13 @@ def install_log_redaction() -> None:
             logger.addFilter(_REDACTOR)
 
 
-class WebsocketLogger(logging.LoggerAdapter):
+if TYPE_CHECKING:
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]      # generic for the type checker only (3.11+ at run time)
+else:
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class WebsocketLogger(_LoggerAdapter):
     """The ``logger=`` we hand to websockets: it reports nothing below INFO (websockets would otherwise log
     the handshake path, which holds the websocket token, and one line per frame) and redacts the rest."""
 

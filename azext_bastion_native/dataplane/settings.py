@@ -107,10 +107,8 @@ class ResumingContext(ssl.SSLContext):
         return True
 
     def _resumable(self) -> Dict[Any, ssl.SSLSession]:
-        try:
-            return self.__dict__['resumable_sessions']
-        except KeyError:
-            return self.__dict__.setdefault('resumable_sessions', {})
+        sessions: Dict[Any, ssl.SSLSession] = self.__dict__.setdefault('resumable_sessions', {})
+        return sessions
 
 
 def _bypassed(host: str, port: int, no_proxy: str) -> bool:

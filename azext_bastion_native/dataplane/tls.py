@@ -12,6 +12,7 @@ import ssl
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional, Union, cast
 
+# What the engine reads and writes: the one alias for it (relay/ imports it from here).
 Bytes = Union[bytes, bytearray, memoryview]
 HANDSHAKE_READ = 16 * 1024      # read, and plaintext taken, per call while opening (a TLS record is at most 16 KiB)
 RECORD_SIZE = 16 * 1024         # the most plaintext one TLS record carries, so one read (RFC 8446 section 5.1)

@@ -9,7 +9,7 @@ import asyncio
 import collections
 import logging
 import ssl
-from typing import DefaultDict, Deque, Optional
+from typing import Any, DefaultDict, Deque, Optional
 
 from .tls import TlsConnection, connect_tls
 
@@ -68,7 +68,7 @@ class WarmConnections:
         self._pending.clear()
 
 
-def _close(task: asyncio.Future) -> None:
+def _close(task: 'asyncio.Future[Any]') -> None:
     if not task.done():
         task.cancel()
         return

@@ -147,7 +147,8 @@ async def open_websocket(url: str, *, ssl_context: Optional[ssl.SSLContext], war
                          proxy: Optional[str] = None, proxy_ssl: Optional[ssl.SSLContext] = None,
                          headers: Optional[Mapping[str, str]] = None, max_size: Optional[int] = 4 * 1024 * 1024,
                          open_timeout: float = 15.0, close_timeout: float = 5.0,
-                         logger: Union[logging.Logger, logging.LoggerAdapter, None] = None) -> OpenedWebsocket:
+                         logger: Union[logging.Logger, 'logging.LoggerAdapter[logging.Logger]', None] = None,
+                         ) -> OpenedWebsocket:
     """Open the websocket at ``url`` (binary frames, no extensions) over ``warm`` (an idle TLS connection to its
     host) when given, else through ``proxy`` (http:// or https://; ``proxy_ssl`` for the latter) or directly.
 

@@ -239,7 +239,7 @@ def check_method(client, method, os_type, asked: Asked):
         row = decide(client, target_os, method, custom_port=port if method != 'tunnel' else None,
                      ip_connect=bool(asked.target_ip_address), args=asked.command_args())
     except CapabilityRefused as refused:
-        return CheckRow('Method', FAIL, refused.message + assumed, refused.recommendation)
+        return CheckRow('Method', FAIL, refused.message + assumed, refused.recommendation or '')
     return CheckRow('Method', PASS, f'{method} on port {port}{assumed}: {row.describe()}, {row.source()}.')
 
 

@@ -13,11 +13,11 @@ frame) goes, with everything after it, to websockets' parser.
 
 import os
 import struct
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple
 
-from websockets.frames import apply_mask  # type: ignore[attr-defined]  # its C speedup where built, re-exported
+from websockets.frames import apply_mask  # its C speedup where built, re-exported
 
-Bytes = Union[bytes, bytearray, memoryview]
+from ..dataplane.tls import Bytes
 
 MASK_POOL = 4096                # masking keys drawn from the OS 1024 at a time (one getrandom call, not one each)
 

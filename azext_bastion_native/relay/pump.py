@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosedOK
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from ..dataplane.tls import RECORD_SIZE
+from ..dataplane.tls import RECORD_SIZE, Bytes
 from ..dataplane.websocket import OpenedWebsocket
 from .frames import MaskKeys, ServerFrameReader, binary_frame
 
@@ -48,7 +48,6 @@ LOCAL_CLOSE_TIMEOUT = 5.0       # seconds to flush the local side before giving 
 STOP_TIMEOUT = 1.0              # on a stop, seconds for each side's polite close before cutting it
 
 _DATA_OPCODES = (Opcode.BINARY, Opcode.CONT, Opcode.TEXT)
-Bytes = Union[bytes, bytearray, memoryview]
 
 
 @dataclass

@@ -7,15 +7,15 @@ import enum
 import ipaddress
 import struct
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional
+
+from ..dataplane.tls import Bytes
 
 VERSION = 5
 NO_AUTHENTICATION = 0x00
 NO_ACCEPTABLE_METHOD = 0xFF
 CONNECT = 0x01
 RESERVED = 0x00
-
-Bytes = Union[bytes, bytearray, memoryview]
 
 
 class AddressType(enum.IntEnum):

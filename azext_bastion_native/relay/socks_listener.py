@@ -9,8 +9,9 @@ from typing import Any, Awaitable, Callable, Optional
 
 from ..dataplane import DataPlaneError
 from ..dataplane.protocol import Target
+from ..dataplane.tls import Bytes
 from .connection import Opening, relay_connection
-from .pump import Bytes, LocalEnd
+from .pump import LocalEnd
 from .socks import ConnectRequest, Reply, ServerHandshake, SocksRefused
 from .tunnel import Listener
 

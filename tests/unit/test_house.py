@@ -183,3 +183,23 @@ def test_relay_and_dataplane_import_nothing_from_azure_cli():
                  if path.split(os.sep)[1] in ('relay', 'dataplane') and re.search(r'^\s*(from|import) azure\.cli',
                                                                                   text, re.MULTILINE)]
     assert offenders == []
+
+
+@pytest.mark.parametrize('package, strict', [('dataplane', True), ('relay', True), ('nsg', True), ('connect', False)])
+def test_mypy_checks_dataplane_relay_and_nsg_strictly(tmp_path, package, strict):
+    """mypy.ini: an untyped function is an error in dataplane/, relay/ and nsg/, not elsewhere; a wrong type is an
+    error everywhere."""
+    root = tmp_path / 'azext_bastion_native'
+    (root / package).mkdir(parents=True)
+    (root / '__init__.py').write_text('')
+    (root / package / '__init__.py').write_text('')
+    (root / package / 'untyped.py').write_text('def double(x):\n    return x * 2\n')
+    (root / package / 'wrong.py').write_text('def name() -> str:\n    return 1\n')
+    config = os.path.join(REPO, 'mypy.ini')
+
+    def mypy(module):
+        return subprocess.run([sys.executable, '-m', 'mypy', '--config-file', config, '--no-incremental', '-m',
+                               f'azext_bastion_native.{package}.{module}'], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+    assert (mypy('untyped').returncode != 0) is strict
+    assert mypy('wrong').returncode != 0
