@@ -184,8 +184,9 @@ def file_transfer_command(cmd, resource_group_name, name, target_resource_id, au
     transfer = Transfer(direction, source, destination, bool(recursive))
     key_path, scp_program = _refuse_before_network(cmd.cli_ctx, environment.client, transfer, auth_type, username,
                                                    ssh_key, environment.which)
-    port = int(resource_port) if resource_port is not None else DEFAULT_METHOD_PORTS['ssh']
-    request = argument_checks.connect_request(resource_group_name, name, target_resource_id, None, port)
+    request = argument_checks.connect_request(
+        resource_group_name, name, target_resource_id, None,
+        int(resource_port) if resource_port is not None else DEFAULT_METHOD_PORTS['ssh'])
     resolved = resolve.resolve_destination(cmd.cli_ctx, request)
     login = SshLogin(auth_type, username or resolved.admin_username, key_path)
     exit_with(lambda: run_transfer(
