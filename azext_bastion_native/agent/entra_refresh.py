@@ -16,10 +16,8 @@ sys.path).
 The key pair and certificate live in a private (0700) directory of the user's az configuration directory
 (bastion-entra-ssh), beside its sign-in: one key pair and certificate per user and sign-in, not per VM."""
 
-import base64
 import binascii
 import os
-import struct
 import sys
 import time
 
@@ -54,9 +52,14 @@ def _proxy_helper():
     return _LOADED['proxy_helper']
 
 
+def _number(data, offset, size):
+    if offset + size > len(data):
+        raise ValueError('truncated certificate')
+    return int.from_bytes(data[offset:offset + size], 'big'), offset + size
+
+
 def _string(data, offset):
-    (length,) = struct.unpack_from('>I', data, offset)
-    start = offset + 4
+    length, start = _number(data, offset, 4)
     if start + length > len(data):
         raise ValueError('truncated certificate')
     return data[start:start + length], start + length
@@ -68,23 +71,20 @@ def valid_before(certificate_line):
     words = certificate_line.split()
     if len(words) < 2 or words[0].encode('ascii', 'replace') != _RSA_CERTIFICATE:
         raise ValueError('not an ssh-rsa-cert-v01@openssh.com certificate')
-    try:
-        data = base64.b64decode(words[1], validate=True)
+    try:    # binascii rather than base64, whose import (re) would cost more than the rest of this check
+        data = binascii.a2b_base64(words[1].encode('ascii', 'replace'), strict_mode=True)
     except (binascii.Error, ValueError):
         raise ValueError('not base64') from None
-    try:
-        kind, offset = _string(data, 0)
-        if kind != _RSA_CERTIFICATE:
-            raise ValueError('the certificate says another type')
-        for _ in ('nonce', 'e', 'n'):
-            _, offset = _string(data, offset)
-        offset += 8 + 4             # serial, type
-        for _ in ('key id', 'valid principals'):
-            _, offset = _string(data, offset)
-        _, before = struct.unpack_from('>QQ', data, offset)
-    except struct.error:
-        raise ValueError('truncated certificate') from None
-    return before
+    kind, offset = _string(data, 0)
+    if kind != _RSA_CERTIFICATE:
+        raise ValueError('the certificate says another type')
+    for _ in ('nonce', 'e', 'n'):
+        _, offset = _string(data, offset)
+    offset += 8 + 4             # serial, type
+    for _ in ('key id', 'valid principals'):
+        _, offset = _string(data, offset)
+    _, offset = _number(data, offset, 8)            # valid after
+    return _number(data, offset, 8)[0]
 
 
 def renewal_due(certificate_line, now, margin=RENEW_MARGIN):
@@ -115,6 +115,25 @@ def read_certificate(directory):
     except OSError:
         return None
     with os.fdopen(descriptor, 'rb') as handle:
+        return handle.read(MAX_CERTIFICATE).decode('ascii', 'replace').strip() or None
+
+
+def _certificate_at_a_glance(environ=None):
+    """The certificate line, read by path without proxy_helper (whose imports cost more than the rest of a check
+    that finds it valid): a file of ours, not a symlink, that others may not write, else None (the renewal then
+    opens the private directory with every check)."""
+    environ = os.environ if environ is None else environ
+    home = environ.get('HOME') or os.path.expanduser('~')
+    path = os.path.join(environ.get('AZURE_CONFIG_DIR') or os.path.join(home, '.azure'), DIRECTORY_NAME,
+                        CERTIFICATE_NAME)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0))
+    except OSError:
+        return None
+    with os.fdopen(descriptor, 'rb') as handle:
+        info = os.fstat(descriptor)
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return None
         return handle.read(MAX_CERTIFICATE).decode('ascii', 'replace').strip() or None
 
 
@@ -159,6 +178,8 @@ def main(argv):
     if len(argv) != 1:
         sys.stderr.write('usage: entra_refresh.py\n')
         return 2
+    if not renewal_due(_certificate_at_a_glance(), time.time()):
+        return 0
     helper = _proxy_helper()
     try:
         directory = credentials_directory()
