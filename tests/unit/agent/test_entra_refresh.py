@@ -69,3 +69,19 @@ def test_the_script_renews_an_expired_certificate_with_az_and_says_in_one_line_w
     assert result.stderr.startswith(entra_refresh.ERROR_PREFIX) and 'az login' in result.stderr
     assert len(result.stderr.splitlines()) == 1 and 'Traceback' not in result.stderr
     assert expired.split()[1] not in result.stderr
+
+
+def test_the_quick_look_takes_only_a_certificate_file_of_ours_that_others_cannot_write(tmp_path):
+    environ = {'AZURE_CONFIG_DIR': str(tmp_path), 'HOME': str(tmp_path)}
+    line = _certificate(3600)
+    _place(tmp_path, line)
+    path = tmp_path / entra_refresh.DIRECTORY_NAME / entra_refresh.CERTIFICATE_NAME
+    path.chmod(0o600)
+    # pylint: disable=protected-access
+    assert entra_refresh._certificate_at_a_glance(environ) == line
+    path.chmod(0o666)
+    assert entra_refresh._certificate_at_a_glance(environ) is None      # then the checked, private way
+    path.chmod(0o600)
+    path.rename(tmp_path / 'elsewhere')
+    path.symlink_to(tmp_path / 'elsewhere')
+    assert entra_refresh._certificate_at_a_glance(environ) is None
