@@ -6,9 +6,11 @@ fleet (bastion_emulator.testing.fleet: an emulator, az signed in, 8 VMs each wit
   same run), median of --runs, for (a) the agent warm, (b) the agent cold (stopped before each run: the helper
   starts it), (c) `az network bastion proxy` as ProxyCommand (--no-agent). Targets: warm <= 50 ms; cold <= proxy.
 - `ansible all -m ping` wall time across the 8 VMs, through the agent and through the proxy path.
-- The agent's RSS idle, and with 64 live connections (8 to each VM's sshd, waiting in its login grace time).
+- The agent's RSS idle (after one connection has come and gone: its one-off costs - the data-plane client, TLS
+  context, imports - are not a live connection's), with 64 live connections (8 to each VM's sshd, waiting in its
+  login grace time), and a few seconds after they closed; the growth per live connection.
 
-    .venv/bin/python bench/fleet.py [--runs 20] [--json out.json]
+    .venv/bin/python bench/fleet.py [--runs 20] [--memory-only] [--json out.json]
 """
 import argparse
 import json
@@ -30,6 +32,7 @@ from azext_bastion_native.agent import proxy_helper  # noqa: E402  pylint: disab
 ANSIBLE = str(Path(sys.executable).parent / 'ansible')
 WARM_TARGET_MS = 50
 LIVE_CONNECTIONS = 64
+SETTLE_S = 3.0          # seconds after connections close before RSS is read (freed memory is trimmed after 1 s)
 
 
 def _run(argv, env, timeout=300):
@@ -55,8 +58,8 @@ def _stop_agent(env):
     """Stop through the socket (no az start-up) and wait for the process to be gone."""
     paths = proxy_helper.agent_paths(env)
     try:
-        sock = proxy_helper._connect(paths.socket)  # pylint: disable=protected-access
-    except OSError:
+        sock = proxy_helper.connect_agent(paths)
+    except (OSError, proxy_helper.AgentUnavailable):
         return
     with sock:
         answer, _ = proxy_helper.ask(sock, {'v': proxy_helper.PROTOCOL_VERSION, 'op': 'stop'}, timeout=10)
@@ -139,34 +142,56 @@ def measure_ansible(fleet, home):
     return result
 
 
+def _helpers(fleet, env, count):
+    """``count`` proxy helpers, each a live connection through the agent to a VM's sshd (round robin)."""
+    return [subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, '-I', '-S', proxy_helper.__file__, 'demo-rg', 'demo-bastion',
+         fleet.vm_id(f'web-{number % len(fleet.sshds) + 1}'), '22', '-', *_az(env)],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for number in range(count)]
+
+
+def _until_live(env, count, timeout=120):
+    deadline = time.monotonic() + timeout
+    status = {}
+    while time.monotonic() < deadline:
+        _, status = _agent_pid(env)
+        if status.get('liveConnections') == count:
+            break
+        time.sleep(0.5)
+    return status
+
+
 def measure_memory(fleet):
     env = fleet.az_env
     _stop_agent(env)
     subprocess.run([*_az(env), 'network', 'bastion', 'agent', 'start'], env=env, check=True, capture_output=True)
     pid, _ = _agent_pid(env)
-    time.sleep(1.5)
-    result = {'agent_rss_idle_mib': round(_rss_mib(pid), 1)}
+    warm = _helpers(fleet, env, 1)          # the one-off costs of a first connection, then idle again
+    _until_live(env, 1)
+    for helper in warm:
+        helper.kill()
+        helper.wait()
+    _until_live(env, 0)
+    time.sleep(SETTLE_S)
+    idle = _rss_mib(pid)
+    result = {'agent_rss_idle_mib': round(idle, 1)}
     helpers = []
     try:
-        for number in range(LIVE_CONNECTIONS):
-            vm = f'web-{number % len(fleet.sshds) + 1}'
-            helpers.append(subprocess.Popen(  # pylint: disable=consider-using-with
-                [sys.executable, '-I', '-S', proxy_helper.__file__, 'demo-rg', 'demo-bastion', fleet.vm_id(vm), '22',
-                 '-', *_az(env)], env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 120
-        status = {}
-        while time.monotonic() < deadline:
-            _, status = _agent_pid(env)
-            if status.get('liveConnections') == LIVE_CONNECTIONS:
-                break
-            time.sleep(0.5)
+        helpers = _helpers(fleet, env, LIVE_CONNECTIONS)
+        status = _until_live(env, LIVE_CONNECTIONS)
         result['live_connections'] = status.get('liveConnections')
         result['sessions_open'] = status.get('sessionsOpen')
-        result[f'agent_rss_{LIVE_CONNECTIONS}_live_mib'] = round(_rss_mib(pid), 1)
+        live = _rss_mib(pid)
+        result[f'agent_rss_{LIVE_CONNECTIONS}_live_mib'] = round(live, 1)
+        result['agent_rss_mib_per_live_connection'] = round((live - idle) / LIVE_CONNECTIONS, 3)
     finally:
         for helper in helpers:
             helper.kill()
             helper.wait()
+    _until_live(env, 0)
+    time.sleep(SETTLE_S)
+    result['agent_rss_after_mib'] = round(_rss_mib(pid), 1)
     _stop_agent(env)
     return result
 
@@ -174,6 +199,7 @@ def measure_memory(fleet):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--runs', type=int, default=20)
+    parser.add_argument('--memory-only', action='store_true', help="only the agent's memory figures")
     parser.add_argument('--json', help='also write the JSON here')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='bastion-fleet-bench-') as workdir:
@@ -185,9 +211,11 @@ def main():
         try:
             home = workdir / 'home'
             home.mkdir()
-            configs = _configs(fleet, home)
-            result = measure_connections(fleet, configs, args.runs)
-            result.update(measure_ansible(fleet, home))
+            result = {}
+            if not args.memory_only:
+                configs = _configs(fleet, home)
+                result = measure_connections(fleet, configs, args.runs)
+                result.update(measure_ansible(fleet, home))
             result.update(measure_memory(fleet))
         finally:
             _stop_agent(fleet.az_env)
