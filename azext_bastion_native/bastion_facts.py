@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 
-# SKUs whose hosts have the native client switch (enableTunneling); DESIGN.md section 2.
+# SKUs whose hosts have the native client switch (enableTunneling).
 NATIVE_CLIENT_SKUS = ('Standard', 'Premium')
 # SKUs served from the shared developer endpoint: native client without the switch, no IP connect.
 DEVELOPER_SKUS = ('Developer', 'QuickConnect')
@@ -37,7 +37,7 @@ HOST_FEATURES = (
 )
 SCALE_UNITS_RANGE = (2, 50)                 # bastionHost.json scaleUnits minimum/maximum
 SCALING_SKUS = ('Standard', 'Premium')      # "Host scaling": other SKUs have a fixed 2 units
-# IP-based connect only reaches these ports upstream (DESIGN.md section 4).
+# IP-based connect only reaches these ports upstream.
 IP_CONNECT_PORTS = (22, 3389)
 # The port each connect method uses when none is given; another port is the table's "custom port".
 # The tunnel has none: its --resource-port is the target itself.

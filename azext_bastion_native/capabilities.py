@@ -1,4 +1,4 @@
-"""Capability matrix of Azure Bastion's native client (DESIGN.md section 3) and the dispatch decision.
+"""Capability matrix of Azure Bastion's native client and the dispatch decision.
 
 The support table of Azure Bastion's documentation (which native client can reach which VM, how, with which
 features) as data, with the rows this extension adds, and what to run instead when a combination is refused; the

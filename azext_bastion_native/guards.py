@@ -1,6 +1,6 @@
 """Cloud Shell, Key Vault key references, SSH key files, and capability checks.
 
-The documentation's limitations as guards (DESIGN.md section 4): refuse early, with the fix, before any network call.
+The documentation's limitations as guards: refuse early, with the fix, before any network call.
 Each refusal is an errors.Refused; the command boundary shows it as the CLI's typed error."""
 
 import os

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Tunnel benchmark (DESIGN.md section 8). One command:
+"""Tunnel benchmark (docs/ARCHITECTURE.md, Measurements). One command:
 
     .venv/bin/python bench/run.py [--size-mib 512] [--repeats 3] [--json results.json]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Start-up cost of the extension (DESIGN.md section 8): `az network bastion -h` against `az network -h`,
+"""Start-up cost of the extension (docs/ARCHITECTURE.md, Measurements): `az network bastion -h` against `az network -h`,
 measured in the same run, median of N alternating runs each. Target: no slower by more than 50 ms.
 
     .venv/bin/python bench/startup.py [--runs 9] [--json out.json]

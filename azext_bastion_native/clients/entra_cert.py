@@ -1,7 +1,7 @@
 """Ephemeral key pair + Entra-issued OpenSSH certificate for `--auth-type aad`.
 
 Entra ID (AAD) sign-in to Linux VMs: an ephemeral RSA key pair, and an OpenSSH user certificate for its public key
-that Entra issues (token_type=ssh-cert). Same wire facts as the upstream `ssh` extension (DESIGN.md section 6),
+that Entra issues (token_type=ssh-cert). Same wire facts as the upstream `ssh` extension,
 without depending on it. The caller owns the directory and deletes it."""
 
 import base64

@@ -58,9 +58,6 @@ class TlsSession:
             self.closed = True
         return count
 
-    def encrypt(self, data: Bytes) -> None:
-        self._ssl.write(data)
-
     def output(self) -> bytes:
         """Ciphertext to send (b'' when none)."""
         return self._outgoing.read() if self._outgoing.pending else b''

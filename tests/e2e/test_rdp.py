@@ -56,7 +56,7 @@ def _free_port():
 
 @pytest.fixture(scope='module')
 def xrdp_server(tmp_path_factory):
-    """A real xrdp on a loopback port, with its own config and log (Debian's recipe, DESIGN.md section 10)."""
+    """A real xrdp on a loopback port, with its own config and log (Debian's recipe)."""
     missing = [name for name, path in RDP_TOOLS.items() if not path]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (apt-get install xrdp freerdp2-x11 xvfb)")

@@ -5,7 +5,7 @@ from azext_bastion_native import capabilities
 from azext_bastion_native.capabilities import CapabilityRefused, decide, find_row, rows_for_client, client_os
 
 DOCUMENTED_ROWS = [
-    # client, target, method, entra, file transfer, concurrent, custom port  (DESIGN.md section 3)
+    # client, target, method, entra, file transfer, concurrent, custom port
     ('windows', 'windows', 'rdp', True, True, True, True),
     ('windows', 'linux', 'ssh', True, False, True, True),
     ('windows', 'any', 'tunnel', False, True, False, False),

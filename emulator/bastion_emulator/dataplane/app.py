@@ -1,4 +1,4 @@
-"""The Bastion data plane (DESIGN.md section 6) and the emulator's data-plane test hooks.
+"""The Bastion data plane (docs/ARCHITECTURE.md, The emulator) and the emulator's data-plane test hooks.
 
 Entry points the server uses:
 
