@@ -1,6 +1,8 @@
-"""Stale private directories: removed when their owner process is provably gone, kept otherwise."""
+"""clients/tempfiles.py: private directories and files (0700/0600, removed on the way out, never overwritten or
+followed), and stale private directories (removed when their owner process is provably gone, kept otherwise)."""
 
 import os
+import stat
 import subprocess
 import sys
 
@@ -51,3 +53,30 @@ def test_private_directory_names_its_owner_and_removes_stale_ones_first(tmp_path
         with open(os.path.join(directory, tempfiles.OWNER_FILE), encoding='ascii') as handle:
             assert int(handle.read()) == os.getpid()
     assert not os.path.exists(directory)
+
+
+@pytest.mark.skipif(os.name == 'nt', reason='POSIX modes')
+def test_private_directory_is_0700_with_0600_files_and_is_removed():
+    with tempfiles.private_directory() as directory:
+        path = tempfiles.write_private_file(os.path.join(directory, 'secret'), 'data')
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with open(path, encoding='utf-8') as handle:
+            assert handle.read() == 'data'
+    assert not os.path.exists(directory)
+
+
+def test_private_directory_is_removed_when_interrupted():
+    with pytest.raises(KeyboardInterrupt):
+        with tempfiles.private_directory() as directory:
+            tempfiles.write_private_file(os.path.join(directory, 'key'), b'k')
+            raise KeyboardInterrupt
+    assert not os.path.exists(directory)
+
+
+def test_private_file_never_overwrites_or_follows(tmp_path):
+    existing = tmp_path / 'existing'
+    existing.write_text('keep')
+    with pytest.raises(FileExistsError):
+        tempfiles.write_private_file(str(existing), 'new')
+    assert existing.read_text() == 'keep'

@@ -1,8 +1,6 @@
 """The ARM token cache: every session gets a token with at least 5 minutes left, fetched only when needed."""
 
-import datetime
 
-from azext_bastion_native.connect.arm_token import token_expiry
 from azext_bastion_native.dataplane.tokens import REFRESH_MARGIN, CachedToken
 
 
@@ -52,10 +50,3 @@ def test_unknown_expiry_is_never_cached_and_repr_hides_the_token():
     tokens()
     assert len(calls) == 2 and tokens.peek() is None
     assert 'SECRET' not in repr(tokens)
-
-
-def test_token_expiry_reads_both_azure_cli_shapes():
-    assert token_expiry({'expires_on': 1795900253, 'expiresOn': 'ignored'}) == 1795900253.0
-    local = datetime.datetime(2030, 1, 2, 3, 4, 5)
-    assert token_expiry({'expiresOn': local.strftime('%Y-%m-%d %H:%M:%S.%f')}) == local.timestamp()
-    assert token_expiry({'expiresOn': 'soon'}) is None and token_expiry(None) is None

@@ -1,11 +1,10 @@
-"""The SKU rules create/update check before sending, and the api-version pin, without ARM."""
+"""management/hosts.py: the SKU rules create/update check before sending, list and delete, without ARM."""
 
 import pytest
 from azure.cli.core import azclierror
 
 from azext_bastion_native.bastion_facts import HOST_FEATURES
 from azext_bastion_native.management import hosts
-from azext_bastion_native.management.api_version import NETWORK_API_VERSION, pin_api_version
 from tests.unit.boundary import raises_as
 
 
@@ -60,13 +59,6 @@ def test_features_from_flags_by_parameter_name():
     assert features['enableFileCopy'] is True and features['enableShareableLink'] is False
     assert features['enableSessionRecording'] is None and features['enableTunneling'] is None
     assert hosts.sdk_attribute('enablePrivateOnlyBastion') == 'enable_private_only_bastion'
-
-
-def test_pin_changes_only_the_api_version():
-    url = ('https://management.azure.com/subscriptions/s/providers/Microsoft.Network/bastionHosts'
-           '?$filter=a%20eq%20b&API-Version=2026-03-01&$skiptoken=x%2By')
-    assert pin_api_version(url) == url.replace('2026-03-01', NETWORK_API_VERSION)
-    assert pin_api_version('https://h/p?x=1') == 'https://h/p?x=1'
 
 
 class _Hosts:
