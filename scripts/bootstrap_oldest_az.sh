@@ -9,7 +9,7 @@
 #     azure-mgmt-core 1.6's azure-core>=1.32.0): an older az ships an older azure-core, and the az's copy is the one
 #     the extension imports (azure-cli appends the extension's folder to sys.path behind its own packages).
 #
-# Cached by a stamp of the pins: a second run with nothing changed takes well under a second. About two minutes
+# Cached by a stamp of the pins: a second run with nothing changed takes well under a second. A few minutes
 # the first time. Called by scripts/test.sh; BASTION_NATIVE_SKIP_OLDEST_AZ=1 skips it (the smoke set then skips).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +41,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ] && [ -x "$venv/bin/a
   exit 0
 fi
 
-say "installing azure-cli $oldest into $venv (about two minutes the first time)"
+say "installing azure-cli $oldest into $venv (a few minutes the first time: 2 min of CPU)"
 : > "$log"
 rm -rf "$venv"
 "$py" -m venv "$venv"
