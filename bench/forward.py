@@ -9,17 +9,20 @@ the benchmark's sink, source and echo (bench/backends.py, a process of their own
 commands, each one process started once: `tunnel` to web-1's echo, sink and source (three processes, as run.py), and
 one `forward` with -L to the same three ports and -D. Each round measures, in a rotating order so that drift hits
 every path alike: connection set-up (connect, SOCKS5 handshake where there is one, one byte echoed) through the
-tunnel, -L and SOCKS5; 1-byte round trips on an open connection through each and through the emulator's own
-client with no local hop (the ceiling: bench/run.py's DirectClient), p50 and p99; one-stream upload and download
-through each. After the rounds, ``--concurrent`` SOCKS5 connections at once, spread over the eight VMs by name, each
-echoing 256 KiB of random bytes compared by SHA-256, with forward's RSS idle, with all of them live, and after.
+tunnel, -L and SOCKS5; 1-byte round trips on an open connection through each, through the connection agent (as
+ssh-config's helper connects) and through the emulator's own client with no local hop (the ceiling: bench/run.py's
+DirectClient), p50 and p99; one-stream upload and download through each. After the rounds, ``--concurrent`` SOCKS5
+connections at once, spread over the eight VMs by name, each echoing 256 KiB of random bytes compared by SHA-256, with
+forward's RSS idle, with all of them live, and after.
 Every figure is a median over rounds with min/max; the targets are same-run ratios."""
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -94,6 +97,39 @@ class Through:
         return socks_blocking(self.port, *self.socks_to) if self.socks_to else None
 
 
+class AgentPath:
+    """Through the connection agent, as ssh-config's ProxyCommand helper goes: its Unix socket, a "connect" request
+    line, then the bytes. The first request starts the agent (in ``env``'s private runtime directory)."""
+
+    def __init__(self, env, vm_id, vm_port):
+        from azext_bastion_native.agent import proxy_helper
+        from bastion_emulator.testing.az_login import az_executable
+        self.helper, self.env, self.az = proxy_helper, env, [az_executable()]
+        self.paths = proxy_helper.agent_paths(env)
+        self.request = proxy_helper.connect_request('demo-rg', 'demo-bastion', vm_id, vm_port)
+        self.blocking().close()
+        with self.helper.connect_agent(self.paths) as sock:
+            status, _ = self.helper.ask(sock, {'v': self.helper.PROTOCOL_VERSION, 'op': 'status'}, timeout=10)
+        self._ps = psutil.Process(status['status']['pid'])
+
+    def blocking(self):
+        sock = self.helper.connect_or_start(self.paths, self.az, environ=self.env)
+        answer, rest = self.helper.ask(sock, self.request, timeout=60)
+        if not answer or not answer.get('ok') or rest:
+            raise ConnectionError(f'the agent answered {answer}')
+        sock.settimeout(None)
+        return sock
+
+    def usage(self):
+        times = self._ps.cpu_times()
+        return {'cpu_s': times.user + times.system, 'rss_mib': self._ps.memory_info().rss / MIB}
+
+    def stop(self):
+        with contextlib.suppress(OSError, self.helper.AgentUnavailable):
+            with self.helper.connect_agent(self.paths) as sock:
+                self.helper.ask(sock, {'v': self.helper.PROTOCOL_VERSION, 'op': 'stop'}, timeout=10)
+
+
 def socks_request(host, port):
     name = host.encode()
     return b'\x05\x01\x00\x03' + bytes((len(name),)) + name + struct.pack('!H', port)
@@ -136,7 +172,7 @@ def socks_blocking(proxy_port, host, port):
     return sock
 
 
-def run_round(record, paths, direct, backends, args, order):
+def run_round(record, paths, direct, backends, args, order):  # pylint: disable=too-many-locals
     mib = args.size_mib
     size = mib * MIB
     setup = {name: [] for name in PATHS}
@@ -160,6 +196,11 @@ def run_round(record, paths, direct, backends, args, order):
         record.add(f'{name}_round_trip_p50_vs_ceiling', statistics.median(samples) / statistics.median(ceiling))
         record.add(f'{name}_round_trip_p99_vs_ceiling', percentile(samples, 0.99) / percentile(ceiling, 0.99))
         record.add(f'{name}_cpu_us_per_round_trip', cpu * 1e6 / args.round_trips)
+    agent = paths['agent']
+    samples, cpu = tunnel_round_trips(agent, args.round_trips, connected=agent.blocking())
+    record.add('agent_round_trip_p50_vs_ceiling', statistics.median(samples) / statistics.median(ceiling))
+    record.add('agent_round_trip_p99_vs_ceiling', percentile(samples, 0.99) / percentile(ceiling, 0.99))
+    record.add('agent_cpu_us_per_round_trip', cpu * 1e6 / args.round_trips)
 
     rates = {}
     for name in order:
@@ -219,6 +260,7 @@ def main():  # pylint: disable=too-many-locals
     from bastion_emulator.testing.fleet import fleet_seed
     from bastion_emulator.testing.sandbox import AzCli, EmulatorProcess, az_environment
     workdir = Path(tempfile.mkdtemp(prefix='bastion-bench-forward-'))
+    runtime = tempfile.mkdtemp(prefix='bn-bench-')       # short: the agent's Unix socket goes in it
     seed = workdir / 'fleet_seed.json'
     seed.write_text(json.dumps(fleet_seed(len(VMS))), encoding='utf-8')
     emulator = EmulatorProcess(workdir / 'emulator', seed=str(seed)).start()
@@ -246,6 +288,9 @@ def main():  # pylint: disable=too-many-locals
             'forward_L': {role: Through(forward, forwards[vm_port]) for role, vm_port in roles},
             'socks': {role: Through(forward, socks_port, ('web-1', vm_port)) for role, vm_port in roles},
         }
+        env['XDG_RUNTIME_DIR'] = runtime                                    # this run's own agent
+        paths['agent'] = AgentPath(env, web_1, PORT_ECHO)
+        listeners.append(paths['agent'])
         direct = DirectClient(host, web_1, token, emulator.ca_bundle)
         record = Recorder()
         run_round(Recorder(), paths, direct, backends, argparse.Namespace(
@@ -263,6 +308,8 @@ def main():  # pylint: disable=too-many-locals
             listener.stop()
         backends.stop()
         emulator.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(runtime, ignore_errors=True)
     concurrent = {'connections': args.concurrent, 'intact': intact, 'rss_idle_MiB': idle, 'rss_live_MiB': rss_live,
                   'rss_after_MiB': after, 'MiB_per_live_connection': (rss_live - idle) / args.concurrent}
     report({'repeats': args.repeats, 'size_MiB': args.size_mib, 'figures': record.figures(),
@@ -273,7 +320,8 @@ ROUND_TRIP_LIMITS = (('p50', 1.1), ('p99', 1.2))
 TARGETS = [('socks_setup_vs_tunnel', '<=', 1.05), ('forward_L_setup_vs_tunnel', '<=', 1.05),
            ('forward_L_upload_vs_tunnel', '>=', 0.95), ('forward_L_download_vs_tunnel', '>=', 0.95),
            ('socks_upload_vs_tunnel', '>=', 0.95), ('socks_download_vs_tunnel', '>=', 0.95)] + [
-    (f'{path}_round_trip_{tail}_vs_ceiling', '<=', limit) for path in PATHS for tail, limit in ROUND_TRIP_LIMITS]
+    (f'{path}_round_trip_{tail}_vs_ceiling', '<=', limit) for path in (*PATHS, 'agent')
+    for tail, limit in ROUND_TRIP_LIMITS]
 
 
 def report(result, json_path):
