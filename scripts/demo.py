@@ -3,7 +3,9 @@
 It starts the emulator and a real OpenSSH sshd (standing in for the seeded Linux VM), logs the real `az` in,
 then walks through the extension: look at the hosts, enable native client on the Basic host (upgrading it),
 lock AzureBastionSubnet down with the NSG rule set, SSH to the VM through Bastion, copy a file through a tunnel,
-and list sessions. Every command is printed before it runs; everything started is stopped at the end."""
+and list sessions. Every command is printed, exactly as it runs, before it runs; everything it started is stopped
+at the end (the connection agent the ssh config block started, the sshd, the emulator) and every file it wrote is
+removed (its work directory, the file copied to the VM, the agent's files)."""
 
 import hashlib
 import json
@@ -13,10 +15,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'emulator'))
+sys.path.insert(1, str(REPO))
 
 from bastion_emulator.testing.sandbox import EmulatorProcess, az_environment  # noqa: E402
 from bastion_emulator.testing.az_login import az_executable  # noqa: E402
@@ -29,10 +33,20 @@ def banner(text):
     print(f'\n=== {text}', flush=True)
 
 
+def demo_env(env):
+    """``env`` with this az first on PATH, so that the `az` the demo prints is the one it runs."""
+    return dict(env, PATH=os.pathsep.join([str(Path(az_executable()).parent), env.get('PATH', os.defpath)]))
+
+
+def show(argv):
+    """Print ``argv`` as the shell command it is, before it runs."""
+    print(f'\n$ {shlex.join(argv)}', flush=True)
+    return argv
+
+
 def run(env, *args, check=True, capture=False):
-    print(f'\n$ az {shlex.join(args)}', flush=True)
-    result = subprocess.run([az_executable(), *args], env=env, check=False, text=True,
-                            stdout=subprocess.PIPE if capture else None)
+    argv = show(['az', *args])
+    result = subprocess.run(argv, env=env, check=False, text=True, stdout=subprocess.PIPE if capture else None)
     if capture and result.stdout:
         print(result.stdout, end='', flush=True)
     if check and result.returncode != 0:
@@ -56,41 +70,70 @@ def ssh_steps(env, emulator, sshd, workdir):
     run(env, 'network', 'bastion', 'ssh-config', '-g', RG, '-n', 'demo-bastion', '--target-resource-id', vm_id,
         '--username', sshd.user, '--ssh-key', key, '--file', str(config))
     print(config.read_text(), end='', flush=True)
-    print(f'\n$ ssh -F {config} linux-vm hostname', flush=True)
-    subprocess.run(['ssh', '-F', str(config), '-o', f'UserKnownHostsFile={workdir}/known_hosts', 'linux-vm',
-                    'hostname'], env=env, check=True)
+    subprocess.run(show(['ssh', '-F', str(config), '-o', f'UserKnownHostsFile={workdir}/known_hosts', 'linux-vm',
+                         'hostname']), env=env, check=True)
+    banner('The block went through the connection agent, which started by itself; stop it (its sessions go too)')
+    run(env, 'network', 'bastion', 'agent', 'stop')
 
     banner('A local tunnel to port 22, and scp through it (10 MB each way, hashes compared)')
     tunnel = subprocess.Popen(  # pylint: disable=consider-using-with
-        [az_executable(), 'network', 'bastion', 'tunnel', '-g', RG, '-n', 'demo-bastion', '--target-resource-id',
-         vm_id, '--resource-port', '22', '--port', '0', '-o', 'json'], env=env, stdout=subprocess.PIPE, text=True)
+        show(['az', 'network', 'bastion', 'tunnel', '-g', RG, '-n', 'demo-bastion', '--target-resource-id', vm_id,
+              '--resource-port', '22', '--port', '0', '-o', 'json']), env=env, stdout=subprocess.PIPE, text=True)
+    # The VM is this machine: the file copied to it is removed below through the tunnel, or here if that failed.
+    on_vm = f'/tmp/bastion-native-demo-{uuid.uuid4().hex[:8]}.bin'
     try:
         ready = json.loads(tunnel.stdout.readline())
         print(f"tunnel ready: {ready}", flush=True)
         payload = Path(workdir) / 'payload.bin'
         payload.write_bytes(os.urandom(10 * 1024 * 1024))
-        ssh_opts = ['-P', str(ready['port']), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
-                    '-o', 'StrictHostKeyChecking=accept-new', '-o', f'UserKnownHostsFile={workdir}/known_hosts_tunnel',
-                    '-o', 'HostKeyAlias=linux-vm']
+        options = ['-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o',
+                   'StrictHostKeyChecking=accept-new', '-o', f'UserKnownHostsFile={workdir}/known_hosts_tunnel', '-o',
+                   'HostKeyAlias=linux-vm']
         remote = f'{sshd.user}@127.0.0.1'
-        subprocess.run(['scp', *ssh_opts, str(payload), f'{remote}:/tmp/bastion-native-demo.bin'], check=True)
+        subprocess.run(show(['scp', '-P', str(ready['port']), *options, str(payload), f'{remote}:{on_vm}']),
+                       check=True)
         back = Path(workdir) / 'back.bin'
-        subprocess.run(['scp', *ssh_opts, f'{remote}:/tmp/bastion-native-demo.bin', str(back)], check=True)
+        subprocess.run(show(['scp', '-P', str(ready['port']), *options, f'{remote}:{on_vm}', str(back)]), check=True)
         same = hashlib.sha256(payload.read_bytes()).hexdigest() == hashlib.sha256(back.read_bytes()).hexdigest()
         print(f'scp through the tunnel: 10 MB up and down, hashes {"match" if same else "DIFFER"}', flush=True)
         if not same:
             raise SystemExit('demo step failed: the file came back different')
+        subprocess.run(show(['ssh', '-p', str(ready['port']), *options, remote, 'rm', '-f', on_vm]), check=True)
     finally:
         tunnel.send_signal(signal.SIGINT)
         tunnel.wait(timeout=30)
+        if os.path.exists(on_vm):
+            os.remove(on_vm)
     print(f"Bastion sessions left open after the tunnel stopped: {len(emulator.get('sessions').json())}", flush=True)
+
+
+def stop_agent(env):
+    """The agent of this demo's az configuration, if a failed step left it running, and its files (agent stop
+    leaves its log, for a user to read later; this configuration is gone with the demo)."""
+    subprocess.run(['az', 'network', 'bastion', 'agent', 'stop'], env=env, check=False, capture_output=True)
+    from azext_bastion_native.agent.proxy_helper import AgentUnavailable, agent_paths
+    try:
+        paths = agent_paths(env)
+    except AgentUnavailable:
+        return
+    try:
+        for path in (paths.socket, paths.lock, paths.start_lock, paths.log):
+            if os.path.lexists(path):
+                paths.unlink(path)
+    finally:
+        if paths.descriptor is not None:
+            os.close(paths.descriptor)
+    try:
+        os.rmdir(paths.directory)       # the user's own agents' directory stays: it is not empty then
+    except OSError:
+        pass
 
 
 def main():
     with tempfile.TemporaryDirectory(prefix='bastion-native-demo-') as workdir:
         banner('Starting the local Azure emulator (ARM, Entra token endpoint, Bastion data plane)')
         emulator = EmulatorProcess(Path(workdir) / 'emulator').start()
-        sshd = None
+        sshd = env = None
         try:
             print(f"emulator ready at {emulator.url}", flush=True)
             if sshd_available():
@@ -101,7 +144,7 @@ def main():
             else:
                 print('sshd is not installed: the SSH steps are skipped (run as root to have it installed)')
             banner('Logging the real az in to the emulator (az cloud register / az login --service-principal)')
-            env = az_environment(emulator, Path(workdir) / 'azure-config')
+            env = demo_env(az_environment(emulator, Path(workdir) / 'azure-config'))
 
             banner('Your Bastion hosts')
             run(env, 'network', 'bastion', 'list', '-o', 'table')
@@ -120,6 +163,8 @@ def main():
             banner('Active sessions (none: every session was deleted when its connection ended)')
             run(env, 'network', 'bastion', 'session', 'list', '-g', RG, '-n', 'demo-bastion', '-o', 'table')
         finally:
+            if env is not None:
+                stop_agent(env)
             if sshd is not None:
                 sshd.stop()
             emulator.stop()
