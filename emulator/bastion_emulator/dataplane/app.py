@@ -110,7 +110,7 @@ class _HostDataPlane:
                                                  form.get("hostname") or "")
             self._check_target(bastion, vm, target_ip, port)
             policy.check_developer_concurrency(
-                bastion, sum(1 for s in self.registry.for_bastion(bastion["id"]) if s.state != "closed"))
+                bastion, sum(1 for s in self.registry.for_bastion(bastion["id"]) if s.state == "connected"))
         except policy.AccessRefused as refused:
             stats["mints_refused"] += 1
             return _error(refused.status, refused.message)

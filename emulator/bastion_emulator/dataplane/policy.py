@@ -111,8 +111,9 @@ def check_developer_port(bastion: dict, port: int) -> None:
                                  "neither 22 (SSH) nor 3389 (RDP).")
 
 
-def check_developer_concurrency(bastion: dict, open_sessions: int) -> None:
-    if is_developer_sku(bastion) and open_sessions:
+def check_developer_concurrency(bastion: dict, connected_sessions: int) -> None:
+    """A new session while another one's websocket is connected through the same Developer host is refused."""
+    if is_developer_sku(bastion) and connected_sessions:
         raise AccessRefused(409, "The Bastion Developer SKU does not support concurrent connections: another "
                                  "session through this host is open. Close it first.")
 
