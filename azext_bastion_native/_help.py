@@ -336,7 +336,10 @@ long-summary: >
     use the portal's browser connection there. Host keys are remembered per VM in your known_hosts
     (HostKeyAlias bastion.<resource id or IP>, StrictHostKeyChecking=accept-new); override with your own
     `-- -o StrictHostKeyChecking=... -o HostKeyAlias=...`. Arguments after `--` go to ssh as they are,
-    and the command exits with ssh's exit code.
+    and the command exits with ssh's exit code. Entra ID certificates come from AzureCloud, AzureChinaCloud
+    and AzureUSGovernment; in another cloud aad is refused unless you give that cloud's scope with
+    `az config set bastion_native.ssh_certificate_scope=...`. A Developer SKU host connects to ports 22 and
+    3389 only, one connection at a time.
 examples:
   - name: SSH with a key file.
     text: az network bastion ssh -g MyRG -n MyBastion --target-resource-id /subscriptions/SUB/resourceGroups/MyRG/providers/Microsoft.Compute/virtualMachines/MyVm --auth-type ssh-key --username azureuser --ssh-key ~/.ssh/id_ed25519
@@ -346,6 +349,8 @@ examples:
     text: az network bastion ssh -g MyRG -n MyBastion --target-ip-address 10.0.0.4 --auth-type password --username azureuser -- -L 8080:localhost:80
   - name: SSH to a custom port.
     text: az network bastion ssh -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type password --username azureuser --resource-port 2222
+  - name: Entra ID sign-in in a cloud outside Microsoft's three, once its SSH certificate scope is known.
+    text: az config set bastion_native.ssh_certificate_scope=https://pas.example.cloud/CheckMyAccess/Linux/.default
 """
 
 helps['network bastion rdp'] = f"""
