@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from knack.log import get_logger
 
@@ -193,7 +193,7 @@ class VmDirectory:
             if primary is not None and nic is None:       # a NIC in another resource group
                 parts = parse_resource_id(primary.id)
                 nic = network.network_interfaces.get(parts['resource_group'], parts['name'])
-            vms[vm.name.lower()] = KnownVm(vm.name, parse_resource_id(vm.id)['resource_group'], vm.id,
+            vms[vm.name.lower()] = KnownVm(vm.name, str(parse_resource_id(vm.id)['resource_group']), vm.id,
                                            _vnet_of_nic(nic) if nic is not None else None)
         return vms
 
@@ -230,10 +230,10 @@ class TargetResolver:  # pylint: disable=too-few-public-methods
         if vm_text.startswith('/'):
             from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
             parts = parse_resource_id(vm_text) if is_valid_resource_id(vm_text) else {}
-            if (parts.get('type') or '').lower() != 'virtualmachines' or parts.get('child_type_1'):
+            if str(parts.get('type') or '').lower() != 'virtualmachines' or parts.get('child_type_1'):
                 raise TargetRefused(Reply.HOST_UNREACHABLE, f"'{vm_text}' is not a virtual machine resource ID.",
                                     'Get it with: az vm show -g RG -n VM --query id -o tsv', Kind.INVALID_ARGUMENT)
-            candidates = [(parts['name'], parts['resource_group'])]
+            candidates: List[Tuple[str, str]] = [(str(parts['name']), str(parts['resource_group']))]
         else:
             # NAME in the VM resource group first; then NAME.RESOURCEGROUP at each dot (names may hold dots).
             candidates = [(vm_text, self.vm_resource_group)] + [
@@ -272,7 +272,7 @@ def check_running(cli_ctx, vm: KnownVm) -> None:
     from azure.mgmt.core.tools import parse_resource_id
     from azext_bastion_native.management import vms
     parts = parse_resource_id(vm.id)
-    ref = vms.VmRef(parts['subscription'], vm.resource_group, vm.name)
+    ref = vms.VmRef(str(parts['subscription']), vm.resource_group, vm.name)
     power = vms.power_state(vms.read_vm(cli_ctx, ref))
     if power is not None and power.lower() != 'running':
         raise Refused(f'{ref.label} is not running (power state: {power}); Bastion cannot connect to it.',
@@ -327,7 +327,7 @@ class ForwardRequest:  # pylint: disable=too-many-instance-attributes
 
     @classmethod
     def from_wire(cls, wire: dict) -> 'ForwardRequest':
-        values = {key: wire.get(key) for key in cls.__dataclass_fields__}    # pylint: disable=no-member
+        values: Dict[str, Any] = {key: wire.get(key) for key in cls.__dataclass_fields__}  # pylint: disable=no-member
         values['local_forward'] = tuple(values['local_forward'] or ())
         return cls(**values)
 
