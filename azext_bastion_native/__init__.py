@@ -18,7 +18,7 @@ class BastionNativeCommandsLoader(AzCommandsLoader):
         # command made from this type leaves through the one translator. transform (same list) turns its result
         # into plain data, which every supported az prints alike (results.py). generic_update_command takes its
         # settings from command_type, so `update` is made from the same type.
-        custom_command_type = CliCommandType(operations_tmpl='azext_bastion_native.custom#{}',
+        custom_command_type = CliCommandType(operations_tmpl='azext_bastion_native.management.hosts#{}',
                                              exception_handler=translate, transform=command_result)
         super().__init__(cli_ctx=cli_ctx, custom_command_type=custom_command_type, command_type=custom_command_type)
         # A command function's `environment` (the machine's parts, injected by unit tests) is not an az option.

@@ -19,23 +19,26 @@ DELETE_CONFIRMATION = 'Are you sure you want to delete the Bastion host?'
 
 def load_command_table(self, _):
     from azure.cli.core.commands import CliCommandType
-    custom = self.module_kwargs['custom_command_type']
+    hosts = self.module_kwargs['custom_command_type']       # management/hosts.py, with the settings of every type
 
     def module(path):
         """The commands of one module (operations_tmpl): each command is the module's function of that name, with the
         signature _params.py describes; every other setting (the one exception_handler) is the loader's (__init__)."""
-        return CliCommandType(overrides=custom, operations_tmpl=f'azext_bastion_native.{path}#{{}}')
+        return CliCommandType(overrides=hosts, operations_tmpl=f'azext_bastion_native.{path}#{{}}')
 
     tunnel, forward, ssh, rdp = module('connect.tunnel'), module('connect.forward'), module('connect.ssh'), \
         module('connect.rdp')
     ssh_config, file_transfer = module('connect.ssh_config'), module('connect.file')
     doctor, agent = module('doctor.run'), module('agent.commands')
 
-    with self.command_group('network bastion', custom_command_type=custom) as g:
+    native_client, sessions, nsg = module('management.native_client'), module('management.sessions'), \
+        module('management.nsg')
+
+    with self.command_group('network bastion', custom_command_type=hosts) as g:
         # -- configure: hosts
         g.custom_command('create', 'bastion_create', supports_no_wait=True, table_transformer=bastion_host_table_row)
-        g.generic_update_command('update', getter_name='bastion_show', getter_type=custom,
-                                 setter_name='bastion_update_setter', setter_type=custom,
+        g.generic_update_command('update', getter_name='bastion_show', getter_type=hosts,
+                                 setter_name='bastion_update_setter', setter_type=hosts,
                                  setter_arg_name='parameters', custom_func_name='bastion_update',
                                  supports_no_wait=True, table_transformer=bastion_host_table_row)
         g.custom_show_command('show', 'bastion_show', table_transformer=bastion_host_table_row)
@@ -55,19 +58,19 @@ def load_command_table(self, _):
     from knack.events import EVENT_INVOKER_FILTER_RESULT
     self.cli_ctx.register_event(EVENT_INVOKER_FILTER_RESULT, no_output_for_deletes)
 
-    with self.command_group('network bastion native-client', custom_command_type=custom) as g:
+    with self.command_group('network bastion native-client', custom_command_type=native_client) as g:
         g.custom_show_command('show', 'native_client_show', table_transformer=native_client_table)
         g.custom_command('enable', 'native_client_enable', supports_no_wait=True,
                          table_transformer=bastion_host_table_row)
         g.custom_command('disable', 'native_client_disable', supports_no_wait=True,
                          table_transformer=bastion_host_table_row)
 
-    with self.command_group('network bastion session', custom_command_type=custom) as g:
+    with self.command_group('network bastion session', custom_command_type=sessions) as g:
         g.custom_command('list', 'session_list', table_transformer=sessions_table)
         g.custom_command('disconnect', 'session_disconnect')
 
     # -- secure: NSG rules for AzureBastionSubnet
-    with self.command_group('network bastion nsg', custom_command_type=custom) as g:
+    with self.command_group('network bastion nsg', custom_command_type=nsg) as g:
         g.custom_command('show', 'nsg_show', table_transformer=nsg_rules_table)
         g.custom_command('check', 'nsg_check', table_transformer=nsg_check_table)
         g.custom_command('apply', 'nsg_apply', supports_no_wait=True, table_transformer=nsg_apply_table)

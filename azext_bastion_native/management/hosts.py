@@ -1,4 +1,5 @@
-"""Bastion hosts over azure-mgmt-network: create (every SKU's request shape), update, read.
+"""Bastion hosts over azure-mgmt-network: create (every SKU's request shape), update, read, list, delete, and the
+commands that do so (bastion_create ... bastion_delete).
 
 Every check that can be made before a write is made before it, so a refused command changes nothing."""
 
@@ -10,6 +11,7 @@ from azext_bastion_native.bastion_facts import (
     SCALING_SKUS, SKUS, canonical_sku, host_label, sku_name)
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
+from azext_bastion_native.management.clients import cf_network
 
 BASTION_SUBNET = 'AzureBastionSubnet'
 MIN_SUBNET_PREFIX = 26
@@ -302,3 +304,62 @@ def delete_host(cli_ctx, client, resource_group, name, no_wait=False):
     with arm_errors(host_label(resource_group, name)):
         poller = sdk_no_wait(no_wait, client.bastion_hosts.begin_delete, resource_group, name)
     return None if no_wait else wait_for(cli_ctx, poller, host_label(resource_group, name))
+
+
+def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address=None, location=None, sku='Standard',
+                   enable_tunneling=None, enable_ip_connect=None, file_copy=None, disable_copy_paste=None,
+                   enable_kerberos=None, shareable_link=None, session_recording=None, private_only=None,
+                   scale_units=None, zones=None, tags=None, no_wait=False):
+    from azext_bastion_native.management.operations import wait_for
+    check_host_name(name)
+    client = cf_network(cmd.cli_ctx)
+    features = features_from_flags(
+        enable_tunneling=enable_tunneling, enable_ip_connect=enable_ip_connect, file_copy=file_copy,
+        disable_copy_paste=disable_copy_paste, enable_kerberos=enable_kerberos,
+        shareable_link=shareable_link, session_recording=session_recording, private_only=private_only)
+    host = build_host(client, resource_group_name, vnet_name, public_ip_address, location, sku, features,
+                      scale_units, zones, tags)
+    poller = put_host(client, resource_group_name, name, host, no_wait=no_wait)
+    return None if no_wait else wait_for(cmd.cli_ctx, poller, host_label(resource_group_name, name))
+
+
+def bastion_update(cmd, instance, resource_group_name, name,  # pylint: disable=unused-argument
+                   sku=None, enable_tunneling=None, enable_ip_connect=None, file_copy=None, disable_copy_paste=None,
+                   enable_kerberos=None, shareable_link=None, session_recording=None, scale_units=None,
+                   tags=None, network_acls=None):
+    features = features_from_flags(
+        enable_tunneling=enable_tunneling, enable_ip_connect=enable_ip_connect, file_copy=file_copy,
+        disable_copy_paste=disable_copy_paste, enable_kerberos=enable_kerberos,
+        shareable_link=shareable_link, session_recording=session_recording)
+    acls = network_acls_from_argument(network_acls) if network_acls is not None else None
+    return apply_update(instance, host_label(resource_group_name, name), sku=sku, features=features,
+                        scale_units=scale_units, tags=tags, network_acls=acls)
+
+
+def bastion_update_setter(cmd, resource_group_name, name, parameters, no_wait=False):
+    from azext_bastion_native.management.operations import wait_for
+    client = cf_network(cmd.cli_ctx)
+    label = host_label(resource_group_name, name)
+    # --set/--add/--remove were applied after bastion_update's checks: check the host as it will be written
+    check_final_host(label, sku_name(get_host(client, resource_group_name, name)), parameters)
+    poller = put_host(client, resource_group_name, name, parameters, etag=parameters.etag, no_wait=no_wait)
+    return None if no_wait else wait_for(cmd.cli_ctx, poller, host_label(resource_group_name, name))
+
+
+def bastion_show(cmd, resource_group_name, name):
+    return get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
+
+
+def bastion_wait_getter(cmd, resource_group_name, name):
+    # Plain data: azure-cli's generic wait reads provisioningState (and --custom's JMESPath) from its own todict
+    # of what this returns, which on 2.67 sees nothing of an SDK model (results.py) and waits to the timeout.
+    from azext_bastion_native.results import plain
+    return plain(get_host(cf_network(cmd.cli_ctx), resource_group_name, name, for_wait=True))
+
+
+def bastion_list(cmd, resource_group_name=None):
+    return list_hosts(cf_network(cmd.cli_ctx), resource_group_name)
+
+
+def bastion_delete(cmd, resource_group_name, name, no_wait=False):
+    return delete_host(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, no_wait=no_wait)

@@ -1,4 +1,5 @@
-"""The native client setting of a Bastion host: what it is, and turning it on or off safely."""
+"""The native client setting of a Bastion host: what it is, and turning it on or off safely; the native-client
+commands."""
 
 from knack.log import get_logger
 
@@ -6,6 +7,7 @@ from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, resource_grou
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management import hosts
 from azext_bastion_native.management.operations import confirm, wait_for
+from azext_bastion_native.management.clients import cf_network
 
 logger = get_logger(__name__)
 
@@ -77,3 +79,18 @@ def disable(cli_ctx, client, resource_group, name, yes=False, no_wait=False):
     host.enable_tunneling = False
     poller = hosts.put_host(client, resource_group, name, host, etag=host.etag, no_wait=no_wait)
     return None if no_wait else wait_for(cli_ctx, poller, label, start_msg=f'Disabling native client on {label}')
+
+
+def native_client_show(cmd, resource_group_name, name):
+    from azext_bastion_native.management.hosts import get_host
+    return describe(get_host(cf_network(cmd.cli_ctx), resource_group_name, name))
+
+
+def native_client_enable(cmd, resource_group_name, name, upgrade_sku=False, enable_ip_connect=False, yes=False,
+                         no_wait=False):
+    return enable(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, upgrade_sku=upgrade_sku,
+                  enable_ip_connect=enable_ip_connect, yes=yes, no_wait=no_wait)
+
+
+def native_client_disable(cmd, resource_group_name, name, yes=False, no_wait=False):
+    return disable(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, yes=yes, no_wait=no_wait)

@@ -1,4 +1,5 @@
-"""The NSG on a host's AzureBastionSubnet over azure-mgmt-network: find it, check it, and merge the rule set in.
+"""The NSG on a host's AzureBastionSubnet over azure-mgmt-network: find it, check it, and merge the rule set in;
+the nsg commands.
 
 Write order keeps Bastion working after every single write, so a 409/412 half way leaves a usable state: a new NSG is
 created whole before the subnet points at it; an existing one gets its allow rules first, the Deny last (each rule is
@@ -259,3 +260,20 @@ def apply(cli_ctx: Any, resource_group: str, name: str,  # pylint: disable=too-m
     if associate:
         _associate(target, nsg_id, no_wait)
     return result
+
+
+def nsg_show(ports=None):
+    from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_as_row
+    return [rule_as_row(rule) for rule in bastion_rule_set(ports)]
+
+
+def nsg_check(cmd, resource_group_name, name, ports=None, nsg_name=None):
+    report = check_host(cmd.cli_ctx, resource_group_name, name, ports, nsg_name=nsg_name)
+    exit_when_not_compliant(cmd.cli_ctx, report)
+    return report.as_dict()
+
+
+def nsg_apply(cmd, resource_group_name, name, ports=None, nsg_name=None, yes=False, no_wait=False,
+              override_denies=False):
+    return apply(cmd.cli_ctx, resource_group_name, name, ports, nsg_name=nsg_name, yes=yes, no_wait=no_wait,
+                 override_denies=override_denies)

@@ -29,7 +29,7 @@ def _table():
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_connect_and_extras_commands_are_their_modules_functions():
+def test_every_command_is_its_modules_function():
     table = _table()
     expected = {
         'network bastion tunnel': 'azext_bastion_native.connect.tunnel#tunnel_command',
@@ -42,6 +42,12 @@ def test_connect_and_extras_commands_are_their_modules_functions():
         'network bastion agent start': 'azext_bastion_native.agent.commands#agent_start',
         'network bastion file upload': 'azext_bastion_native.connect.file#file_transfer_command',
         'network bastion file download': 'azext_bastion_native.connect.file#file_transfer_command',
+        'network bastion create': 'azext_bastion_native.management.hosts#bastion_create',
+        'network bastion list': 'azext_bastion_native.management.hosts#bastion_list',
+        'network bastion delete': 'azext_bastion_native.management.hosts#bastion_delete',
+        'network bastion native-client enable': 'azext_bastion_native.management.native_client#native_client_enable',
+        'network bastion session list': 'azext_bastion_native.management.sessions#session_list',
+        'network bastion nsg apply': 'azext_bastion_native.management.nsg#nsg_apply',
     }
     assert {name: table[name][0] for name in expected} == expected
 
