@@ -246,3 +246,14 @@ def test_a_background_forward_outlives_the_terminal_that_started_it_and_ends_wit
     with pytest.raises(OSError):
         socket.create_connection(('127.0.0.1', ready['socks']['port']), timeout=5).close()
     assert sessions_drain(fleet.emulator)
+
+
+def test_a_bind_address_other_than_loopback_is_warned_of_and_one_not_of_this_machine_refused(fleet, forward):
+    running = forward('-D', '0.0.0.0:0')
+    assert running.ready['socks']['address'] == '0.0.0.0'
+    assert 'SOCKS5 listens on 0.0.0.0: anyone who can reach that address and port gets into the VMs' \
+        in running.stderr()
+    result = fleet.az('network', 'bastion', 'forward', '-g', RG, '-n', HOST, '--vm-resource-group', FLEET_RG,
+                      '-L', '203.0.113.9:0:web-1:22', check=False, timeout=90)
+    assert result.returncode != 0 and 'not an address of this machine' in result.stderr, result.stderr
+    assert result.stdout == '' and 'Traceback' not in result.stderr
