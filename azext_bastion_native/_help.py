@@ -349,8 +349,8 @@ examples:
     text: az network bastion ssh -g MyRG -n MyBastion --target-ip-address 10.0.0.4 --auth-type password --username azureuser -- -L 8080:localhost:80
   - name: SSH to a custom port.
     text: az network bastion ssh -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type password --username azureuser --resource-port 2222
-  - name: Entra ID sign-in in a cloud outside Microsoft's three, once its SSH certificate scope is known.
-    text: az config set bastion_native.ssh_certificate_scope=https://pas.example.cloud/CheckMyAccess/Linux/.default
+  - name: Entra ID sign-in in a cloud outside Microsoft's three, once its SSH certificate scope is set with `az config set bastion_native.ssh_certificate_scope=https://pas.example.cloud/CheckMyAccess/Linux/.default`.
+    text: az network bastion ssh -g MyRG -n MyBastion --target-resource-id VM_ID --auth-type aad
 """
 
 helps['network bastion rdp'] = f"""
