@@ -7,6 +7,7 @@ extension as a dev extension, a key in ~/.ssh/id_ed25519 that the VMs trust, a c
 directory, and the variables the README names ($VM_ID, $HOST_ID, $HOST_A, $HOST_B, $RG, $VNET, $PIP). A block the
 sandbox cannot run says why in an HTML comment `<!-- not run: REASON -->` right before it."""
 
+import json
 import os
 import re
 import shutil
@@ -186,3 +187,53 @@ def test_every_bash_block_of_the_readme_runs_as_written(world):
                             f'{stdout[-1500:]}\n--- stderr\n{stderr[-2500:]}')
     assert not failures, '\n\n'.join(failures)
     assert world['emulator'].get('sessions').json() == []
+
+
+# --- the Commands table's synopses and the commands' options ------------------------------------------------------
+OPTIONS_SCRIPT = '''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tests import house_rules
+commands, _, _ = house_rules.load_extension_commands()
+print(json.dumps({c.name: [p.options for p in c.params if not p.positional] for c in commands}))
+'''
+# Every command takes these, and the README says so once ("Every command that names a host also takes --ids").
+_EVERYWHERE = {'--ids', '--change-reference', '--acquire-policy-token', '--subscription'}
+# Commands whose synopsis lists every option (the table abbreviates create/update: "[same options]").
+_COMPLETE = ('tunnel', 'forward', 'proxy', 'ssh', 'rdp', 'ssh-config', 'doctor', 'file upload', 'file download')
+
+
+def _synopses(text):
+    """{command: its synopsis} from the first table of ## Commands."""
+    start = text.index('| command | what it does |', text.index('## Commands'))
+    synopses = {}
+    for row in text[start:text.index('\n\n', start)].splitlines()[2:]:
+        synopsis = re.search(r'`([^`]*)`', row.split(' | ')[0]).group(1).replace('\\|', '|')
+        head = re.split(r' (?=-|\[|\()', synopsis, maxsplit=1)[0]
+        verbs = [verb.strip() for verb in head.split('/')]
+        group = verbs[0].rsplit(' ', 1)[0] if ' ' in verbs[0] else ''
+        for verb in verbs:
+            synopses['network bastion ' + (verb if ' ' in verb or not group else f'{group} {verb}')] = synopsis
+    return synopses
+
+
+def test_the_commands_table_names_each_command_s_options_as_they_are(tmp_path):
+    env = dict(os.environ, AZURE_CONFIG_DIR=str(tmp_path / 'az'), AZURE_EXTENSION_DEV_SOURCES=str(REPO),
+               AZURE_CORE_COLLECT_TELEMETRY='false')
+    table = json.loads(subprocess.run([sys.executable, '-c', OPTIONS_SCRIPT, str(REPO)], env=env, check=True,
+                                      capture_output=True, text=True, timeout=180).stdout.strip().splitlines()[-1])
+    problems, synopses = [], _synopses(README.read_text(encoding='utf-8'))
+    for command, synopsis in synopses.items():
+        assert command in table, f'README names {command!r}, which does not exist'
+        given = set(re.findall(r'(?<![\w-])(--?[a-zA-Z][a-z0-9-]*)', synopsis))
+        row = [set(options) for options in table[command]]
+        # a row of several verbs (file upload / download): an option of any of them
+        siblings = [set(options) for name, other in table.items() if synopses.get(name) == synopsis
+                    for options in other]
+        problems += [f'{command}: README has {option}, the command has not' for option in sorted(given)
+                     if not any(option in options for options in siblings)]
+        if command.replace('network bastion ', '') in _COMPLETE:
+            trailing = {'--ssh-args', '--scp-args'} if re.search(r'(^|[\s\[])-- ', synopsis) else set()
+            problems += [f'{command}: {"/".join(sorted(options))} is missing from its README synopsis'
+                         for options in row if not options & (given | _EVERYWHERE | trailing)]
+    assert problems == [], '\n'.join(problems)
