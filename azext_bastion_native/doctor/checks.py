@@ -289,8 +289,8 @@ def check_nsg(nsg, failure: Optional[Failure], port, resource_group, name):
 
 
 # -- 8: programs on this machine -----------------------------------------------------------------
-def check_local_clients(method, client, which):
-    """which(name) -> path or None (shutil.which)."""
+def check_local_clients(method, client, which, environ=None):
+    """which(name) -> path or None (shutil.which); environ: the environment (DISPLAY, WAYLAND_DISPLAY)."""
     if method == 'ssh':
         ssh, scp = which('ssh'), which('scp')
         if not ssh:
@@ -302,8 +302,14 @@ def check_local_clients(method, client, which):
                             'Install the full OpenSSH client package.')
         return CheckRow('Local client', PASS, f'ssh: {ssh}; scp: {scp}.')
     if method == 'rdp':
-        from azext_bastion_native.clients.rdp import find_launcher
-        launcher = find_launcher(client, which)
+        from azext_bastion_native.clients.rdp import find_launcher, no_display
+        launcher = find_launcher(client, which, environ)
+        if launcher is None and no_display(client, environ) and find_launcher(client, which, {'DISPLAY': ':0'}):
+            return CheckRow('Local client', WARN, 'No display here (neither DISPLAY nor WAYLAND_DISPLAY is set): '
+                                                  '`az network bastion rdp` will only open the tunnel and print the '
+                                                  'command to connect.',
+                            'Run it in a desktop session, or connect an RDP client on a machine with a display to '
+                            'the tunnel (ssh -L PORT:127.0.0.1:PORT this machine).')
         if launcher is None:
             return CheckRow('Local client', WARN, f'No RDP client found for the {CLIENT_LABELS[client]} (xfreerdp, '
                                                   'wlfreerdp, or macOS open): `az network bastion rdp` will only '

@@ -177,7 +177,7 @@ def run_doctor(cli_ctx, resource_group, name, target_resource_id=None, target_ip
     rows.append(_network_row(cli_ctx, host_model, vm_model, asked))
     rows.append(checks.check_method(client_os(system), method, os_type, asked))
     nsg_row, nsg_denies_port = _nsg_row(cli_ctx, host, asked)
-    rows += [nsg_row, checks.check_local_clients(method, client_os(system), which)]
+    rows += [nsg_row, checks.check_local_clients(method, client_os(system), which, environ)]
     rows.append(checks.check_data_plane(*_probe_data_plane(cli_ctx, host_model, rows, asked), asked, nsg_denies_port))
     return rows
 

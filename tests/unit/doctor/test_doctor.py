@@ -244,12 +244,20 @@ def test_ssh_needs_ssh_and_wants_scp():
 
 
 def test_rdp_client_per_os():
-    assert checks.check_local_clients('rdp', 'linux', which_of('xfreerdp')).status == PASS
-    assert checks.check_local_clients('rdp', 'linux', which_of('wlfreerdp')).status == PASS
-    assert checks.check_local_clients('rdp', 'linux', which_of('open')).status == WARN
+    desktop = {'DISPLAY': ':0', 'WAYLAND_DISPLAY': 'wayland-0'}
+    assert checks.check_local_clients('rdp', 'linux', which_of('xfreerdp'), desktop).status == PASS
+    assert checks.check_local_clients('rdp', 'linux', which_of('wlfreerdp'), desktop).status == PASS
+    assert checks.check_local_clients('rdp', 'linux', which_of('open'), desktop).status == WARN
     mac = checks.check_local_clients('rdp', 'other', which_of('open'))
     assert mac.status == PASS and 'open' in mac.detail
     assert checks.check_local_clients('rdp', 'windows', which_of('mstsc')).status == PASS
+
+
+def test_rdp_without_a_display_says_so_instead_of_no_client():
+    row = checks.check_local_clients('rdp', 'linux', which_of('xfreerdp'), {})
+    assert row.status == WARN and 'No display here' in row.detail and 'ssh -L' in row.fix
+    none = checks.check_local_clients('rdp', 'linux', which_of(), {})
+    assert none.status == WARN and 'No RDP client found' in none.detail
 
 
 def test_tunnel_needs_no_local_program():
