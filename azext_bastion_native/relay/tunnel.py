@@ -65,7 +65,8 @@ class Listener:  # pylint: disable=too-few-public-methods
 
 class RelayService:  # pylint: disable=too-many-instance-attributes
     """One session lifecycle under every listener kind: listen on each of ``listeners`` and serve each accepted
-    connection through a Bastion session of its own, minted by ``client`` (one DataPlaneClient for the run).
+    connection through a Bastion session of its own, minted by ``client`` (one DataPlaneClient for the run), which
+    is asked to delete the sessions of runs that are gone (start_orphan_cleanup) as soon as every listener listens.
 
     ``max_connections``: connections beyond it (over all listeners) are refused (closed at once, one log line).
     ``timeout``: after that many seconds stop listening; live connections get ``grace_period`` seconds
@@ -112,6 +113,8 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
                 self._servers = []
                 raise
         self._last_active = time.monotonic()
+        # A service may wait long for its first connection: the sessions a killed run left open are deleted now.
+        self.client.start_orphan_cleanup()
         return bound
 
     async def _listen(self, listener: Listener) -> Bound:

@@ -1,15 +1,17 @@
 """What a hard stop leaves behind, end to end with the real az, the emulator and a real sshd: SIGHUP (the terminal
-closed) unwinds `az network bastion ssh` like SIGTERM, and after `kill -9` the next run removes the private temp
-directory of the dead run, never that of a live one."""
+closed) unwinds `az network bastion ssh` like SIGTERM, after `kill -9` the next run removes the private temp
+directory of the dead run, never that of a live one, and a tunnel or forward deletes the sessions a killed run left
+open as it starts listening, not at its first connection."""
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
 import pytest
 
-from tests.e2e.tunnel_helpers import HOST, RG, sessions_drain
+from tests.e2e.tunnel_helpers import HOST, RG, RunningTunnel, sessions_drain
 
 pytestmark = pytest.mark.e2e
 
@@ -118,3 +120,41 @@ def test_the_next_run_removes_a_killed_runs_directory_and_keeps_a_live_ones(az, 
     assert live.returncode == 130
     assert _private_dirs(run_dirs) == ['az-bastion-not-ours']
     assert sessions_drain(emulator)
+
+
+def _listening_args(command, vm):
+    if command == 'forward':
+        return ('-L', f'0:{vm.vm_id}:22')
+    return ('--target-resource-id', vm.vm_id, '--resource-port', '22', '--port', '0')
+
+
+def _listening_port(running):
+    return running.port if running.port is not None else running.ready['forwards'][0]['port']
+
+
+@pytest.mark.parametrize('command', ['tunnel', 'forward'])
+def test_a_session_left_by_a_killed_tunnel_is_deleted_by_the_next_one_while_it_waits_for_a_connection(
+        az, emulator, sshd_linux_vm, tmp_path, command):
+    assert sessions_drain(emulator)
+    args = _listening_args(command, sshd_linux_vm)
+    killed = RunningTunnel(az.env, *args, command=command, stderr_path=tmp_path / 'killed.err')
+    try:
+        with socket.create_connection(('127.0.0.1', _listening_port(killed)), timeout=60) as live:
+            live.settimeout(60)
+            assert live.recv(64).startswith(b'SSH-'), killed.stderr()[-2000:]    # relayed: its session is used
+            killed.process.kill()                   # kill -9: no clean-up runs
+            killed.process.wait(30)
+    finally:
+        killed.stop()
+    [left] = emulator.get('/_emulator/sessions').json()
+    assert not sessions_drain(emulator, timeout=2)  # left on the host by the killed run
+
+    waiting = RunningTunnel(az.env, *args, command=command, stderr_path=tmp_path / 'waiting.err')
+    try:
+        assert sessions_drain(emulator, timeout=30), (left, waiting.stderr()[-2000:])
+        assert waiting.process.poll() is None       # deleted while it listens, never connected to
+    finally:
+        waiting.stop()
+    assert waiting.process.returncode == 130, waiting.stderr()[-2000:]
+    journal = os.path.join(az.env['AZURE_CONFIG_DIR'], 'bastion-sessions')
+    assert [name for name in os.listdir(journal) if name.startswith('session-')] == []

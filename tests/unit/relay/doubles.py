@@ -70,7 +70,11 @@ class FakeDataPlane:
         self.live = set()
         self.minted = 0
         self.closed = False
+        self.orphan_cleanups = 0
         self._ids = itertools.count(1)
+
+    def start_orphan_cleanup(self):
+        self.orphan_cleanups += 1
 
     async def mint(self, target):
         if self.refuse:

@@ -8,6 +8,8 @@ import socket
 import stat
 import threading
 
+import pytest
+
 from azext_bastion_native.dataplane.protocol import Target
 from azext_bastion_native.relay.stdio import run_stdio
 from azext_bastion_native.relay.tunnel import StopReason, TunnelServer, run_tunnel
@@ -51,6 +53,33 @@ def test_concurrent_connections_are_relayed_intact_and_every_session_deleted():
             tunnel.stop()
             assert await asyncio.wait_for(serving, 5) is StopReason.STOPPED
             assert client.closed
+    asyncio.run(scenario())
+
+
+def test_orphaned_sessions_are_cleaned_up_as_the_service_listens_not_at_its_first_connection():
+    async def scenario():
+        client = FakeDataPlane('ws://unused')
+        tunnel = TunnelServer(client, TARGET)
+        assert client.orphan_cleanups == 0
+        await tunnel.start()
+        assert client.orphan_cleanups == 1 and client.minted == 0
+        tunnel.stop()
+        await asyncio.wait_for(tunnel.serve(), 5)
+    asyncio.run(scenario())
+
+
+def test_a_service_that_cannot_listen_cleans_up_nothing():
+    async def scenario():
+        taken = socket.socket()
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        client = FakeDataPlane('ws://unused')
+        try:
+            with pytest.raises(OSError):
+                await TunnelServer(client, TARGET, port=taken.getsockname()[1]).start()
+        finally:
+            taken.close()
+        assert client.orphan_cleanups == 0
     asyncio.run(scenario())
 
 
