@@ -66,6 +66,13 @@ def _agent_processes(agent_env):
     return found
 
 
+def _connected_sessions(emulator):
+    """Sessions whose websocket the emulator has opened. A run journals a session before it uses it, so a connected
+    one is journaled; the agent's liveConnections counts a connection from its request on, before its host is read
+    and its session minted, and a session the emulator lists may still be on its way to the journal."""
+    return [session for session in emulator.get('/_emulator/sessions').json() if session['state'] == 'connected']
+
+
 def _wait_for(condition, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,10 +96,12 @@ def test_cold_warm_and_after_sigkill(az, emulator, agent_env, agent_config, sshd
     cold = _ssh(agent_env, agent_config, 'whoami')             # the helper starts the agent
     assert cold.returncode == 0, cold.stderr[-2000:]
     assert cold.stdout.strip() == sshd_linux_vm.sshd.user
+    assert sessions_drain(emulator)                             # deleted as the connection ended
+    # ssh exits as the connection ends; the agent ends its relay and deletes the session just after.
+    assert _wait_for(lambda: _agent(az, agent_env, 'status').json['liveConnections'] == 0, 30)
     status = _agent(az, agent_env, 'status').json
     assert status['running'] and status['connectionsServed'] == 1
-    assert status['sessionsOpen'] == 0 and status['liveConnections'] == 0     # deleted as the connection ended
-    assert sessions_drain(emulator)
+    assert status['sessionsOpen'] == 0 and status['liveConnections'] == 0
 
     warm = _ssh(agent_env, agent_config, 'whoami')
     assert warm.returncode == 0, warm.stderr[-2000:]
@@ -118,9 +127,9 @@ def test_status_counts_live_connections_and_sigterm_or_sighup_delete_their_sessi
                                f"UserKnownHostsFile={agent_config.parent / 'known_hosts'}", '-o', 'BatchMode=yes',
                                'linux-vm', 'sleep 60'], env=agent_env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE) as ssh:
-            assert _wait_for(lambda: _agent(az, agent_env, 'status').json.get('liveConnections') == 1, 60)
+            assert _wait_for(lambda: len(_connected_sessions(emulator)) == 1, 60)
             status = _agent(az, agent_env, 'status').json
-            assert status['connectionsPerTarget'] == {'linux-vm:22': 1}
+            assert status['liveConnections'] == 1 and status['connectionsPerTarget'] == {'linux-vm:22': 1}
             assert status['sessionsOpen'] == 1
             assert len(emulator.get('/_emulator/sessions').json()) == 1
             os.kill(status['pid'], signum)
@@ -181,13 +190,19 @@ def _journal_entries(agent_env):
     return [name for name in os.listdir(directory) if name.startswith('session-')]
 
 
+def _journal_drains(agent_env, timeout=15.0):
+    """True when the journal is empty within ``timeout``: an entry is crossed out when its DELETE's answer arrives,
+    just after the emulator has let the session go (the agent runs on, so nothing else says it is done)."""
+    return _wait_for(lambda: _journal_entries(agent_env) == [], timeout)
+
+
 def _orphan_after_kill_9(az, emulator, agent_env, agent_config):
     """kill -9 of the agent with one live ssh: its session stays on the host, and in the journal."""
     with subprocess.Popen(['ssh', '-F', str(agent_config), '-o',
                            f"UserKnownHostsFile={agent_config.parent / 'known_hosts'}", '-o', 'BatchMode=yes',
                            'linux-vm', 'sleep 60'], env=agent_env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL) as ssh:
-        assert _wait_for(lambda: _agent(az, agent_env, 'status').json.get('liveConnections') == 1, 60)
+        assert _wait_for(lambda: len(_connected_sessions(emulator)) == 1, 60)     # in use, so journaled
         pid = _agent(az, agent_env, 'status').json['pid']
         os.kill(pid, signal.SIGKILL)
         ssh.wait(30)
@@ -203,13 +218,13 @@ def test_a_session_left_by_a_killed_agent_is_deleted_by_the_next_agent(az, emula
     _orphan_after_kill_9(az, emulator, agent_env, agent_config)
     assert _agent(az, agent_env, 'start').json['connectionsServed'] == 0     # deleted as it starts, not later
     assert sessions_drain(emulator, timeout=15), emulator.get('/_emulator/sessions').json()
-    assert _journal_entries(agent_env) == []
+    assert _journal_drains(agent_env)
     assert _agent(az, agent_env, 'status').json['running']
     _orphan_after_kill_9(az, emulator, agent_env, agent_config)
     result = _ssh(agent_env, agent_config, 'true')          # an agent started by the helper
     assert result.returncode == 0, result.stderr[-2000:]
     assert sessions_drain(emulator, timeout=15), emulator.get('/_emulator/sessions').json()
-    assert _journal_entries(agent_env) == []
+    assert _journal_drains(agent_env)
     _agent(az, agent_env, 'stop')
 
 
@@ -242,7 +257,7 @@ def test_a_session_left_by_a_killed_ssh_is_deleted_by_the_next_ssh(az, emulator,
             _az_ssh(az, sshd_linux_vm, ssh_key, tmp_path, 'sleep 60'), env=env, start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        assert _wait_for(lambda: len(emulator.get('/_emulator/sessions').json()) == 1, 60), \
+        assert _wait_for(lambda: len(_connected_sessions(emulator)) == 1, 60), \
             (tmp_path / 'killed.err').read_text()[-2000:]
         assert len(_journal_entries(agent_env)) == 1
     finally:
