@@ -52,13 +52,17 @@ class Owner:
 
 
 def process_start(pid: int) -> Optional[str]:
-    """The start time of ``pid`` (ticks since boot, /proc/PID/stat field 22); '' for a zombie (gone for our
-    purpose); None where /proc does not say (not Linux)."""
+    """The start time of ``pid`` (ticks since boot, /proc/PID/stat field 22); '' for a zombie or a process that
+    has gone (gone for our purpose); None where /proc does not say (not Linux, or not readable now)."""
     try:
         with open(f'/proc/{pid}/stat', 'rb') as handle:
             fields = handle.read().rsplit(b')', 1)[1].split()
-    except (OSError, IndexError):
+    except (FileNotFoundError, ProcessLookupError):
         return None if not os.path.isdir('/proc/self') else ''
+    except (OSError, IndexError):
+        # Out of descriptors (EMFILE) or the like: that says nothing of the process, and a live one taken for gone
+        # would have its sessions deleted under it.
+        return None
     if not fields or fields[0] == b'Z':
         return ''
     return fields[19].decode('ascii', 'replace') if len(fields) > 19 else None

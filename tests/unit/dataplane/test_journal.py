@@ -3,6 +3,7 @@ out after its DELETE; the sessions of owners that are gone (pid dead, or reused 
 one run and deleted, those of live owners never."""
 
 import asyncio
+import errno
 import json
 import os
 import subprocess
@@ -136,3 +137,19 @@ def test_process_start_reads_field_22_and_a_zombie_has_none(monkeypatch, tmp_pat
     monkeypatch.setattr('builtins.open', lambda path, *args, **kwargs: real_open(
         stat_file if str(path).startswith('/proc/4242/') else path, *args, **kwargs))
     assert journal_module.process_start(4242) == expected
+
+
+def test_an_owner_whose_process_cannot_be_read_now_is_not_taken_for_gone(monkeypatch, tmp_path):
+    parent = Owner(os.getppid(), journal_module.process_start(os.getppid()))
+    SessionJournal(_open(tmp_path), owner=parent).record(_session(1))
+    real_open = open
+
+    def out_of_descriptors(path, *args, **kwargs):
+        if str(path).startswith('/proc/'):
+            raise OSError(errno.EMFILE, 'Too many open files')
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr('builtins.open', out_of_descriptors)
+    assert journal_module.process_start(os.getppid()) is None
+    assert parent.alive()
+    assert SessionJournal(_open(tmp_path)).claim_orphans() == []       # the live parent's session stays its own
+    assert len(_entries(tmp_path)) == 1
