@@ -35,16 +35,17 @@ def developer_host(network, emulator):
     return name
 
 
-def test_tunnel_through_a_developer_sku_host(az_env, emulator, echo_vm, developer_host, tmp_path):
+def test_tunnel_through_a_developer_sku_host(az_env, emulator, sshd_linux_vm, developer_host, tmp_path):
     """/api/connection once per command (as upstream), every session on the data pod it names: the emulator
-    answers another host there and refuses sessions on the dnsName of a Developer host."""
+    answers another host there and refuses sessions on the dnsName of a Developer host. On the SSH port, one
+    connection at a time: Developer has no custom ports and no concurrent sessions."""
     started = time.time()
-    payload = os.urandom(256 * 1024)
-    tunnel = RunningTunnel(az_env, '--target-resource-id', echo_vm, '--resource-port', ECHO_VM_PORT,
+    tunnel = RunningTunnel(az_env, '--target-resource-id', sshd_linux_vm.vm_id, '--resource-port', '22',
                            host=developer_host, stderr_path=tmp_path / 'dev.err')
     try:
         for _ in range(3):
-            assert asyncio.run(_echo_round_trip(tunnel.port, payload)) == hashlib.sha256(payload).hexdigest()
+            assert asyncio.run(_ssh_banner(tunnel.port)).startswith(b'SSH-2.0-')
+            assert sessions_drain(emulator)     # one at a time: the next connection once this one's session is gone
     finally:
         tunnel.stop()
     assert sessions_drain(emulator)
@@ -54,6 +55,16 @@ def test_tunnel_through_a_developer_sku_host(az_env, emulator, echo_vm, develope
     assert paths.count('/api/connection') == 1, paths       # the Developer road, asked once
     assert paths.count('/api/tokens') == 3
     assert any(p.startswith('/omni/webtunnel/') for p in paths), paths
+
+
+async def _ssh_banner(port):
+    """The first line sshd sends through a new connection of the tunnel (each connection its own session)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection('127.0.0.1', port), 30)
+    try:
+        return await asyncio.wait_for(reader.readline(), 30)
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
 
 class ConnectProxy:
