@@ -102,6 +102,16 @@ def generate_key_pair(directory):
     return private_path, public_key
 
 
+def certificate_line_of(body):
+    """The OpenSSH certificate line for what Entra answered: its base64 body, with or without the type in front."""
+    if not isinstance(body, str) or not body.strip():
+        raise CertificateError('Entra ID answered no SSH certificate.')
+    body = body.strip()
+    if body.startswith(CERTIFICATE_TYPE + ' '):
+        body = body.split()[1]
+    return f'{CERTIFICATE_TYPE} {body}'
+
+
 def first_principal(certificate_line, public_key=None):
     """The certificate's first valid principal; checks it is a user certificate (for ``public_key``)."""
     from cryptography.hazmat.primitives import serialization
@@ -130,13 +140,7 @@ def obtain_certificate(directory, fetch_certificate, cloud_name, configured_scop
     scope = ssh_certificate_scope(cloud_name, configured_scope)
     private_path, public_key = generate_key_pair(directory)
     jwk = public_jwk(public_key)
-    body = fetch_certificate([scope], certificate_request_data(jwk))
-    if not isinstance(body, str) or not body.strip():
-        raise CertificateError('Entra ID answered no SSH certificate.')
-    body = body.strip()
-    if body.startswith(CERTIFICATE_TYPE + ' '):
-        body = body.split()[1]
-    line = f'{CERTIFICATE_TYPE} {body}'
+    line = certificate_line_of(fetch_certificate([scope], certificate_request_data(jwk)))
     principal = first_principal(line, public_key)
     # ssh picks "<key>-cert.pub" up by itself too; we also pass it explicitly with CertificateFile.
     certificate_path = write_private_file(private_path + '-cert.pub', line + '\n')

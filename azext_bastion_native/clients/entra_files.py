@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from azext_bastion_native.agent import entra_refresh
 from azext_bastion_native.errors import Kind, Refused
 
-from .entra_cert import CERTIFICATE_TYPE, CertificateError, certificate_request_data, first_principal, public_jwk
+from .entra_cert import CertificateError, certificate_line_of, certificate_request_data, first_principal, public_jwk
 
 _NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
 
@@ -111,13 +111,7 @@ def ensure_certificate(fetch_certificate, scope, margin=entra_refresh.RENEW_MARG
             principal = _principal_if_current(current, public_key)
         renewed = principal is None
         if renewed:
-            body = fetch_certificate([scope], certificate_request_data(public_jwk(public_key)))
-            if not isinstance(body, str) or not body.strip():
-                raise CertificateError('Entra ID answered no SSH certificate.')
-            body = body.strip()
-            if body.startswith(CERTIFICATE_TYPE + ' '):
-                body = body.split()[1]
-            line = f'{CERTIFICATE_TYPE} {body}'
+            line = certificate_line_of(fetch_certificate([scope], certificate_request_data(public_jwk(public_key))))
             principal = first_principal(line, public_key)
             _write(directory, entra_refresh.CERTIFICATE_NAME, (line + '\n').encode('ascii'))
         where = _directory_path(directory)
