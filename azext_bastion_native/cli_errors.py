@@ -6,7 +6,6 @@ calls it with whatever a command raised (azure-cli-core commands/__init__.py, Az
 ``return cmd_copy.exception_handler(ex)``). Anything it does not know it raises again unchanged. Argument
 validators run before that handler and call cli_error themselves."""
 
-import contextlib
 
 from azext_bastion_native import errors
 from azext_bastion_native.errors import Kind
@@ -60,13 +59,3 @@ def translate(ex):
     if isinstance(ex, DataPlaneError):
         raise cli_error(data_plane_refusal(ex)) from None
     raise ex
-
-
-@contextlib.contextmanager
-def refusals_as_cli_errors():
-    """Any Refused raised inside the block leaves it as the CLI's typed error. Redundant under `translate`; kept
-    only for code not yet moved to raising Refused to the boundary (connect/ssh_config.py, connect/fleet.py)."""
-    try:
-        yield
-    except errors.Refused as refused:
-        raise cli_error(refused) from None

@@ -6,6 +6,8 @@ import time
 
 from knack.log import get_logger
 
+from azext_bastion_native.errors import Kind, Refused
+
 logger = get_logger(__name__)
 
 STOP_TIMEOUT = 30.0
@@ -13,18 +15,17 @@ ANSWER_TIMEOUT = 10.0       # seconds for the agent to answer status or stop
 
 
 def _paths():
-    from azure.cli.core import azclierror
     from azext_bastion_native.agent.proxy_helper import AgentUnavailable, agent_paths
     from azext_bastion_native.clients.local_tunnel import unix_sockets_supported
     if not unix_sockets_supported():
-        raise azclierror.ValidationError(
-            'The connection agent needs Unix sockets, which this system does not offer to OpenSSH.',
-            recommendation='On Windows, ssh-config writes `az network bastion proxy` as the ProxyCommand instead.')
+        raise Refused('The connection agent needs Unix sockets, which this system does not offer to OpenSSH.',
+                      'On Windows, ssh-config writes `az network bastion proxy` as the ProxyCommand instead.',
+                      Kind.VALIDATION)
     try:
         paths = agent_paths()
     except AgentUnavailable as err:
-        raise azclierror.FileOperationError(str(err), recommendation=(
-            'Set XDG_RUNTIME_DIR or TMPDIR to a directory of yours that no one else may write to.')) from None
+        raise Refused(str(err), 'Set XDG_RUNTIME_DIR or TMPDIR to a directory of yours that no one else may write to.',
+                      Kind.FILE_OPERATION) from None
     for note in paths.notes:
         logger.debug('agent directory: %s', note)
     logger.debug('agent directory: %s', paths.directory)
@@ -84,14 +85,12 @@ def agent_start(cmd, idle_timeout=None, foreground=False):
     if status['running']:
         logger.warning('The agent is already running (pid %s).', status['pid'])
         return status
-    from azure.cli.core import azclierror
     from azext_bastion_native.agent.proxy_helper import AgentUnavailable, connect_or_start
     from azext_bastion_native.connect.proxy_command import az_argv
     try:
         connect_or_start(paths, az_argv(), extra_args=['--idle-timeout', str(idle_timeout)]).close()
     except AgentUnavailable as err:
-        raise azclierror.ClientRequestError(f'The agent did not start: {err}',
-                                            recommendation=f'See its log: {paths.log}') from None
+        raise Refused(f'The agent did not start: {err}', f'See its log: {paths.log}', Kind.LOCAL) from None
     return _status(paths)
 
 

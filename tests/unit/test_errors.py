@@ -4,19 +4,19 @@ from azure.cli.core import azclierror
 
 from azext_bastion_native import errors
 from azext_bastion_native.capabilities import CapabilityRefused, decide
-from azext_bastion_native.cli_errors import cli_error, refusals_as_cli_errors
+from azext_bastion_native.cli_errors import cli_error, translate
 from azext_bastion_native.connect.file import TransferRefused
 from azext_bastion_native.connect.preflight import PreflightError
 from azext_bastion_native.connect.ssh_config_text import SshConfigError
 
 
 def test_a_capability_refusal_raises_the_cli_error():
+    with pytest.raises(CapabilityRefused) as caught:
+        decide('linux', 'windows', 'tunnel', auth_type='aad')
     with pytest.raises(azclierror.ValidationError) as refused:
-        with refusals_as_cli_errors():
-            decide('linux', 'windows', 'tunnel', auth_type='aad')
+        translate(caught.value)
     assert 'Entra ID' in str(refused.value)
-    with refusals_as_cli_errors():
-        assert decide('windows', 'windows', 'rdp', auth_type='aad').method == 'rdp'
+    assert decide('windows', 'windows', 'rdp', auth_type='aad').method == 'rdp'
 
 
 @pytest.mark.parametrize('refusal, expected', [
