@@ -34,7 +34,7 @@ ERROR_PREFIX = 'az network bastion: Entra ID SSH certificate: '
 _RSA_CERTIFICATE = b'ssh-rsa-cert-v01@openssh.com'
 
 
-_LOADED = {}
+_LOADED: dict = {}
 
 
 def _proxy_helper():

@@ -6,7 +6,7 @@ ahead of expiry. ARM and MSAL calls run on worker threads, off the event loop.""
 import asyncio
 import logging
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class BastionHosts:
         self._clients: Dict[Any, Any] = {}          # Endpoint -> DataPlaneClient
         self._tokens: Dict[str, Any] = {}           # subscription -> CachedToken
         self._locks: Dict[Tuple[str, str, str], asyncio.Lock] = {}
-        self._default_subscription = None
+        self._default_subscription: Optional[str] = None
 
     def clients(self) -> List[Any]:
         return list(self._clients.values())
@@ -55,7 +55,7 @@ class BastionHosts:
         from azext_bastion_native.connect.data_plane import data_plane_client
         from azext_bastion_native.bastion_facts import subscription_of
         loop = asyncio.get_running_loop()
-        subscription = request.get('subscription') or await loop.run_in_executor(None, self._default)
+        subscription = str(request.get('subscription') or await loop.run_in_executor(None, self._default))
         key = (subscription.lower(), str(request['resource_group']).lower(), str(request['name']).lower())
         host = await self._host(key, subscription, request)
         connect = ConnectRequest(request['resource_group'], request['name'], int(request['port']),

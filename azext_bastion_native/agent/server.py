@@ -213,16 +213,18 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
             self.max_connections = connection_limit(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         room = self._room = asyncio.Semaphore(self.max_connections + CONTROL_HANDLERS)
         backoff = 0.0
+        listener = self._listener
+        assert listener is not None, 'accepting before listening'
         while True:
             await room.acquire()
             try:
-                conn, _ = await loop.sock_accept(self._listener)
+                conn, _ = await loop.sock_accept(listener)
             except OSError as err:
                 room.release()
                 # One warning per spell of failures (then debug lines), so a long one does not flood the log.
                 logger.log(logging.DEBUG if backoff else logging.WARNING,
                            'cannot accept a connection (%s: %s); trying again in %.2fs, then backing off',
-                           ACCEPT_ERRORS.get(err.errno, err.errno), err.strerror, ACCEPT_BACKOFF[0])
+                           ACCEPT_ERRORS.get(err.errno or 0) or err.errno, err.strerror, ACCEPT_BACKOFF[0])
                 backoff = min(ACCEPT_BACKOFF[1], backoff * 2 or ACCEPT_BACKOFF[0])
                 await asyncio.sleep(backoff)
                 continue
@@ -286,7 +288,7 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
                 self.stop('stopped')
             elif operation == 'forward':
                 await loop.sock_sendall(conn, encode(await self._forward(request)))
-            elif len(self.live) >= self.max_connections:
+            elif self.max_connections is not None and len(self.live) >= self.max_connections:
                 await loop.sock_sendall(conn, encode({'ok': False, 'error': (
                     f'the agent relays at most {self.max_connections} connections at once (its open-file limit); '
                     'close one, or start the agent where `ulimit -n` is higher')}))
@@ -312,7 +314,9 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         """Mint, open the websocket, say ok (or the one-line reason), relay, delete the session."""
         loop = asyncio.get_running_loop()
         label = target_label(request)
-        self.live[asyncio.current_task()] = label
+        task = asyncio.current_task()
+        assert task is not None, 'a connection is served by a task'
+        self.live[task] = label
         try:
             _, local = await loop.connect_accepted_socket(lambda: LocalEnd(read_buffer=self._read_buffer), conn)
         except OSError:

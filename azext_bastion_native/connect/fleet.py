@@ -50,7 +50,7 @@ def assign_aliases(fleet: List[FleetVm], existing=None):
     existing = existing or {}
     kept = {owner: alias for alias, owner in existing.items() if owner}
     taken = {alias.lower(): owner for alias, owner in existing.items()}
-    counts = {}
+    counts: dict = {}
     for vm in fleet:
         counts[vm.name.lower()] = counts.get(vm.name.lower(), 0) + 1
     aliases, used = {}, set()
@@ -166,7 +166,7 @@ def write_fleet(config_file, fleet, options: BlockOptions, prune, existing_ids=(
     and, with ``prune``, this set's blocks taken out whose VM is gone (not one merely skipped this time: its ID
     is in ``existing_ids``). Returns (real path, summary, [(alias, FleetVm)], [Skipped])."""
     from azext_bastion_native.clients.ssh import host_key_alias
-    outcome = {}
+    outcome: dict = {}
 
     def edit(current):
         blocks, entries, skipped = fleet_blocks(assign_aliases(fleet, existing_owners(current)), options, plan)

@@ -17,7 +17,7 @@ from azext_bastion_native.errors import Kind
 try:
     from fcntl import LOCK_EX, LOCK_NB, flock as _flock
 except ImportError:     # Windows
-    _flock = None
+    _flock = None  # type: ignore[assignment]
 
 
 FILE_MODE = 0o600
