@@ -19,6 +19,7 @@ import socket
 import time
 from typing import Any, Dict, Optional, Set
 
+from ..bastion_facts import MAX_PORT, is_port
 from ..dataplane import DataPlaneError
 from ..relay import event_loop
 from ..relay.connection import Opening, relay_connection
@@ -392,8 +393,8 @@ def _connect_problem(request: dict) -> str:
     port, subscription = request.get('port'), request.get('subscription')
     problems = (
         (not request['target'].startswith('/'), "'target' must be a resource id (/subscriptions/...)"),
-        (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536,
-         f"'port' must be a whole number from 1 to 65535, not {_shown(port)}"),
+        (not isinstance(port, int) or isinstance(port, bool) or not is_port(port),
+         f"'port' must be a whole number from 1 to {MAX_PORT}, not {_shown(port)}"),
         (subscription is not None and not _is_text(subscription, 128),
          f"'subscription' must be absent or a subscription id, not {_shown(subscription)}"))
     return next((message for wrong, message in problems if wrong), '')

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from knack.log import get_logger
 
+from azext_bastion_native.bastion_facts import MAX_PORT
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.relay.socks import Reply
 
@@ -60,8 +61,8 @@ def _port(text: str, option: str, spec: str, lowest: int) -> int:
         port = int(text)
     except ValueError:
         port = -1
-    if not lowest <= port <= 65535:
-        allowed = '0-65535 (0: a free one)' if lowest == 0 else '1-65535'
+    if not lowest <= port <= MAX_PORT:
+        allowed = f'0-{MAX_PORT} (0: a free one)' if lowest == 0 else f'1-{MAX_PORT}'
         raise Refused(f"{option} '{spec}': '{text}' is not a port ({allowed}).", f'For example {_EXAMPLE_L}.',
                       Kind.INVALID_ARGUMENT)
     return port
