@@ -292,31 +292,39 @@ def check_nsg(nsg, failure: Optional[Failure], port, resource_group, name):
 def check_local_clients(method, client, which, environ=None):
     """which(name) -> path or None (shutil.which); environ: the environment (DISPLAY, WAYLAND_DISPLAY)."""
     if method == 'ssh':
-        ssh, scp = which('ssh'), which('scp')
-        if not ssh:
-            return CheckRow('Local client', FAIL, 'No OpenSSH client (ssh) on PATH.',
-                            'Install OpenSSH: apt-get install openssh-client (Debian/Ubuntu), or Windows Settings > '
-                            'Optional features > OpenSSH Client.')
-        if not scp:
-            return CheckRow('Local client', WARN, f'ssh: {ssh}; no scp on PATH (file copies will not work).',
-                            'Install the full OpenSSH client package.')
-        return CheckRow('Local client', PASS, f'ssh: {ssh}; scp: {scp}.')
+        return _ssh_client_row(which)
     if method == 'rdp':
-        from azext_bastion_native.clients.rdp import find_launcher, no_display
-        launcher = find_launcher(client, which, environ)
-        if launcher is None and no_display(client, environ) and find_launcher(client, which, {'DISPLAY': ':0'}):
-            return CheckRow('Local client', WARN, 'No display here (neither DISPLAY nor WAYLAND_DISPLAY is set): '
-                                                  '`az network bastion rdp` will only open the tunnel and print the '
-                                                  'command to connect.',
-                            'Run it in a desktop session, or connect an RDP client on a machine with a display to '
-                            'the tunnel (ssh -L PORT:127.0.0.1:PORT this machine).')
-        if launcher is None:
-            return CheckRow('Local client', WARN, f'No RDP client found for the {CLIENT_LABELS[client]} (xfreerdp, '
-                                                  'wlfreerdp, or macOS open): `az network bastion rdp` will only '
-                                                  'open the tunnel and print where to connect.',
-                            'apt-get install freerdp2-x11 (Debian/Ubuntu), or install an RDP client.')
-        return CheckRow('Local client', PASS, f'RDP client: {launcher.program} ({launcher.kind}).')
+        return _rdp_client_row(client, which, environ)
     return CheckRow('Local client', PASS, 'The tunnel needs no local program of its own; point any client at it.')
+
+
+def _ssh_client_row(which):
+    ssh, scp = which('ssh'), which('scp')
+    if not ssh:
+        return CheckRow('Local client', FAIL, 'No OpenSSH client (ssh) on PATH.',
+                        'Install OpenSSH: apt-get install openssh-client (Debian/Ubuntu), or Windows Settings > '
+                        'Optional features > OpenSSH Client.')
+    if not scp:
+        return CheckRow('Local client', WARN, f'ssh: {ssh}; no scp on PATH (file copies will not work).',
+                        'Install the full OpenSSH client package.')
+    return CheckRow('Local client', PASS, f'ssh: {ssh}; scp: {scp}.')
+
+
+def _rdp_client_row(client, which, environ):
+    from azext_bastion_native.clients.rdp import find_launcher, no_display
+    launcher = find_launcher(client, which, environ)
+    if launcher is None and no_display(client, environ) and find_launcher(client, which, {'DISPLAY': ':0'}):
+        return CheckRow('Local client', WARN, 'No display here (neither DISPLAY nor WAYLAND_DISPLAY is set): '
+                                              '`az network bastion rdp` will only open the tunnel and print the '
+                                              'command to connect.',
+                        'Run it in a desktop session, or connect an RDP client on a machine with a display to '
+                        'the tunnel (ssh -L PORT:127.0.0.1:PORT this machine).')
+    if launcher is None:
+        return CheckRow('Local client', WARN, f'No RDP client found for the {CLIENT_LABELS[client]} (xfreerdp, '
+                                              'wlfreerdp, or macOS open): `az network bastion rdp` will only '
+                                              'open the tunnel and print where to connect.',
+                        'apt-get install freerdp2-x11 (Debian/Ubuntu), or install an RDP client.')
+    return CheckRow('Local client', PASS, f'RDP client: {launcher.program} ({launcher.kind}).')
 
 
 # -- 9: the data plane ---------------------------------------------------------------------------
