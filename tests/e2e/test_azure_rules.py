@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from tests.e2e.arrange import RG, refused
+from tests.e2e.test_tunnel import _echo
 from tests.e2e.tunnel_helpers import RunningTunnel, sessions_drain
 
 pytestmark = pytest.mark.e2e
@@ -24,18 +25,6 @@ def no_faults_left(emulator):
 @pytest.fixture(scope='module')
 def vm_id(emulator):
     return emulator.resource_id('Microsoft.Compute/virtualMachines', 'linux-vm')
-
-
-def _echo(port, payload=b'ping'):
-    with socket.create_connection(('127.0.0.1', port), timeout=15) as sock:
-        sock.sendall(payload)
-        got = b''
-        while len(got) < len(payload):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    return got
 
 
 def test_a_session_minted_without_a_node_id_is_deleted_without_the_header(
