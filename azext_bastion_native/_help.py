@@ -469,6 +469,8 @@ short-summary: Stop the connection agent; its live connections end and every Bas
 examples:
   - name: Stop it, e.g. before signing in as someone else (the next ssh starts a new one).
     text: az network bastion agent stop
+  - name: Stop one background forward (its id from `forward --background` or `agent status`) and keep the agent and the other forwards running.
+    text: az network bastion agent stop --forward 2
 """
 
 helps['network bastion agent status'] = """

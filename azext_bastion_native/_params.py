@@ -278,13 +278,17 @@ def _doctor_arguments(self):
 
 
 def _agent_arguments(self):
-    """agent start."""
+    """agent start and stop."""
     with self.argument_context('network bastion agent start') as c:
         c.argument('idle_timeout', options_list=['--idle-timeout'], type=float,
                    validator=validate_agent_idle_timeout,
                    help='Seconds with no live connection before the agent exits by itself. Default: 900.')
         c.argument('foreground', action='store_true',
                    help='Run the agent in this process until it stops (how the ProxyCommand helper starts it).')
+    with self.argument_context('network bastion agent stop') as c:
+        c.argument('forward', options_list=['--forward'], type=int,
+                   help='Stop only this background forward (its id from `forward --background` or `agent status`; '
+                        'every session it opened is deleted) and leave the agent running.')
 
 
 def _ssh_config_and_file_arguments(self):

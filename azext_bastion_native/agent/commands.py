@@ -32,9 +32,9 @@ def _paths():
     return paths
 
 
-def _ask(paths, operation):
-    """(the agent's answer to ``operation`` or None when no agent answers, the pid of an agent that accepted the
-    question and said nothing within ANSWER_TIMEOUT: stopped with SIGSTOP, or stuck)."""
+def _ask(paths, operation, timeout=ANSWER_TIMEOUT, **fields):
+    """(the agent's answer to ``operation`` (with ``fields``) or None when no agent answers, the pid of an agent that
+    accepted the question and said nothing within ``timeout`` seconds: stopped with SIGSTOP, or stuck)."""
     import socket
     from azext_bastion_native.agent.proxy_helper import (PROTOCOL_VERSION, AgentUnavailable, ask, connect_agent,
                                                          peer_credentials)
@@ -46,7 +46,7 @@ def _ask(paths, operation):
     except OSError:
         return None, None
     try:
-        answer, _ = ask(sock, {'v': PROTOCOL_VERSION, 'op': operation}, timeout=ANSWER_TIMEOUT)
+        answer, _ = ask(sock, {'v': PROTOCOL_VERSION, 'op': operation, **fields}, timeout=timeout)
         return answer, None
     except socket.timeout:
         peer = peer_credentials(sock)
@@ -108,8 +108,10 @@ def _run_in_foreground(cli_ctx, paths, idle_timeout):
     logger.info('agent %s exited (%s); every session it opened has been deleted.', os.getpid(), reason)
 
 
-def agent_stop(cmd):  # pylint: disable=unused-argument
+def agent_stop(cmd, forward=None):  # pylint: disable=unused-argument
     paths = _paths()
+    if forward is not None:
+        return _stop_forward(paths, forward)
     answer, silent = _ask(paths, 'stop')
     if silent:
         return {'running': True, 'answering': False, 'stopped': False, 'pid': silent, 'socket': paths.socket}
@@ -122,6 +124,29 @@ def agent_stop(cmd):  # pylint: disable=unused-argument
     if not stopped:
         logger.warning('The agent (pid %s) has not exited yet; it is still deleting sessions.', answer.get('pid'))
     return {'running': not stopped, 'stopped': stopped, 'pid': answer.get('pid'), 'socket': paths.socket}
+
+
+def _stop_forward(paths, number):
+    """`agent stop --forward ID`: that background forward's ready line and "stopped"; the agent goes on."""
+    listed = 'Run `az network bastion agent status` to list the forwards and their ids.'
+    if number < 1:
+        raise Refused(f'--forward {number} is not the id of a forward (ids count from 1).', listed,
+                      Kind.INVALID_ARGUMENT)
+    answer, silent = _ask(paths, 'stop_forward', timeout=STOP_TIMEOUT, forward=number)
+    if silent:
+        raise Refused(f'The agent (pid {silent}) does not answer, so forward {number} was not stopped.',
+                      f'`kill -CONT {silent}` resumes a stopped agent; then try again.', Kind.LOCAL)
+    if not answer:
+        raise Refused(f'No connection agent runs (socket {paths.socket}), so no background forward does either.',
+                      'Start one with `az network bastion forward ... --background`.', Kind.NOT_FOUND)
+    if answer.get('unknown'):
+        raise Refused(f'The agent runs no forward with id {number}.', listed, Kind.NOT_FOUND)
+    if not answer.get('ok'):
+        raise Refused(f"The agent did not stop forward {number}: {answer.get('error')}",
+                      'Stop the agent with `az network bastion agent stop` and start the forward again.', Kind.LOCAL)
+    if not answer['stopped']:
+        logger.warning('Forward %s has not ended yet; it is still deleting its sessions.', number)
+    return {key: answer[key] for key in ('id', 'forwards', 'socks', 'stopped')}
 
 
 def _pid_alive(pid):

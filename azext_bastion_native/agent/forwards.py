@@ -1,7 +1,8 @@
 """The forwards `az network bastion forward --background` hands the connection agent: each one a relay service of its
 own (relay/tunnel.py: its -L and SOCKS5 listeners, its data-plane client, its own --timeout, --idle-timeout and
---max-connections) on the agent's event loop. `agent status` lists them; they end by their own time limits or when
-the agent stops, every session deleted. Imports nothing from azure.cli: the services come built and listening."""
+--max-connections) on the agent's event loop. `agent status` lists them; they end by their own time limits, one by
+`agent stop --forward ID`, or all when the agent stops, every session deleted. Imports nothing from azure.cli: the
+services come built and listening."""
 
 import asyncio
 import itertools
@@ -49,11 +50,23 @@ class BackgroundForwards:
         return [dict(ready, id=number, liveConnections=service.active_connections)
                 for number, (service, ready, _) in sorted(self._running.items())]
 
+    async def stop_one(self, number: int, timeout: float) -> Optional[Tuple[dict, bool]]:
+        """Stop forward ``number`` (every session it opened deleted), waiting at most ``timeout`` seconds for it:
+        (its ready line with its number, whether it has ended), or None when no forward has that number."""
+        if number not in self._running:
+            return None
+        _, ready, task = self._running[number]
+        await self._stop([number], timeout)
+        return dict(ready, id=number), task.done()
+
     async def stop_all(self, timeout: float) -> None:
-        """Stop every forward (each deletes its sessions), waiting at most ``timeout`` seconds (plus their own
-        grace periods)."""
+        """Stop every forward (each deletes its sessions), waiting at most ``timeout`` seconds for them."""
+        await self._stop(list(self._running), timeout)
+
+    async def _stop(self, numbers: List[int], timeout: float) -> None:
         tasks = []
-        for service, _, task in self._running.values():
+        for number in numbers:
+            service, _, task = self._running[number]
             service.stop()
             tasks.append(task)
         if tasks:

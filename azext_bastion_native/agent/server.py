@@ -289,6 +289,8 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
                 self.stop('stopped')
             elif operation == 'forward':
                 await loop.sock_sendall(conn, encode(await self._forward(request)))
+            elif operation == 'stop_forward':
+                await loop.sock_sendall(conn, encode(await self._stop_forward(request['forward'])))
             elif self.max_connections is not None and len(self.live) >= self.max_connections:
                 await loop.sock_sendall(conn, encode({'ok': False, 'error': (
                     f'the agent relays at most {self.max_connections} connections at once (its open-file limit); '
@@ -310,6 +312,15 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
             logger.warning('forward refused: %s', escaped(describe_failure(err), 600))
             return {'ok': False, 'error': describe_failure(err)}
         return {'ok': True, 'pid': os.getpid(), **self.forwards.start(service, ready)}
+
+    async def _stop_forward(self, number: int) -> dict:
+        """`agent stop --forward ID`: that forward stops (its sessions deleted) and the agent goes on; the answer is
+        its ready line and whether it ended within the grace period."""
+        stopped = await self.forwards.stop_one(number, self.grace_period)
+        if stopped is None:
+            return {'ok': False, 'unknown': True, 'error': f'no background forward has id {number}'}
+        ready, ended = stopped
+        return {'ok': True, 'pid': os.getpid(), **ready, 'stopped': ended}
 
     async def _connect(self, conn: socket.socket, request: dict) -> None:
         """Mint, open the websocket, say ok (or the one-line reason), relay, delete the session."""
@@ -378,10 +389,13 @@ def request_problem(request: dict) -> str:
         return (f"this agent speaks version {PROTOCOL_VERSION}; stop it with `az network bastion agent stop` and "
                 "connect again")
     operation = request.get('op')
-    if operation not in ('status', 'stop', 'connect', 'forward'):
-        return f"'op' must be status, stop, connect or forward, not {_shown(operation)}"
+    if operation not in ('status', 'stop', 'stop_forward', 'connect', 'forward'):
+        return f"'op' must be status, stop, stop_forward, connect or forward, not {_shown(operation)}"
     if operation == 'forward':
         return forward_problem(request, _is_text, _shown)
+    number = request.get('forward')
+    if operation == 'stop_forward' and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
+        return f"'forward' must be a forward's id (a whole number from 1), not {_shown(number)}"
     return _connect_problem(request) if operation == 'connect' else ''
 
 

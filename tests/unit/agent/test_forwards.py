@@ -71,3 +71,49 @@ def test_a_refused_forward_is_one_line_and_nothing_runs(paths):  # noqa: F811
     assert _ask(paths.socket, {'v': 1, 'op': 'status'})['status']['forwards'] == []
     _ask(paths.socket, {'v': 1, 'op': 'stop'})
     thread.join(10)
+
+
+def _refused(port):
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+def _ended(sock):
+    try:
+        return sock.recv(100) == b''
+    except ConnectionResetError:
+        return True
+
+
+def test_stop_forward_ends_that_forward_only_with_its_sessions_and_the_agent_goes_on(paths):  # noqa: F811
+    with echo_server_on_a_thread() as url:
+        hosts = _ForwardingHosts(url)
+        agent = server.ConnectionAgent(paths, hosts, idle_timeout=60)
+        thread, _ = _serve(agent)
+        first, second = _ask(paths.socket, REQUEST), _ask(paths.socket, REQUEST)
+        assert (first['id'], second['id']) == (1, 2)
+        [first_ready], [second_ready] = first['forwards'], second['forwards']
+        with socket.create_connection(('127.0.0.1', first_ready['port']), timeout=10) as held:
+            held.sendall(b'a session of its own')
+            assert held.recv(100) == b'a session of its own'
+            assert hosts.data_planes[0].live
+            answer = _ask(paths.socket, {'v': 1, 'op': 'stop_forward', 'forward': 1})
+            assert answer == {'ok': True, 'pid': first['pid'], 'id': 1, 'forwards': first['forwards'],
+                              'socks': None, 'stopped': True}
+            assert _ended(held)                     # its live connection ended with it
+        stopped, going_on = hosts.data_planes
+        assert stopped.closed and not stopped.live and not going_on.closed
+        assert _refused(first_ready['port'])
+        with socket.create_connection(('127.0.0.1', second_ready['port']), timeout=10) as sock:
+            sock.sendall(b'still relaying')
+            assert sock.recv(100) == b'still relaying'
+        [listed] = _ask(paths.socket, {'v': 1, 'op': 'status'})['status']['forwards']
+        assert listed['id'] == 2 and thread.is_alive()
+        assert _ask(paths.socket, {'v': 1, 'op': 'stop_forward', 'forward': 1}) == {
+            'ok': False, 'unknown': True, 'error': 'no background forward has id 1'}
+        _ask(paths.socket, {'v': 1, 'op': 'stop'})
+        thread.join(20)
+    assert going_on.closed and _refused(second_ready['port'])
