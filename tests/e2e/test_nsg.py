@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_to_arm
-from tests.unit.nsg.test_nsg_rules import arm_rule
+from tests.unit.nsg.nsg_json import arm_rule
 
 pytestmark = pytest.mark.e2e
 

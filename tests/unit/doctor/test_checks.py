@@ -4,7 +4,7 @@ import pytest
 from azext_bastion_native.doctor import checks
 from azext_bastion_native.capabilities import SUPPORT_TABLE_TITLE, SUPPORT_TABLE_URL
 from azext_bastion_native.doctor.checks import FAIL, PASS, SKIP, WARN, Asked, Failure, ProbeResult, VmFacts
-from tests.unit.nsg.test_nsg_rules import arm_rule, compliant, nsg_of
+from tests.unit.nsg.nsg_json import arm_rule, compliant, nsg_of
 
 RG, NAME = 'rg', 'bh'
 ENABLE = 'az network bastion native-client enable -g rg -n bh'

@@ -1,11 +1,12 @@
-"""nsg/check.py: what reaches the virtual network past the Deny, source ports, application security groups, and
-the traffic a Kerberos host and the virtual network's own DNS servers need."""
+"""nsg/check.py: each rule of the set present, missing, wider or broken by a Deny; what reaches the virtual network
+past the Deny, source ports, application security groups, and the traffic a Kerberos host and the virtual network's
+own DNS servers need."""
 import pytest
 
 from azext_bastion_native.nsg.check import check
 from azext_bastion_native.nsg.plan import apply_to_json, plan_apply
 from azext_bastion_native.nsg.rule_set import Network, bastion_rule_set, rule_to_arm
-from tests.unit.nsg.test_nsg_rules import arm_rule, compliant, finding, kinds, nsg_of
+from tests.unit.nsg.nsg_json import arm_rule, compliant, finding, kinds, nsg_of
 
 VNET = Network(bastion_prefixes=('10.20.1.0/26',), vnet_prefixes=('10.20.0.0/16',))
 ASG_ID = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/applicationSecurityGroups/web-servers'
@@ -29,6 +30,170 @@ def to_addresses(name, priority, addresses, ports='*'):
     del rule['properties']['destinationAddressPrefix']
     rule['properties']['destinationAddressPrefixes'] = addresses
     return rule
+
+
+# --- check ---------------------------------------------------------------------------------------------
+
+def test_no_nsg_is_itself_a_finding_and_every_rule_is_missing():
+    report = check(None)
+    assert not report.ok
+    assert report.findings[0].kind == 'no-nsg'
+    assert set(kinds(report).values()) == {'missing'}
+    assert len(kinds(report)) == len(bastion_rule_set())
+
+
+def test_the_rule_set_itself_is_compliant():
+    report = check(compliant())
+    assert report.ok
+    assert set(kinds(report).values()) == {'present'}
+    assert report.as_dict()['compliant'] is True
+
+
+def test_compliance_is_by_effect_not_by_name():
+    nsg = nsg_of(
+        arm_rule('web', 'Inbound', 200, 'Internet', '*', '443', protocol='Tcp'),
+        arm_rule('gw', 'Inbound', 210, 'GatewayManager', '*', '443'),
+        arm_rule('lb', 'Inbound', 220, 'AzureLoadBalancer', '*', '443'),
+        arm_rule('peers-in', 'Inbound', 230, 'VirtualNetwork', 'VirtualNetwork', ['5701', '8080']),
+        arm_rule('to-vms', 'Outbound', 300, '*', 'VirtualNetwork', ['22', '3389', '5701', '8080']),
+        arm_rule('cloud', 'Outbound', 310, '*', 'AzureCloud', '443'),
+        arm_rule('http', 'Outbound', 320, '*', 'Internet', '80'),
+        arm_rule('deny-vnet', 'Outbound', 3000, '*', 'VirtualNetwork', '*', access='Deny'))
+    report = check(nsg)
+    assert report.ok, report.findings
+    assert set(kinds(report).values()) == {'present'}
+    assert finding(report, 'AllowBastionCommunication').related == ('to-vms',)
+    assert plan_apply(nsg).empty
+
+
+@pytest.mark.parametrize('rule_name', [r.name for r in bastion_rule_set()])
+def test_each_missing_rule_is_reported(rule_name):
+    report = check(compliant(without=(rule_name,)))
+    assert not report.ok
+    assert {name for name, kind in kinds(report).items() if kind != 'present'} == {rule_name}
+    assert kinds(report)[rule_name] == 'missing'
+
+
+def test_partly_allowed_target_ports_are_missing_with_the_ports_named():
+    narrow = arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*', 'VirtualNetwork', '22')
+    report = check(compliant(replace={'AllowSshRdpOutbound': narrow}))
+    assert kinds(report)['AllowSshRdpOutbound'] == 'missing'
+    assert '3389' in finding(report, 'AllowSshRdpOutbound').detail
+
+
+def test_custom_ports_need_their_own_allow():
+    report = check(compliant(), ports=['22', '8000-8010'])
+    assert kinds(report)['AllowCustomPortsOutbound'] == 'missing'
+    assert kinds(report)['AllowSshRdpOutbound'] == 'present'
+    assert '8000-8010' in finding(report, 'AllowCustomPortsOutbound').detail
+    assert 'Azure refuses' not in finding(report, 'AllowCustomPortsOutbound').detail   # ours, not Azure's
+    assert 'Azure refuses' in finding(check(compliant(without=('AllowHttpOutbound',))), 'AllowHttpOutbound').detail
+
+
+def test_tcp_only_or_udp_only_rules():
+    tcp = arm_rule('gw', 'Inbound', 130, 'GatewayManager', '*', '443', protocol='Tcp')
+    udp = arm_rule('gw', 'Inbound', 130, 'GatewayManager', '*', '443', protocol='Udp')
+    assert kinds(check(compliant(replace={'AllowGatewayManagerInbound': tcp})))['AllowGatewayManagerInbound'] == \
+        'present'
+    assert kinds(check(compliant(replace={'AllowGatewayManagerInbound': udp})))['AllowGatewayManagerInbound'] == \
+        'missing'
+
+
+def test_any_ports_outbound_to_the_vnet_is_wider_than_needed():
+    wide = arm_rule('AllowSshRdpOutbound', 'Outbound', 100, '*', 'VirtualNetwork', '*')
+    report = check(compliant(replace={'AllowSshRdpOutbound': wide}))
+    assert kinds(report)['AllowSshRdpOutbound'] == 'wider'
+    assert kinds(report)['DenyOtherVnetOutbound'] == 'wider'
+    assert not report.ok      # every port to the virtual network ahead of the Deny: a leak, the check fails
+    assert [f.rule for f in report.failing] == ['DenyOtherVnetOutbound']
+    assert 'also allows ports' in finding(report, 'AllowSshRdpOutbound').detail
+
+
+def test_other_ports_to_the_vnet_before_the_deny_are_wider():
+    report = check(nsg_of(*compliant()['properties']['securityRules'],
+                          arm_rule('their-rdp-gateway', 'Outbound', 500, '*', 'VirtualNetwork', '4433')))
+    assert kinds(report)['DenyOtherVnetOutbound'] == 'wider'
+    assert finding(report, 'DenyOtherVnetOutbound').related == ('their-rdp-gateway',)
+    assert '4433' in finding(report, 'DenyOtherVnetOutbound').detail
+
+
+def test_any_source_where_a_service_tag_belongs_is_wider():
+    wide = arm_rule('AllowGatewayManagerInbound', 'Inbound', 130, '*', '*', '443')
+    report = check(compliant(replace={'AllowGatewayManagerInbound': wide}))
+    assert kinds(report)['AllowGatewayManagerInbound'] == 'wider'
+    detail = finding(report, 'AllowGatewayManagerInbound').detail
+    assert 'source * where the service tag GatewayManager belongs' in detail
+
+
+def test_any_destination_where_a_service_tag_belongs_is_wider():
+    wide = arm_rule('AllowAzureCloudOutbound', 'Outbound', 110, '*', '*', '443')
+    report = check(compliant(replace={'AllowAzureCloudOutbound': wide}))
+    assert kinds(report)['AllowAzureCloudOutbound'] == 'wider'
+
+
+@pytest.mark.parametrize('deny, broken', [
+    (arm_rule('no-web', 'Inbound', 110, 'Internet', '*', '443', access='Deny'), 'AllowHttpsInbound'),
+    (arm_rule('no-gw', 'Inbound', 100, ['GatewayManager'], '*', '*', access='Deny'), 'AllowGatewayManagerInbound'),
+    (arm_rule('no-peers', 'Outbound', 101, '*', '*', '5701', access='Deny'), 'AllowBastionCommunication'),
+    (arm_rule('no-8080', 'Inbound', 101, '*', '*', '8080', access='Deny'), 'AllowBastionHostCommunication'),
+])
+def test_a_deny_with_higher_precedence_is_breaking(deny, broken):
+    report = check(nsg_of(*compliant()['properties']['securityRules'], deny))
+    assert kinds(report)[broken] == 'breaking'
+    assert not report.ok
+    assert finding(report, broken).related == (deny['name'],)
+
+
+def test_a_deny_hiding_our_target_port_rule_is_breaking_and_stays_unless_asked():
+    late_allow = arm_rule('AllowSshRdpOutbound', 'Outbound', 300, '*', 'VirtualNetwork', ['22', '3389'])
+    deny = arm_rule('no-ssh', 'Outbound', 105, '*', 'VirtualNetwork', '22', access='Deny')
+    nsg = compliant(replace={'AllowSshRdpOutbound': late_allow})
+    nsg['properties']['securityRules'].append(deny)
+    report = check(nsg)
+    assert kinds(report)['AllowSshRdpOutbound'] == 'breaking'
+    assert finding(report, 'AllowSshRdpOutbound').related == ('no-ssh',)
+    plan = plan_apply(nsg)
+    assert plan.writes == [] and len(plan.blocked) == 1 and 'no-ssh' in plan.blocked[0]
+    plan = plan_apply(nsg, override_denies=True)
+    assert [(w.action, w.rule.name, w.rule.priority) for w in plan.writes] == [('update', 'AllowSshRdpOutbound', 100)]
+    assert plan.blocked == [] and check(apply_to_json(nsg, plan)).ok
+
+
+def test_a_deny_where_nothing_allows_is_missing_not_breaking():
+    deny = arm_rule('no-ssh', 'Outbound', 150, '*', 'VirtualNetwork', '22', access='Deny')
+    nsg = compliant(without=('AllowSshRdpOutbound',))
+    nsg['properties']['securityRules'].append(deny)
+    assert kinds(check(nsg))['AllowSshRdpOutbound'] == 'missing'
+    plan = plan_apply(nsg)
+    assert [(w.rule.name, w.rule.priority) for w in plan.writes] == [('AllowSshRdpOutbound', 100)]
+
+
+def test_a_deny_with_lower_precedence_is_harmless():
+    late = arm_rule('no-web-late', 'Inbound', 4000, 'Internet', '*', '443', access='Deny')
+    assert check(nsg_of(*compliant()['properties']['securityRules'], late)).ok
+
+
+def test_no_deny_means_the_default_vnet_rule_lets_every_port_through():
+    report = check(compliant(without=('DenyOtherVnetOutbound',)))
+    assert kinds(report)['DenyOtherVnetOutbound'] == 'missing'
+    assert 'AllowVnetOutBound' in finding(report, 'DenyOtherVnetOutbound').detail
+
+
+def test_a_deny_by_address_prefix_is_a_warning():
+    cidr = arm_rule('no-10', 'Outbound', 200, '*', '10.0.0.0/8', '*', access='Deny')
+    report = check(nsg_of(*compliant()['properties']['securityRules'], cidr))
+    assert report.ok
+    assert any(f.kind == 'warning' and f.related == ('no-10',) for f in report.findings)
+
+
+def test_a_vm_port_outside_the_list_that_is_blocked_is_a_warning():
+    report = check(compliant(), vm_ports=(22, 2222))
+    assert report.ok
+    warnings = [f for f in report.findings if f.kind == 'warning']
+    assert [w.detail.split(' used')[0] for w in warnings] == ['VM port 2222']
+    assert check(compliant(ports=['2222']), ports=['2222'], vm_ports=(22, 2222)).findings == \
+        check(compliant(ports=['2222']), ports=['2222']).findings
+    assert not [f for f in check(compliant()).findings if f.kind == 'warning']
 
 
 # --- leaks: what reaches the virtual network ahead of the Deny --------------------------------------------------
