@@ -1,9 +1,8 @@
-"""DataPlaneClient with a fake HTTP session: retries, typed errors, session bookkeeping, settings, logs."""
+"""DataPlaneClient with a fake HTTP session: retries, typed errors, session bookkeeping, logs."""
 
 import asyncio
 import json
 import logging
-import ssl
 
 import pytest
 
@@ -187,25 +186,6 @@ def test_developer_sku_resolves_the_host_then_mints_there():
         await client.aclose()
         assert http.calls[-1][1] == 'https://node-9:8443/api/tokens/auth-1'
     asyncio.run(scenario())
-
-
-def test_settings_follow_azure_cli_variables(tmp_path):
-    bundle = tmp_path / 'ca.pem'
-    settings = ConnectionSettings.from_environ({'REQUESTS_CA_BUNDLE': str(bundle)})
-    assert settings.verify and settings.requests_verify() == str(bundle)
-    off = ConnectionSettings.from_environ({'AZURE_CLI_DISABLE_CONNECTION_VERIFICATION': '1'})
-    assert off.requests_verify() is False
-    context = off.ssl_context()
-    assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
-
-
-def test_proxy_settings_honour_https_proxy_and_no_proxy():
-    env = {'HTTPS_PROXY': 'http://proxy:3128', 'NO_PROXY': 'localhost,.internal.example'}
-    settings = ConnectionSettings(environ=env)
-    assert settings.proxy_for('bst-1.bastion.azure.com') == 'http://proxy:3128'
-    assert settings.proxy_for('a.internal.example') is None
-    assert settings.proxy_for('localhost', 8443) is None
-    assert ConnectionSettings(environ={}).proxy_for('bst') is None
 
 
 def test_disabled_verification_warns(caplog):

@@ -20,7 +20,6 @@ from azext_bastion_native.dataplane.errors import DataPlaneError, NotSentError, 
 from azext_bastion_native.dataplane.https import KeepAliveHttps
 from azext_bastion_native.dataplane.protocol import Endpoint, HttpRequest, RetryPolicy, Target
 from azext_bastion_native.dataplane.settings import ConnectionSettings
-from azext_bastion_native.dataplane.warm import WarmConnections
 from azext_bastion_native.relay.pump import Relay
 from tests.unit.relay.doubles import local_pair
 
@@ -193,23 +192,6 @@ def test_network_failures_name_the_host_never_the_path():
         with pytest.raises(SessionUnavailableError) as caught:
             await KeepAliveHttps(None).send(HttpRequest('DELETE', f'http://127.0.0.1:{port}/api/tokens/AUTH-SECRET'))
         assert f'127.0.0.1:{port}' in str(caught.value) and 'AUTH-SECRET' not in str(caught.value)
-    asyncio.run(scenario())
-
-
-def test_a_warm_connection_the_server_closed_is_not_used():
-    async def scenario():
-        async def close_at_once(_reader, writer):
-            writer.close()
-        server = await asyncio.start_server(close_at_once, '127.0.0.1', 0)
-        host = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        warm = WarmConnections(None)
-        warm.open(host)
-        await asyncio.sleep(0.1)
-        assert await warm.take(host) is None                  # spoiled: the websocket opens afresh instead
-        warm.open(host)
-        assert await warm.take('other:443') is None           # nothing warm for another host
-        warm.close()
-        server.close()
     asyncio.run(scenario())
 
 
