@@ -185,7 +185,7 @@ class VmDirectory:
             found = list(compute.virtual_machines.list(group))
         except ResourceNotFoundError:
             return {}                   # no such resource group: no VM of that name
-        nics = {nic.id.lower(): nic for nic in network.network_interfaces.list(group)} if found else {}
+        nics = {(nic.id or '').lower(): nic for nic in network.network_interfaces.list(group)} if found else {}
         vms = {}
         for vm in found:
             refs = getattr(getattr(vm, 'network_profile', None), 'network_interfaces', None) or []
@@ -193,7 +193,7 @@ class VmDirectory:
             nic = nics.get(primary.id.lower()) if primary is not None else None
             if primary is not None and nic is None:       # a NIC in another resource group
                 parts = parse_resource_id(primary.id)
-                nic = network.network_interfaces.get(parts['resource_group'], parts['name'])
+                nic = network.network_interfaces.get(str(parts['resource_group']), str(parts['name']))
             vms[vm.name.lower()] = KnownVm(vm.name, str(parse_resource_id(vm.id)['resource_group']), vm.id,
                                            _vnet_of_nic(nic) if nic is not None else None)
         return vms

@@ -2,6 +2,7 @@
 its typed azure-cli error. No traceback reaches the user."""
 
 from contextlib import contextmanager
+from typing import Iterator, Optional
 
 from azext_bastion_native.errors import Kind, Refused
 
@@ -12,23 +13,24 @@ from azext_bastion_native.errors import Kind, Refused
 API_VERSION_ERROR_CODES = ('NoRegisteredProviderFound', 'InvalidApiVersionParameter', 'InvalidResourceType')
 
 
-def arm_message(error):
+def arm_message(error: Exception) -> str:
     """The ARM error's own code and message, without the SDK's boilerplate."""
     inner = getattr(error, 'error', None)
     code = getattr(inner, 'code', None) or getattr(error, 'reason', None) or ''
     message = getattr(inner, 'message', None) or getattr(error, 'message', None) or str(error)
-    return f'({code}) {message}' if code else message
+    return f'({code}) {message}' if code else str(message)
 
 
-def _error_code(error):
-    return getattr(getattr(error, 'error', None), 'code', None) or ''
+def _error_code(error: Exception) -> str:
+    return str(getattr(getattr(error, 'error', None), 'code', None) or '')
 
 
 class ArmRefused(Refused):
     """Azure Resource Manager refused a call, or could not be reached; ``status`` is the HTTP status (None when no
     answer came)."""
 
-    def __init__(self, message, recommendation=None, kind=Kind.AZURE_RESPONSE, status=None):
+    def __init__(self, message: str, recommendation: Optional[str] = None, kind: Kind = Kind.AZURE_RESPONSE,
+                 status: Optional[int] = None):
         super().__init__(message, recommendation, kind)
         self.status = status
 
@@ -36,11 +38,11 @@ class ArmRefused(Refused):
 class ArmNotFound(ArmRefused):
     """The resource named does not exist (ARM's 404)."""
 
-    def __init__(self, message, recommendation=None):
+    def __init__(self, message: str, recommendation: Optional[str] = None):
         super().__init__(message, recommendation, Kind.NOT_FOUND, status=404)
 
 
-def api_version_error(error):
+def api_version_error(error: Exception) -> Optional[ArmRefused]:
     """The refusal naming the api-version this extension pins, when ARM refused it; else None."""
     if _error_code(error) not in API_VERSION_ERROR_CODES:
         return None
@@ -55,7 +57,7 @@ def api_version_error(error):
 
 
 @contextmanager
-def arm_errors(what, not_found_hint=None, pass_not_found=False):
+def arm_errors(what: str, not_found_hint: Optional[str] = None, pass_not_found: bool = False) -> Iterator[None]:
     """ARM errors of the call(s) inside the block as ArmRefused naming the resource and the fix.
 
     `what` names the resource the way the user knows it ("Bastion host 'b1' in resource group 'rg'").
@@ -77,7 +79,7 @@ def arm_errors(what, not_found_hint=None, pass_not_found=False):
         raise ArmRefused(f'Could not reach Azure Resource Manager: {err}', kind=Kind.UNREACHABLE) from None
 
 
-def _http_refusal(what, err):
+def _http_refusal(what: str, err: Exception) -> ArmRefused:
     status = getattr(err, 'status_code', None)
     refused_version = api_version_error(err)
     if refused_version is not None:

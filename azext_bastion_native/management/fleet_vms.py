@@ -2,12 +2,21 @@
 (network_reach.py), each VM's NIC and power state. One VM that cannot be read, or that is not a
 running Linux VM in a reached network, is skipped with its reason; it never fails the run."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from azext_bastion_native.management import vms
 from azext_bastion_native.management.errors import arm_errors
 from azext_bastion_native.management.network_reach import host_vnet, nic_vnet, reachable_vnets
+
+if TYPE_CHECKING:
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.network.models import BastionHost
+
+# screen(name, resource group, id, admin user): why the VM's values cannot be used at all, or None
+Screen = Callable[[str, str, str, Optional[str]], Optional[str]]
 
 
 @dataclass(frozen=True)
@@ -28,13 +37,13 @@ class Skipped:
     id: Optional[str] = None
 
 
-def power_state(compute, resource_group, name):
+def power_state(compute: Any, resource_group: str, name: str) -> Optional[str]:
     """The VM's power state from its instance view (one ARM GET), e.g. 'running', 'deallocated'; None if unsaid."""
     from types import SimpleNamespace
     return vms.power_state(SimpleNamespace(instance_view=compute.virtual_machines.instance_view(resource_group, name)))
 
 
-def _why(err):
+def _why(err: Exception) -> str:
     """An ARM error in a few words, for a skipped VM's reason."""
     code = getattr(getattr(err, 'error', None), 'code', None)
     status = getattr(err, 'status_code', None)
@@ -45,15 +54,17 @@ def _why(err):
 class _LeftOut(Exception):
     """A VM that gets no block: ``reason``, or None for one that is simply not the host's to reach (--all)."""
 
-    def __init__(self, reason=None):
+    def __init__(self, reason: Optional[str] = None):
         super().__init__(reason)
         self.reason = reason
 
 
-def _read_vm(network, compute, vm, reachable, vm_resource_group, screen):
+def _read_vm(network: NetworkManagementClient, compute: Any, vm: Any, reachable: set[str],
+             vm_resource_group: Optional[str],
+             screen: Optional[Screen]) -> Union[tuple[FleetVm, None], tuple[None, Optional[Skipped]]]:
     """(FleetVm, None) or (None, Skipped, or None for a VM that is simply not the host's to reach with --all)."""
     from azure.mgmt.core.tools import parse_resource_id
-    resource_group = parse_resource_id(vm.id)['resource_group']
+    resource_group = str(parse_resource_id(vm.id)['resource_group'])
     try:
         member = _member(network, compute, vm, resource_group, reachable, vm_resource_group, screen)
     except _LeftOut as left_out:
@@ -61,7 +72,8 @@ def _read_vm(network, compute, vm, reachable, vm_resource_group, screen):
     return member, None
 
 
-def _member(network, compute, vm, resource_group, reachable, vm_resource_group, screen):
+def _member(network: NetworkManagementClient, compute: Any, vm: Any, resource_group: str, reachable: set[str],
+            vm_resource_group: Optional[str], screen: Optional[Screen]) -> FleetVm:
     from azure.core.exceptions import HttpResponseError
     refused = screen(vm.name, resource_group, vm.id, vms.admin_username(vm)) if screen else None
     if refused:         # before any request that would carry the value
@@ -83,7 +95,7 @@ def _member(network, compute, vm, resource_group, reachable, vm_resource_group, 
     return FleetVm(vm.name, resource_group, vm.id, os_type, vms.admin_username(vm), vm_vnet)
 
 
-def _not_running(compute, vm, resource_group):
+def _not_running(compute: Any, vm: Any, resource_group: str) -> Optional[str]:
     """Why the VM cannot be connected to now (not running, or its state unknown), or None."""
     from azure.core.exceptions import HttpResponseError
     try:
@@ -95,7 +107,9 @@ def _not_running(compute, vm, resource_group):
     return None
 
 
-def list_fleet(network, compute, host, vm_resource_group=None, screen=None):
+def list_fleet(network: NetworkManagementClient, compute: Any, host: BastionHost,
+               vm_resource_group: Optional[str] = None,
+               screen: Optional[Screen] = None) -> tuple[list[FleetVm], list[Skipped]]:
     """(running Linux VMs the host reaches, Skipped for the others) in ``vm_resource_group``, or in the whole
     subscription (where VMs in networks the host does not reach are left out without a word). ``screen(name,
     resource group, id, admin user)``: why the VM's values cannot be used at all, or None."""

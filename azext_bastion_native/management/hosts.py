@@ -3,8 +3,11 @@ commands that do so (bastion_create ... bastion_delete).
 
 Every check that can be made before a write is made before it, so a refused command changes nothing."""
 
+from __future__ import annotations
+
 import ipaddress
 import re
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
 
 from azext_bastion_native.bastion_facts import (
     BASTION_NAME_RULE, BASTION_NAME_RULE_TEXT, DEVELOPER_SKUS, HOST_FEATURES, NATIVE_CLIENT_SKUS, SCALE_UNITS_RANGE,
@@ -13,18 +16,28 @@ from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 from azext_bastion_native.management.clients import cf_network
 
+if TYPE_CHECKING:
+    from azure.cli.core import AzCli
+    from azure.cli.core.commands import AzCliCommand
+    from azure.core.polling import LROPoller
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.network.models import (
+        BastionHost, BastionHostPropertiesFormatNetworkAcls, PublicIPAddress, Subnet, VirtualNetwork)
+
+Resource = TypeVar('Resource')
+
 BASTION_SUBNET = 'AzureBastionSubnet'
 MIN_SUBNET_PREFIX = 26
 
 
-def check_host_name(name):
+def check_host_name(name: str) -> None:
     """Azure's naming rules for a Bastion host, checked before anything is sent (ARM answers InvalidResourceName)."""
     if not BASTION_NAME_RULE.fullmatch(name or ''):
         raise Refused(f"'{name}' is not a valid Bastion host name: {BASTION_NAME_RULE_TEXT}.",
                       recommendation='Choose a name such as bastion-prod-01.', kind=Kind.INVALID_ARGUMENT)
 
 
-def get_host(client, resource_group, name, for_wait=False):
+def get_host(client: NetworkManagementClient, resource_group: str, name: str, for_wait: bool = False) -> BastionHost:
     """GET the host. for_wait: ARM's 404 passes through as azure.core's ResourceNotFoundError, the one azure-cli's
     generic wait (azure.cli.core.commands.command_operation.WaitCommandOperation.wait) acts on: --deleted returns,
     --exists/--created keep polling. A typed error there would end the wait at once."""
@@ -33,14 +46,15 @@ def get_host(client, resource_group, name, for_wait=False):
         return client.bastion_hosts.get(resource_group, name)
 
 
-def _read_by_name_or_id(value, resource_group, kind, getter, create_hint):
+def _read_by_name_or_id(value: str, resource_group: str, kind: str, getter: Callable[[str, str], Resource],
+                        create_hint: str) -> tuple[str, str, Resource]:
     """GET a resource given by name (in `resource_group`) or by full ID (which may live elsewhere).
 
     Returns (resource group, name, model); `create_hint` is formatted with rg and name for the not-found case."""
     from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
     if is_valid_resource_id(value):
         parts = parse_resource_id(value)
-        resource_group, name = parts['resource_group'], parts['name']
+        resource_group, name = str(parts['resource_group']), str(parts['name'])
     elif '/' in value:
         raise Refused(f"'{value}' is neither a {kind} name nor a valid resource ID.", kind=Kind.INVALID_ARGUMENT)
     else:
@@ -50,7 +64,8 @@ def _read_by_name_or_id(value, resource_group, kind, getter, create_hint):
         return resource_group, name, getter(resource_group, name)
 
 
-def check_bastion_subnet(client, resource_group, vnet):
+def check_bastion_subnet(client: NetworkManagementClient, resource_group: str,
+                         vnet: str) -> tuple[VirtualNetwork, Subnet]:
     """The VNet's AzureBastionSubnet, checked for existence and size; returns (vnet, subnet)."""
     vnet_rg, vnet_name, vnet_model = _read_by_name_or_id(
         vnet, resource_group, 'virtual network', client.virtual_networks.get,
@@ -72,7 +87,7 @@ def check_bastion_subnet(client, resource_group, vnet):
     return vnet_model, subnet
 
 
-def check_public_ip(client, resource_group, public_ip):
+def check_public_ip(client: NetworkManagementClient, resource_group: str, public_ip: str) -> PublicIPAddress:
     pip_rg, pip_name, pip = _read_by_name_or_id(
         public_ip, resource_group, 'public IP address', client.public_ip_addresses.get,
         'az network public-ip create -g {rg} -n {name} --sku Standard --allocation-method Static')
@@ -87,17 +102,18 @@ def check_public_ip(client, resource_group, public_ip):
     return pip
 
 
-def sdk_attribute(rest_name):
+def sdk_attribute(rest_name: str) -> str:
     """'enableIpConnect' -> 'enable_ip_connect', the azure-mgmt-network model attribute of a REST property."""
     return re.sub('([A-Z])', r'_\1', rest_name).lower()
 
 
-def features_from_flags(**values):
+def features_from_flags(**values: Optional[bool]) -> dict[str, Optional[bool]]:
     """REST property name -> the value of its flag (None: not given); `values` by parameter name (file_copy=...)."""
     return {feature.rest_name: values.get(feature.flag[2:].replace('-', '_')) for feature in HOST_FEATURES}
 
 
-def check_sku_rules(sku, features, scale_units=None, zones=None):
+def check_sku_rules(sku: str, features: Mapping[str, Optional[bool]], scale_units: Optional[int] = None,
+                    zones: Optional[list[str]] = None) -> None:
     """Refuse, before anything is written, what Azure refuses for a host of this SKU.
 
     features: REST property name -> the value asked for (None or False: not asked for)."""
@@ -123,7 +139,7 @@ def check_sku_rules(sku, features, scale_units=None, zones=None):
             recommendation='Drop --zones, or use --sku Standard.', kind=Kind.USAGE)
 
 
-def check_sku_change(label, old_sku, new_sku):
+def check_sku_change(label: str, old_sku: str, new_sku: str) -> None:
     """ARM never downgrades a host, and a Developer host has no subnet or public IP to grow into another SKU."""
     if old_sku == new_sku:
         return
@@ -138,7 +154,7 @@ def check_sku_change(label, old_sku, new_sku):
             recommendation='Delete and recreate the host to use a smaller SKU.', kind=Kind.VALIDATION)
 
 
-def _features_for_create(sku, features):
+def _features_for_create(sku: str, features: Mapping[str, Optional[bool]]) -> dict[str, bool]:
     """The booleans sent on create (Microsoft's `bastion` extension sends them, false by default); native client
     on by default where the SKU has it."""
     chosen = {feature.rest_name: bool(features.get(feature.rest_name)) for feature in HOST_FEATURES}
@@ -147,7 +163,9 @@ def _features_for_create(sku, features):
     return chosen
 
 
-def build_host(client, resource_group, vnet, public_ip, location, sku, features, scale_units, zones, tags):
+def build_host(client: NetworkManagementClient, resource_group: str, vnet: str, public_ip: Optional[str],
+               location: Optional[str], sku: str, features: Mapping[str, Optional[bool]], scale_units: Optional[int],
+               zones: Optional[list[str]], tags: Optional[dict[str, str]]) -> BastionHost:
     """The BastionHost model to PUT, after every check: the request shape of each SKU as Microsoft's REST
     examples show it (BastionHostPut.json, BastionHostDeveloperPut.json, BastionHostPutWithPrivateOnly.json)."""
     from azure.mgmt.network.models import BastionHost, BastionHostIPConfiguration, Sku, SubResource
@@ -161,8 +179,12 @@ def build_host(client, resource_group, vnet, public_ip, location, sku, features,
         _, _, vnet_model = _read_by_name_or_id(
             vnet, resource_group, 'virtual network', client.virtual_networks.get,
             'Create it first: az network vnet create -g {rg} -n {name} --address-prefixes 10.0.0.0/16')
-        return BastionHost(location=location or vnet_model.location, sku=Sku(name=sku), tags=tags,
-                           virtual_network=SubResource(id=vnet_model.id), ip_configurations=[])
+        # The models take their flattened properties (virtual_network, ip_configurations ...) as keywords, which
+        # their typed overloads do not declare.
+        developer: BastionHost = BastionHost(  # type: ignore[call-overload]
+            location=location or vnet_model.location, sku=Sku(name=sku), tags=tags,
+            virtual_network=SubResource(id=vnet_model.id), ip_configurations=[])
+        return developer
     private_only = features['enablePrivateOnlyBastion']
     if private_only and public_ip:
         raise Refused(
@@ -175,15 +197,20 @@ def build_host(client, resource_group, vnet, public_ip, location, sku, features,
             'or --sku Premium --private-only for a host without one, or --sku Developer.', kind=Kind.MISSING)
     vnet_model, subnet = check_bastion_subnet(client, resource_group, vnet)
     pip = check_public_ip(client, resource_group, public_ip) if public_ip else None
-    ip_configuration = BastionHostIPConfiguration(
+    ip_configuration = BastionHostIPConfiguration(  # type: ignore[call-overload]
         name='bastion_ip_config', subnet=SubResource(id=subnet.id),
         public_ip_address=SubResource(id=pip.id) if pip is not None else None)
-    return BastionHost(location=location or vnet_model.location, sku=Sku(name=sku), tags=tags, zones=zones,
-                       ip_configurations=[ip_configuration], scale_units=scale_units,
-                       **{sdk_attribute(name): value for name, value in features.items()})
+    host: BastionHost = BastionHost(  # type: ignore[call-overload]
+        location=location or vnet_model.location, sku=Sku(name=sku), tags=tags, zones=zones,
+        ip_configurations=[ip_configuration], scale_units=scale_units,
+        **{sdk_attribute(name): value for name, value in features.items()})
+    return host
 
 
-def apply_update(host, label, sku=None, features=None, scale_units=None, tags=None, network_acls=None):
+def apply_update(host: BastionHost, label: str, sku: Optional[str] = None,
+                 features: Optional[Mapping[str, Optional[bool]]] = None, scale_units: Optional[int] = None,
+                 tags: Optional[dict[str, str]] = None,
+                 network_acls: Optional[BastionHostPropertiesFormatNetworkAcls] = None) -> BastionHost:
     """Change the host read from ARM as `update` asks, after the SKU rules are checked on the result."""
     from azure.mgmt.network.models import Sku
     old_sku = sku_name(host)
@@ -208,7 +235,7 @@ def apply_update(host, label, sku=None, features=None, scale_units=None, tags=No
     return host
 
 
-def check_final_host(label, old_sku, host):
+def check_final_host(label: str, old_sku: str, host: BastionHost) -> BastionHost:
     """The host as `update` will write it, generic --set/--add/--remove applied, through the same SKU rules as the
     update's own options: `--set sku.name=...` or `--set enableSessionRecording=true` cannot bypass them."""
     from azure.mgmt.network.models import Sku
@@ -227,7 +254,7 @@ def check_final_host(label, old_sku, host):
     return host
 
 
-def network_acls_from_argument(value):
+def network_acls_from_argument(value: str) -> BastionHostPropertiesFormatNetworkAcls:
     """`update --network-acls` as Microsoft's _update.py takes it (an object with ip-rules, each with
     address-prefix; shorthand syntax or JSON) -> azure-mgmt-network BastionHostPropertiesFormatNetworkAcls."""
     from azure.mgmt.network.models import BastionHostPropertiesFormatNetworkAcls, IPRule
@@ -252,7 +279,7 @@ def network_acls_from_argument(value):
     return BastionHostPropertiesFormatNetworkAcls(ip_rules=[IPRule(address_prefix=p) for p in prefixes])
 
 
-def _parse_object_argument(value):
+def _parse_object_argument(value: str) -> Any:
     """azure-cli's shorthand syntax (the one AAZ object arguments take) or JSON -> Python value."""
     import json
     try:
@@ -267,7 +294,7 @@ def _parse_object_argument(value):
                       kind=Kind.INVALID_ARGUMENT) from None
 
 
-def check_network_acls(label, sku, network_acls):
+def check_network_acls(label: str, sku: str, network_acls: Optional[BastionHostPropertiesFormatNetworkAcls]) -> None:
     """IP rules (networkAcls) belong to Developer hosts ("ACL rules for Developer Bastion Host", bastionHost.json)."""
     rules = getattr(network_acls, 'ip_rules', None) or []
     if rules and sku not in DEVELOPER_SKUS:
@@ -276,19 +303,22 @@ def check_network_acls(label, sku, network_acls):
                                      'AzureBastionSubnet (az network bastion nsg apply).', kind=Kind.VALIDATION)
 
 
-def put_host(client, resource_group, name, host, etag=None, no_wait=False):
+def put_host(client: NetworkManagementClient, resource_group: str, name: str, host: BastionHost,
+             etag: Optional[str] = None, no_wait: bool = False) -> Optional[LROPoller[BastionHost]]:
     """PUT the host; with `etag`, only if nobody changed it since it was read."""
     from azure.cli.core.util import sdk_no_wait
     kwargs = {'headers': {'If-Match': etag}} if etag else {}
     with arm_errors(host_label(resource_group, name)):
-        return sdk_no_wait(no_wait, client.bastion_hosts.begin_create_or_update, resource_group, name, host, **kwargs)
+        poller: Optional[LROPoller[BastionHost]] = sdk_no_wait(
+            no_wait, client.bastion_hosts.begin_create_or_update, resource_group, name, host, **kwargs)
+        return poller
 
 
-def is_native_client_on(host):
+def is_native_client_on(host: BastionHost) -> bool:
     return sku_name(host) in NATIVE_CLIENT_SKUS and bool(host.enable_tunneling)
 
 
-def list_hosts(client, resource_group=None):
+def list_hosts(client: NetworkManagementClient, resource_group: Optional[str] = None) -> list[BastionHost]:
     """The Bastion hosts of ``resource_group``, or of the whole subscription."""
     if resource_group:
         with arm_errors(f"Resource group '{resource_group}'"):
@@ -297,19 +327,25 @@ def list_hosts(client, resource_group=None):
         return list(client.bastion_hosts.list())
 
 
-def delete_host(cli_ctx, client, resource_group, name, no_wait=False):
+def delete_host(cli_ctx: AzCli, client: NetworkManagementClient, resource_group: str, name: str,
+                no_wait: bool = False) -> None:
     """Delete the host and wait for it with azure-cli's progress indicator (None at once with ``no_wait``)."""
     from azure.cli.core.util import sdk_no_wait
     from azext_bastion_native.management.operations import wait_for
     with arm_errors(host_label(resource_group, name)):
         poller = sdk_no_wait(no_wait, client.bastion_hosts.begin_delete, resource_group, name)
-    return None if no_wait else wait_for(cli_ctx, poller, host_label(resource_group, name))
+    if not no_wait:
+        wait_for(cli_ctx, poller, host_label(resource_group, name))
 
 
-def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address=None, location=None, sku='Standard',
-                   enable_tunneling=None, enable_ip_connect=None, file_copy=None, disable_copy_paste=None,
-                   enable_kerberos=None, shareable_link=None, session_recording=None, private_only=None,
-                   scale_units=None, zones=None, tags=None, no_wait=False):
+def bastion_create(
+        cmd: AzCliCommand, resource_group_name: str, name: str, vnet_name: str, public_ip_address: Optional[str] = None,
+        location: Optional[str] = None, sku: str = 'Standard', enable_tunneling: Optional[bool] = None,
+        enable_ip_connect: Optional[bool] = None, file_copy: Optional[bool] = None,
+        disable_copy_paste: Optional[bool] = None, enable_kerberos: Optional[bool] = None,
+        shareable_link: Optional[bool] = None, session_recording: Optional[bool] = None,
+        private_only: Optional[bool] = None, scale_units: Optional[int] = None, zones: Optional[list[str]] = None,
+        tags: Optional[dict[str, str]] = None, no_wait: bool = False) -> Optional[BastionHost]:
     from azext_bastion_native.management.operations import wait_for
     check_host_name(name)
     client = cf_network(cmd.cli_ctx)
@@ -323,10 +359,13 @@ def bastion_create(cmd, resource_group_name, name, vnet_name, public_ip_address=
     return None if no_wait else wait_for(cmd.cli_ctx, poller, host_label(resource_group_name, name))
 
 
-def bastion_update(cmd, instance, resource_group_name, name,  # pylint: disable=unused-argument
-                   sku=None, enable_tunneling=None, enable_ip_connect=None, file_copy=None, disable_copy_paste=None,
-                   enable_kerberos=None, shareable_link=None, session_recording=None, scale_units=None,
-                   tags=None, network_acls=None):
+def bastion_update(  # pylint: disable=unused-argument
+        cmd: AzCliCommand, instance: BastionHost, resource_group_name: str, name: str, sku: Optional[str] = None,
+        enable_tunneling: Optional[bool] = None, enable_ip_connect: Optional[bool] = None,
+        file_copy: Optional[bool] = None, disable_copy_paste: Optional[bool] = None,
+        enable_kerberos: Optional[bool] = None, shareable_link: Optional[bool] = None,
+        session_recording: Optional[bool] = None, scale_units: Optional[int] = None,
+        tags: Optional[dict[str, str]] = None, network_acls: Optional[str] = None) -> BastionHost:
     features = features_from_flags(
         enable_tunneling=enable_tunneling, enable_ip_connect=enable_ip_connect, file_copy=file_copy,
         disable_copy_paste=disable_copy_paste, enable_kerberos=enable_kerberos,
@@ -336,7 +375,8 @@ def bastion_update(cmd, instance, resource_group_name, name,  # pylint: disable=
                         scale_units=scale_units, tags=tags, network_acls=acls)
 
 
-def bastion_update_setter(cmd, resource_group_name, name, parameters, no_wait=False):
+def bastion_update_setter(cmd: AzCliCommand, resource_group_name: str, name: str, parameters: BastionHost,
+                          no_wait: bool = False) -> Optional[BastionHost]:
     from azext_bastion_native.management.operations import wait_for
     client = cf_network(cmd.cli_ctx)
     label = host_label(resource_group_name, name)
@@ -346,20 +386,20 @@ def bastion_update_setter(cmd, resource_group_name, name, parameters, no_wait=Fa
     return None if no_wait else wait_for(cmd.cli_ctx, poller, host_label(resource_group_name, name))
 
 
-def bastion_show(cmd, resource_group_name, name):
+def bastion_show(cmd: AzCliCommand, resource_group_name: str, name: str) -> BastionHost:
     return get_host(cf_network(cmd.cli_ctx), resource_group_name, name)
 
 
-def bastion_wait_getter(cmd, resource_group_name, name):
+def bastion_wait_getter(cmd: AzCliCommand, resource_group_name: str, name: str) -> Any:
     # Plain data: azure-cli's generic wait reads provisioningState (and --custom's JMESPath) from its own todict
     # of what this returns, which on 2.67 sees nothing of an SDK model (results.py) and waits to the timeout.
     from azext_bastion_native.results import plain
     return plain(get_host(cf_network(cmd.cli_ctx), resource_group_name, name, for_wait=True))
 
 
-def bastion_list(cmd, resource_group_name=None):
+def bastion_list(cmd: AzCliCommand, resource_group_name: Optional[str] = None) -> list[BastionHost]:
     return list_hosts(cf_network(cmd.cli_ctx), resource_group_name)
 
 
-def bastion_delete(cmd, resource_group_name, name, no_wait=False):
+def bastion_delete(cmd: AzCliCommand, resource_group_name: str, name: str, no_wait: bool = False) -> None:
     return delete_host(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, no_wait=no_wait)

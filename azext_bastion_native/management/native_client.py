@@ -1,18 +1,27 @@
 """The native client setting of a Bastion host: what it is, and turning it on or off safely; the native-client
 commands."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
 
 from knack.log import get_logger
 
-from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, resource_group_of, sku_name
+from azext_bastion_native.bastion_facts import NATIVE_CLIENT_SKUS, host_label, resource_group_of, sku_name
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management import hosts
 from azext_bastion_native.management.operations import confirm, wait_for
 from azext_bastion_native.management.clients import cf_network
 
+if TYPE_CHECKING:
+    from azure.cli.core import AzCli
+    from azure.cli.core.commands import AzCliCommand
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.network.models import BastionHost
+
 logger = get_logger(__name__)
 
 
-def describe(host):
+def describe(host: BastionHost) -> dict[str, Any]:
     """SKU, the switches, and what the documentation's support table allows from this client OS."""
     from azext_bastion_native import capabilities
     client = capabilities.client_os()
@@ -30,14 +39,14 @@ def describe(host):
     }
 
 
-def _confirm_change(question, yes):
+def _confirm_change(question: str, yes: bool) -> None:
     confirm(question, yes, 'Cancelled; nothing was changed.', f'{question} There is no terminal to ask on.',
             'Add --yes to confirm.')
 
 
-def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_connect=False, yes=False,
-           no_wait=False):
-    label = hosts.host_label(resource_group, name)
+def enable(cli_ctx: AzCli, client: NetworkManagementClient, resource_group: str, name: str, upgrade_sku: bool = False,
+           enable_ip_connect: bool = False, yes: bool = False, no_wait: bool = False) -> Optional[BastionHost]:
+    label = host_label(resource_group, name)
     host = hosts.get_host(client, resource_group, name)
     sku = sku_name(host)
     if sku == 'Developer':
@@ -68,8 +77,9 @@ def enable(cli_ctx, client, resource_group, name, upgrade_sku=False, enable_ip_c
     return None if no_wait else wait_for(cli_ctx, poller, label, start_msg=f'Enabling native client on {label}')
 
 
-def disable(cli_ctx, client, resource_group, name, yes=False, no_wait=False):
-    label = hosts.host_label(resource_group, name)
+def disable(cli_ctx: AzCli, client: NetworkManagementClient, resource_group: str, name: str, yes: bool = False,
+            no_wait: bool = False) -> Optional[BastionHost]:
+    label = host_label(resource_group, name)
     host = hosts.get_host(client, resource_group, name)
     if not host.enable_tunneling:
         logger.warning('Native client is already disabled on %s; nothing to change.', label)
@@ -81,16 +91,18 @@ def disable(cli_ctx, client, resource_group, name, yes=False, no_wait=False):
     return None if no_wait else wait_for(cli_ctx, poller, label, start_msg=f'Disabling native client on {label}')
 
 
-def native_client_show(cmd, resource_group_name, name):
+def native_client_show(cmd: AzCliCommand, resource_group_name: str, name: str) -> dict[str, Any]:
     from azext_bastion_native.management.hosts import get_host
     return describe(get_host(cf_network(cmd.cli_ctx), resource_group_name, name))
 
 
-def native_client_enable(cmd, resource_group_name, name, upgrade_sku=False, enable_ip_connect=False, yes=False,
-                         no_wait=False):
+def native_client_enable(cmd: AzCliCommand, resource_group_name: str, name: str, upgrade_sku: bool = False,
+                         enable_ip_connect: bool = False, yes: bool = False,
+                         no_wait: bool = False) -> Optional[BastionHost]:
     return enable(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, upgrade_sku=upgrade_sku,
                   enable_ip_connect=enable_ip_connect, yes=yes, no_wait=no_wait)
 
 
-def native_client_disable(cmd, resource_group_name, name, yes=False, no_wait=False):
+def native_client_disable(cmd: AzCliCommand, resource_group_name: str, name: str, yes: bool = False,
+                          no_wait: bool = False) -> Optional[BastionHost]:
     return disable(cmd.cli_ctx, cf_network(cmd.cli_ctx), resource_group_name, name, yes=yes, no_wait=no_wait)

@@ -5,9 +5,10 @@ Write order keeps Bastion working after every single write, so a 409/412 half wa
 created whole before the subnet points at it; an existing one gets its allow rules first, the Deny last (each rule is
 its own PUT, so the user's other rules are never rewritten), and the subnet is associated only after all rules are
 in. The rule set, the check and the plan are the pure nsg/ package; this is their ARM side."""
+from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from knack.log import get_logger
 
@@ -19,6 +20,10 @@ from azext_bastion_native.management.operations import confirm
 from azext_bastion_native.nsg.check import Json, Report, check
 from azext_bastion_native.nsg.plan import MIN_PRIORITY, Plan, RuleWrite, plan_apply
 from azext_bastion_native.nsg.rule_set import Network, rule_to_arm
+
+if TYPE_CHECKING:
+    from azure.cli.core import AzCli
+    from azure.cli.core.commands import AzCliCommand
 
 logger = get_logger(__name__)
 
@@ -44,7 +49,7 @@ def _parse(resource_id: str) -> tuple[str, str, str, dict[str, Any]]:
     return str(parts['subscription']), str(parts['resource_group']), str(parts['name']), parts
 
 
-def find_bastion_subnet(cli_ctx: Any, resource_group: str, name: str) -> BastionSubnet:
+def find_bastion_subnet(cli_ctx: AzCli, resource_group: str, name: str) -> BastionSubnet:
     """The host's AzureBastionSubnet (host -> ipConfigurations[0].subnet.id -> subnet), wherever it lives."""
     host = get_host(cf_network(cli_ctx), resource_group, name)
     configs = host.ip_configurations or []
@@ -59,7 +64,7 @@ def find_bastion_subnet(cli_ctx: Any, resource_group: str, name: str) -> Bastion
     return BastionSubnet(subscription, vnet_rg, vnet, subnet, client, bool(getattr(host, 'enable_kerberos', False)))
 
 
-def read_nsg(cli_ctx: Any, nsg_id: str) -> tuple[Any, str, str, Json]:
+def read_nsg(cli_ctx: AzCli, nsg_id: str) -> tuple[Any, str, str, Json]:
     """(client, resource group, name, ARM JSON) of the NSG with this id, in whatever subscription it is."""
     subscription, nsg_rg, nsg_name, _ = _parse(nsg_id)
     client = cf_network(cli_ctx, subscription_id=subscription)
@@ -84,7 +89,7 @@ def read_network(target: BastionSubnet) -> tuple[Network, Optional[str]]:
     return Network(tuple(bastion_prefixes(target.subnet)), tuple(space), tuple(dns), target.kerberos), vnet.location
 
 
-def check_host(cli_ctx: Any, resource_group: str, name: str, ports: Optional[Sequence[str]],
+def check_host(cli_ctx: AzCli, resource_group: str, name: str, ports: Optional[Sequence[str]],
                nsg_name: Optional[str] = None) -> Report:
     """The report for the NSG on the host's AzureBastionSubnet or, when it has none, the NSG named `nsg_name`
     (the one `nsg apply --nsg-name` would merge into and associate)."""
@@ -102,7 +107,7 @@ def check_host(cli_ctx: Any, resource_group: str, name: str, ports: Optional[Seq
     return report
 
 
-def exit_when_not_compliant(cli_ctx: Any, report: Report) -> None:
+def exit_when_not_compliant(cli_ctx: AzCli, report: Report) -> None:
     """The report is printed as usual (-o json/table/--query), then the exit status is 3 when it needs a fix."""
     if report.ok:
         return
@@ -148,7 +153,7 @@ def _put_rule(client: Any, nsg_rg: str, nsg_name: str, write: RuleWrite, etags: 
             headers=headers).result()
 
 
-def _resolve_nsg(cli_ctx: Any, target: BastionSubnet, name: str,
+def _resolve_nsg(cli_ctx: AzCli, target: BastionSubnet, name: str,
                  nsg_name: Optional[str]) -> tuple[Any, str, str, str, Optional[Json]]:
     """(client, resource group, name, id, ARM JSON or None) of the NSG to merge into or create."""
     if target.nsg_id:
@@ -227,7 +232,7 @@ def _refuse_blocked(plan: Plan, override_denies: bool, label: str) -> None:
         'NSG): ' + '; '.join(plan.blocked) + unresolved, recommendation=recommendation)
 
 
-def apply(cli_ctx: Any, resource_group: str, name: str,  # pylint: disable=too-many-arguments,too-many-locals
+def apply(cli_ctx: AzCli, resource_group: str, name: str,  # pylint: disable=too-many-arguments,too-many-locals
           ports: Optional[Sequence[str]], nsg_name: Optional[str] = None, yes: bool = False, no_wait: bool = False,
           override_denies: bool = False) -> Json:
     """Create or merge the rule set into the NSG of the host's AzureBastionSubnet and associate it."""
@@ -262,18 +267,20 @@ def apply(cli_ctx: Any, resource_group: str, name: str,  # pylint: disable=too-m
     return result
 
 
-def nsg_show(ports=None):
+def nsg_show(ports: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
     from azext_bastion_native.nsg.rule_set import bastion_rule_set, rule_as_row
     return [rule_as_row(rule) for rule in bastion_rule_set(ports)]
 
 
-def nsg_check(cmd, resource_group_name, name, ports=None, nsg_name=None):
+def nsg_check(cmd: AzCliCommand, resource_group_name: str, name: str, ports: Optional[Sequence[str]] = None,
+              nsg_name: Optional[str] = None) -> Json:
     report = check_host(cmd.cli_ctx, resource_group_name, name, ports, nsg_name=nsg_name)
     exit_when_not_compliant(cmd.cli_ctx, report)
     return report.as_dict()
 
 
-def nsg_apply(cmd, resource_group_name, name, ports=None, nsg_name=None, yes=False, no_wait=False,
-              override_denies=False):
+def nsg_apply(cmd: AzCliCommand, resource_group_name: str, name: str, ports: Optional[Sequence[str]] = None,
+              nsg_name: Optional[str] = None, yes: bool = False, no_wait: bool = False,
+              override_denies: bool = False) -> Json:
     return apply(cmd.cli_ctx, resource_group_name, name, ports, nsg_name=nsg_name, yes=yes, no_wait=no_wait,
                  override_denies=override_denies)

@@ -1,9 +1,19 @@
 """ARM writes the user sees through: asking before one, and waiting on it with azure-cli's progress indicator."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, overload
+
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management.errors import arm_errors
 
+if TYPE_CHECKING:
+    from azure.cli.core import AzCli
+    from azure.core.polling import LROPoller
 
-def confirm(question, yes, cancelled, no_terminal, recommendation):
+Result = TypeVar('Result')
+
+
+def confirm(question: str, yes: bool, cancelled: str, no_terminal: str, recommendation: str) -> None:
     """Ask ``question`` (y/N) unless ``yes``; a "no" is refused as interrupted (``cancelled``). With no terminal to
     ask on, refused as usage (``no_terminal``, ``recommendation``): a script must say --yes."""
     if yes:
@@ -16,16 +26,28 @@ def confirm(question, yes, cancelled, no_terminal, recommendation):
         raise Refused(no_terminal, recommendation=recommendation, kind=Kind.USAGE) from None
 
 
-def wait_for(cli_ctx, poller, what, start_msg=None):
+@overload
+def wait_for(cli_ctx: AzCli, poller: LROPoller[Result], what: str, start_msg: Optional[str] = None) -> Result:
+    ...
+
+
+@overload
+def wait_for(cli_ctx: AzCli, poller: None, what: str, start_msg: Optional[str] = None) -> None:
+    ...
+
+
+def wait_for(cli_ctx: AzCli, poller: Optional[LROPoller[Result]], what: str,
+             start_msg: Optional[str] = None) -> Optional[Result]:
     """Show progress while `poller` runs and return its result; None passes through (--no-wait)."""
     if poller is None:
         return None
     from azure.cli.core.commands import LongRunningOperation
     with arm_errors(what):
-        return LongRunningOperation(cli_ctx, start_msg=start_msg or f'Waiting for {what}')(poller)
+        result: Result = LongRunningOperation(cli_ctx, start_msg=start_msg or f'Waiting for {what}')(poller)
+        return result
 
 
-def fail_on_wait_timeout(result):
+def fail_on_wait_timeout(result: Any) -> Any:
     """`wait`'s result transform. azure-cli's generic wait returns, not raises, the error when --timeout passes
     (azure-cli-core commands/command_operation.py, WaitCommandOperation.wait: ``return CLIError('Wait operation
     timed-out after N seconds')``), which az prints as {} with exit status 0; a script could not tell. Refuse it."""
@@ -38,7 +60,7 @@ def fail_on_wait_timeout(result):
     return result
 
 
-def no_output_for_deletes(cli_ctx, **kwargs):
+def no_output_for_deletes(cli_ctx: AzCli, **kwargs: Any) -> None:
     """EVENT_INVOKER_FILTER_RESULT handler: `delete --ids A B` prints nothing, as one delete does (azure-cli would
     print the list of its per-id results, [null, null])."""
     event_data = kwargs.get('event_data') or {}
