@@ -6,6 +6,8 @@ import pytest
 
 from azext_bastion_native.clients import launch, ssh
 from azext_bastion_native.clients.ssh import SshLogin
+from azext_bastion_native.connect import file as file_transfer
+from azext_bastion_native.connect.file import UPLOAD, Transfer
 
 VM_ID = '/subscriptions/S1/resourceGroups/My-RG/providers/Microsoft.Compute/virtualMachines/Vm-1'
 
@@ -135,3 +137,15 @@ def test_ssh_dash_g_shows_our_options_winning_over_a_users_loopback_and_wildcard
     assert effective['hostkeyalias'] == ssh.host_key_alias(VM_ID)
     assert effective['controlpersist'] == 'no' and effective['controlmaster'] == 'auto'
     assert effective['proxycommand'] == 'proxy /run/s'
+
+
+def test_ssh_and_scp_use_the_proxy_command_instead_of_a_port_and_keep_the_pinning():
+    argv = ssh.ssh_argv('ssh', None, SshLogin('password', 'u'), 'bastion.vm', ['-o', 'ProxyCommand=mine', 'id'],
+                        name='bastion-vm-1', proxy_command="python -I '/a b/proxy.py' /s")
+    assert '-p' not in argv and 'None' not in argv
+    assert argv.index("ProxyCommand=python -I '/a b/proxy.py' /s") < argv.index('ProxyCommand=mine')   # ours holds
+    assert 'HostKeyAlias=bastion.vm' in argv and argv[-4:] == ['bastion-vm-1', '-o', 'ProxyCommand=mine', 'id']
+    scp = file_transfer.scp_argv('scp', None, SshLogin('password', 'u'), 'bastion.vm', Transfer(UPLOAD, '/f', 'g'),
+                                 name='bastion-vm-1', proxy_command='p /s')
+    assert '-P' not in scp and 'ProxyCommand=p /s' in scp and 'HostKeyAlias=bastion.vm' in scp
+    assert scp[-2:] == ['/f', 'bastion-vm-1:g']
