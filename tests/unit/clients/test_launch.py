@@ -137,12 +137,6 @@ def test_every_client_lookup_uses_find_program_by_default():
     assert inspect.signature(rdp.find_launcher).parameters['which'].default is launch.find_program
 
 
-def test_mstsc_not_on_path_is_started_from_system32_not_by_bare_name():
-    from azext_bastion_native.clients import rdp
-    launcher = rdp.find_launcher('windows', lambda _: None, environ={'SystemRoot': r'D:\Windows'})
-    assert launcher.program == r'D:\Windows\System32\mstsc.exe'
-
-
 def test_scp_is_looked_up_with_find_program(monkeypatch):
     from azext_bastion_native.connect import file as file_transfer
     monkeypatch.setattr(launch, 'find_program', lambda name: rf'C:\OpenSSH\{name}.exe')

@@ -1,6 +1,6 @@
 """RDP: the Windows paths (gateway .rdp file + mstsc; --disable-gateway / IP connect through a tunnel) with the
-platform, HTTP and launcher injected; the Linux/macOS launcher choices. The Linux path runs end to end in
-tests/e2e/test_rdp.py."""
+platform, HTTP and launcher injected; the Linux/macOS paths. The Linux path runs end to end in tests/e2e/test_rdp.py;
+the launcher choice itself is tested in tests/unit/clients/test_rdp.py."""
 import contextlib
 import json
 import logging
@@ -14,7 +14,6 @@ from azure.cli.core.azclierror import AzureConnectionError
 
 from azext_bastion_native.connect import dispatch, rdp as connect_rdp, resolve
 from azext_bastion_native.connect.environment import Environment
-from azext_bastion_native.clients import rdp
 from azext_bastion_native.dataplane import Endpoint, Target
 from tests.unit.boundary import raises_as
 
@@ -194,18 +193,6 @@ def test_linux_without_a_display_keeps_the_tunnel_and_prints_the_command_instead
     assert tunnel.closed
 
 
-@pytest.mark.parametrize('display, installed, expected', [
-    ({'WAYLAND_DISPLAY': 'wayland-0'}, {'xfreerdp', 'wlfreerdp'}, 'wlfreerdp'),    # no X server: the Wayland one
-    ({'DISPLAY': ':1'}, {'xfreerdp', 'wlfreerdp'}, 'xfreerdp'),
-    ({'WAYLAND_DISPLAY': 'wayland-0'}, {'xfreerdp'}, None),
-    ({'WAYLAND_DISPLAY': 'wayland-0'}, {'xfreerdp', 'sdl-freerdp'}, 'sdl-freerdp'),
-])
-def test_linux_picks_the_freerdp_client_of_the_display_there_is(display, installed, expected):
-    launcher = rdp.find_launcher('linux', lambda name: '/usr/bin/' + name if name in installed else None,
-                                 environ=display)
-    assert (launcher.program.rsplit('/', 1)[-1] if launcher else None) == expected
-
-
 def test_linux_without_rdp_client_keeps_the_tunnel_and_prints_the_command(caplog):
     recorder, tunnel, waited = _Recorder(), _FakeTunnel(40112), []
     with caplog.at_level(logging.WARNING):
@@ -222,13 +209,3 @@ def test_macos_opens_a_generated_rdp_file_and_waits():
     assert recorder.argv[:2] == ['/usr/bin/open', '-W']
     assert 'full address:s:127.0.0.1:40113' in recorder.rdp_text
     assert not os.path.exists(recorder.argv[-1])
-
-
-def test_freerdp_is_preferred_on_macos_when_installed():
-    assert rdp.find_launcher('other', lambda name: '/opt/bin/' + name if name in ('xfreerdp', 'open') else None) \
-        == rdp.RdpLauncher('freerdp', '/opt/bin/xfreerdp')
-
-
-def test_tunnel_rdp_file_points_at_loopback():
-    text = rdp.tunnel_rdp_file(5555)
-    assert text.startswith('full address:s:127.0.0.1:5555\r\n') and text.endswith('\r\n')
