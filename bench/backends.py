@@ -1,5 +1,6 @@
 """The benchmark's stand-ins for a VM's ports, in a process of their own (so their work never shares a GIL with
-the load generators or the tunnel): a counting sink, a source and an echo server on one asyncio loop.
+the load generators or the tunnel): a counting sink, a source and an echo server on one asyncio loop, the tests'
+own servers (bastion_emulator.testing.backends).
 
 The sink's byte count and the source's per-connection size live in shared memory, so the benchmark can wait for
 "the sink has every byte" and change the download size without restarting anything.
@@ -7,58 +8,21 @@ The sink's byte count and the source's per-connection size live in shared memory
 import asyncio
 import multiprocessing
 
+from bastion_emulator.testing.backends import serve_echo, serve_sink_source
+
 MIB = 1024 * 1024
 BLOCK = bytes(range(256)) * (MIB // 256)
 
 
-class _CountingSink(asyncio.BufferedProtocol):
-    """Counts and discards; one preallocated buffer, no per-read allocation."""
-
-    def __init__(self, received):
-        self._received = received
-        self._buffer = bytearray(4 * MIB)
-
-    def get_buffer(self, sizehint):
-        return self._buffer
-
-    def buffer_updated(self, nbytes):
-        self._received.value += nbytes     # single-threaded writer: no lock needed
-
-
-async def _source(send_bytes, reader, writer):
-    remaining = send_bytes.value
-    try:
-        while remaining > 0:
-            chunk = BLOCK[:min(remaining, MIB)]
-            writer.write(chunk)
-            remaining -= len(chunk)
-            await writer.drain()
-        writer.write_eof()
-        await reader.read()                 # wait for the client to finish reading and close
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
-
-async def _echo(reader, writer):
-    try:
-        while data := await reader.read(64 * 1024):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
-
 def _serve(received, send_bytes, ports):
+    def count(nbytes):
+        received.value += nbytes        # single-threaded writer: no lock needed
+
     async def main():
-        loop = asyncio.get_running_loop()
-        sink = await loop.create_server(lambda: _CountingSink(received), '127.0.0.1', 0)
-        source = await asyncio.start_server(lambda r, w: _source(send_bytes, r, w), '127.0.0.1', 0, limit=4 * MIB)
-        echo = await asyncio.start_server(_echo, '127.0.0.1', 0)
-        for index, server in enumerate((sink, source, echo)):
+        servers = (await serve_sink_source(on_received=count),
+                   await serve_sink_source(lambda: send_bytes.value),
+                   await serve_echo())
+        for index, server in enumerate(servers):
             ports[index] = server.sockets[0].getsockname()[1]
         await asyncio.Event().wait()
     asyncio.run(main())
