@@ -8,7 +8,6 @@ from azure.cli.core.azclierror import (ArgumentUsageError, InvalidArgumentValueE
                                        RequiredArgumentMissingError, ValidationError)
 
 from azext_bastion_native.connect import dispatch, rdp as connect_rdp, ssh as connect_ssh
-from azext_bastion_native.management import vms
 from azext_bastion_native.capabilities import CapabilityRefused
 from azext_bastion_native.connect.dispatch import ConnectFacts, choose_handler
 from tests.unit.boundary import raises_as
@@ -157,54 +156,3 @@ def test_rdp_aad_on_linux_refused_before_network(offline):
     with raises_as(ValidationError, match='Entra ID'):
         connect_rdp.rdp_command(_NoNetwork(), 'rg', 'bastion', target_resource_id=VM_ID, auth_type='aad',
                             environment=offline)
-
-
-# -- VM facts ------------------------------------------------------------------------------------------
-def _vm(power='running', os_type='Linux', admin='azureuser'):
-    statuses = [SimpleNamespace(code='ProvisioningState/succeeded'), SimpleNamespace(code=f'PowerState/{power}')]
-    return SimpleNamespace(instance_view=SimpleNamespace(statuses=statuses),
-                           storage_profile=SimpleNamespace(os_disk=SimpleNamespace(os_type=os_type)),
-                           os_profile=SimpleNamespace(admin_username=admin))
-
-
-def _compute(vm, calls):
-    def get(*args, **kwargs):
-        calls.append((args, kwargs))
-        return vm
-    return SimpleNamespace(virtual_machines=SimpleNamespace(get=get),
-                           virtual_machine_scale_set_vms=SimpleNamespace(get=get))
-
-
-def test_vm_facts_and_power_state(monkeypatch):
-    import azext_bastion_native.management.clients as factory
-    calls = []
-    monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm(), calls))
-    vm = vms.get_running_vm(None, VM_ID)
-    assert calls[0] == (('rg', 'vm1'), {'expand': 'instanceView'})
-    assert vms.os_type(vm) == 'linux'
-
-
-def test_scale_set_instance_is_looked_up_as_such(monkeypatch):
-    import azext_bastion_native.management.clients as factory
-    calls = []
-    monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm(), calls))
-    vms.get_running_vm(None, '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/'
-                       'virtualMachineScaleSets/ss/virtualMachines/3')
-    assert calls[0] == (('rg', 'ss', '3'), {'expand': 'instanceView'})
-
-
-def test_deallocated_vm_is_refused_with_its_power_state(monkeypatch):
-    import azext_bastion_native.management.clients as factory
-    monkeypatch.setattr(factory, 'cf_compute', lambda *_, **__: _compute(_vm('deallocated'), []))
-    with raises_as(ValidationError, match='deallocated') as error:
-        vms.get_running_vm(None, VM_ID)
-    assert 'az vm start -g rg -n vm1' in str(error.value.recommendations)
-
-
-@pytest.mark.parametrize('resource_id', [
-    '/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic',
-    'vm1', '/subscriptions/S1/resourceGroups/rg',
-])
-def test_non_vm_resource_id_is_refused(resource_id):
-    with raises_as(InvalidArgumentValueError):
-        vms.parse_vm_id(resource_id)
