@@ -47,24 +47,3 @@ def test_each_vm_is_read_on_its_own_and_skipped_with_its_reason():
     assert reasons['web-3'].startswith('not running (power state: deallocated)') and 'az vm start' in reasons['web-3']
     assert reasons['win-1'].startswith('Windows VM') and 'virtual network' in reasons['far-1']
     assert all(item.id and item.resource_group == 'fleet-rg' for item in skipped)
-
-
-def test_host_vnet_from_the_bastion_subnet_or_a_developer_hosts_network():
-    subnet = SimpleNamespace(id=f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/VNet/subnets/AzureBastionSubnet')
-    assert fleet_vms.host_vnet(SimpleNamespace(ip_configurations=[SimpleNamespace(subnet=subnet)])) == \
-        f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/VNet'.lower()
-    developer = SimpleNamespace(ip_configurations=None, virtual_network=SimpleNamespace(id=f'{SUB}rg/x/DevNet'))
-    assert fleet_vms.host_vnet(developer) == f'{SUB}rg/x/DevNet'.lower()
-
-
-def test_reachable_networks_are_the_hosts_and_its_connected_peerings():
-    vnet = f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/hub'
-
-    def peering(name, state):
-        return SimpleNamespace(peering_state=state, remote_virtual_network=SimpleNamespace(
-            id=f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/{name}'))
-    hub = SimpleNamespace(virtual_network_peerings=[peering('Spoke1', 'Connected'), peering('spoke2', 'Initiated'),
-                                                    peering('spoke3', 'Disconnected')])
-    network = SimpleNamespace(virtual_networks=SimpleNamespace(get=lambda group, name: hub))
-    assert fleet_vms.reachable_vnets(network, vnet.lower()) == {
-        vnet.lower(), f'{SUB}rg/providers/Microsoft.Network/virtualNetworks/spoke1'.lower()}
