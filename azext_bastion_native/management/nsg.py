@@ -24,6 +24,8 @@ from azext_bastion_native.nsg.rule_set import Network, rule_to_arm
 if TYPE_CHECKING:
     from azure.cli.core import AzCli
     from azure.cli.core.commands import AzCliCommand
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.network.models import Subnet
 
 logger = get_logger(__name__)
 
@@ -33,8 +35,8 @@ class BastionSubnet:
     subscription: str
     resource_group: str     # the VNet's resource group
     vnet: str
-    subnet: Any             # azure.mgmt.network.models.Subnet
-    client: Any             # NetworkManagementClient for the VNet's subscription
+    subnet: Subnet
+    client: NetworkManagementClient     # for the VNet's subscription
     kerberos: bool = False  # the host has enableKerberos on
 
     @property
@@ -64,7 +66,7 @@ def find_bastion_subnet(cli_ctx: AzCli, resource_group: str, name: str) -> Basti
     return BastionSubnet(subscription, vnet_rg, vnet, subnet, client, bool(getattr(host, 'enable_kerberos', False)))
 
 
-def read_nsg(cli_ctx: AzCli, nsg_id: str) -> tuple[Any, str, str, Json]:
+def read_nsg(cli_ctx: AzCli, nsg_id: str) -> tuple[NetworkManagementClient, str, str, Json]:
     """(client, resource group, name, ARM JSON) of the NSG with this id, in whatever subscription it is."""
     subscription, nsg_rg, nsg_name, _ = _parse(nsg_id)
     client = cf_network(cli_ctx, subscription_id=subscription)
@@ -142,7 +144,8 @@ def _describe(plan: Plan, associate: bool, nsg_label: str) -> list[str]:
     return lines
 
 
-def _put_rule(client: Any, nsg_rg: str, nsg_name: str, write: RuleWrite, etags: dict[str, Any]) -> None:
+def _put_rule(client: NetworkManagementClient, nsg_rg: str, nsg_name: str, write: RuleWrite,
+              etags: dict[str, Any]) -> None:
     from azure.mgmt.network.models import SecurityRule
     # an add must not overwrite a rule someone created meanwhile; an update only the version we read
     headers = {'If-Match': etags[write.rule.name.lower()]} if write.action == 'update' \
@@ -154,7 +157,7 @@ def _put_rule(client: Any, nsg_rg: str, nsg_name: str, write: RuleWrite, etags: 
 
 
 def _resolve_nsg(cli_ctx: AzCli, target: BastionSubnet, name: str,
-                 nsg_name: Optional[str]) -> tuple[Any, str, str, str, Optional[Json]]:
+                 nsg_name: Optional[str]) -> tuple[NetworkManagementClient, str, str, str, Optional[Json]]:
     """(client, resource group, name, id, ARM JSON or None) of the NSG to merge into or create."""
     if target.nsg_id:
         client, nsg_rg, current_name, current = read_nsg(cli_ctx, target.nsg_id)
@@ -174,7 +177,7 @@ def _resolve_nsg(cli_ctx: AzCli, target: BastionSubnet, name: str,
     return target.client, target.resource_group, nsg_name, nsg_id, nsg_json
 
 
-def _write_rules(client: Any, nsg_rg: str, nsg_name: str,  # pylint: disable=too-many-arguments
+def _write_rules(client: NetworkManagementClient, nsg_rg: str, nsg_name: str,  # pylint: disable=too-many-arguments
                  nsg_json: Optional[Json], plan: Plan, location: Optional[str], whole: bool = False) -> None:
     """One PUT per rule of ours, so the user's other rules are never rewritten; the whole NSG in one PUT when it is
     new, or (`whole`) when it sits on AzureBastionSubnet without being compliant yet: Azure checks every rule
