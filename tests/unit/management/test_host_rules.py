@@ -1,9 +1,8 @@
-"""Host names, update's --sku forms, --network-acls and the final check of what --set produced, without ARM."""
+"""management/hosts.py: host names, --network-acls and the final check of what --set produced, without ARM."""
 
 import pytest
 from azure.mgmt.network.models import BastionHost, BastionHostPropertiesFormatNetworkAcls, IPRule, Sku
 
-from azext_bastion_native.bastion_facts import canonical_sku, sku_limits
 from azext_bastion_native.errors import Refused
 from azext_bastion_native.management import hosts
 
@@ -20,23 +19,6 @@ def test_names_azure_refuses(name):
     with pytest.raises(Refused) as refused:
         hosts.check_host_name(name)
     assert '1-80 characters' in refused.value.message
-
-
-@pytest.mark.parametrize('value', ['Premium', 'premium', 'name=Premium', '{name:Premium}', '{"name": "Premium"}',
-                                   " name = 'Premium' "])
-def test_sku_in_our_form_and_microsofts_object_form(value):
-    assert canonical_sku(value) == 'Premium'
-
-
-@pytest.mark.parametrize('value', ['Huge', 'tier=Premium', '{size:Premium}', ''])
-def test_sku_values_that_are_not_a_sku(value):
-    with pytest.raises(ValueError):
-        canonical_sku(value)
-
-
-def test_developer_limits_are_data():
-    assert sku_limits('Developer').ports == (22, 3389) and not sku_limits('Developer').concurrent_sessions
-    assert sku_limits('Standard') is None
 
 
 @pytest.mark.parametrize('value', ['{ip-rules:[{address-prefix:203.0.113.0/24}]}',
