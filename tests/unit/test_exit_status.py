@@ -9,20 +9,13 @@ from knack.events import EVENT_CLI_SUCCESSFUL_EXECUTE
 
 from azext_bastion_native import exit_status
 from azext_bastion_native.connect import engine_logs
-
-
-class _Cli:
-    def __init__(self):
-        self.handlers = []
-
-    def register_event(self, event, handler):
-        self.handlers.append((event, handler))
+from tests.unit.cli_context import RecordingCli
 
 
 def test_the_findings_exit_comes_after_the_output_with_its_message(caplog):
-    cli = _Cli()
+    cli = RecordingCli()
     exit_status.exit_after_output(cli, '2 finding(s) need a fix.')
-    [(event, handler)] = cli.handlers
+    [(event, handler)] = cli.events
     assert event == EVENT_CLI_SUCCESSFUL_EXECUTE
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exited:
         handler(cli)
@@ -30,7 +23,7 @@ def test_the_findings_exit_comes_after_the_output_with_its_message(caplog):
     assert caplog.messages == ['2 finding(s) need a fix.']
     exit_status.exit_after_output(cli, 'other', code=4)
     with pytest.raises(SystemExit) as exited:
-        cli.handlers[1][1](cli)
+        cli.handlers[1](cli)
     assert exited.value.code == 4
 
 

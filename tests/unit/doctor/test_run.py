@@ -10,6 +10,7 @@ from azext_bastion_native.doctor import checks, probe, run
 from azext_bastion_native.doctor.checks import FAIL, PASS, SKIP, WARN, Asked, CheckRow, Failure, ProbeResult
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management import nsg as management_nsg
+from tests.unit.cli_context import RecordingCli
 from tests.unit.nsg.nsg_json import arm_rule, compliant, nsg_of
 
 VM_ID = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1'
@@ -102,16 +103,8 @@ def test_an_nsg_read_refused_is_a_row_not_an_exception(monkeypatch):
                                                              'subnet.', 'Check the host.'))
 
 
-class _Cli:
-    def __init__(self):
-        self.handlers = []
-
-    def register_event(self, _event, handler):
-        self.handlers.append(handler)
-
-
 def test_exit_3_names_the_failed_checks_and_warnings_do_not_fail(caplog):
-    cli = _Cli()
+    cli = RecordingCli()
     run.exit_when_failed(cli, [CheckRow('Signed in', PASS, ''), CheckRow('NSG', WARN, '')])
     assert cli.handlers == []
     run.exit_when_failed(cli, [CheckRow('Signed in', PASS, ''), CheckRow('NSG', FAIL, ''),

@@ -8,6 +8,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azext_bastion_native.errors import Kind, Refused
 from azext_bastion_native.management import nsg
 from azext_bastion_native.nsg.rule_set import Network, bastion_rule_set, rule_to_arm
+from tests.unit.cli_context import RecordingCli
 
 SUBNET_ID = ('/subscriptions/sub-vnet/resourceGroups/vnet-rg/providers/Microsoft.Network/virtualNetworks/hub/'
              'subnets/AzureBastionSubnet')
@@ -228,17 +229,9 @@ def test_check_host_reports_a_bare_subnet_under_the_host_name(arm):
     assert any(f.kind == 'no-nsg' for f in report.findings)
 
 
-class _Cli:
-    def __init__(self):
-        self.handlers = []
-
-    def register_event(self, _event, handler):
-        self.handlers.append(handler)
-
-
 def test_a_compliant_report_exits_as_usual_a_failing_one_with_3_and_the_reason(arm):
     arm(nsgs={'mine': _nsg_json('mine', _rules())}, nsg_id=NSG_PATH + 'mine')
-    cli = _Cli()
+    cli = RecordingCli()
     nsg.exit_when_not_compliant(cli, nsg.check_host(None, 'rg', 'bh', None))
     assert cli.handlers == []
     arm(nsgs={'mine': _nsg_json('mine', _rules(without=('AllowHttpOutbound',)))}, nsg_id=NSG_PATH + 'mine')
