@@ -9,8 +9,8 @@
 #     azure-mgmt-core 1.6's azure-core>=1.32.0): an older az ships an older azure-core, and the az's copy is the one
 #     the extension imports (azure-cli appends the extension's folder to sys.path behind its own packages).
 #
-# Cached by a stamp of the pins: a second run with nothing changed takes well under a second. A few minutes
-# the first time. Called by scripts/test.sh; BASTION_NATIVE_SKIP_OLDEST_AZ=1 skips it (the smoke set then skips).
+# Cached by a stamp of the pins: a second run with nothing changed takes well under a second, under a minute the
+# first time. Called by scripts/test.sh; BASTION_NATIVE_SKIP_OLDEST_AZ=1 skips it (the smoke set then skips).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${BASTION_NATIVE_OLDEST_AZ_VENV:-$repo/.venv-az-oldest}"
@@ -41,12 +41,20 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ] && [ -x "$venv/bin/a
   exit 0
 fi
 
-say "installing azure-cli $oldest into $venv (a few minutes the first time: 2 min of CPU)"
 : > "$log"
 rm -rf "$venv"
-"$py" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "${pins[@]}" >>"$log" 2>&1 \
-  || { say "pip install failed; see $log"; tail -20 "$log" >&2; rm -rf "$venv"; exit 1; }
+# uv (installed into the main venv by scripts/bootstrap.sh) takes under a minute; pip, the fallback, a few.
+# --seed: the venv gets pip, which `az extension add` runs.
+uv="$(dirname "$main_python")/uv"
+say "installing azure-cli $oldest into $venv"
+if ! { [ -x "$uv" ] && "$uv" venv -q --seed -p "$py" "$venv" >>"$log" 2>&1 \
+         && "$uv" pip install -q --python "$venv/bin/python" --compile-bytecode "${pins[@]}" >>"$log" 2>&1; }; then
+  say "uv could not (see $log); pip does instead, a few minutes"
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${pins[@]}" >>"$log" 2>&1 \
+    || { say "pip install failed; see $log"; tail -20 "$log" >&2; rm -rf "$venv"; exit 1; }
+fi
 installed="$("$venv/bin/python" -c 'from azure.cli.core import __version__; print(__version__)' 2>>"$log")" \
   || { say "the installed azure-cli does not import; see $log"; tail -20 "$log" >&2; exit 1; }
 [ "$installed" = "$oldest" ] || { say "pip installed azure-cli-core $installed, not $oldest"; exit 1; }

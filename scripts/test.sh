@@ -18,9 +18,10 @@ echo "== pylint"
 echo "== mypy"
 "$venv/bin/python" -m mypy azext_bastion_native || status=1
 echo "== pytest"
-# Two workers (this is a 2-core machine; most e2e time is az start-up), each with its own emulator and sshd; a
-# file's tests stay on one worker so its module fixtures are built once. BASTION_NATIVE_TEST_WORKERS=0 runs serially.
-workers="${BASTION_NATIVE_TEST_WORKERS:-2}"
+# Four workers, each with its own emulator and sshd, on this 2-core machine: an e2e test spends much of its time
+# waiting (on az, ssh, a timeout it provokes), so two workers left a third of the CPU idle. A file's tests stay on one
+# worker so that its module fixtures are built once. BASTION_NATIVE_TEST_WORKERS=0 runs serially.
+workers="${BASTION_NATIVE_TEST_WORKERS:-4}"
 if [ "$workers" = "0" ]; then
   "$venv/bin/python" -m pytest "$@"
 else
