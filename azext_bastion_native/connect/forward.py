@@ -480,6 +480,6 @@ def _hand_to_agent(cli_ctx, request: ForwardRequest, planned: Planned):
     if not answer or not answer.get('ok'):
         raise Refused((answer or {}).get('error') or 'The connection agent refused the forward.',
                       'Run it without --background to see the whole error.', Kind.VALIDATION)
-    ready = {'forwards': answer['forwards'], 'socks': answer['socks']}
+    ready = {'forwards': answer['forwards'], 'socks': answer['socks'], 'id': answer['id']}
     _say_ready(cli_ctx, planned, ready, f" in the connection agent (forward {answer['id']}, pid {answer['pid']}; "
-                                        'az network bastion agent stop ends it)')
+                                        f"az network bastion agent stop --forward {answer['id']} ends it)")

@@ -248,6 +248,45 @@ def test_a_background_forward_outlives_the_terminal_that_started_it_and_ends_wit
     assert sessions_drain(fleet.emulator)
 
 
+def _held(port):
+    """A connection through a forward that has its Bastion session open (sshd's banner came through it)."""
+    sock = socket.create_connection(('127.0.0.1', port), timeout=60)
+    assert sock.recv(100).startswith(b'SSH-2.0-')
+    return sock
+
+
+def _sessions_to(fleet, vm):
+    return [item for item in fleet.emulator.get('/_emulator/sessions').json()
+            if item['target'].rsplit('/', 1)[-1] == vm]
+
+
+def test_agent_stop_forward_ends_that_background_forward_only_with_its_sessions(fleet, tmp_path):
+    background = ('network', 'bastion', 'forward', '-g', RG, '-n', HOST, '--vm-resource-group', FLEET_RG,
+                  '--background', '-o', 'json')
+    stopping = fleet.az(*background, '-L', '0:web-2:22').json
+    going_on = fleet.az(*background, '-L', '0:web-1:22').json
+    [stopping_ready], [going_on_ready] = stopping['forwards'], going_on['forwards']
+    with _held(stopping_ready['port']) as held, _held(going_on_ready['port']):
+        assert _sessions_to(fleet, 'web-2') and _sessions_to(fleet, 'web-1')
+        stopped = fleet.az('network', 'bastion', 'agent', 'stop', '--forward', str(stopping['id'])).json
+        assert stopped == {'id': stopping['id'], 'forwards': stopping['forwards'], 'socks': None, 'stopped': True}
+        assert not _sessions_to(fleet, 'web-2') and _sessions_to(fleet, 'web-1')
+        held.settimeout(30)
+        with contextlib.suppress(ConnectionResetError):
+            assert held.recv(100) == b''            # its live connection ended with it
+    with pytest.raises(OSError):
+        socket.create_connection(('127.0.0.1', stopping_ready['port']), timeout=5).close()
+    assert _ssh(fleet, tmp_path, going_on_ready['port']).stdout.strip() == 'web-1'
+    status = fleet.az('network', 'bastion', 'agent', 'status').json
+    assert [listed['id'] for listed in status['forwards']] == [going_on['id']]
+
+    again = fleet.az('network', 'bastion', 'agent', 'stop', '--forward', str(stopping['id']), check=False)
+    assert again.returncode != 0 and f"The agent runs no forward with id {stopping['id']}." in again.stderr
+    assert '`az network bastion agent status`' in again.stderr and 'Traceback' not in again.stderr
+    assert fleet.az('network', 'bastion', 'agent', 'stop').json['stopped']
+    assert sessions_drain(fleet.emulator)
+
+
 def test_a_bind_address_other_than_loopback_is_warned_of_and_one_not_of_this_machine_refused(fleet, forward):
     running = forward('-D', '0.0.0.0:0')
     assert running.ready['socks']['address'] == '0.0.0.0'
