@@ -1,5 +1,8 @@
 """The connection agent's server: a private Unix socket that answers one JSON line per connection (proxy_helper's
-wire) and relays each "connect" through a Bastion session of its own, minted for it and deleted when it ends.
+wire) and relays each "connect" through a Bastion session of its own, minted for it and deleted when it ends. The
+socket is a listener kind of the relay service (relay/tunnel.py), which accepts, keeps the limits, stops when idle or
+signalled and shuts down; what is the agent's own is here: its lock, its socket's safety, its request line, its
+status and the chores of its hosts.
 
 It imports nothing from azure.cli: what a request needs (data-plane client, Target) comes from a ``hosts`` object
 (agent/hosts.py builds it on azure-cli's sign-in): ``await hosts.get(request) -> (client, target)``,
@@ -10,21 +13,19 @@ One agent per user and az configuration: an exclusive lock on ``paths.lock`` for
 import asyncio
 import collections
 import contextlib
-import errno
 import fcntl
 import logging
 import os
 import resource
 import socket
 import time
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, List, Optional
 
 from ..bastion_facts import MAX_PORT, is_port
 from ..dataplane import DataPlaneError
-from ..relay import event_loop
 from ..relay.connection import Opening, relay_connection
-from ..relay.pump import LocalEnd, ReadBuffer
-from ..relay.tunnel import BACKLOG, UNIX_SOCKET_MODE, release_freed_memory, stopped_by_signals
+from ..relay.pump import LocalEnd
+from ..relay.tunnel import BACKLOG, SPARE_HANDLERS, UNIX_SOCKET_MODE, Listener, RelayService, StopReason, run_service
 from .forwards import BackgroundForwards, forward_problem
 from .proxy_helper import (MAX_LINE, PROTOCOL_VERSION, AgentPaths, AgentUnavailable, connect_agent, encode,
                            peer_credentials, split_line)
@@ -38,10 +39,6 @@ TOKEN_REFRESH_INTERVAL = 60.0       # seconds between looks at the ARM tokens (r
 LOCK_WAIT = 30.0                    # seconds to wait for an agent that is shutting down to let go of the lock
 DESCRIPTORS_RESERVED = 48           # for everything but connections: log, locks, loop, ARM and data-plane HTTPS
 DESCRIPTORS_PER_CONNECTION = 3      # a relayed connection: its Unix socket, its websocket, the next warm TLS
-CONTROL_HANDLERS = 16               # connections being read or answered beyond the relaying ones
-ACCEPT_BACKOFF = (0.05, 2.0)        # seconds to wait after a failed accept: first, at most (doubling)
-ACCEPT_ERRORS = {errno.EMFILE: 'EMFILE', errno.ENFILE: 'ENFILE', errno.ECONNABORTED: 'ECONNABORTED',
-                 errno.ENOBUFS: 'ENOBUFS', errno.ENOMEM: 'ENOMEM'}
 
 
 class AlreadyRunning(Exception):
@@ -90,15 +87,18 @@ def raise_descriptor_limit() -> int:
 
 def connection_limit(descriptors: int) -> int:
     """How many connections may relay at once within ``descriptors`` open files (at least a few)."""
-    return max(4, (descriptors - DESCRIPTORS_RESERVED - CONTROL_HANDLERS) // DESCRIPTORS_PER_CONNECTION)
+    return max(4, (descriptors - DESCRIPTORS_RESERVED - SPARE_HANDLERS) // DESCRIPTORS_PER_CONNECTION)
 
 
-class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
-    """Serve ``paths.socket`` until stopped (stop request, SIGTERM, SIGHUP, SIGINT) or idle for ``idle_timeout``
-    seconds with no live connection; then close every relay and delete every session (bounded)."""
+class ConnectionAgent(Listener):  # pylint: disable=too-many-instance-attributes
+    """The agent's socket as a listener kind: each connection is one request line, answered (status, stop,
+    forward, stop_forward) or relayed (connect). relay_service() is the service that serves it until stopped (stop
+    request, SIGTERM, SIGHUP, SIGINT) or idle for ``idle_timeout`` seconds with no live connection and no background
+    forward; then every relay closes and every session is deleted (bounded by ``grace_period``)."""
 
     def __init__(self, paths: AgentPaths, hosts: Any, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                  grace_period: float = GRACE_PERIOD, max_connections: Optional[int] = None):
+        super().__init__(unix_path=paths.socket)
         self.paths = paths
         self.hosts = hosts
         self.idle_timeout = idle_timeout
@@ -108,24 +108,23 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         self.served = 0
         self.failed = 0
         self.live: Dict[asyncio.Task, str] = {}         # relaying connections -> target label
-        self._handlers: Set[asyncio.Task] = set()       # every accepted connection being handled
-        self._read_buffer = ReadBuffer()
+        self.service: Optional[RelayService] = None
         self._listener: Optional[socket.socket] = None
-        self._stop_reason: Optional[str] = None
-        self._wake: Optional[asyncio.Event] = None
-        self._room: Optional[asyncio.Semaphore] = None   # handler slots, taken before each accept
-        self._last_active = time.monotonic()
-        self.forwards = BackgroundForwards(on_change=self._wake_up)     # `forward --background`'s listeners
+        self._chores: List[asyncio.Task] = []            # token refresh, orphan deletion
+        self.forwards = BackgroundForwards(on_change=self._look_again)      # `forward --background`'s listeners
 
     # -- life ----------------------------------------------------------------------------------------------
-    def stop(self, reason: str = 'stopped') -> None:
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        self._wake_up()
+    def relay_service(self) -> RelayService:
+        """The service to serve this agent with (listen() first): at most max_connections relaying at once, and
+        SPARE_HANDLERS connections more being read or answered; the rest wait in the socket's backlog."""
+        if self.max_connections is None:
+            self.max_connections = connection_limit(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        self.service = _AgentService(self, self.max_connections + SPARE_HANDLERS)
+        return self.service
 
-    def _wake_up(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+    def _look_again(self) -> None:
+        if self.service is not None:
+            self.service.look_again()
 
     def listen(self) -> None:
         """Bind the socket (a stale one left by a crashed agent is replaced: we hold the lock), 0600."""
@@ -143,47 +142,25 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         listener.setblocking(False)
         self._listener = listener
 
-    async def serve(self) -> str:
-        """Accept until a stop; returns why it stopped. listen() first."""
-        self._wake = asyncio.Event()
-        with stopped_by_signals(lambda reason: self.stop(reason.value)):
-            accepting = asyncio.ensure_future(self._accept_loop())
-            refreshing = asyncio.ensure_future(self._refresh_tokens())
-            cleaning = asyncio.ensure_future(self._delete_orphans())
-            try:
-                while self._stop_reason is None:
-                    self._wake.clear()
-                    timeout = self._idle_check()
-                    if self._stop_reason is not None:
-                        break
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout)
-            finally:
-                for task in (accepting, refreshing, cleaning):
-                    task.cancel()
-                await self._shut_down()
-        return self._stop_reason or 'stopped'
+    async def open_sockets(self) -> List[socket.socket]:
+        if self._listener is None:
+            self.listen()
+        assert self._listener is not None, 'listen() binds the socket'
+        return [self._listener]
 
-    def _idle_check(self) -> float:
-        """Stop when idle too long; else the seconds until the next look."""
-        if self.live or self._handlers or self.forwards.running:
-            return 3600.0
-        idle_for = time.monotonic() - self._last_active
-        if idle_for >= self.idle_timeout:
-            self.stop('idle')
-        return max(0.05, self.idle_timeout - idle_for)
-
-    async def _shut_down(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
+    def closed(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.paths.unlink(self.paths.socket)
-        handlers = set(self._handlers)
-        logger.info('agent stopping (%s) with %d live connection(s)', self._stop_reason, len(self.live))
-        for task in handlers:
-            task.cancel()
-        if handlers:
-            await asyncio.wait(handlers, timeout=self.grace_period)
+
+    def start_chores(self) -> None:
+        """Once it listens: delete the sessions of runs that are gone, keep the ARM tokens fresh."""
+        self._chores = [asyncio.ensure_future(self._delete_orphans()), asyncio.ensure_future(self._refresh_tokens())]
+
+    async def aclose(self) -> None:
+        """The last step of a stop, the connections ended: every background forward stops, the hosts close (every
+        session deleted)."""
+        for chore in self._chores:
+            chore.cancel()
         await self.forwards.stop_all(self.grace_period)
         await self.hosts.aclose(timeout=self.grace_period)
 
@@ -205,104 +182,62 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
                 logger.warning('could not refresh the ARM token: %s', type(err).__name__)
 
     # -- connections ---------------------------------------------------------------------------------------
-    async def _accept_loop(self) -> None:
-        """Accept for as long as the agent runs: at most max_connections + CONTROL_HANDLERS handled at once (the
-        rest wait in the backlog); a failed accept (out of descriptors, a connection aborted) is logged and tried
-        again after a pause, never the end of accepting."""
-        loop = asyncio.get_running_loop()
-        if self.max_connections is None:
-            self.max_connections = connection_limit(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        room = self._room = asyncio.Semaphore(self.max_connections + CONTROL_HANDLERS)
-        backoff = 0.0
-        listener = self._listener
-        assert listener is not None, 'accepting before listening'
-        while True:
-            await room.acquire()
-            try:
-                conn, _ = await loop.sock_accept(listener)
-            except OSError as err:
-                room.release()
-                # One warning per spell of failures (then debug lines), so a long one does not flood the log.
-                logger.log(logging.DEBUG if backoff else logging.WARNING,
-                           'cannot accept a connection (%s: %s); trying again in %.2fs, then backing off',
-                           ACCEPT_ERRORS.get(err.errno or 0) or err.errno, err.strerror, ACCEPT_BACKOFF[0])
-                backoff = min(ACCEPT_BACKOFF[1], backoff * 2 or ACCEPT_BACKOFF[0])
-                await asyncio.sleep(backoff)
-                continue
-            if backoff:
-                logger.warning('accepting connections again')
-                backoff = 0.0
-            conn.setblocking(False)
-            task = asyncio.ensure_future(self._handle(conn))
-            self._handlers.add(task)
-            task.add_done_callback(self._handler_done)
-
-    def _handler_done(self, task: asyncio.Task) -> None:
-        self._handlers.discard(task)
-        if self._room is not None:
-            self._room.release()
-        if self.live.pop(task, None) is not None:   # only connections count: status/stop questions keep no one alive
-            self._last_active = time.monotonic()
-        if self._wake is not None:
-            self._wake.set()
-
-    async def _read_request(self, conn: socket.socket) -> Optional[dict]:
-        loop = asyncio.get_running_loop()
-        data = b''
-        while True:
-            request, rest = split_line(data)
-            if request is not None:
-                if rest:
-                    raise ValueError('bytes after the request line')
-                return request
-            chunk = await loop.sock_recv(conn, MAX_LINE)
-            if not chunk:
-                return None
-            data += chunk
-
-    async def _handle(self, conn: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        handed_over = False
+    async def serve_socket(self, service: RelayService, conn: socket.socket, label: str) -> bool:
+        """Read the request, answer it or relay it (the service closes ``conn`` after, unless the relay took it).
+        Only a connect counts as a connection for the idle clock; a question does not."""
         try:
-            peer = peer_credentials(conn)
-            if peer is not None and peer[1] != os.getuid():
-                logger.warning('refused a connection from uid %d (pid %d): this agent serves uid %d only',
-                               peer[1], peer[0], os.getuid())
-                await loop.sock_sendall(conn, encode({'ok': False, 'error': 'this agent serves its own user only'}))
-                return
-            try:
-                request = await asyncio.wait_for(self._read_request(conn), REQUEST_TIMEOUT)
-            except (ValueError, UnicodeError, asyncio.TimeoutError):
-                await loop.sock_sendall(conn, encode({'ok': False, 'error': 'not a request this agent reads'}))
-                return
+            request = await self._request(conn)
             if request is None:
-                return
-            problem = request_problem(request)
-            if problem:
-                await loop.sock_sendall(conn, encode({'ok': False, 'error': problem}))
-                return
-            operation = request['op']
-            if operation == 'status':
-                await loop.sock_sendall(conn, encode({'ok': True, 'status': self.status()}))
-            elif operation == 'stop':
-                await loop.sock_sendall(conn, encode({'ok': True, 'pid': os.getpid()}))
-                self.stop('stopped')
-            elif operation == 'forward':
-                await loop.sock_sendall(conn, encode(await self._forward(request)))
-            elif operation == 'stop_forward':
-                await loop.sock_sendall(conn, encode(await self._stop_forward(request['forward'])))
-            elif self.max_connections is not None and len(self.live) >= self.max_connections:
-                await loop.sock_sendall(conn, encode({'ok': False, 'error': (
-                    f'the agent relays at most {self.max_connections} connections at once (its open-file limit); '
-                    'close one, or start the agent where `ulimit -n` is higher')}))
-            else:
-                handed_over = True
-                await self._connect(conn, request)
+                return False
+            if request['op'] != 'connect' or self._full():
+                await asyncio.get_running_loop().sock_sendall(conn, encode(await self._answer(request)))
+                if request['op'] == 'stop':
+                    service.stop()
+                return False
         except OSError:
-            pass                            # the helper went away
-        finally:
-            if not handed_over:
-                conn.close()
+            return False                    # the helper went away
+        await self._connect(service, conn, request)
+        return True
+
+    async def _request(self, conn: socket.socket) -> Optional[dict]:
+        """The request line on ``conn`` when it is one this agent serves, from a process of its own user; else
+        None, with the refusal answered."""
+        peer = peer_credentials(conn)
+        if peer is not None and peer[1] != os.getuid():
+            logger.warning('refused a connection from uid %d (pid %d): this agent serves uid %d only',
+                           peer[1], peer[0], os.getuid())
+            refusal = 'this agent serves its own user only'
+        else:
+            try:
+                request = await asyncio.wait_for(_read_line(conn), REQUEST_TIMEOUT)
+            except (ValueError, UnicodeError, asyncio.TimeoutError):
+                request, refusal = None, 'not a request this agent reads'
+            else:
+                if request is None:
+                    return None             # closed before it asked
+                refusal = request_problem(request)
+                if not refusal:
+                    return request
+        await asyncio.get_running_loop().sock_sendall(conn, encode({'ok': False, 'error': refusal}))
+        return None
+
+    def _full(self) -> bool:
+        return self.max_connections is not None and len(self.live) >= self.max_connections
+
+    async def _answer(self, request: dict) -> dict:
+        """The answer to a request this agent serves that it does not relay."""
+        operation = request['op']
+        if operation == 'status':
+            return {'ok': True, 'status': self.status()}
+        if operation == 'forward':
+            return await self._forward(request)
+        if operation == 'stop_forward':
+            return await self._stop_forward(request['forward'])
+        if operation == 'stop':
+            return {'ok': True, 'pid': os.getpid()}     # the service stops once this is said
+        return {'ok': False, 'error': (
+            f'the agent relays at most {self.max_connections} connections at once (its open-file limit); '
+            'close one, or start the agent where `ulimit -n` is higher')}
 
     async def _forward(self, request: dict) -> dict:
         """`forward --background`: plan, listen (hosts.forward) and serve it; the answer is its ready line."""
@@ -322,28 +257,26 @@ class ConnectionAgent:  # pylint: disable=too-many-instance-attributes
         ready, ended = stopped
         return {'ok': True, 'pid': os.getpid(), **ready, 'stopped': ended}
 
-    async def _connect(self, conn: socket.socket, request: dict) -> None:
+    async def _connect(self, service: RelayService, conn: socket.socket, request: dict) -> None:
         """Mint, open the websocket, say ok (or the one-line reason), relay, delete the session."""
-        loop = asyncio.get_running_loop()
         label = target_label(request)
         task = asyncio.current_task()
         assert task is not None, 'a connection is served by a task'
         self.live[task] = label
         try:
-            _, local = await loop.connect_accepted_socket(lambda: LocalEnd(read_buffer=self._read_buffer), conn)
-        except OSError:
-            conn.close()
-            return
-        try:
-            client, target = await self.hosts.get(request)
-        except Exception as err:  # pylint: disable=broad-except
-            _AgentOpening(self).failed(local, err)
-            logger.warning('%s: %s', label, describe_failure(err))
-            return
-        try:
+            try:
+                local = await service.local_end(conn)
+            except OSError:
+                return                      # the helper went away
+            try:
+                client, target = await self.hosts.get(request)
+            except Exception as err:  # pylint: disable=broad-except
+                _AgentOpening(self).failed(local, err)
+                logger.warning('%s: %s', label, describe_failure(err))
+                return
             await relay_connection(client, target, local, label, opening=_AgentOpening(self))
         finally:
-            asyncio.get_running_loop().call_later(1.0, release_freed_memory)
+            del self.live[task]
 
     def status(self) -> dict:
         per_target = collections.Counter(self.live.values())
@@ -381,6 +314,22 @@ class _AgentOpening(Opening):
 
 
 STRING_FIELDS = (('resource_group', 90), ('name', 80), ('target', 1024))     # connect: field, longest
+
+
+async def _read_line(conn: socket.socket) -> Optional[dict]:
+    """The request line (ValueError when more follows it); None when the client closed before a whole line."""
+    loop = asyncio.get_running_loop()
+    data = b''
+    while True:
+        request, rest = split_line(data)
+        if request is not None:
+            if rest:
+                raise ValueError('bytes after the request line')
+            return request
+        chunk = await loop.sock_recv(conn, MAX_LINE)
+        if not chunk:
+            return None
+        data += chunk
 
 
 def request_problem(request: dict) -> str:
@@ -450,11 +399,33 @@ def describe_failure(err: BaseException) -> str:
     return ' '.join(f'{message} {extra}'.split())
 
 
+class _AgentService(RelayService):
+    """The relay service over the agent's socket: its background forwards keep it from being idle, its chores start
+    once it listens, and its end stops the forwards and closes the hosts."""
+
+    def __init__(self, agent: ConnectionAgent, max_handlers: int):
+        super().__init__(agent.hosts, [agent], idle_timeout=agent.idle_timeout, grace_period=agent.grace_period,
+                         max_handlers=max_handlers)
+        self.agent = agent
+
+    def busy(self) -> bool:
+        return self.agent.forwards.running
+
+    def on_listening(self) -> None:
+        self.agent.start_chores()
+
+    def say_stopping(self, reason: StopReason) -> None:
+        logger.info('agent stopping (%s) with %d live connection(s)', reason.value, len(self.agent.live))
+
+    async def close(self) -> None:
+        await self.agent.aclose()
+
+
 def run_agent(agent: ConnectionAgent) -> str:
-    """Take the lock, listen, serve until stopped: the agent's whole life on a fresh event loop."""
+    """Take the lock, listen, serve until stopped: the agent's whole life on a fresh event loop; why it stopped."""
     for note in agent.paths.notes:
         logger.debug('%s', note)
     raise_descriptor_limit()
     with agent_lock(agent.paths):
         agent.listen()
-        return event_loop.run(agent.serve())
+        return run_service(agent.relay_service()).value

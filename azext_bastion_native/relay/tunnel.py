@@ -1,17 +1,22 @@
 """The relay service: listen locally (TCP ports or Unix sockets, one listener per kind of connection: a forward to one
-target, SOCKS5 in socks_listener.py), relay each connection through a Bastion session of its own, stop cleanly (limits,
-timeouts, signals, every session deleted). TunnelServer is the service with one forward."""
+target, SOCKS5 in socks_listener.py, the connection agent's socket), accept within limits and through a shortage of
+descriptors, relay each connection through a Bastion session of its own, stop cleanly (limits, timeouts, idleness,
+signals, every session deleted). TunnelServer is the service with one forward."""
 
 import asyncio
 import contextlib
 import ctypes
 import enum
+import errno
 import functools
 import logging
 import os
 import signal
+import socket
+import stat
+import struct
 import time
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..dataplane.protocol import Target
 from . import event_loop
@@ -25,6 +30,10 @@ UNIX_SOCKET_MODE = 0o600        # only our user may connect (the directory aroun
 # and later resets a connection the client thinks open.
 BACKLOG = 1024
 TRIM_DELAY = 1.0                # seconds after a connection ends before freed memory goes back to the system
+SPARE_HANDLERS = 16             # connections handled beyond max_connections: being refused, or only asking something
+ACCEPT_BACKOFF = (0.05, 2.0)    # seconds to wait after a failed accept: first, at most (doubling)
+ACCEPT_ERRORS = {errno.EMFILE: 'EMFILE', errno.ENFILE: 'ENFILE', errno.ECONNABORTED: 'ECONNABORTED',
+                 errno.ENOBUFS: 'ENOBUFS', errno.ENOMEM: 'ENOMEM'}
 
 Bound = Tuple[str, Optional[int]]       # where a listener listens: (address, port), or (unix socket path, None)
 
@@ -43,10 +52,11 @@ class StopReason(enum.Enum):
         return {StopReason.INTERRUPTED: 130, StopReason.TERMINATED: 143, StopReason.HUNG_UP: 129}.get(self, 0)
 
 
-class Listener:  # pylint: disable=too-few-public-methods
+class Listener:
     """A listener kind: where it listens (``bind_address:port``, 0 picking a free port, or the Unix socket
-    ``unix_path``) and what a connection accepted there gets. This one, the TCP forward, relays every connection to
-    ``target``; ``name`` (e.g. the VM and port) goes into each connection's log lines."""
+    ``unix_path``; open_sockets and closed) and what a connection accepted there gets (serve_socket). This one, the
+    TCP forward, relays every connection to ``target``; ``name`` (e.g. the VM and port) goes into each connection's
+    log lines."""
 
     def __init__(self, target: Optional[Target] = None, bind_address: str = '127.0.0.1', port: int = 0,
                  unix_path: Optional[str] = None, name: Optional[str] = None):
@@ -55,6 +65,30 @@ class Listener:  # pylint: disable=too-few-public-methods
         self.port = port
         self.unix_path = unix_path
         self.name = name
+
+    async def open_sockets(self) -> List[socket.socket]:
+        """Its listening sockets (non-blocking): the Unix socket, or one per address ``bind_address`` resolves to."""
+        if self.unix_path is not None:
+            return [unix_listening_socket(self.unix_path)]
+        return await tcp_listening_sockets(self.bind_address, self.port)
+
+    def closed(self) -> None:
+        """Its sockets are closed: the Unix socket's file goes too (closing a socket leaves it behind)."""
+        if self.unix_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.unix_path)
+
+    async def serve_socket(self, service: 'RelayService', conn: socket.socket, label: str) -> bool:
+        """Serve one accepted socket, start to end (the service cancels this on a stop, and closes ``conn`` after
+        unless it was handed to ``service.local_end``). True when it was a connection, whose end restarts the idle
+        clock; False for one that only asked something. This kind relays each one (serve_connection)."""
+        local = await service.local_end(conn)
+        try:
+            await self.serve_connection(service.client, local, label)
+        except Exception:
+            local.abort()
+            raise
+        return True
 
     async def serve_connection(self, client: Any, local: LocalEnd, label: str) -> None:
         """Relay one accepted connection, start to end (the service cancels this on a stop)."""
@@ -69,24 +103,33 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
     is asked to delete the sessions of runs that are gone (start_orphan_cleanup) as soon as every listener listens.
 
     ``max_connections``: connections beyond it (over all listeners) are refused (closed at once, one log line).
+    ``max_handlers``: connections handled at once, refused ones included; the rest wait in the kernel's backlog
+    (default: ``max_connections`` + SPARE_HANDLERS, no cap without it). An accept that fails (out of descriptors,
+    a connection aborted) is logged once per spell and tried again after a pause, never the end of accepting.
     ``timeout``: after that many seconds stop listening; live connections get ``grace_period`` seconds
     to finish, then they are closed. ``idle_timeout``: stop once no connection has been open for that
-    many seconds. Any stop deletes every live session (bounded by ``grace_period``)."""
+    many seconds (and nothing else keeps it, see busy). Any stop deletes every live session (bounded by
+    ``grace_period``). A kind of service adds its own work through busy, on_listening, say_stopping and close."""
 
     def __init__(self, client: Any, listeners: Sequence[Listener], max_connections: Optional[int] = None,
                  timeout: Optional[float] = None, idle_timeout: Optional[float] = None,
-                 grace_period: float = 10.0):
+                 grace_period: float = 10.0, max_handlers: Optional[int] = None):
         self.client = client
         self.listeners = list(listeners)
         self.max_connections = max_connections
+        self.max_handlers = max_handlers if max_handlers is not None or max_connections is None else (
+            max_connections + SPARE_HANDLERS)
         self.limit_reason: Optional[str] = None     # why max_connections, said on a refusal (default: the option)
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.grace_period = grace_period
         self.failed_listener: Optional[Listener] = None     # the one that could not listen, after start() raised
         self._read_buffer = ReadBuffer()
-        self._servers: List[asyncio.AbstractServer] = []
-        self._handlers: Set['asyncio.Task[None]'] = set()
+        self._sockets: List[Tuple[Listener, socket.socket]] = []
+        self._accepting: List['asyncio.Task[None]'] = []
+        self._room: Optional[asyncio.Semaphore] = None      # handler slots (max_handlers), taken before each accept
+        # Connections being handled -> their socket until a transport takes it (None then).
+        self._handlers: Dict['asyncio.Task[bool]', Optional[socket.socket]] = {}
         self._accepted = 0
         self._stop_reason: Optional[StopReason] = None
         self._wake = asyncio.Event()
@@ -97,42 +140,91 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
     def active_connections(self) -> int:
         return len(self._handlers)
 
+    # -- what a kind of service adds -----------------------------------------------------------------------------
+    def busy(self) -> bool:
+        """Whether something besides its connections keeps the service from being idle (nothing here)."""
+        return False
+
+    def on_listening(self) -> None:
+        """Every listener listens. A service may wait long for its first connection: the sessions a killed run
+        left open are deleted now."""
+        self.client.start_orphan_cleanup()
+
+    def say_stopping(self, reason: StopReason) -> None:
+        logger.debug('tunnel stopping (%s) with %d open connection(s)', reason.value, len(self._handlers))
+
+    async def close(self) -> None:
+        """The last step of a stop, its connections ended: the client deletes whatever session is left."""
+        await self.client.aclose(timeout=self.grace_period)
+
+    def look_again(self) -> None:
+        """What busy() says has changed: the service looks at its idle time again."""
+        self._wake.set()
+
+    # -- listening and accepting ---------------------------------------------------------------------------------
     async def start_listeners(self) -> List[Bound]:
         """Listen on every listener, or on none: when one cannot (``failed_listener``), the others close and its
         OSError is raised. Returns (address, port) actually bound per listener, (unix_path, None) on a Unix socket."""
-        bound = []
+        bound: List[Bound] = []
         for listener in self.listeners:
             try:
-                bound.append(await self._listen(listener))
+                sockets = await listener.open_sockets()
             except OSError:
                 self.failed_listener = listener
-                for server in self._servers:
-                    server.close()
+                for _, sock in self._sockets:
+                    sock.close()
                 for started in self.listeners[:len(bound)]:
-                    _remove_unix_socket(started)
-                self._servers = []
+                    started.closed()
+                self._sockets = []
                 raise
+            self._sockets.extend((listener, sock) for sock in sockets)
+            bound.append(_bound(listener, sockets[0]))
+        self._room = asyncio.Semaphore(self.max_handlers) if self.max_handlers is not None else None
+        self._accepting = [asyncio.ensure_future(self._accept(listener, sock)) for listener, sock in self._sockets]
         self._last_active = time.monotonic()
-        # A service may wait long for its first connection: the sessions a killed run left open are deleted now.
-        self.client.start_orphan_cleanup()
+        self.on_listening()
         return bound
 
-    async def _listen(self, listener: Listener) -> Bound:
+    async def _accept(self, listener: Listener, sock: socket.socket) -> None:
+        """Accept on ``sock`` for as long as the service runs, a handler slot taken before each accept."""
         loop = asyncio.get_running_loop()
+        backoff = 0.0
+        while True:
+            if self._room is not None:
+                await self._room.acquire()
+            try:
+                conn, peer = await loop.sock_accept(sock)
+            except OSError as err:
+                self._release_room()
+                # One warning per spell of failures (then debug lines), so a long one does not flood the log.
+                logger.log(logging.DEBUG if backoff else logging.WARNING,
+                           'cannot accept a connection (%s: %s); trying again in %.2fs, then backing off',
+                           ACCEPT_ERRORS.get(err.errno or 0) or err.errno, err.strerror, ACCEPT_BACKOFF[0])
+                backoff = min(ACCEPT_BACKOFF[1], backoff * 2 or ACCEPT_BACKOFF[0])
+                await asyncio.sleep(backoff)
+                continue
+            if backoff:
+                logger.warning('accepting connections again')
+                backoff = 0.0
+            conn.setblocking(False)
+            self._on_connection(listener, conn, peer)
 
-        def local_end() -> LocalEnd:
-            return LocalEnd(functools.partial(self._on_connection, listener), self._read_buffer)
-        if listener.unix_path is not None:
-            server = await loop.create_unix_server(local_end, path=listener.unix_path, backlog=BACKLOG)
-            self._servers.append(server)
-            os.chmod(listener.unix_path, UNIX_SOCKET_MODE)
-            return listener.unix_path, None
-        server = await loop.create_server(local_end, listener.bind_address, listener.port, reuse_address=True,
-                                          backlog=BACKLOG)
-        self._servers.append(server)
-        address, port = server.sockets[0].getsockname()[:2]
-        listener.port = port
-        return address, port
+    def _release_room(self) -> None:
+        if self._room is not None:
+            self._room.release()
+
+    async def local_end(self, conn: socket.socket) -> LocalEnd:
+        """An accepted socket as the relay's local end; from then on its transport closes it."""
+        task = asyncio.current_task()
+        if task is not None and task in self._handlers:
+            self._handlers[task] = None
+        try:
+            _, local = await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: LocalEnd(read_buffer=self._read_buffer), conn)
+        except OSError:
+            conn.close()
+            raise
+        return local
 
     def stop(self, reason: StopReason = StopReason.STOPPED) -> None:
         """Ask serve() to stop (safe from a signal handler running on the loop)."""
@@ -142,7 +234,7 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
 
     async def serve(self) -> StopReason:
         """Serve until stopped, timed out or idle; then shut down cleanly. Returns the StopReason."""
-        if not self._servers:
+        if not self._sockets:
             await self.start_listeners()
         started = time.monotonic()
         reason = None
@@ -157,10 +249,13 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
         await self._shut_down(reason)
         return reason
 
+    def _idle(self) -> bool:
+        return self.idle_timeout is not None and not self._handlers and not self.busy()
+
     def _due(self, started: float, now: float) -> Optional[StopReason]:
         if self.timeout is not None and now - started >= self.timeout:
             return StopReason.TIMEOUT
-        if self.idle_timeout is not None and not self._handlers and now - self._last_active >= self.idle_timeout:
+        if self._idle() and now - self._last_active >= (self.idle_timeout or 0):
             return StopReason.IDLE
         return None
 
@@ -168,17 +263,21 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
         waits = [3600.0]
         if self.timeout is not None:
             waits.append(started + self.timeout - now)
-        if self.idle_timeout is not None and not self._handlers:
-            waits.append(self._last_active + self.idle_timeout - now)
+        if self._idle():
+            waits.append(self._last_active + (self.idle_timeout or 0) - now)
         return max(0.01, min(waits))
 
     async def _shut_down(self, reason: StopReason) -> None:
-        for server in self._servers:
-            server.close()
+        for accepting in self._accepting:
+            accepting.cancel()
+        if self._accepting:
+            await asyncio.wait(self._accepting)     # none waits on a socket any more: they may close
+        for _, sock in self._sockets:
+            sock.close()
         for listener in self.listeners:
-            _remove_unix_socket(listener)
+            listener.closed()
         handlers = set(self._handlers)
-        logger.debug('tunnel stopping (%s) with %d open connection(s)', reason.value, len(handlers))
+        self.say_stopping(reason)
         if handlers and reason is StopReason.TIMEOUT:
             # Planned end: let the live connections finish, within the grace period.
             _, handlers = await asyncio.wait(handlers, timeout=self.grace_period)
@@ -186,14 +285,14 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
             task.cancel()
         if handlers:
             await asyncio.wait(handlers, timeout=self.grace_period)
-        await self.client.aclose(timeout=self.grace_period)
+        await self.close()
 
-    def _on_connection(self, listener: Listener, local: LocalEnd) -> None:
+    def _on_connection(self, listener: Listener, conn: socket.socket, peer: Any) -> None:
+        """A connection accepted (a handler slot taken for it): refused at once, or served by a task of its own."""
         self._accepted += 1
-        if listener.unix_path is not None:
+        if listener.unix_path is not None or not isinstance(peer, tuple):
             label = f'connection {self._accepted} on {listener.unix_path}'     # Unix peers have no address
         else:
-            peer = (local.in_transport and local.in_transport.get_extra_info('peername')) or ('?', 0)
             label = f'connection {self._accepted} from {peer[0]}:{peer[1]}'
         if listener.name:
             label += f' to {listener.name}'
@@ -201,25 +300,36 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
                 self.max_connections is not None and len(self._handlers) >= self.max_connections):
             logger.warning('%s: refused (%s)', label, 'tunnel is stopping' if self._stop_reason
                            else self.limit_reason or f'--max-connections {self.max_connections} reached')
-            local.abort()
+            _reset(conn)
+            self._release_room()
             return
-        task = asyncio.ensure_future(self._serve_connection(listener, local, label))
-        self._handlers.add(task)
+        task = asyncio.ensure_future(self._serve_connection(listener, conn, label))
+        self._handlers[task] = conn
+        task.add_done_callback(self._handler_done)
 
-    async def _serve_connection(self, listener: Listener, local: LocalEnd, label: str) -> None:
+    async def _serve_connection(self, listener: Listener, conn: socket.socket, label: str) -> bool:
+        """Whether it counts as a connection for the idle clock (see Listener.serve_socket)."""
         try:
-            await listener.serve_connection(self.client, local, label)
+            return await listener.serve_socket(self, conn, label)
         except asyncio.CancelledError:
             pass                # a stop: the relay closed both sides and deleted its session
+        except OSError as err:
+            logger.debug('%s: %s', label, err)      # the client went away
         except Exception:  # pylint: disable=broad-except
             logger.exception('%s: unexpected error', label)
-            local.abort()
-        finally:
-            self._handlers.discard(asyncio.current_task())
+        return True
+
+    def _handler_done(self, task: 'asyncio.Task[bool]') -> None:
+        # Done here, not in the handler: a task cancelled before it ran never runs its finally.
+        conn = self._handlers.pop(task, None)
+        if conn is not None:
+            conn.close()            # not handed to a transport: closing it is ours
+        self._release_room()
+        if task.cancelled() or task.result():
             self._last_active = time.monotonic()
-            self._wake.set()
-            if self._trim is None:
-                self._trim = asyncio.get_running_loop().call_later(TRIM_DELAY, self._release_memory)
+        self._wake.set()
+        if self._trim is None:
+            self._trim = asyncio.get_running_loop().call_later(TRIM_DELAY, self._release_memory)
 
     def _release_memory(self) -> None:
         self._trim = None
@@ -250,13 +360,60 @@ class TunnelServer(RelayService):
         return (await self.start_listeners())[0]
 
 
-def _remove_unix_socket(listener: Listener) -> None:
-    """Python < 3.13 leaves the socket file behind when the server closes."""
+def unix_listening_socket(path: str) -> socket.socket:
+    """A listening Unix socket at ``path`` (a stale socket there is replaced), mode 0600 before anyone can connect."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, UNIX_SOCKET_MODE)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def tcp_listening_sockets(host: str, port: int) -> List[socket.socket]:
+    """Listening TCP sockets on each address ``host`` resolves to (socket.gaierror when it resolves to none), as
+    asyncio's create_server binds them."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_UNSPEC,
+                                                         type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: List[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name == 'posix':      # elsewhere SO_REUSEADDR would let another program take the port from us
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bound(listener: Listener, sock: socket.socket) -> Bound:
     if listener.unix_path is not None:
-        try:
-            os.unlink(listener.unix_path)
-        except FileNotFoundError:
-            pass
+        return listener.unix_path, None
+    address, port = sock.getsockname()[:2]
+    listener.port = port
+    return address, port
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close a refused connection at once: a TCP client sees a reset (a Unix one its end)."""
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    conn.close()
 
 
 @functools.lru_cache(maxsize=None)

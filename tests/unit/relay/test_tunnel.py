@@ -6,6 +6,8 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -253,3 +255,51 @@ def test_stdio_proxy_relays_pipes_and_ends_on_stdin_eof():
     assert not client.live and client.closed
     for fd in (stdin_read, stdout_read, stdout_write):
         os.close(fd)
+
+
+FORWARD_UNDER_LOW_LIMIT = '''
+import asyncio, resource, sys
+from azext_bastion_native.dataplane.protocol import Target
+from azext_bastion_native.relay import event_loop
+from azext_bastion_native.relay.tunnel import TunnelServer, run_tunnel
+from tests.unit.relay.doubles import FakeDataPlane
+
+class SlowToRefuse(FakeDataPlane):
+    async def mint(self, target):       # each connection holds its descriptor a while, then Bastion refuses it
+        await asyncio.sleep(0.5)
+        return await super().mint(target)
+
+if sys.argv[1] == 'asyncio':
+    event_loop.new_event_loop = asyncio.new_event_loop
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+client = SlowToRefuse('ws://unused', refuse=True)
+target = Target('/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm', 22)
+print(run_tunnel(TunnelServer(client, target), on_ready=lambda _, port: print(port, flush=True)).value, flush=True)
+'''
+
+
+def _ended(sock):
+    try:
+        return sock.recv(100) == b''
+    except ConnectionResetError:
+        return True
+
+
+def test_a_forward_out_of_descriptors_backs_off_and_keeps_accepting(event_loop_kind):
+    """A real RLIMIT_NOFILE of 64 and 150 connections at once on a TCP forward: its accepts fail with EMFILE, are
+    logged once and tried again, and it accepts again once the crowd is gone (the agent's socket is served alike)."""
+    with subprocess.Popen([sys.executable, '-c', FORWARD_UNDER_LOW_LIMIT, event_loop_kind], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=os.getcwd()) as forward:
+        port = int(forward.stdout.readline())
+        crowd = [socket.create_connection(('127.0.0.1', port)) for _ in range(150)]
+        threading.Event().wait(1.0)         # the forward meets its open-file limit meanwhile
+        for sock in crowd:
+            sock.close()
+        with socket.create_connection(('127.0.0.1', port), timeout=30) as late:
+            assert _ended(late)             # accepted, and closed as Bastion refused its session
+        forward.send_signal(signal.SIGTERM)
+        out, err = forward.communicate(timeout=30)
+    assert out.strip() == 'terminated' and 'Traceback' not in err, err[-2000:]
+    assert 'cannot accept a connection (EMFILE: Too many open files)' in err, err[-2000:]
+    assert 'accepting connections again' in err, err[-2000:]
