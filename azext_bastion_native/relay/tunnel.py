@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import stat
-import struct
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -300,7 +299,7 @@ class RelayService:  # pylint: disable=too-many-instance-attributes
                 self.max_connections is not None and len(self._handlers) >= self.max_connections):
             logger.warning('%s: refused (%s)', label, 'tunnel is stopping' if self._stop_reason
                            else self.limit_reason or f'--max-connections {self.max_connections} reached')
-            _reset(conn)
+            conn.close()        # at once, before reading anything: the client sees its end, nothing relayed
             self._release_room()
             return
         task = asyncio.ensure_future(self._serve_connection(listener, conn, label))
@@ -407,13 +406,6 @@ def _bound(listener: Listener, sock: socket.socket) -> Bound:
     address, port = sock.getsockname()[:2]
     listener.port = port
     return address, port
-
-
-def _reset(conn: socket.socket) -> None:
-    """Close a refused connection at once: a TCP client sees a reset (a Unix one its end)."""
-    with contextlib.suppress(OSError):
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-    conn.close()
 
 
 @functools.lru_cache(maxsize=None)
