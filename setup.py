@@ -5,7 +5,7 @@
 from codecs import open  # pylint: disable=redefined-builtin
 from setuptools import setup, find_packages
 
-VERSION = '0.3.0'
+VERSION = '0.3.1'
 
 CLASSIFIERS = [
     'Development Status :: 4 - Beta',
