@@ -19,18 +19,21 @@ from tests.fixtures_sshd import (  # noqa: F401  pylint: disable=unused-import
 def network(az, emulator):  # noqa: F811  (pytest fixtures by parameter name)
     """azure-mgmt-network against the emulator, for arranging what a test needs (VNets, public IPs, hosts, users'
     NSGs) the way a user would with `az network vnet create` and friends."""
+    return network_client(emulator, az('account', 'get-access-token', '--query', 'accessToken', '-o', 'json').json)
+
+
+def network_client(emulator_process, token):
+    """azure-mgmt-network's client for the emulator's ARM, signed in with ``token`` (an access token az issued)."""
     from azure.core.credentials import AccessToken
     from azure.mgmt.network import NetworkManagementClient
-
-    token = az('account', 'get-access-token', '--query', 'accessToken', '-o', 'json').json
 
     class StaticToken:  # pylint: disable=too-few-public-methods
         def get_token(self, *_, **__):
             return AccessToken(token, int(time.time()) + 3000)
 
-    return NetworkManagementClient(StaticToken(), emulator.ready['subscription'], base_url=emulator.ready['arm'],
-                                   connection_verify=emulator.ready['ca_bundle'],
-                                   credential_scopes=[emulator.ready['arm'] + '.default'])
+    ready = emulator_process.ready
+    return NetworkManagementClient(StaticToken(), ready['subscription'], base_url=ready['arm'],
+                                   connection_verify=ready['ca_bundle'], credential_scopes=[ready['arm'] + '.default'])
 
 
 def make_short_dir(prefix):

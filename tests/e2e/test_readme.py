@@ -15,13 +15,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from bastion_emulator.testing.sandbox import EmulatorProcess, az_environment
 from bastion_emulator.testing.sshd import sshd_available, start_sshd
+from tests.conftest import network_client
 
 pytestmark = pytest.mark.e2e
 
@@ -79,18 +79,10 @@ def _pids_with(text):
 
 
 def _network(emulator, env):
-    from azure.core.credentials import AccessToken
-    from azure.mgmt.network import NetworkManagementClient
     token = subprocess.run([shutil.which('az', path=str(Path(sys.executable).parent)), 'account',
                             'get-access-token', '--query', 'accessToken', '-o', 'tsv'], env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
-
-    class StaticToken:  # pylint: disable=too-few-public-methods
-        def get_token(self, *_, **__):
-            return AccessToken(token, int(time.time()) + 3000)
-    return NetworkManagementClient(StaticToken(), emulator.ready['subscription'], base_url=emulator.ready['arm'],
-                                   connection_verify=emulator.ready['ca_bundle'],
-                                   credential_scopes=[emulator.ready['arm'] + '.default'])
+    return network_client(emulator, token)
 
 
 @pytest.fixture(scope='module')
