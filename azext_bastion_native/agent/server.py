@@ -25,7 +25,8 @@ from ..bastion_facts import MAX_PORT, is_port
 from ..dataplane import DataPlaneError
 from ..relay.connection import Opening, relay_connection
 from ..relay.pump import LocalEnd
-from ..relay.tunnel import BACKLOG, SPARE_HANDLERS, UNIX_SOCKET_MODE, Listener, RelayService, StopReason, run_service
+from ..relay.tunnel import (SPARE_HANDLERS, Listener, RelayService, StopReason, bind_unix_socket,
+                            run_service)
 from .forwards import BackgroundForwards, forward_problem
 from .proxy_helper import (MAX_LINE, PROTOCOL_VERSION, AgentPaths, AgentUnavailable, connect_agent, encode,
                            peer_credentials, split_line)
@@ -130,17 +131,11 @@ class ConnectionAgent(Listener):  # pylint: disable=too-many-instance-attributes
         """Bind the socket (a stale one left by a crashed agent is replaced: we hold the lock), 0600."""
         with contextlib.suppress(FileNotFoundError):
             self.paths.unlink(self.paths.socket)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        address = self.paths.address(self.paths.socket)
-        old_umask = os.umask(0o177)
+        old_umask = os.umask(0o177)     # 0600 from the moment the file exists (no thread runs yet to feel the umask)
         try:
-            listener.bind(address)
+            self._listener = bind_unix_socket(self.paths.address(self.paths.socket))
         finally:
             os.umask(old_umask)
-        os.chmod(address, UNIX_SOCKET_MODE)
-        listener.listen(BACKLOG)
-        listener.setblocking(False)
-        self._listener = listener
 
     async def open_sockets(self) -> List[socket.socket]:
         if self._listener is None:

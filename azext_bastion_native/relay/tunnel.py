@@ -364,10 +364,15 @@ def unix_listening_socket(path: str) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)
+    return bind_unix_socket(path)
+
+
+def bind_unix_socket(address: str) -> socket.socket:
+    """A listening Unix socket bound at ``address`` (nothing may be there), mode 0600 before it listens."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(path)
-        os.chmod(path, UNIX_SOCKET_MODE)
+        sock.bind(address)
+        os.chmod(address, UNIX_SOCKET_MODE)
         sock.listen(BACKLOG)
         sock.setblocking(False)
     except OSError:
